@@ -1,0 +1,12 @@
+using System.CommandLine;
+
+namespace WeakSeg.Cli.Commands;
+
+/// <summary>Every verb of the `weakseg` command, one class per verb in this folder.</summary>
+public static class CommandCatalog
+{
+    public static IEnumerable<Command> All()
+    {
+        yield return VersionCommand.Create();
+    }
+}

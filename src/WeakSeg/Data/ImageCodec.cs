@@ -1,0 +1,75 @@
+using SkiaSharp;
+
+namespace WeakSeg.Data;
+
+/// <summary>Decodes and encodes RGB images with SkiaSharp. Grayscale and CMYK JPEGs are converted to RGB; errors name the file.</summary>
+public static class ImageCodec
+{
+    /// <summary>Reads a JPEG/PNG/BMP/WebP as RGB.</summary>
+    public static RgbImage Load(string path)
+    {
+        if (!File.Exists(path)) throw WeakSegException.ForFile(path, "image file not found");
+        byte[] bytes = File.ReadAllBytes(path);
+        if (bytes.Length == 0) throw WeakSegException.ForFile(path, "image file is empty");
+        return Decode(bytes, path);
+    }
+
+    /// <summary>Decodes encoded image bytes; <paramref name="nameForErrors"/> is used in messages.</summary>
+    public static RgbImage Decode(byte[] bytes, string nameForErrors)
+    {
+        using var data = SKData.CreateCopy(bytes);
+        using var codec = SKCodec.Create(data);
+        if (codec == null) throw WeakSegException.ForFile(nameForErrors, "not a readable image (corrupt or unsupported format)");
+        var info = new SKImageInfo(codec.Info.Width, codec.Info.Height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
+        if (info.Width <= 0 || info.Height <= 0) throw WeakSegException.ForFile(nameForErrors, "image has no pixels");
+        using var bitmap = new SKBitmap(info);
+        var result = codec.GetPixels(info, bitmap.GetPixels());
+        if (result == SKCodecResult.IncompleteInput || result == SKCodecResult.ErrorInInput)
+            throw WeakSegException.ForFile(nameForErrors, "image is truncated or corrupt (decoder: " + result + ")");
+        if (result != SKCodecResult.Success)
+            throw WeakSegException.ForFile(nameForErrors, "image could not be decoded (decoder: " + result + ")");
+        var rgba = bitmap.GetPixelSpan();
+        var rgb = new byte[info.Width * info.Height * 3];
+        for (int i = 0, j = 0; j < rgb.Length; i += 4, j += 3)
+        {
+            rgb[j] = rgba[i]; rgb[j + 1] = rgba[i + 1]; rgb[j + 2] = rgba[i + 2];
+        }
+        return new RgbImage(info.Width, info.Height, rgb);
+    }
+
+    /// <summary>Encodes as JPEG (quality 0..100) or PNG by the file extension, atomically.</summary>
+    public static void Save(string path, RgbImage image, int jpegQuality = 95)
+    {
+        var ext = Path.GetExtension(path).ToLowerInvariant();
+        var format = ext switch
+        {
+            ".jpg" or ".jpeg" => SKEncodedImageFormat.Jpeg,
+            ".png" => SKEncodedImageFormat.Png,
+            _ => throw WeakSegException.ForFile(path, "unsupported image extension (use .jpg or .png)"),
+        };
+        var bytes = Encode(image, format, jpegQuality);
+        var dir = Path.GetDirectoryName(Path.GetFullPath(path));
+        if (dir != null) Directory.CreateDirectory(dir);
+        var tmp = path + ".tmp";
+        File.WriteAllBytes(tmp, bytes);
+        File.Move(tmp, path, overwrite: true);
+    }
+
+    public static byte[] Encode(RgbImage image, SKEncodedImageFormat format, int quality = 95)
+    {
+        var info = new SKImageInfo(image.Width, image.Height, SKColorType.Rgba8888, SKAlphaType.Opaque);
+        using var bitmap = new SKBitmap(info);
+        var px = image.Pixels;
+        unsafe
+        {
+            byte* dst = (byte*)bitmap.GetPixels();
+            for (int i = 0, j = 0; i < px.Length; i += 3, j += 4)
+            {
+                dst[j] = px[i]; dst[j + 1] = px[i + 1]; dst[j + 2] = px[i + 2]; dst[j + 3] = 255;
+            }
+        }
+        using var img = SKImage.FromBitmap(bitmap);
+        using var encoded = img.Encode(format, quality);
+        return encoded.ToArray();
+    }
+}

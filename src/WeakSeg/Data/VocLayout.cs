@@ -1,0 +1,63 @@
+namespace WeakSeg.Data;
+
+/// <summary>
+/// Paths of a PASCAL VOC 2012-style dataset root:
+/// <code>
+/// root/
+///   JPEGImages/NAME.jpg
+///   SegmentationClass/NAME.png       palette-indexed masks (255 = ignore)
+///   SegmentationClassAug/NAME.png    grayscale index masks (SBD-augmented set)
+///   ImageSets/Segmentation/{train,train_aug,val}.txt
+///   classes.txt                      optional: one class name per line, background first
+///   labels.txt                       optional: image-level labels, "NAME c1 c2 ..." per line
+/// </code>
+/// </summary>
+public sealed class VocLayout
+{
+    public string Root { get; }
+
+    public VocLayout(string root)
+    {
+        if (string.IsNullOrWhiteSpace(root)) throw new WeakSegException("dataset root is empty");
+        Root = Path.GetFullPath(root);
+        if (!Directory.Exists(Root)) throw WeakSegException.ForFile(Root, "dataset root does not exist");
+    }
+
+    public string ImagesDir => Path.Combine(Root, "JPEGImages");
+    public string MasksDir => Path.Combine(Root, "SegmentationClass");
+    public string AugMasksDir => Path.Combine(Root, "SegmentationClassAug");
+    public string SplitsDir => Path.Combine(Root, "ImageSets", "Segmentation");
+    public string ClassesFile => Path.Combine(Root, "classes.txt");
+    public string LabelsFile => Path.Combine(Root, "labels.txt");
+
+    public string SplitFile(string split) => Path.Combine(SplitsDir, split + ".txt");
+    public string ImagePath(string name) => Path.Combine(ImagesDir, name + ".jpg");
+
+    /// <summary>The ground-truth mask of an image: SegmentationClass first, else SegmentationClassAug; null if neither exists.</summary>
+    public string? MaskPath(string name)
+    {
+        var p = Path.Combine(MasksDir, name + ".png");
+        if (File.Exists(p)) return p;
+        var a = Path.Combine(AugMasksDir, name + ".png");
+        return File.Exists(a) ? a : null;
+    }
+
+    /// <summary>Image names of a split list file (first token per line; blank lines skipped). Errors name the file.</summary>
+    public IReadOnlyList<string> ReadSplit(string split)
+    {
+        var file = SplitFile(split);
+        if (!File.Exists(file))
+        {
+            var known = Directory.Exists(SplitsDir) ? string.Join(", ", Directory.GetFiles(SplitsDir, "*.txt").Select(Path.GetFileNameWithoutExtension).Order()) : "none";
+            throw WeakSegException.ForFile(file, $"split '{split}' not found (available: {known})");
+        }
+        var names = File.ReadLines(file)
+            .Select(l => l.Trim())
+            .Where(l => l.Length > 0)
+            .Select(l => l.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries)[0])
+            .Select(n => n.StartsWith('/') ? Path.GetFileNameWithoutExtension(n) : n) // "/JPEGImages/x.jpg /Seg.../x.png" lists
+            .ToList();
+        if (names.Count == 0) throw WeakSegException.ForFile(file, $"split '{split}' is empty");
+        return names;
+    }
+}

@@ -8,5 +8,8 @@ public static class CommandCatalog
     public static IEnumerable<Command> All()
     {
         yield return VersionCommand.Create();
+        yield return EvalCommand.Create();
+        yield return EvalCamCommand.Create();
+        yield return PseudoCommand.Create();
     }
 }

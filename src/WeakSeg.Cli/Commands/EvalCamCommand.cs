@@ -29,6 +29,7 @@ public static class EvalCamCommand
         foreach (var o in new Option[] { cams, data, split, thresholds, json, meanOver }) cmd.Options.Add(o);
         cmd.SetAction(parseResult =>
         {
+            var console = EvalCommand.StdoutConsole();
             var options = defaults with
             {
                 Thresholds = CamThresholdSweep.ParseThresholds(parseResult.GetValue(thresholds)!),
@@ -49,9 +50,9 @@ public static class EvalCamCommand
                 if (i == result.BestIndex) table.AddRow($"[bold green]{t}[/]", $"[bold green]{miou}[/]", $"[bold green]{acc}[/]");
                 else table.AddRow(t, miou, acc);
             }
-            AnsiConsole.Write(table);
-            AnsiConsole.Write(EvalCommand.PerClassTable(result.Best, result.ClassNames, $"per class at threshold {EvaluationJson.FormatThreshold(result.BestThreshold)}"));
-            AnsiConsole.MarkupLine($"best mIoU [bold green]{EvalCommand.Pct(result.BestMeanIou)}[/] at threshold [bold green]{EvaluationJson.FormatThreshold(result.BestThreshold)}[/]");
+            console.Write(table);
+            console.Write(EvalCommand.PerClassTable(result.Best, result.ClassNames, $"per class at threshold {EvaluationJson.FormatThreshold(result.BestThreshold)}"));
+            console.MarkupLine($"best mIoU [bold green]{EvalCommand.Pct(result.BestMeanIou)}[/] at threshold [bold green]{EvaluationJson.FormatThreshold(result.BestThreshold)}[/]");
             var jsonPath = parseResult.GetValue(json);
             if (jsonPath != null)
             {

@@ -31,6 +31,7 @@ public static class EvalCommand
         foreach (var o in new Option[] { pred, data, split, json, predIgnore, meanOver }) cmd.Options.Add(o);
         cmd.SetAction(parseResult =>
         {
+            var console = EvalCommand.StdoutConsole();
             var options = defaults with
             {
                 PredIgnore = parseResult.GetValue(predIgnore) == "skip" ? PredIgnorePolicy.SkipPixel : PredIgnorePolicy.CountAsMissed,
@@ -39,8 +40,8 @@ public static class EvalCommand
             var splitName = parseResult.GetValue(split)!;
             var result = CliProgress.Run("evaluating", p =>
                 SegmentationEvaluator.EvaluateDirectory(parseResult.GetValue(pred)!, parseResult.GetValue(data)!, splitName, options, p));
-            AnsiConsole.Write(PerClassTable(result.Metrics, result.ClassNames, $"{splitName}: {result.NumImages} images"));
-            AnsiConsole.MarkupLine($"mIoU [bold]{Pct(result.Metrics.MeanIou)}[/]  pixel accuracy {Pct(result.Metrics.PixelAccuracy)}  " +
+            console.Write(PerClassTable(result.Metrics, result.ClassNames, $"{splitName}: {result.NumImages} images"));
+            console.MarkupLine($"mIoU [bold]{Pct(result.Metrics.MeanIou)}[/]  pixel accuracy {Pct(result.Metrics.PixelAccuracy)}  " +
                                    $"mean precision {Pct(result.Metrics.MeanPrecision)}  mean recall {Pct(result.Metrics.MeanRecall)}");
             var jsonPath = parseResult.GetValue(json);
             if (jsonPath != null)
@@ -52,6 +53,9 @@ public static class EvalCommand
         });
         return cmd;
     }
+
+    /// <summary>A Spectre console on the current <see cref="Console.Out"/> (follows redirection, e.g. in tests and pipes).</summary>
+    internal static IAnsiConsole StdoutConsole() => AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Out) });
 
     internal static string PolicyOption(PredIgnorePolicy p) => p == PredIgnorePolicy.SkipPixel ? "skip" : "missed";
     internal static string RuleOption(MeanIouRule r) => r == MeanIouRule.ClassesInGroundTruth ? "gt" : "union";

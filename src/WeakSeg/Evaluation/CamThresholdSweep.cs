@@ -85,17 +85,43 @@ public static class CamThresholdSweep
             if (c < 1 || c >= numClasses) throw new WeakSegException($"map class {c} is outside the foreground classes 1..{numClasses - 1}");
         var (max, arg) = CamToLabel.MaxOverClasses(maps);
         int stride = numClasses + 1, T = thresholds.Count;
-        var t = new float[T];
-        for (int j = 0; j < T; j++) t[j] = (float)thresholds[j]; // the background plane is float32, as in the reference evaluation
-        for (int i = 0; i < gt.Length; i++)
+        // The background plane is float32, as in the reference evaluation. Sorting the thresholds turns the per-threshold labels
+        // of a pixel into one number: the count k of thresholds below its score m (it is foreground exactly at those).
+        var order = Enumerable.Range(0, T).OrderBy(j => thresholds[j]).ToArray();
+        var sorted = order.Select(j => (float)thresholds[j]).ToArray();
+        int buckets = T + 1, cells = numClasses * numClasses * buckets;
+        var counts = System.Buffers.ArrayPool<long>.Shared.Rent(cells); // [gt, argmax class, k]
+        try
         {
-            int g = gt[i];
-            if (g == ConfusionMatrix.Ignore) continue;
-            if (g >= numClasses) throw new WeakSegException($"ground-truth label {g} at pixel {i} is outside the classes 0..{numClasses - 1} (and is not 255)");
-            float m = max[i];
-            int row = g * stride, fg = row + arg[i];
-            for (int j = 0; j < T; j++) histograms[j][m > t[j] ? fg : row]++;
+            Array.Clear(counts, 0, cells);
+            for (int i = 0; i < gt.Length; i++)
+            {
+                int g = gt[i];
+                if (g == ConfusionMatrix.Ignore) continue;
+                if (g >= numClasses) throw new WeakSegException($"ground-truth label {g} at pixel {i} is outside the classes 0..{numClasses - 1} (and is not 255)");
+                float m = max[i];
+                int k = 0;
+                while (k < T && sorted[k] < m) k++;
+                counts[(g * numClasses + arg[i]) * buckets + k]++;
+            }
+            for (int g = 0; g < numClasses; g++)
+                for (int c = 0; c < numClasses; c++)
+                {
+                    int cell = (g * numClasses + c) * buckets;
+                    long total = 0;
+                    for (int k = 0; k < buckets; k++) total += counts[cell + k];
+                    if (total == 0) continue;
+                    long foreground = 0; // pixels with k > s: foreground at sorted threshold s
+                    for (int s = T - 1; s >= 0; s--)
+                    {
+                        foreground += counts[cell + s + 1];
+                        var h = histograms[order[s]];
+                        h[g * stride + c] += foreground;
+                        h[g * stride] += total - foreground;
+                    }
+                }
         }
+        finally { System.Buffers.ArrayPool<long>.Shared.Return(counts); }
     }
 
     /// <summary>Sweeps in-memory (maps, ground truth) pairs.</summary>

@@ -228,3 +228,40 @@ public class MctFormerTests
         Assert.Equal(1f, localized.max().item<float>(), 5);
     }
 }
+
+[Collection("Torch")]
+public class MctFormerTensorLifetimeTests
+{
+    [Fact]
+    public void Training_steps_and_inference_do_not_leak_tensors()
+    {
+        torch.manual_seed(26);
+        var config = new MctFormerConfig
+        {
+            NumClasses = 2, CamLayers = 1,
+            Backbone = new VitConfig { ImageSize = 16, PatchSize = 8, EmbedDim = 8, Depth = 2, NumHeads = 2, DropPathRate = 0.1 },
+        };
+        using var model = new MctFormerModel(config);
+        using var images = torch.randn(2, 3, 16, 16);
+        using var image = torch.randn(3, 16, 16);
+        using var labels = torch.tensor(new float[] { 1, 0, 0, 1 }).reshape(2, 2);
+        using var optimizer = torch.optim.AdamW(model.parameters(), lr: 1e-3);
+
+        void Step()
+        {
+            using var scope = torch.NewDisposeScope();
+            model.train();
+            optimizer.zero_grad();
+            using var output = model.Forward(images);
+            MctFormerLoss.Total(output, labels).backward();
+            optimizer.step();
+            using var maps = MctFormerInference.LocalizeImage(model, image, new[] { 0, 1 }, new MctFormerInferenceOptions { Scales = new[] { 1.0, 1.5 } });
+        }
+
+        Step();   // optimizer state and gradients are allocated on the first step
+        Step();
+        long before = DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+        for (int i = 0; i < 3; i++) Step();
+        Assert.Equal(before, DisposeScopeManager.Statistics.ThreadTotalLiveCount);
+    }
+}

@@ -312,5 +312,4 @@ public static class Safetensors
         return result;
     }
 
-    internal static string Describe(long[] shape) => "[" + string.Join(", ", shape) + "]";
 }

@@ -1,0 +1,100 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using WeakSeg.Models.Vit;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+
+namespace WeakSeg.Methods.Baselines;
+
+/// <summary>Plain CAM on a ViT: one class token, linear classifier on the global average of the patch tokens.</summary>
+public sealed record CamBaselineConfig
+{
+    /// <summary>Foreground classes (PASCAL VOC: 20).</summary>
+    public int NumClasses { get; init; } = 20;
+
+    /// <summary>Backbone (DeiT-S, as MCTformer, so the comparison is like for like). NumClassTokens is forced to 1.</summary>
+    public VitConfig Backbone { get; init; } = VitConfig.Small;
+
+    public VitConfig BackboneConfig => Backbone with { NumClassTokens = 1 };
+
+    public IReadOnlyList<string> Validate()
+    {
+        var errors = new List<string>();
+        if (NumClasses < 1) errors.Add($"NumClasses must be ≥ 1 (got {NumClasses})");
+        errors.AddRange(BackboneConfig.Validate().Select(e => "Backbone." + e));
+        return errors;
+    }
+
+    public void EnsureValid()
+    {
+        var errors = Validate();
+        if (errors.Count > 0) throw new WeakSegException("invalid CAM baseline configuration: " + string.Join("; ", errors));
+    }
+}
+
+/// <param name="Backbone">Final tokens (after the final norm) and attention.</param>
+/// <param name="Logits">[B, K] classifier on the mean patch token.</param>
+/// <param name="Cams">[B, K, h, w] classifier weights · patch tokens (no bias).</param>
+public sealed record CamBaselineOutput(VitOutput Backbone, Tensor Logits, Tensor Cams) : IDisposable
+{
+    public CamBaselineOutput MoveToOuterDisposeScope()
+    {
+        Backbone.MoveToOuterDisposeScope();
+        Logits.MoveToOuterDisposeScope();
+        Cams.MoveToOuterDisposeScope();
+        return this;
+    }
+
+    public void Dispose()
+    {
+        Backbone.Dispose();
+        Logits.Dispose();
+        Cams.Dispose();
+    }
+}
+
+/// <summary>ViT + GAP + linear classifier; CAM<sub>k</sub> = w<sub>k</sub> · patch token. Keys: timm names plus <c>head.{weight,bias}</c>.</summary>
+public sealed class CamBaselineModel : VisionTransformer
+{
+    readonly Linear head;
+
+    public CamBaselineModel(CamBaselineConfig config) : base(Validated(config), "CamBaseline")
+    {
+        MethodConfig = config;
+        head = Linear(config.Backbone.EmbedDim, config.NumClasses);
+        using (torch.no_grad())
+        {
+            init.trunc_normal_(head.weight, std: 0.02);
+            init.zeros_(head.bias!);
+        }
+        register_module(nameof(head), head);
+    }
+
+    static VitConfig Validated(CamBaselineConfig config)
+    {
+        config.EnsureValid();
+        return config.BackboneConfig;
+    }
+
+    public CamBaselineConfig MethodConfig { get; }
+
+    public CamBaselineOutput Forward(Tensor images)
+    {
+        using var scope = torch.NewDisposeScope();
+        var backbone = ForwardFeatures(images);
+        var pooled = backbone.PatchTokens.mean(new long[] { 1 });                       // [B, D]
+        var logits = head.call(pooled);                                                 // [B, K]
+        var cams = ClassActivationMaps(backbone);                                       // [B, K, h, w]
+        return new CamBaselineOutput(backbone, logits, cams).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>CAM = head.weight · patch tokens, [B, K, h, w]. Its spatial mean plus the bias equals the logits.</summary>
+    public Tensor ClassActivationMaps(VitOutput backbone)
+    {
+        using var scope = torch.NewDisposeScope();
+        var perPatch = torch.matmul(backbone.PatchTokens, head.weight.t());             // [B, N, K]
+        return perPatch.transpose(1, 2)
+            .reshape(backbone.PatchTokens.shape[0], MethodConfig.NumClasses, backbone.GridHeight, backbone.GridWidth)
+            .MoveToOuterDisposeScope();
+    }
+}

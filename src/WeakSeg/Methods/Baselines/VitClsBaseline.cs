@@ -1,0 +1,99 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using WeakSeg.Models.Vit;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+
+namespace WeakSeg.Methods.Baselines;
+
+/// <summary>
+/// <c>vit-cls</c> baseline: one class token with a linear classifier; the map is the class-token→patch attention of the last
+/// layers, the same class-agnostic map for every class (the MCTformer paper's motivating baseline).
+/// </summary>
+public sealed record VitClsConfig
+{
+    public int NumClasses { get; init; } = 20;
+
+    public VitConfig Backbone { get; init; } = VitConfig.Small;
+
+    /// <summary>Last blocks whose class-token attention is summed (same default as MCTformer's CamLayers).</summary>
+    public int CamLayers { get; init; } = 3;
+
+    public VitConfig BackboneConfig => Backbone with { NumClassTokens = 1 };
+
+    public IReadOnlyList<string> Validate()
+    {
+        var errors = new List<string>();
+        if (NumClasses < 1) errors.Add($"NumClasses must be ≥ 1 (got {NumClasses})");
+        errors.AddRange(BackboneConfig.Validate().Select(e => "Backbone." + e));
+        if (CamLayers < 1 || CamLayers > Backbone.Depth) errors.Add($"CamLayers must be in [1, Backbone.Depth = {Backbone.Depth}] (got {CamLayers})");
+        return errors;
+    }
+
+    public void EnsureValid()
+    {
+        var errors = Validate();
+        if (errors.Count > 0) throw new WeakSegException("invalid vit-cls configuration: " + string.Join("; ", errors));
+    }
+}
+
+/// <param name="Backbone">Final tokens (after the final norm) and attention.</param>
+/// <param name="Logits">[B, K] linear head on the class token.</param>
+public sealed record VitClsOutput(VitOutput Backbone, Tensor Logits) : IDisposable
+{
+    public VitClsOutput MoveToOuterDisposeScope()
+    {
+        Backbone.MoveToOuterDisposeScope();
+        Logits.MoveToOuterDisposeScope();
+        return this;
+    }
+
+    public void Dispose()
+    {
+        Backbone.Dispose();
+        Logits.Dispose();
+    }
+}
+
+/// <summary>timm ViT classifier (class token → final norm → <c>head</c>).</summary>
+public sealed class VitClsModel : VisionTransformer
+{
+    readonly Linear head;
+
+    public VitClsModel(VitClsConfig config) : base(Validated(config), "VitCls")
+    {
+        MethodConfig = config;
+        head = Linear(config.Backbone.EmbedDim, config.NumClasses);
+        using (torch.no_grad())
+        {
+            init.trunc_normal_(head.weight, std: 0.02);
+            init.zeros_(head.bias!);
+        }
+        register_module(nameof(head), head);
+    }
+
+    static VitConfig Validated(VitClsConfig config)
+    {
+        config.EnsureValid();
+        return config.BackboneConfig;
+    }
+
+    public VitClsConfig MethodConfig { get; }
+
+    public VitClsOutput Forward(Tensor images)
+    {
+        using var scope = torch.NewDisposeScope();
+        var backbone = ForwardFeatures(images);
+        var logits = head.call(backbone.ClassTokens.select(1, 0));                     // [B, K]
+        return new VitClsOutput(backbone, logits).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Class-token→patch attention summed over the last <see cref="VitClsConfig.CamLayers"/> layers, repeated for each class: [B, K, h, w].</summary>
+    public Tensor ClassAgnosticMaps(VitOutput backbone)
+    {
+        using var scope = torch.NewDisposeScope();
+        var headMean = AttentionMaps.HeadMean(backbone.Attentions);                       // [L, B, T, T]
+        var map = AttentionMaps.ClassToPatch(headMean, 1, MethodConfig.CamLayers, backbone.GridHeight, backbone.GridWidth); // [B, 1, h, w]
+        return map.expand(-1, MethodConfig.NumClasses, -1, -1).contiguous().MoveToOuterDisposeScope();
+    }
+}

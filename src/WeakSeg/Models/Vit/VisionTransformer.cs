@@ -1,0 +1,129 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+
+namespace WeakSeg.Models.Vit;
+
+/// <summary>
+/// timm/DeiT-style vision transformer with C class tokens (C = 1: plain ViT; C = classes: MCTformer).
+/// Tokens = [cls_token ; patch_embed(x)] + pos_embed (one embedding [1, C+N, D] added after concatenation),
+/// then <c>blocks</c>, optionally the final <c>norm</c>. Parameter names are the timm checkpoint keys.
+/// Methods derive from this class and register their heads with <c>register_module</c>, so their keys stay flat (<c>head.weight</c>).
+/// </summary>
+public class VisionTransformer : Module<Tensor, VitOutput>
+{
+    readonly PatchEmbed patch_embed;
+    readonly Parameter cls_token;
+    readonly Parameter pos_embed;
+    readonly Dropout pos_drop;
+    readonly ModuleList<Block> blocks;
+    readonly LayerNorm norm;
+
+    public VisionTransformer(VitConfig config, string name = nameof(VisionTransformer)) : base(name)
+    {
+        config.EnsureValid();
+        Config = config;
+        int d = config.EmbedDim;
+        int n = config.GridSize * config.GridSize;
+        patch_embed = new PatchEmbed(config.PatchSize, config.InChannels, d);
+        cls_token = new Parameter(torch.zeros(1, config.NumClassTokens, d));
+        pos_embed = new Parameter(torch.zeros(1, config.NumClassTokens + n, d));
+        pos_drop = Dropout(config.DropRate);
+        blocks = new ModuleList<Block>();
+        for (int i = 0; i < config.Depth; i++)
+        {
+            double dropPath = config.Depth == 1 ? 0 : config.DropPathRate * i / (config.Depth - 1);   // linear rule (timm)
+            blocks.Add(new Block(d, config.NumHeads, config.MlpRatio, config.QkvBias, config.LayerNormEps, config.DropRate, config.AttnDropRate, dropPath));
+        }
+        norm = LayerNorm(d, eps: config.LayerNormEps);
+        RegisterComponents();
+        InitializeWeights();
+    }
+
+    public VitConfig Config { get; }
+    public int NumClassTokens => Config.NumClassTokens;
+    public int EmbedDim => Config.EmbedDim;
+    public int PatchSize => Config.PatchSize;
+    public int Depth => Config.Depth;
+
+    /// <summary>The class tokens parameter [1, C, D].</summary>
+    public Parameter ClassTokenParameter => cls_token;
+
+    /// <summary>The position embedding parameter [1, C+N, D].</summary>
+    public Parameter PositionEmbeddingParameter => pos_embed;
+
+    /// <summary>timm init: truncated normal (std 0.02) for tokens, position embedding and Linear weights; zero Linear biases; LayerNorm 1/0.</summary>
+    void InitializeWeights()
+    {
+        using var _ = torch.no_grad();
+        init.trunc_normal_(pos_embed, std: 0.02);
+        init.trunc_normal_(cls_token, std: 0.02);
+        foreach (var module in modules())
+        {
+            if (module is Linear linear)
+            {
+                init.trunc_normal_(linear.weight, std: 0.02);
+                if (linear.bias is not null) init.zeros_(linear.bias);
+            }
+            else if (module is LayerNorm layerNorm)
+            {
+                if (layerNorm.weight is not null) init.ones_(layerNorm.weight);
+                if (layerNorm.bias is not null) init.zeros_(layerNorm.bias);
+            }
+        }
+    }
+
+    /// <summary>The position embedding for a patch grid, [1, C + h·w, D], using <see cref="VitConfig.PositionEmbeddingResize"/>.</summary>
+    public Tensor PositionEmbeddingFor(int gridHeight, int gridWidth) =>
+        PositionEmbedding.Resize(pos_embed, NumClassTokens, gridHeight, gridWidth, Config.PositionEmbeddingResize);
+
+    /// <summary>Patch grid (h, w) for an input of the given size.</summary>
+    public (int Height, int Width) GridFor(long imageHeight, long imageWidth) => ((int)(imageHeight / PatchSize), (int)(imageWidth / PatchSize));
+
+    void CheckInput(Tensor images)
+    {
+        if (images.dim() != 4 || images.shape[1] != Config.InChannels)
+            throw new WeakSegException($"ViT input must be [B, {Config.InChannels}, H, W]; got [{string.Join(", ", images.shape)}]");
+        if (images.shape[2] < PatchSize || images.shape[3] < PatchSize)
+            throw new WeakSegException($"ViT input {images.shape[2]}×{images.shape[3]} is smaller than one {PatchSize}×{PatchSize} patch");
+    }
+
+    /// <summary>Tokens entering the first block: [cls ; patches] + position embedding, after dropout. [B, C+N, D].</summary>
+    public Tensor EmbedTokens(Tensor images)
+    {
+        CheckInput(images);
+        var (h, w) = GridFor(images.shape[2], images.shape[3]);
+        var patches = patch_embed.call(images);                                        // [B, N, D]
+        var classTokens = cls_token.expand(images.shape[0], -1, -1);                   // [B, C, D]
+        var tokens = torch.cat(new[] { classTokens, patches }, 1);                     // [B, C+N, D]
+        return pos_drop.call(tokens + PositionEmbeddingFor(h, w));
+    }
+
+    VitOutput Run(Tensor images, bool applyFinalNorm)
+    {
+        using var scope = torch.NewDisposeScope();
+        var (h, w) = GridFor(images.shape[2], images.shape[3]);
+        var x = EmbedTokens(images);
+        var attentions = new List<Tensor>(Depth);
+        foreach (var block in blocks)
+        {
+            var (y, weights) = block.call(x);
+            x = y;
+            attentions.Add(weights);
+        }
+        if (applyFinalNorm) x = norm.call(x);
+        int c = NumClassTokens;
+        var output = new VitOutput(x.narrow(1, 0, c), x.narrow(1, c, x.shape[1] - c), h, w, attentions);
+        return output.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Blocks only, no final norm (MCTformer's forward). Tokens and per-block attention.</summary>
+    public VitOutput ForwardBlocks(Tensor images) => Run(images, applyFinalNorm: false);
+
+    /// <summary>Blocks then the final <c>norm</c> on every token (timm forward_features).</summary>
+    public VitOutput ForwardFeatures(Tensor images) => Run(images, applyFinalNorm: true);
+
+    /// <summary>Same as <see cref="ForwardFeatures"/>.</summary>
+    public override VitOutput forward(Tensor images) => ForwardFeatures(images);
+}

@@ -1,0 +1,103 @@
+namespace WeakSeg.Models.Vit;
+
+/// <summary>
+/// Shape and regularisation of a class-token vision transformer (timm/DeiT layout). Defaults are DeiT-S as used by
+/// MCTformer (shared/specs README "Verified facts": patch 16, dim 384, depth 12, heads 6, MLP ratio 4, qkv bias, LayerNorm eps 1e-6).
+/// </summary>
+public sealed record VitConfig
+{
+    /// <summary>Training input side in pixels; sets the position-embedding grid (DeiT: 224).</summary>
+    public int ImageSize { get; init; } = 224;
+
+    /// <summary>Patch side in pixels (DeiT: 16).</summary>
+    public int PatchSize { get; init; } = 16;
+
+    public int InChannels { get; init; } = 3;
+
+    /// <summary>Token width D (DeiT-S: 384).</summary>
+    public int EmbedDim { get; init; } = 384;
+
+    /// <summary>Number of transformer blocks (DeiT-S: 12).</summary>
+    public int Depth { get; init; } = 12;
+
+    /// <summary>Attention heads (DeiT-S: 6).</summary>
+    public int NumHeads { get; init; } = 6;
+
+    /// <summary>MLP hidden width / D (DeiT: 4).</summary>
+    public double MlpRatio { get; init; } = 4.0;
+
+    /// <summary>Bias in the fused qkv projection (DeiT: true).</summary>
+    public bool QkvBias { get; init; } = true;
+
+    /// <summary>LayerNorm epsilon (DeiT/timm ViT: 1e-6).</summary>
+    public double LayerNormEps { get; init; } = 1e-6;
+
+    /// <summary>Number of class tokens C: 1 for a plain ViT, the number of classes for MCTformer.</summary>
+    public int NumClassTokens { get; init; } = 1;
+
+    /// <summary>Dropout after adding position embeddings, after attention projection and in the MLP (DeiT: 0).</summary>
+    public double DropRate { get; init; } = 0.0;
+
+    /// <summary>Dropout on attention weights (DeiT: 0).</summary>
+    public double AttnDropRate { get; init; } = 0.0;
+
+    /// <summary>Stochastic-depth rate of the last block, linearly increasing from 0 (DeiT training recipe: 0.1).</summary>
+    public double DropPathRate { get; init; } = 0.1;
+
+    /// <summary>How position embeddings follow other input sizes (MCTformer/DINO: scale-factor rule).</summary>
+    public PositionEmbeddingResize PositionEmbeddingResize { get; init; } = PositionEmbeddingResize.DinoScaleFactor;
+
+    /// <summary>Patches per side at <see cref="ImageSize"/>.</summary>
+    public int GridSize => ImageSize / PatchSize;
+
+    /// <summary>ViT-Ti / DeiT-Ti: 192 wide, 12 deep, 3 heads.</summary>
+    public static VitConfig Tiny => new() { EmbedDim = 192, Depth = 12, NumHeads = 3 };
+
+    /// <summary>ViT-S / DeiT-S: 384 wide, 12 deep, 6 heads.</summary>
+    public static VitConfig Small => new() { EmbedDim = 384, Depth = 12, NumHeads = 6 };
+
+    /// <summary>ViT-B / DeiT-B: 768 wide, 12 deep, 12 heads.</summary>
+    public static VitConfig Base => new() { EmbedDim = 768, Depth = 12, NumHeads = 12 };
+
+    /// <summary>Preset by name: tiny, small, base (also deit-tiny/deit-small/deit-base, vit-*).</summary>
+    public static VitConfig FromPreset(string name)
+    {
+        var key = name.Trim().ToLowerInvariant();
+        foreach (var prefix in new[] { "deit-", "deit_", "vit-", "vit_" })
+            if (key.StartsWith(prefix, StringComparison.Ordinal)) key = key[prefix.Length..];
+        return key switch
+        {
+            "tiny" or "ti" or "t" => Tiny,
+            "small" or "s" => Small,
+            "base" or "b" => Base,
+            _ => throw new WeakSegException($"unknown ViT preset '{name}' (expected tiny, small or base)"),
+        };
+    }
+
+    /// <summary>Problems with this configuration, each naming the field; empty when valid.</summary>
+    public IReadOnlyList<string> Validate()
+    {
+        var errors = new List<string>();
+        if (PatchSize < 1) errors.Add($"PatchSize must be ≥ 1 (got {PatchSize})");
+        if (ImageSize < PatchSize) errors.Add($"ImageSize must be ≥ PatchSize (got {ImageSize} < {PatchSize})");
+        else if (PatchSize >= 1 && ImageSize % PatchSize != 0) errors.Add($"ImageSize must be a multiple of PatchSize (got {ImageSize}, {PatchSize})");
+        if (InChannels < 1) errors.Add($"InChannels must be ≥ 1 (got {InChannels})");
+        if (EmbedDim < 1) errors.Add($"EmbedDim must be ≥ 1 (got {EmbedDim})");
+        if (Depth < 1) errors.Add($"Depth must be ≥ 1 (got {Depth})");
+        if (NumHeads < 1) errors.Add($"NumHeads must be ≥ 1 (got {NumHeads})");
+        else if (EmbedDim % NumHeads != 0) errors.Add($"EmbedDim ({EmbedDim}) must be divisible by NumHeads ({NumHeads})");
+        if (MlpRatio <= 0) errors.Add($"MlpRatio must be > 0 (got {MlpRatio})");
+        if (LayerNormEps <= 0) errors.Add($"LayerNormEps must be > 0 (got {LayerNormEps})");
+        if (NumClassTokens < 1) errors.Add($"NumClassTokens must be ≥ 1 (got {NumClassTokens})");
+        foreach (var (field, p) in new[] { ("DropRate", DropRate), ("AttnDropRate", AttnDropRate), ("DropPathRate", DropPathRate) })
+            if (p < 0 || p >= 1) errors.Add($"{field} must be in [0, 1) (got {p})");
+        return errors;
+    }
+
+    /// <summary>Throws a <see cref="WeakSegException"/> listing every problem.</summary>
+    public void EnsureValid()
+    {
+        var errors = Validate();
+        if (errors.Count > 0) throw new WeakSegException("invalid ViT configuration: " + string.Join("; ", errors));
+    }
+}

@@ -11,5 +11,6 @@ public static class CommandCatalog
         yield return EvalCommand.Create();
         yield return EvalCamCommand.Create();
         yield return PseudoCommand.Create();
+        yield return SynthCommand.Create();
     }
 }

@@ -55,4 +55,8 @@ public interface ITrainable
     /// <summary>Parameters the optimizer updates (default: every parameter of <see cref="Model"/> with requires_grad). Order must be stable.</summary>
     IEnumerable<(string Name, Parameter Parameter)> TrainableParameters() =>
         Model.named_parameters().Where(p => p.parameter.requires_grad).Select(p => (p.name, p.parameter));
+
+    /// <summary>Multiplier of the scheduled learning rate for a parameter (default 1; e.g. 0.1 for a pretrained encoder,
+    /// WeakTr retraining). Must be stable for a run: it decides the optimizer's groups.</summary>
+    double LearningRateScale(string parameterName) => 1.0;
 }

@@ -99,7 +99,8 @@ public sealed class Trainer
         }
 
         var parameters = trainable.TrainableParameters().ToList();
-        using var optimizer = ParameterGroups.CreateAdamW(parameters, o);
+        using var setup = ParameterGroups.CreateAdamW(parameters, o, trainable.LearningRateScale);
+        var optimizer = setup.Optimizer;
         if (resume)
         {
             CheckpointStore.LoadOptimizer(latest!, optimizer);
@@ -141,7 +142,7 @@ public sealed class Trainer
                 return new TrainResult(s, false, lastLoss, latest, null, Seconds(), imagesThisCall / Math.Max(1e-9, clock.Elapsed.TotalSeconds));
             }
 
-            var report = RunStep(s, trainable, parameters, optimizer, schedule, stream, device, Seconds, latest);
+            var report = RunStep(s, trainable, parameters, setup, schedule, stream, device, Seconds, latest);
             lastLoss = report.Loss;
             imagesThisCall += report.BatchSize;
             imagesSinceLog += report.BatchSize;
@@ -169,7 +170,7 @@ public sealed class Trainer
             imagesThisCall / Math.Max(1e-9, clock.Elapsed.TotalSeconds));
     }
 
-    StepReport RunStep(long s, ITrainable trainable, List<(string Name, Parameter Parameter)> parameters, AdamW optimizer,
+    StepReport RunStep(long s, ITrainable trainable, List<(string Name, Parameter Parameter)> parameters, OptimizerSetup optimizer,
         LearningRateSchedule schedule, IEnumerator<TrainBatch> stream, Device device, Func<double> seconds, CheckpointInfo? lastGood)
     {
         using var scope = torch.NewDisposeScope();
@@ -179,7 +180,7 @@ public sealed class Trainer
             batch = batch with { Images = batch.Images.to(device), Labels = batch.Labels.to(device), Masks = batch.Masks?.to(device) };
 
         double lr = schedule[s];
-        foreach (var g in optimizer.ParamGroups) g.LearningRate = lr;
+        optimizer.SetLearningRate(lr);
         trainable.Model.zero_grad(true);
 
         var terms = trainable.ComputeLoss(batch, new TrainStepContext(s, Options.Steps, lr, StepRandom(Options.Seed, s)));
@@ -216,7 +217,7 @@ public sealed class Trainer
                 foreach (var (_, g) in grads) g.mul_(coef);
             }
         }
-        optimizer.step();
+        optimizer.Optimizer.step();
         return new StepReport(s + 1, Options.Steps, loss, parts, lr, gradNorm, batch.Count, seconds());
     }
 

@@ -14,7 +14,7 @@ public class CheckpointStoreTests
         using var net = new TinyNet();
         using var opt = ParameterGroups.CreateAdamW(net.named_parameters(), new TrainerOptions { Steps = 10, WarmupSteps = 1 });
         foreach (var step in new long[] { 2, 4, 6, 8 })
-            store.Save(new CheckpointState { Step = step, Options = new TrainerOptions { Steps = 10 } }, net, opt, [1, 2, 3]);
+            store.Save(new CheckpointState { Step = step, Options = new TrainerOptions { Steps = 10 } }, net, opt.Optimizer, [1, 2, 3]);
         // A crash mid-write leaves an incomplete folder, and a step folder without state.json must not count either.
         Directory.CreateDirectory(Path.Combine(store.Directory, ".incomplete-step-000000010"));
         Directory.CreateDirectory(Path.Combine(store.Directory, "step-000000012"));
@@ -37,7 +37,7 @@ public class CheckpointStoreTests
         var store = new CheckpointStore(dir.File("checkpoints"));
         using var net = new TinyNet();
         using var opt = ParameterGroups.CreateAdamW(net.named_parameters(), new TrainerOptions { Steps = 10, WarmupSteps = 1 });
-        var info = store.Save(new CheckpointState { Step = 1 }, net, opt, [0]);
+        var info = store.Save(new CheckpointState { Step = 1 }, net, opt.Optimizer, [0]);
         using var other = new TinyNet(hidden: 8);
         var e = Assert.Throws<WeakSegException>(() => CheckpointStore.LoadModel(info.ModelPath, other));
         Assert.StartsWith(info.ModelPath, e.Message);

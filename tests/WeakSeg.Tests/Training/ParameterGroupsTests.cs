@@ -26,7 +26,7 @@ public class ParameterGroupsTests
         using var opt = ParameterGroups.CreateAdamW(net.named_parameters(), options);
         var before = net.named_parameters().ToDictionary(p => p.name, p => p.parameter.detach().clone());
         using (var zero = net.parameters().Select(p => (p * 0).sum()).Aggregate((a, b) => a + b)) zero.backward();
-        opt.step();
+        opt.Optimizer.step();
         const double factor = 1 - 0.1 * 0.5; // 0.95
         foreach (var (name, p) in net.named_parameters())
         {
@@ -34,5 +34,32 @@ public class ParameterGroupsTests
             Assert.True(torch.allclose(p, expected, rtol: 1e-6, atol: 1e-7), name);
         }
         Assert.False(torch.allclose(before["fc1.weight"], net.named_parameters().First(p => p.name == "fc1.weight").parameter));
+    }
+
+    [Fact]
+    public void Learning_rate_scales_split_groups_and_scale_the_decay_step()
+    {
+        torch.manual_seed(4);
+        using var net = new TinyNet();
+        var options = new TrainerOptions { Steps = 10, WarmupSteps = 0, BaseLr = 0.1, MinLr = 0.0, WeightDecay = 0.5 };
+        using var setup = ParameterGroups.CreateAdamW(net.named_parameters(), options, name => name.StartsWith("fc1.") ? 0.1 : 1.0);
+        // groups keyed by (scale, decay): {fc1.weight}, {fc1.bias}, {fc2.weight}, {norm.*, fc2.bias, cls_token}
+        var byGroup = setup.GroupParameterNames.Select((names, i) => (Names: string.Join(",", names.OrderBy(n => n)), Scale: setup.LearningRateScales[i], Wd: setup.WeightDecays[i]))
+                           .OrderBy(g => g.Names).ToList();
+        Assert.Equal(4, byGroup.Count);
+        Assert.Equal(("cls_token,fc2.bias,norm.bias,norm.weight", 1.0, 0.0), byGroup[0]);
+        Assert.Equal(("fc1.bias", 0.1, 0.0), byGroup[1]);
+        Assert.Equal(("fc1.weight", 0.1, 0.5), byGroup[2]);
+        Assert.Equal(("fc2.weight", 1.0, 0.5), byGroup[3]);
+
+        setup.SetLearningRate(0.2);
+        Assert.Equal(setup.LearningRateScales.Select(s => 0.2 * s).ToArray(), setup.Optimizer.ParamGroups.Select(g => g.LearningRate).ToArray());
+        var w1 = net.named_parameters().First(p => p.name == "fc1.weight").parameter.detach().clone();
+        var w2 = net.named_parameters().First(p => p.name == "fc2.weight").parameter.detach().clone();
+        using (var zero = net.parameters().Select(p => (p * 0).sum()).Aggregate((a, b) => a + b)) zero.backward();
+        setup.Optimizer.step();
+        // fc1: 1 − 0.02·0.5 = 0.99; fc2: 1 − 0.2·0.5 = 0.9
+        Assert.True(torch.allclose(net.named_parameters().First(p => p.name == "fc1.weight").parameter, w1 * 0.99, rtol: 1e-6, atol: 1e-7));
+        Assert.True(torch.allclose(net.named_parameters().First(p => p.name == "fc2.weight").parameter, w2 * 0.9, rtol: 1e-6, atol: 1e-7));
     }
 }

@@ -38,20 +38,20 @@ public class TrainerTests
         using var d1 = TestPaths.NewTempDir();
         using var d2 = TestPaths.NewTempDir();
         using var d3 = TestPaths.NewTempDir();
-        var a = Uninterrupted(d1, Options(steps: 30));
-        var b = Uninterrupted(d2, Options(steps: 30));
-        var c = Uninterrupted(d3, Options(steps: 30, seed: 8));
+        var a = Uninterrupted(d1, Options(steps: 20));
+        var b = Uninterrupted(d2, Options(steps: 20));
+        var c = Uninterrupted(d3, Options(steps: 20, seed: 8));
         Assert.Equal(a.Weights, b.Weights);
         Assert.Equal(a.Log, b.Log);
         Assert.NotEqual(a.Weights, c.Weights); // the seed matters (the test could fail)
-        Assert.Equal(30, a.Log.Count);
+        Assert.Equal(20, a.Log.Count);
         var losses = a.Log.Select(l => float.Parse(l.Split(' ')[1], System.Globalization.CultureInfo.InvariantCulture)).ToArray();
         Assert.True(losses[^5..].Average() < losses[..5].Average(), $"loss did not decrease: {losses[..5].Average()} → {losses[^5..].Average()}");
         Assert.True(a.Result.Completed);
         Assert.True(File.Exists(a.Result.FinalWeightsPath));
-        Assert.Equal(30, a.Result.LatestCheckpoint!.Step);
+        Assert.Equal(20, a.Result.LatestCheckpoint!.Step);
         // logged lr equals the schedule
-        var lr = LearningRateSchedule.For(Options(steps: 30));
+        var lr = LearningRateSchedule.For(Options(steps: 20));
         Assert.Equal(lr[0], JsonDocument.Parse(File.ReadLines(Path.Combine(d1.Path, "run", "metrics.jsonl")).First()).RootElement.GetProperty("lr").GetDouble());
     }
 

@@ -1,0 +1,72 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace WeakSeg.Training;
+
+/// <summary>AdamW parameter groups: weight decay on weight matrices only. No decay on biases, 1-D tensors (norm weights)
+/// and named tokens/embeddings (DINO get_params_groups + timm no_weight_decay: pos_embed, cls_token).</summary>
+public static class ParameterGroups
+{
+    /// <summary>True when <paramref name="name"/>/<paramref name="parameter"/> must not be weight-decayed.</summary>
+    public static bool IsExemptFromWeightDecay(string name, Parameter parameter, IReadOnlyCollection<string> noWeightDecayNames)
+    {
+        if (parameter.dim() <= 1) return true;
+        var last = name[(name.LastIndexOf('.') + 1)..];
+        return last == "bias" || noWeightDecayNames.Contains(last);
+    }
+
+    /// <summary>Splits parameters (order preserved) into (decayed, exempt).</summary>
+    public static (List<(string Name, Parameter Parameter)> Decay, List<(string Name, Parameter Parameter)> NoDecay) Split(
+        IEnumerable<(string Name, Parameter Parameter)> parameters, IReadOnlyCollection<string> noWeightDecayNames)
+    {
+        var decay = new List<(string, Parameter)>();
+        var noDecay = new List<(string, Parameter)>();
+        foreach (var (n, p) in parameters)
+            (IsExemptFromWeightDecay(n, p, noWeightDecayNames) ? noDecay : decay).Add((n, p));
+        return (decay, noDecay);
+    }
+
+    /// <summary>AdamW over <paramref name="parameters"/>: one group per (learning-rate scale, decay or not), in order of first
+    /// appearance — with the default scale 1 that is [decay (wd = options.WeightDecay), no-decay (wd = 0)]; empty groups are left out.
+    /// Learning rates start at the schedule's step-0 value × scale; the trainer sets them every step.</summary>
+    /// <param name="learningRateScale">per-parameter multiplier of the scheduled rate (e.g. 0.1 for a pretrained encoder); null = 1 for all</param>
+    public static OptimizerSetup CreateAdamW(IEnumerable<(string Name, Parameter Parameter)> parameters, TrainerOptions options,
+        Func<string, double>? learningRateScale = null)
+    {
+        var keys = new List<(double Scale, bool Decay)>();
+        var members = new List<List<(string Name, Parameter Parameter)>>();
+        foreach (var (name, p) in parameters)
+        {
+            double scale = learningRateScale?.Invoke(name) ?? 1.0;
+            if (!(scale >= 0) || double.IsInfinity(scale)) throw new WeakSegException($"learning-rate scale of parameter '{name}' must be a finite number ≥ 0 (got {scale}).");
+            var key = (scale, !IsExemptFromWeightDecay(name, p, options.NoWeightDecayNames));
+            int i = keys.IndexOf(key);
+            if (i < 0) { keys.Add(key); members.Add([]); i = keys.Count - 1; }
+            members[i].Add((name, p));
+        }
+        if (keys.Count == 0) throw new WeakSegException("the model has no trainable parameters.");
+        double lr0 = LearningRateSchedule.At(0, options.Steps, options.BaseLr, options.MinLr, options.WarmupSteps, options.WarmupStartLr);
+        var groups = keys.Select((k, i) => new AdamW.ParamGroup(members[i].Select(m => m.Parameter).ToList(), lr0 * k.Scale,
+            options.Beta1, options.Beta2, options.Eps, k.Decay ? options.WeightDecay : 0.0, false, false)).ToList();
+        var optimizer = torch.optim.AdamW(groups, lr0, options.Beta1, options.Beta2, options.Eps, options.WeightDecay);
+        return new OptimizerSetup(optimizer, keys.Select(k => k.Scale).ToArray(),
+            keys.Select(k => k.Decay ? options.WeightDecay : 0.0).ToArray(),
+            members.Select(m => (IReadOnlyList<string>)m.Select(x => x.Name).ToArray()).ToArray());
+    }
+}
+
+/// <summary>An AdamW optimizer and, per parameter group (same order as optimizer.ParamGroups), its learning-rate scale,
+/// weight decay and parameter names.</summary>
+public sealed record OptimizerSetup(AdamW Optimizer, IReadOnlyList<double> LearningRateScales, IReadOnlyList<double> WeightDecays,
+    IReadOnlyList<IReadOnlyList<string>> GroupParameterNames) : IDisposable
+{
+    /// <summary>Sets every group's rate to <paramref name="scheduledLr"/> × its scale.</summary>
+    public void SetLearningRate(double scheduledLr)
+    {
+        int i = 0;
+        foreach (var g in Optimizer.ParamGroups) g.LearningRate = scheduledLr * LearningRateScales[i++];
+    }
+
+    public void Dispose() => Optimizer.Dispose();
+}

@@ -1,0 +1,247 @@
+using System.Diagnostics;
+using System.Globalization;
+using TorchSharp;
+using TorchSharp.Modules;
+using WeakSeg.Runtime;
+using static TorchSharp.torch;
+
+namespace WeakSeg.Training;
+
+/// <summary>What one finished optimizer step produced (scalars only).</summary>
+/// <param name="Step">optimizer updates done, 1-based (the step just finished)</param>
+/// <param name="GradNorm">global L2 norm of the gradients before clipping</param>
+/// <param name="Seconds">training wall time since the run began (carried over resumes)</param>
+public sealed record StepReport(long Step, long TotalSteps, float Loss, IReadOnlyList<LossPart> Parts,
+    double LearningRate, double GradNorm, int BatchSize, double Seconds);
+
+/// <summary>How a <see cref="Trainer.Run"/> ended.</summary>
+/// <param name="Step">optimizer updates done</param>
+/// <param name="Completed">true when all steps ran; false when cancelled (a checkpoint of <paramref name="Step"/> was written)</param>
+/// <param name="LastLoss">loss of the last step run by this call (NaN if none ran)</param>
+/// <param name="LatestCheckpoint">the newest complete checkpoint</param>
+/// <param name="FinalWeightsPath">run/model-final.bin when completed, else null</param>
+/// <param name="Seconds">training wall time since the run began (carried over resumes)</param>
+/// <param name="ImagesPerSecond">throughput of this call</param>
+public sealed record TrainResult(long Step, bool Completed, float LastLoss, CheckpointInfo? LatestCheckpoint,
+    string? FinalWeightsPath, double Seconds, double ImagesPerSecond);
+
+/// <summary>
+/// The training loop shared by every WSSS method: AdamW with decay/no-decay groups, precomputed warm-up + cosine learning
+/// rate, optional global-norm gradient clipping, one dispose scope per step, NaN/Inf guard, atomic checkpoints, metrics.jsonl,
+/// progress and cancellation. Exact resume on CPU: the checkpoint of step s holds weights, AdamW moments, torch's RNG state
+/// and the options; batches come from <see cref="IBatchStream.Stream"/>(s); per-step managed randomness is seeded from (seed, step).
+/// Run directory layout: checkpoints/step-NNNNNNNNN/, metrics.jsonl, model-final.bin.
+/// </summary>
+public sealed class Trainer
+{
+    public Trainer(TrainerOptions options, string runDirectory)
+    {
+        options.EnsureValid();
+        Options = options;
+        RunDirectory = Path.GetFullPath(runDirectory);
+    }
+
+    public TrainerOptions Options { get; }
+    public string RunDirectory { get; }
+    public string CheckpointDirectory => Path.Combine(RunDirectory, "checkpoints");
+    public string MetricsPath => Path.Combine(RunDirectory, "metrics.jsonl");
+    public string FinalWeightsPath => Path.Combine(RunDirectory, "model-final.bin");
+
+    /// <summary>Called on the training thread after every step (after logging, before checkpointing). For benches
+    /// (RSS sampling), tests and custom logging. Exceptions thrown here abort the run without a checkpoint.</summary>
+    public Action<StepReport>? StepCompleted { get; init; }
+
+    /// <summary>
+    /// Trains <paramref name="trainable"/> for <see cref="TrainerOptions.Steps"/> steps on batches from <paramref name="batches"/>.
+    /// Fresh run (<paramref name="resume"/> false): seeds torch with <see cref="TrainerOptions.Seed"/> (seed it yourself before
+    /// constructing the model too, for a reproducible initialisation); refuses a run directory that already holds checkpoints.
+    /// Resume: loads the latest checkpoint into <paramref name="trainable"/>'s model (any initialisation is overwritten),
+    /// restores the optimizer and RNG, truncates metrics.jsonl after that step, and continues. Cancellation writes a
+    /// checkpoint of the current step and returns with Completed = false. A non-finite loss or gradient norm throws
+    /// <see cref="WeakSegException"/> naming the step and part; no checkpoint of that state is written.
+    /// </summary>
+    public TrainResult Run(ITrainable trainable, IBatchStream batches, bool resume = false,
+        IProgress<ProgressUpdate>? progress = null, CancellationToken cancellationToken = default)
+    {
+        var o = Options;
+        var device = TorchRuntime.Initialize(o.Device, o.Threads);
+        Directory.CreateDirectory(RunDirectory);
+        var store = new CheckpointStore(CheckpointDirectory);
+        store.RemoveIncomplete();
+        var schedule = LearningRateSchedule.For(o);
+        var model = trainable.Model;
+
+        long start = 0;
+        double secondsBefore = 0;
+        CheckpointInfo? latest = store.Latest();
+        byte[]? rngToRestore = null;
+        if (resume)
+        {
+            if (latest is null) throw WeakSegException.ForFile(store.Directory, "no checkpoint to resume from");
+            var state = CheckpointStore.ReadState(latest);
+            var diffs = state.Options.ResultAffectingDifferences(o).ToList();
+            if (diffs.Count > 0)
+                throw WeakSegException.ForFile(latest.StatePath, "cannot resume with different training options: " +
+                    string.Join("; ", diffs.Select(d => $"{d.Field} is {d.Now} but the checkpoint used {d.Checkpoint}")) +
+                    " (use the same options, or start a new run directory)");
+            if (state.Step > o.Steps) throw WeakSegException.ForFile(latest.StatePath, $"checkpoint step {state.Step} is beyond Steps = {o.Steps}");
+            CheckpointStore.LoadModel(latest.ModelPath, model);
+            rngToRestore = CheckpointStore.ReadRngState(latest);
+            start = state.Step;
+            secondsBefore = state.ElapsedSeconds;
+        }
+        else
+        {
+            if (latest is not null)
+                throw WeakSegException.ForFile(store.Directory,
+                    $"already holds checkpoints (latest: step {latest.Step}); pass --resume to continue that run, or choose a new run directory");
+            TorchRuntime.Seed(o.Seed);
+        }
+
+        var parameters = trainable.TrainableParameters().ToList();
+        using var setup = ParameterGroups.CreateAdamW(parameters, o, trainable.LearningRateScale);
+        var optimizer = setup.Optimizer;
+        if (resume)
+        {
+            CheckpointStore.LoadOptimizer(latest!, optimizer);
+            using var rng = torch.tensor(rngToRestore!, torch.uint8);
+            torch.set_rng_state(rng);
+        }
+
+        using var log = resume ? MetricsLog.ResumeAfter(MetricsPath, start) : MetricsLog.Create(MetricsPath);
+        model.train();
+        var clock = Stopwatch.StartNew();
+        double Seconds() => secondsBefore + clock.Elapsed.TotalSeconds;
+        var rate = new StepRate(window: 20);
+        long lastSaved = resume ? start : -1;
+        long imagesThisCall = 0, imagesSinceLog = 0;
+        double secondsAtLastLog = secondsBefore;
+        float lastLoss = float.NaN;
+
+        CheckpointInfo SaveCheckpoint(long stepsDone, double lr)
+        {
+            byte[] rngBytes;
+            using (var rng = torch.get_rng_state()) rngBytes = rng.data<byte>().ToArray();
+            var info = store.Save(new CheckpointState
+            {
+                Step = stepsDone, LearningRate = lr, ElapsedSeconds = Seconds(), WrittenUtc = DateTime.UtcNow, Options = o,
+            }, model, optimizer, rngBytes);
+            store.Prune(o.KeepLastCheckpoints);
+            lastSaved = stepsDone;
+            latest = info;
+            return info;
+        }
+
+        using var stream = batches.Stream(start).GetEnumerator();
+        progress?.Report(new ProgressUpdate(start, o.Steps, resume ? $"resumed at step {start}" : null));
+        for (long s = start; s < o.Steps; s++)
+        {
+            if (cancellationToken.IsCancellationRequested)
+            {
+                if (s != lastSaved && s > 0) SaveCheckpoint(s, schedule[s - 1]);
+                return new TrainResult(s, false, lastLoss, latest, null, Seconds(), imagesThisCall / Math.Max(1e-9, clock.Elapsed.TotalSeconds));
+            }
+
+            var report = RunStep(s, trainable, parameters, setup, schedule, stream, device, Seconds, latest);
+            lastLoss = report.Loss;
+            imagesThisCall += report.BatchSize;
+            imagesSinceLog += report.BatchSize;
+            rate.Add(clock.Elapsed.TotalSeconds);
+
+            if (report.Step % o.LogEvery == 0 || report.Step == o.Steps)
+            {
+                double now = report.Seconds;
+                log.Append(report, imagesSinceLog / Math.Max(1e-9, now - secondsAtLastLog));
+                imagesSinceLog = 0;
+                secondsAtLastLog = now;
+            }
+            progress?.Report(new ProgressUpdate(report.Step, o.Steps, string.Create(CultureInfo.InvariantCulture,
+                $"loss {report.Loss:0.000} · {rate.StepsPerSecond:0.0} step/s")));
+            StepCompleted?.Invoke(report);
+
+            if (report.Step % o.CheckpointEvery == 0 && report.Step != o.Steps) SaveCheckpoint(report.Step, report.LearningRate);
+        }
+
+        if (lastSaved != o.Steps) SaveCheckpoint(o.Steps, schedule[o.Steps - 1]);
+        var tmp = FinalWeightsPath + ".tmp";
+        CheckpointStore.SaveModelFlushed(model, tmp);
+        File.Move(tmp, FinalWeightsPath, overwrite: true);
+        return new TrainResult(o.Steps, true, lastLoss, latest, FinalWeightsPath, Seconds(),
+            imagesThisCall / Math.Max(1e-9, clock.Elapsed.TotalSeconds));
+    }
+
+    StepReport RunStep(long s, ITrainable trainable, List<(string Name, Parameter Parameter)> parameters, OptimizerSetup optimizer,
+        LearningRateSchedule schedule, IEnumerator<TrainBatch> stream, Device device, Func<double> seconds, CheckpointInfo? lastGood)
+    {
+        using var scope = torch.NewDisposeScope();
+        if (!stream.MoveNext()) throw new WeakSegException($"the batch source ended at step {s}; it must be endless (BatchLoader.Stream).");
+        var batch = stream.Current;
+        if (batch.Images.device != device || batch.Labels.device != device)
+            batch = batch with { Images = batch.Images.to(device), Labels = batch.Labels.to(device), Masks = batch.Masks?.to(device) };
+
+        double lr = schedule[s];
+        optimizer.SetLearningRate(lr);
+        trainable.Model.zero_grad(true);
+
+        var terms = trainable.ComputeLoss(batch, new TrainStepContext(s, Options.Steps, lr, StepRandom(Options.Seed, s)));
+        if (terms.Total.numel() != 1) throw new InvalidOperationException($"ComputeLoss must return a scalar loss (got shape [{string.Join(", ", terms.Total.shape)}]).");
+        float loss = terms.Total.item<float>();
+        var parts = terms.Parts.Select(p => new LossPart(p.Name, p.Value.detach().mean().item<float>())).ToList();
+        if (!float.IsFinite(loss) || parts.Any(p => !float.IsFinite(p.Value)))
+        {
+            var bad = parts.Where(p => !float.IsFinite(p.Value)).Select(p => $"{p.Name} = {F(p.Value)}").ToList();
+            throw new WeakSegException($"step {s + 1}: the loss is {F(loss)}" +
+                (bad.Count > 0 ? $" (non-finite part{(bad.Count > 1 ? "s" : "")}: {string.Join(", ", bad)})" : parts.Count > 0 ? " (all named parts are finite)" : "") +
+                " — training stopped before updating the weights. " + LastGoodText(lastGood));
+        }
+
+        terms.Total.backward();
+        var grads = new List<(string Name, Tensor Grad)>(parameters.Count);
+        foreach (var (name, p) in parameters)
+            if (p.grad is { } g) grads.Add((name, g));
+        double gradNorm = 0;
+        if (grads.Count > 0)
+        {
+            var norms = torch.stack(grads.Select(g => torch.linalg.vector_norm(g.Grad)).ToArray()); // [P]
+            gradNorm = torch.linalg.vector_norm(norms).item<float>();
+            if (!double.IsFinite(gradNorm))
+            {
+                var finite = torch.isfinite(norms).data<bool>().ToArray();
+                var badNames = grads.Where((_, i) => !finite[i]).Select(g => g.Name).Take(5).ToList();
+                throw new WeakSegException($"step {s + 1}: the gradient norm is {F(gradNorm)} (loss {F(loss)} is finite; non-finite gradients in: " +
+                    string.Join(", ", badNames) + ") — training stopped before updating the weights. " + LastGoodText(lastGood));
+            }
+            if (Options.GradClipNorm is { } maxNorm && gradNorm > maxNorm)
+            {
+                double coef = maxNorm / (gradNorm + 1e-6);
+                foreach (var (_, g) in grads) g.mul_(coef);
+            }
+        }
+        optimizer.Optimizer.step();
+        return new StepReport(s + 1, Options.Steps, loss, parts, lr, gradNorm, batch.Count, seconds());
+    }
+
+    static string LastGoodText(CheckpointInfo? lastGood) => lastGood is null
+        ? "No checkpoint was written yet."
+        : $"The last good checkpoint is {lastGood.Directory} (step {lastGood.Step}); resume from it (e.g. with a lower learning rate) or check the data.";
+
+    static string F(double v) => v.ToString(CultureInfo.InvariantCulture);
+
+    /// <summary>Managed RNG for step <paramref name="step"/>, seeded from (seed, step) only (SplitMix64 mix).</summary>
+    public static Random StepRandom(long seed, long step)
+    {
+        ulong z = unchecked((ulong)seed * 0x9E3779B97F4A7C15UL + (ulong)step + 0x632BE59BD9B4E019UL);
+        z = unchecked((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL);
+        z = unchecked((z ^ (z >> 27)) * 0x94D049BB133111EBUL);
+        z ^= z >> 31;
+        return new Random(unchecked((int)z));
+    }
+
+    /// <summary>Steps per second over a sliding window of step end times.</summary>
+    sealed class StepRate(int window)
+    {
+        readonly Queue<double> _times = new();
+        public void Add(double t) { _times.Enqueue(t); while (_times.Count > window + 1) _times.Dequeue(); }
+        public double StepsPerSecond => _times.Count < 2 ? 0 : (_times.Count - 1) / Math.Max(1e-9, _times.Last() - _times.Peek());
+    }
+}

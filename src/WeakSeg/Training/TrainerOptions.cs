@@ -1,0 +1,153 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace WeakSeg.Training;
+
+/// <summary>
+/// Optimisation and bookkeeping settings shared by every WSSS training job (AdamW + warm-up + cosine schedule,
+/// checkpoints, metrics log). Defaults follow the DeiT/MCTformer recipe (DeiT main.py defaults as used by MCTformer;
+/// values marked "unverified" are defaults to expose as options, not certainties). Method configs override them.
+/// Steps are optimizer updates (one batch each); epoch-based recipes convert with steps = epochs × batches per epoch.
+/// </summary>
+public sealed record TrainerOptions
+{
+    /// <summary>Total optimizer steps. Default ≈ 60 epochs × 165 batches of 64 (VOC train_aug 10 582 images; MCTformer 60 epochs, unverified).</summary>
+    public long Steps { get; init; } = 10_000;
+
+    /// <summary>Images per batch (the batch source must deliver this; used for the loader and for throughput). MCTformer/WeakTr: 64.</summary>
+    public int BatchSize { get; init; } = 64;
+
+    /// <summary>Peak learning rate after warm-up. DeiT lr 5e-4 scaled by batch/512 → 5e-4 × 64/512 = 6.25e-5 (MCTformer linear scaling, unverified).</summary>
+    public double BaseLr { get; init; } = 6.25e-5;
+
+    /// <summary>Learning rate the cosine decay ends at. DeiT --min-lr 1e-5.</summary>
+    public double MinLr { get; init; } = 1e-5;
+
+    /// <summary>Learning rate at step 0; warm-up rises linearly from it to <see cref="BaseLr"/>. DeiT --warmup-lr 1e-6.</summary>
+    public double WarmupStartLr { get; init; } = 1e-6;
+
+    /// <summary>Linear warm-up length in steps. DeiT/MCTformer/WeakTr: 5 epochs ≈ 5 × 165 steps at batch 64 on VOC train_aug.</summary>
+    public long WarmupSteps { get; init; } = 825;
+
+    /// <summary>Decoupled (AdamW) weight decay for weight matrices. MCTformer/WeakTr: 0.05 (WeakTr paper §4.1).</summary>
+    public double WeightDecay { get; init; } = 0.05;
+
+    /// <summary>Parameter names (last dotted segment) kept out of weight decay besides biases and 1-D tensors. timm ViT no_weight_decay().</summary>
+    public string[] NoWeightDecayNames { get; init; } = ["pos_embed", "cls_token", "dist_token"];
+
+    /// <summary>AdamW β1 (PyTorch default 0.9).</summary>
+    public double Beta1 { get; init; } = 0.9;
+
+    /// <summary>AdamW β2 (PyTorch default 0.999).</summary>
+    public double Beta2 { get; init; } = 0.999;
+
+    /// <summary>AdamW ε (DeiT --opt-eps 1e-8).</summary>
+    public double Eps { get; init; } = 1e-8;
+
+    /// <summary>Clip the global L2 gradient norm to this value; null = no clipping (DeiT default: none).</summary>
+    public double? GradClipNorm { get; init; }
+
+    /// <summary>Write a checkpoint every N steps (and always at the end and on cancellation).</summary>
+    public long CheckpointEvery { get; init; } = 500;
+
+    /// <summary>Keep only the newest K checkpoints.</summary>
+    public int KeepLastCheckpoints { get; init; } = 3;
+
+    /// <summary>Append a metrics.jsonl line every N steps (and at the last step).</summary>
+    public long LogEvery { get; init; } = 20;
+
+    /// <summary>Seed for torch's CPU generator (and the per-step managed RNG). DeiT --seed 0.</summary>
+    public long Seed { get; init; }
+
+    /// <summary>"cpu" or "cuda[:N]".</summary>
+    public string Device { get; init; } = "cpu";
+
+    /// <summary>Intra-op threads for libtorch; 0 leaves the current setting.</summary>
+    public int Threads { get; init; }
+
+    /// <summary>Errors that name the offending field; empty when valid.</summary>
+    public IReadOnlyList<string> Validate()
+    {
+        var e = new List<string>();
+        if (Steps < 1) e.Add($"{nameof(Steps)} must be ≥ 1 (got {Steps}).");
+        if (BatchSize < 1) e.Add($"{nameof(BatchSize)} must be ≥ 1 (got {BatchSize}).");
+        if (!(BaseLr > 0) || double.IsInfinity(BaseLr)) e.Add($"{nameof(BaseLr)} must be a positive number (got {BaseLr}).");
+        if (!(MinLr >= 0) || MinLr > BaseLr) e.Add($"{nameof(MinLr)} must be in [0, {nameof(BaseLr)}] (got {MinLr}).");
+        if (!(WarmupStartLr >= 0) || WarmupStartLr > BaseLr) e.Add($"{nameof(WarmupStartLr)} must be in [0, {nameof(BaseLr)}] (got {WarmupStartLr}).");
+        if (WarmupSteps < 0 || WarmupSteps > Steps) e.Add($"{nameof(WarmupSteps)} must be in [0, {nameof(Steps)}] (got {WarmupSteps}).");
+        if (!(WeightDecay >= 0)) e.Add($"{nameof(WeightDecay)} must be ≥ 0 (got {WeightDecay}).");
+        if (!(Beta1 >= 0 && Beta1 < 1)) e.Add($"{nameof(Beta1)} must be in [0, 1) (got {Beta1}).");
+        if (!(Beta2 >= 0 && Beta2 < 1)) e.Add($"{nameof(Beta2)} must be in [0, 1) (got {Beta2}).");
+        if (!(Eps > 0)) e.Add($"{nameof(Eps)} must be > 0 (got {Eps}).");
+        if (GradClipNorm is { } c && !(c > 0)) e.Add($"{nameof(GradClipNorm)} must be > 0 when set (got {c}).");
+        if (CheckpointEvery < 1) e.Add($"{nameof(CheckpointEvery)} must be ≥ 1 (got {CheckpointEvery}).");
+        if (KeepLastCheckpoints < 1) e.Add($"{nameof(KeepLastCheckpoints)} must be ≥ 1 (got {KeepLastCheckpoints}).");
+        if (LogEvery < 1) e.Add($"{nameof(LogEvery)} must be ≥ 1 (got {LogEvery}).");
+        if (Threads < 0) e.Add($"{nameof(Threads)} must be ≥ 0 (got {Threads}).");
+        if (string.IsNullOrWhiteSpace(Device)) e.Add($"{nameof(Device)} must be cpu or cuda[:N].");
+        return e;
+    }
+
+    /// <summary>Throws <see cref="WeakSegException"/> listing every invalid field.</summary>
+    public void EnsureValid()
+    {
+        var errors = Validate();
+        if (errors.Count > 0) throw new WeakSegException("invalid training options: " + string.Join(" ", errors));
+    }
+
+    /// <summary>Fields that change the numbers a run produces; a resumed run must match the checkpoint in all of them.</summary>
+    internal IEnumerable<(string Field, string Checkpoint, string Now)> ResultAffectingDifferences(TrainerOptions now)
+    {
+        static string F(double v) => v.ToString("R", System.Globalization.CultureInfo.InvariantCulture);
+        if (Steps != now.Steps) yield return (nameof(Steps), Steps.ToString(), now.Steps.ToString());
+        if (BatchSize != now.BatchSize) yield return (nameof(BatchSize), BatchSize.ToString(), now.BatchSize.ToString());
+        if (BaseLr != now.BaseLr) yield return (nameof(BaseLr), F(BaseLr), F(now.BaseLr));
+        if (MinLr != now.MinLr) yield return (nameof(MinLr), F(MinLr), F(now.MinLr));
+        if (WarmupStartLr != now.WarmupStartLr) yield return (nameof(WarmupStartLr), F(WarmupStartLr), F(now.WarmupStartLr));
+        if (WarmupSteps != now.WarmupSteps) yield return (nameof(WarmupSteps), WarmupSteps.ToString(), now.WarmupSteps.ToString());
+        if (WeightDecay != now.WeightDecay) yield return (nameof(WeightDecay), F(WeightDecay), F(now.WeightDecay));
+        if (!NoWeightDecayNames.SequenceEqual(now.NoWeightDecayNames))
+            yield return (nameof(NoWeightDecayNames), string.Join(",", NoWeightDecayNames), string.Join(",", now.NoWeightDecayNames));
+        if (Beta1 != now.Beta1) yield return (nameof(Beta1), F(Beta1), F(now.Beta1));
+        if (Beta2 != now.Beta2) yield return (nameof(Beta2), F(Beta2), F(now.Beta2));
+        if (Eps != now.Eps) yield return (nameof(Eps), F(Eps), F(now.Eps));
+        if (GradClipNorm != now.GradClipNorm) yield return (nameof(GradClipNorm), GradClipNorm?.ToString() ?? "none", now.GradClipNorm?.ToString() ?? "none");
+        if (Seed != now.Seed) yield return (nameof(Seed), Seed.ToString(), now.Seed.ToString());
+    }
+
+    public string ToJson() => JsonSerializer.Serialize(this, TrainingJsonContext.Default.TrainerOptions);
+
+    /// <summary>Parses options JSON (snake_case keys); unknown keys are errors that name <paramref name="sourcePath"/>.</summary>
+    public static TrainerOptions FromJson(string json, string sourcePath = "<options>")
+    {
+        try
+        {
+            return JsonSerializer.Deserialize(json, TrainingJsonContext.Default.TrainerOptions)
+                   ?? throw WeakSegException.ForFile(sourcePath, "empty training options");
+        }
+        catch (JsonException e)
+        {
+            throw WeakSegException.ForFile(sourcePath, "bad training options JSON: " + e.Message);
+        }
+    }
+}
+
+/// <summary>Checkpoint metadata written as state.json.</summary>
+public sealed record CheckpointState
+{
+    public int FormatVersion { get; init; } = 1;
+    /// <summary>Optimizer steps completed; training resumes with step index <see cref="Step"/> (batch number Step of the stream).</summary>
+    public long Step { get; init; }
+    /// <summary>Learning rate used by the last completed step.</summary>
+    public double LearningRate { get; init; }
+    /// <summary>Training wall time accumulated up to this checkpoint (seconds).</summary>
+    public double ElapsedSeconds { get; init; }
+    public DateTime WrittenUtc { get; init; }
+    public TrainerOptions Options { get; init; } = new();
+}
+
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, WriteIndented = true,
+    UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow)]
+[JsonSerializable(typeof(TrainerOptions))]
+[JsonSerializable(typeof(CheckpointState))]
+internal sealed partial class TrainingJsonContext : JsonSerializerContext;

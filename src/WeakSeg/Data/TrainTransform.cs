@@ -76,10 +76,9 @@ public sealed record TrainTransform
                 throw new WeakSegException($"mask is {mask.Width}x{mask.Height} but its image is {image.Width}x{image.Height}");
             if (maskOut.Length < s * s) throw new ArgumentException($"mask buffer holds {maskOut.Length} bytes, need {s * s}", nameof(maskOut));
         }
-        var (ox, oy, scaleX, scaleY) = Mode == CropMode.RandomResizedCrop ? SampleResizedCrop(image.Width, image.Height, ref rng) : SampleScaleCrop(image.Width, image.Height, ref rng);
-        bool flip = HorizontalFlipProbability > 0 && rng.NextDouble() < HorizontalFlipProbability;
-        var wx = new AxisWeights(s, image.Width, ox, scaleX, flip);
-        var wy = new AxisWeights(s, image.Height, oy, scaleY, flip: false);
+        var g = SampleGeometry(image.Width, image.Height, ref rng);
+        var wx = new AxisWeights(s, image.Width, g.OffsetX, g.ScaleX, g.Flip);
+        var wy = new AxisWeights(s, image.Height, g.OffsetY, g.ScaleY, flip: false);
 
         var hwc = System.Buffers.ArrayPool<float>.Shared.Rent(3 * s * s);
         try
@@ -92,6 +91,18 @@ public sealed record TrainTransform
         }
         finally { System.Buffers.ArrayPool<float>.Shared.Return(hwc); }
         if (mask != null) Resampler.Mask(mask, wx, wy, maskOut);
+    }
+
+    /// <summary>
+    /// Draws the crop geometry (the first random decisions of <see cref="Apply"/>, in the same order). Output pixel (x, y)
+    /// has its centre at source coordinates (OffsetX + (x' + 0.5)·ScaleX, OffsetY + (y + 0.5)·ScaleY), x' = Flip ? S−1−x : x
+    /// (pixel-edge coordinates); centres outside the image are padding.
+    /// </summary>
+    public CropGeometry SampleGeometry(int width, int height, ref DeterministicRandom rng)
+    {
+        var (ox, oy, sx, sy) = Mode == CropMode.RandomResizedCrop ? SampleResizedCrop(width, height, ref rng) : SampleScaleCrop(width, height, ref rng);
+        bool flip = HorizontalFlipProbability > 0 && rng.NextDouble() < HorizontalFlipProbability;
+        return new CropGeometry(ox, oy, sx, sy, flip);
     }
 
     (double Ox, double Oy, double ScaleX, double ScaleY) SampleResizedCrop(int width, int height, ref DeterministicRandom rng)
@@ -202,6 +213,9 @@ public sealed record TrainTransform
         }
     }
 }
+
+/// <summary>Where a transformed sample comes from: source offset (pixels) and source pixels per output pixel per axis, and the flip.</summary>
+public readonly record struct CropGeometry(double OffsetX, double OffsetY, double ScaleX, double ScaleY, bool Flip);
 
 /// <summary>Deterministic preprocessing for inference: optional resize to a fixed size (antialiased bilinear), ImageNet normalisation.</summary>
 public sealed record EvalTransform

@@ -55,9 +55,10 @@ internal sealed class AxisWeights
 internal static class Resampler
 {
     /// <summary>Fills <paramref name="dst"/> (outH·outW·3, 0..1); padding pixels are left as they are.</summary>
-    public static void Rgb(RgbImage src, AxisWeights wx, AxisWeights wy, Span<float> dst)
+    public static unsafe void Rgb(RgbImage src, AxisWeights wx, AxisWeights wy, Span<float> dst)
     {
         int outW = wx.Length, outH = wy.Length, srcW = src.Width;
+        if (dst.Length < outW * outH * 3) throw new ArgumentException("destination too small", nameof(dst));
         int rowMin = int.MaxValue, rowMax = -1;
         for (int o = 0; o < outH; o++)
         {
@@ -66,43 +67,50 @@ internal static class Resampler
             rowMax = Math.Max(rowMax, wy.Start[o] + wy.Count[o] - 1);
         }
         if (rowMax < 0) return;
-        int rows = rowMax - rowMin + 1;
-        var scratch = System.Buffers.ArrayPool<float>.Shared.Rent(rows * outW * 3);
+        int rows = rowMax - rowMin + 1, lineLen = outW * 3;
+        var scratch = System.Buffers.ArrayPool<float>.Shared.Rent(rows * lineLen);
         try
         {
-            var px = src.Pixels;
-            // Horizontal pass: rows rowMin..rowMax → scratch[rows × outW × 3].
-            for (int r = 0; r < rows; r++)
+            fixed (byte* px = src.Pixels)
+            fixed (float* sc = scratch, wxw = wx.Weights, wyw = wy.Weights, d = dst)
+            fixed (int* xs = wx.Start, xc = wx.Count)
             {
-                int rowBase = (rowMin + r) * srcW * 3;
-                int outBase = r * outW * 3;
-                for (int x = 0; x < outW; x++)
+                // Horizontal pass: source rows rowMin..rowMax → scratch[rows × outW × 3]. Padding columns (count 0) give 0.
+                for (int r = 0; r < rows; r++)
                 {
-                    int n = wx.Count[x];
-                    float a = 0, b = 0, c = 0;
-                    int s = rowBase + wx.Start[x] * 3, wBase = x * wx.Taps;
-                    for (int t = 0; t < n; t++, s += 3)
+                    byte* row = px + (long)(rowMin + r) * srcW * 3;
+                    float* o = sc + (long)r * lineLen;
+                    for (int x = 0; x < outW; x++, o += 3)
                     {
-                        float wt = wx.Weights[wBase + t];
-                        a += wt * px[s]; b += wt * px[s + 1]; c += wt * px[s + 2];
+                        int n = xc[x];
+                        float a = 0, b = 0, c = 0;
+                        byte* s = row + xs[x] * 3;
+                        float* w = wxw + x * wx.Taps;
+                        for (int t = 0; t < n; t++, s += 3)
+                        {
+                            float wt = w[t];
+                            a += wt * s[0]; b += wt * s[1]; c += wt * s[2];
+                        }
+                        o[0] = a; o[1] = b; o[2] = c;
                     }
-                    scratch[outBase + 3 * x] = a; scratch[outBase + 3 * x + 1] = b; scratch[outBase + 3 * x + 2] = c;
                 }
-            }
-            // Vertical pass.
-            const float inv255 = 1f / 255f;
-            for (int y = 0; y < outH; y++)
-            {
-                int n = wy.Count[y];
-                if (n == 0) continue;
-                int wBase = y * wy.Taps, first = wy.Start[y] - rowMin;
-                var line = dst.Slice(y * outW * 3, outW * 3);
-                line.Clear();
-                for (int t = 0; t < n; t++)
+                // Vertical pass.
+                const float inv255 = 1f / 255f;
+                for (int y = 0; y < outH; y++)
                 {
-                    float wt = wy.Weights[wBase + t] * inv255;
-                    var srcLine = scratch.AsSpan((first + t) * outW * 3, outW * 3);
-                    for (int i = 0; i < line.Length; i++) line[i] += wt * srcLine[i];
+                    int n = wy.Count[y];
+                    if (n == 0) continue;
+                    float* line = d + (long)y * lineLen;
+                    float* w = wyw + y * wy.Taps;
+                    float* s0 = sc + (long)(wy.Start[y] - rowMin) * lineLen;
+                    float w0 = w[0] * inv255;
+                    for (int i = 0; i < lineLen; i++) line[i] = w0 * s0[i];
+                    for (int t = 1; t < n; t++)
+                    {
+                        float wt = w[t] * inv255;
+                        float* st = s0 + (long)t * lineLen;
+                        for (int i = 0; i < lineLen; i++) line[i] += wt * st[i];
+                    }
                 }
             }
         }

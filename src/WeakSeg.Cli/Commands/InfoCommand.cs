@@ -33,7 +33,7 @@ public static class InfoCommand
                 var problems = openProblems.Concat(report.Problems).ToList();
                 problemsAll.AddRange(problems);
                 reports.Add(report);
-                splitTable.AddRow(Markup.Escape(s), (report.Images + openProblems.Count).ToString(), report.ImagesWithMasks.ToString(),
+                splitTable.AddRow(Markup.Escape(s), dataset.Layout.ReadSplit(s).Count.ToString(), report.ImagesWithMasks.ToString(),
                     problems.Count == 0 ? "[green]0[/]" : $"[red]{problems.Count}[/]", dataset.HasLabelsFile ? "labels.txt" : "masks");
             }
             AnsiConsole.Write(splitTable);
@@ -49,9 +49,10 @@ public static class InfoCommand
                     string pixelShare = report.ImagesWithMasks == 0 ? "" : $"{100 * report.PixelShare(c):F2}";
                     table.AddRow(c.ToString(), Markup.Escape(report.ClassNames[c]), images, imageShare, pixelShare);
                 }
-                if (report.ImagesWithMasks > 0)
-                    table.Caption = new TableTitle($"ignore (255) pixels: {report.IgnorePixels} ({100.0 * report.IgnorePixels / Math.Max(1, report.PixelsPerClass.Sum() + report.IgnorePixels):F2} % of all mask pixels)");
                 AnsiConsole.Write(table);
+                if (report.ImagesWithMasks > 0)
+                    AnsiConsole.MarkupLine($"{Markup.Escape(report.Split)}: pixel % over labelled mask pixels; ignore (255) pixels: {report.IgnorePixels} " +
+                        $"({100.0 * report.IgnorePixels / Math.Max(1, report.PixelsPerClass.Sum() + report.IgnorePixels):F2} % of all mask pixels)");
             }
 
             if (problemsAll.Count == 0)

@@ -169,6 +169,17 @@ public class CocoTests
     }
 
     [Fact]
+    public void Polygons_of_one_annotation_are_united_not_xored()
+    {
+        // Two overlapping squares painted into one map: the overlap stays filled (pycocotools merges the per-polygon RLEs by union).
+        var map = new LabelMap(8, 4);
+        CocoPolygon.Paint([0, 0, 4, 0, 4, 4, 0, 4], map, 5);
+        CocoPolygon.Paint([2, 0, 6, 0, 6, 4, 2, 4], map, 5);
+        for (int y = 0; y < 4; y++)
+            for (int x = 0; x < 8; x++) Assert.Equal(x < 6 ? 5 : 0, map[x, y]);
+    }
+
+    [Fact]
     public void Builder_errors_name_the_annotation_file()
     {
         using var dir = TestPaths.NewTempDir();

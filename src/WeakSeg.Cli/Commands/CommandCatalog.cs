@@ -12,5 +12,7 @@ public static class CommandCatalog
         yield return EvalCamCommand.Create();
         yield return PseudoCommand.Create();
         yield return SynthCommand.Create();
+        yield return InfoCommand.Create();
+        yield return CocoMasksCommand.Create();
     }
 }

@@ -28,11 +28,15 @@ public static class ImageCodec
             throw WeakSegException.ForFile(nameForErrors, "image is truncated or corrupt (decoder: " + result + ")");
         if (result != SKCodecResult.Success)
             throw WeakSegException.ForFile(nameForErrors, "image could not be decoded (decoder: " + result + ")");
-        var rgba = bitmap.GetPixelSpan();
         var rgb = new byte[info.Width * info.Height * 3];
-        for (int i = 0, j = 0; j < rgb.Length; i += 4, j += 3)
+        unsafe
         {
-            rgb[j] = rgba[i]; rgb[j + 1] = rgba[i + 1]; rgb[j + 2] = rgba[i + 2];
+            byte* s = (byte*)bitmap.GetPixels();
+            fixed (byte* d0 = rgb)
+            {
+                byte* d = d0, end = d0 + rgb.Length;
+                for (; d < end; d += 3, s += 4) { d[0] = s[0]; d[1] = s[1]; d[2] = s[2]; }
+            }
         }
         return new RgbImage(info.Width, info.Height, rgb);
     }

@@ -4,7 +4,7 @@ namespace WeakSeg.Data;
 /// Paths of a PASCAL VOC 2012-style dataset root:
 /// <code>
 /// root/
-///   JPEGImages/NAME.jpg
+///   JPEGImages/NAME.jpg             (or train2014/ and val2014/ for the COCO layout, see CocoMaskBuilder)
 ///   SegmentationClass/NAME.png       palette-indexed masks (255 = ignore)
 ///   SegmentationClassAug/NAME.png    grayscale index masks (SBD-augmented set)
 ///   ImageSets/Segmentation/{train,train_aug,val}.txt
@@ -31,7 +31,22 @@ public sealed class VocLayout
     public string LabelsFile => Path.Combine(Root, "labels.txt");
 
     public string SplitFile(string split) => Path.Combine(SplitsDir, split + ".txt");
-    public string ImagePath(string name) => Path.Combine(ImagesDir, name + ".jpg");
+    /// <summary>Folders searched for NAME.jpg, in order: JPEGImages, then COCO's train2014, val2014, images/train2014, images/val2014.</summary>
+    public IReadOnlyList<string> ImageDirs => [ImagesDir, Path.Combine(Root, "train2014"), Path.Combine(Root, "val2014"),
+        Path.Combine(Root, "images", "train2014"), Path.Combine(Root, "images", "val2014")];
+
+    /// <summary>The image of <paramref name="name"/>: the first existing NAME.jpg in <see cref="ImageDirs"/>, else JPEGImages/NAME.jpg.</summary>
+    public string ImagePath(string name)
+    {
+        var primary = Path.Combine(ImagesDir, name + ".jpg");
+        if (File.Exists(primary)) return primary;
+        foreach (var dir in ImageDirs.Skip(1))
+        {
+            var p = Path.Combine(dir, name + ".jpg");
+            if (File.Exists(p)) return p;
+        }
+        return primary;
+    }
 
     /// <summary>The ground-truth mask of an image: SegmentationClass first, else SegmentationClassAug; null if neither exists.</summary>
     public string? MaskPath(string name)

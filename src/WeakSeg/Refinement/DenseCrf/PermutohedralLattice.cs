@@ -1,0 +1,490 @@
+using System.Collections.Concurrent;
+using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
+namespace WeakSeg.Refinement;
+
+/// <summary>
+/// Permutohedral lattice (Adams, Baek and Davis, "Fast High-Dimensional Filtering Using the Permutohedral Lattice",
+/// Eurographics 2010): approximates the Gaussian filter <c>out_i = Σ_j exp(-½‖f_i − f_j‖²) · in_j</c> (j = i included)
+/// over N points with d-dimensional features in O(N·d²) work, by splatting values onto the vertices of the simplices
+/// that enclose each elevated feature, blurring along the d+1 lattice axes with a [½ 1 ½] kernel, and slicing back
+/// with the same barycentric weights. Features are given already divided by their standard deviations.
+/// </summary>
+/// <remarks>
+/// Built once per feature set; <see cref="Filter"/> can then be called any number of times. The splat is done as a
+/// gather (each vertex sums its own contributions through a vertex → contribution index built at construction),
+/// so splat, blur and slice all run in parallel without atomics. A lattice is not thread-safe: give each
+/// thread its own workspace (<see cref="CreateWorkspace"/>).
+/// </remarks>
+public sealed class PermutohedralLattice
+{
+    /// <summary>Number of filtered points N.</summary>
+    public int PointCount { get; }
+    /// <summary>Feature dimension d.</summary>
+    public int Dimensions { get; }
+    /// <summary>Number of lattice vertices touched by the points (M).</summary>
+    public int VertexCount { get; }
+    /// <summary>Scale applied at slicing so the filter approximates the unit-σ Gaussian sum (1 / (1 + 2^-d)).</summary>
+    public float SliceScale { get; }
+
+    internal readonly int MaxThreads;
+    // Per point i and simplex corner r (index i*(d+1)+r): the vertex it touches and its barycentric weight.
+    internal readonly int[] PointVertex;
+    internal readonly float[] PointWeight;
+    // Gather form of the splat: contributions of vertex v are [VertexStart[v], VertexStart[v+1]).
+    internal readonly int[] VertexStart;
+    internal readonly int[] ContributionPoint;
+    internal readonly float[] ContributionWeight;
+    // Blur neighbours: for axis a and vertex v, [(a*M + v)*2] is the vertex one step back, +1 the one forward;
+    // a missing neighbour is the always-zero row M.
+    internal readonly int[] BlurNeighbour;
+
+    PermutohedralLattice(int pointCount, int dimensions, int vertexCount, int maxThreads, int[] pointVertex, float[] pointWeight,
+                         int[] vertexStart, int[] contributionPoint, float[] contributionWeight, int[] blurNeighbour)
+    {
+        PointCount = pointCount;
+        Dimensions = dimensions;
+        VertexCount = vertexCount;
+        MaxThreads = maxThreads;
+        PointVertex = pointVertex;
+        PointWeight = pointWeight;
+        VertexStart = vertexStart;
+        ContributionPoint = contributionPoint;
+        ContributionWeight = contributionWeight;
+        BlurNeighbour = blurNeighbour;
+        SliceScale = 1f / (1f + MathF.Pow(2f, -dimensions));
+    }
+
+    /// <summary>Largest lattice coordinate magnitude supported (features beyond it are rejected, not wrapped).</summary>
+    const float MaxElevatedMagnitude = 1e8f;
+
+    /// <summary>
+    /// Builds the lattice for <paramref name="pointCount"/> points whose features are stored point-major in
+    /// <paramref name="features"/> ([N, d], already divided by the standard deviations).
+    /// </summary>
+    /// <param name="maxThreads">parallelism for build and filtering; null = all processors</param>
+    public static PermutohedralLattice Build(ReadOnlySpan<float> features, int pointCount, int dimensions, int? maxThreads = null)
+    {
+        if (dimensions < 1 || dimensions > 16)
+            throw new WeakSegException($"permutohedral lattice: feature dimension must be 1..16, got {dimensions}");
+        if (pointCount < 1)
+            throw new WeakSegException($"permutohedral lattice: needs at least one point, got {pointCount}");
+        if (features.Length != (long)pointCount * dimensions)
+            throw new WeakSegException($"permutohedral lattice: {features.Length} feature values for {pointCount} points × {dimensions} dimensions (expected {(long)pointCount * dimensions})");
+        for (int i = 0; i < features.Length; i++)
+            if (!float.IsFinite(features[i]))
+                throw new WeakSegException($"permutohedral lattice: feature {i % dimensions} of point {i / dimensions} is {features[i]}");
+
+        int d = dimensions, corners = d + 1, n = pointCount;
+        int threads = maxThreads is > 0 ? maxThreads.Value : Environment.ProcessorCount;
+        var featureArray = features.ToArray();
+
+        // 1. Enclosing simplex of every point (parallel): corner keys (first d lattice coordinates) and barycentric weights.
+        var keys = new int[(long)n * corners * d];
+        var pointWeight = new float[n * corners];
+        var hashes = new uint[n * corners];
+        ForRanges(n, 2048, threads, (start, end) => ComputeSimplices(featureArray, d, start, end, keys, pointWeight, hashes));
+
+        // 2. Distinct vertices (sequential insert into an open-addressing table; hashes precomputed above).
+        // Start at ~N/8 vertices; the table doubles as needed.
+        var table = new LatticeKeyTable(d, Math.Max(1024, n / 8));
+        var pointVertex = new int[n * corners];
+        for (int e = 0; e < pointVertex.Length; e++)
+            pointVertex[e] = table.FindOrAdd(keys.AsSpan(e * d, d), hashes[e]);
+        int m = table.Count;
+
+        // 3. Gather index for the splat: contributions grouped by vertex, points in increasing order.
+        var vertexStart = new int[m + 1];
+        foreach (int v in pointVertex) vertexStart[v + 1]++;
+        for (int v = 0; v < m; v++) vertexStart[v + 1] += vertexStart[v];
+        var fill = vertexStart.AsSpan(0, m).ToArray();
+        var contributionPoint = new int[pointVertex.Length];
+        var contributionWeight = new float[pointVertex.Length];
+        for (int e = 0; e < pointVertex.Length; e++)
+        {
+            int slot = fill[pointVertex[e]]++;
+            contributionPoint[slot] = e / corners;
+            contributionWeight[slot] = pointWeight[e];
+        }
+
+        // 4. Blur neighbours along each of the d+1 lattice axes (parallel, read-only lookups).
+        var neighbours = new int[(long)corners * m * 2 > int.MaxValue ? throw new WeakSegException("permutohedral lattice: too many vertices") : corners * m * 2];
+        ForRanges(m, 4096, threads, (start, end) =>
+        {
+            Span<int> probe = stackalloc int[d];
+            for (int v = start; v < end; v++)
+            {
+                var key = table.Key(v);
+                for (int axis = 0; axis <= d; axis++)
+                {
+                    // One step along axis a is +(d+1)·e_a − 1 in every coordinate (only the first d are stored).
+                    for (int k = 0; k < d; k++) probe[k] = key[k] + (k == axis ? d : -1);
+                    int back = table.Find(probe);
+                    for (int k = 0; k < d; k++) probe[k] = key[k] - (k == axis ? d : -1);
+                    int forward = table.Find(probe);
+                    int at = (axis * m + v) * 2;
+                    neighbours[at] = back < 0 ? m : back;
+                    neighbours[at + 1] = forward < 0 ? m : forward;
+                }
+            }
+        });
+
+        return new PermutohedralLattice(n, d, m, threads, pointVertex, pointWeight, vertexStart, contributionPoint, contributionWeight, neighbours);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void ComputeSimplices(float[] features, int d, int start, int end, int[] keys, float[] weights, uint[] hashes)
+    {
+        int corners = d + 1;
+        Span<float> scale = stackalloc float[d];
+        Span<float> elevated = stackalloc float[corners];
+        Span<int> nearest = stackalloc int[corners];
+        Span<int> rank = stackalloc int[corners];
+        Span<float> barycentric = stackalloc float[d + 2];
+        // Scaling of Adams et al. (Sec. 3.1): the diagonal of the elevation matrix times (d+1)·√(2/3), the lattice
+        // spacing that makes splat + [½ 1 ½] blur + slice approximate a unit standard deviation Gaussian.
+        float invStd = (d + 1) * MathF.Sqrt(2f / 3f);
+        for (int k = 0; k < d; k++) scale[k] = invStd / MathF.Sqrt((k + 1) * (k + 2));
+
+        for (int p = start; p < end; p++)
+        {
+            var f = features.AsSpan(p * d, d);
+            // Elevate onto the hyperplane Σx = 0 of R^{d+1}: x_i = Σ_{k≥i} c_k − i·c_{i−1}, with c_k = f_k·scale_k.
+            float tail = 0f;
+            for (int i = d; i >= 1; i--)
+            {
+                float c = f[i - 1] * scale[i - 1];
+                elevated[i] = tail - i * c;
+                tail += c;
+            }
+            elevated[0] = tail;
+
+            // Nearest point of the remainder-0 sublattice (coordinates multiple of d+1), coordinate by coordinate.
+            int excess = 0;
+            for (int i = 0; i <= d; i++)
+            {
+                float x = elevated[i];
+                if (MathF.Abs(x) > MaxElevatedMagnitude)
+                    throw new WeakSegException($"permutohedral lattice: feature of point {p} is too large ({x}); use larger standard deviations");
+                int q = (int)MathF.Round(x / corners, MidpointRounding.AwayFromZero);
+                nearest[i] = q * corners;
+                excess += q;
+            }
+            // Rank of each coordinate's residual (0 = largest), ties broken by index.
+            for (int i = 0; i <= d; i++) rank[i] = 0;
+            for (int i = 0; i < d; i++)
+                for (int j = i + 1; j <= d; j++)
+                {
+                    if (elevated[i] - nearest[i] < elevated[j] - nearest[j]) rank[i]++;
+                    else rank[j]++;
+                }
+            // The rounded point may be off the hyperplane by `excess` steps; move the extreme coordinates back.
+            for (int i = 0; i <= d; i++)
+            {
+                rank[i] += excess;
+                if (rank[i] < 0) { rank[i] += corners; nearest[i] += corners; }
+                else if (rank[i] > d) { rank[i] -= corners; nearest[i] -= corners; }
+            }
+            // Barycentric coordinates of the point in its simplex.
+            barycentric.Clear();
+            for (int i = 0; i <= d; i++)
+            {
+                float t = (elevated[i] - nearest[i]) / corners;
+                barycentric[d - rank[i]] += t;
+                barycentric[d - rank[i] + 1] -= t;
+            }
+            barycentric[0] += 1f + barycentric[d + 1];
+
+            // Corner r of the simplex: nearest + canonical offset (r where rank ≤ d − r, else r − (d+1)).
+            for (int r = 0; r <= d; r++)
+            {
+                int e = p * corners + r;
+                var key = keys.AsSpan(e * d, d);
+                for (int i = 0; i < d; i++)
+                    key[i] = nearest[i] + (rank[i] <= d - r ? r : r - corners);
+                hashes[e] = LatticeKeyTable.Hash(key);
+                weights[e] = barycentric[r];
+            }
+        }
+    }
+
+    /// <summary>Reusable buffers for filtering <paramref name="channels"/> values per point.</summary>
+    public LatticeWorkspace CreateWorkspace(int channels) => new(VertexCount, channels);
+
+    /// <summary>
+    /// Gaussian filter of <paramref name="input"/> ([N, channels], point-major) into <paramref name="output"/> (same shape):
+    /// output_i ≈ Σ_j exp(-½‖f_i − f_j‖²) · input_j. Allocates a workspace; use the overload with one for repeated calls.
+    /// </summary>
+    public void Filter(ReadOnlySpan<float> input, Span<float> output, int channels)
+    {
+        Filter(input, output, channels, CreateWorkspace(channels));
+    }
+
+    /// <inheritdoc cref="Filter(ReadOnlySpan{float}, Span{float}, int)"/>
+    public void Filter(ReadOnlySpan<float> input, Span<float> output, int channels, LatticeWorkspace workspace)
+    {
+        if (channels < 1) throw new WeakSegException($"permutohedral lattice: channels must be ≥ 1, got {channels}");
+        if (input.Length != (long)PointCount * channels || output.Length != input.Length)
+            throw new WeakSegException($"permutohedral lattice: input has {input.Length} and output {output.Length} values; expected {PointCount} points × {channels} channels");
+        int stride = workspace.Stride;
+        if (workspace.Channels != channels || workspace.VertexCapacity < VertexCount)
+            throw new WeakSegException("permutohedral lattice: workspace was made for another lattice or channel count");
+        // Pad to the SIMD stride, filter, unpad.
+        var padded = workspace.PointBuffer(PointCount);
+        for (int i = 0; i < PointCount; i++)
+        {
+            input.Slice(i * channels, channels).CopyTo(padded.AsSpan(i * stride, channels));
+            padded.AsSpan(i * stride + channels, stride - channels).Clear();
+        }
+        Splat(padded, ContributionWeight, workspace);
+        Blur(workspace);
+        var filtered = workspace.PointOutputBuffer(PointCount);
+        var sliceWeight = SliceScale == 1f ? PointWeight : PointWeight.Select(w => w * SliceScale).ToArray();
+        ForRanges(PointCount, 2048, MaxThreads, (start, end) => SliceRange(workspace.Current, sliceWeight, filtered, null, false, stride, start, end));
+        for (int i = 0; i < PointCount; i++)
+            filtered.AsSpan(i * stride, channels).CopyTo(output.Slice(i * channels, channels));
+    }
+
+    /// <summary>Splat as a gather: vertex v = Σ over its contributions of weight · values[point] (rows of <c>stride</c>).</summary>
+    internal void Splat(float[] pointValues, float[] contributionWeight, LatticeWorkspace workspace)
+    {
+        int stride = workspace.Stride;
+        var target = workspace.Current;
+        target.AsSpan(VertexCount * stride, stride).Clear(); // the zero row used for missing blur neighbours
+        workspace.Next.AsSpan(VertexCount * stride, stride).Clear();
+        if (pointValues.Length < PointCount * stride || contributionWeight.Length != ContributionPoint.Length)
+            throw new ArgumentException("splat buffers do not match the lattice");
+        ForRanges(VertexCount, 2048, MaxThreads, (start, end) => SplatRange(pointValues, contributionWeight, target, stride, start, end));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    void SplatRange(float[] pointValues, float[] contributionWeight, float[] target, int stride, int start, int end)
+    {
+        int lanes = stride / Vector<float>.Count;
+        ref var source = ref Unsafe.As<float, Vector<float>>(ref MemoryMarshal.GetArrayDataReference(pointValues));
+        ref var vertices = ref Unsafe.As<float, Vector<float>>(ref MemoryMarshal.GetArrayDataReference(target));
+        ref int point = ref MemoryMarshal.GetArrayDataReference(ContributionPoint);
+        ref float weight = ref MemoryMarshal.GetArrayDataReference(contributionWeight);
+        for (int v = start; v < end; v++)
+        {
+            ref var row = ref Unsafe.Add(ref vertices, v * lanes);
+            for (int l = 0; l < lanes; l++) Unsafe.Add(ref row, l) = Vector<float>.Zero;
+            int last = VertexStart[v + 1];
+            for (int c = VertexStart[v]; c < last; c++)
+            {
+                ref var from = ref Unsafe.Add(ref source, Unsafe.Add(ref point, c) * lanes);
+                var w = new Vector<float>(Unsafe.Add(ref weight, c));
+                for (int l = 0; l < lanes; l++) Unsafe.Add(ref row, l) += Unsafe.Add(ref from, l) * w;
+            }
+        }
+    }
+
+    /// <summary>Blur along each lattice axis with [½ 1 ½]; the result ends in <see cref="LatticeWorkspace.Current"/>.</summary>
+    internal void Blur(LatticeWorkspace workspace)
+    {
+        int m = VertexCount;
+        for (int axis = 0; axis <= Dimensions; axis++)
+        {
+            var from = workspace.Current;
+            var to = workspace.Next;
+            int axisOffset = axis * m * 2;
+            ForRanges(m, 4096, MaxThreads, (start, end) => BlurRange(from, to, workspace.Stride, axisOffset, start, end));
+            workspace.Swap();
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    void BlurRange(float[] from, float[] to, int stride, int axisOffset, int start, int end)
+    {
+        int lanes = stride / Vector<float>.Count;
+        ref var source = ref Unsafe.As<float, Vector<float>>(ref MemoryMarshal.GetArrayDataReference(from));
+        ref var target = ref Unsafe.As<float, Vector<float>>(ref MemoryMarshal.GetArrayDataReference(to));
+        ref int neighbour = ref MemoryMarshal.GetArrayDataReference(BlurNeighbour);
+        var half = new Vector<float>(0.5f);
+        for (int v = start; v < end; v++)
+        {
+            ref var back = ref Unsafe.Add(ref source, Unsafe.Add(ref neighbour, axisOffset + v * 2) * lanes);
+            ref var forward = ref Unsafe.Add(ref source, Unsafe.Add(ref neighbour, axisOffset + v * 2 + 1) * lanes);
+            ref var self = ref Unsafe.Add(ref source, v * lanes);
+            ref var output = ref Unsafe.Add(ref target, v * lanes);
+            for (int l = 0; l < lanes; l++)
+                Unsafe.Add(ref output, l) = Unsafe.Add(ref self, l) + half * (Unsafe.Add(ref back, l) + Unsafe.Add(ref forward, l));
+        }
+    }
+
+    /// <summary>
+    /// Slice for points [start, end): out_i (=|+=) Σ_r weight_(i,r) · vertex_(i,r). With <paramref name="baseline"/>
+    /// the row starts from it, otherwise from zero when <paramref name="accumulate"/> is false or from out_i when true.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal void SliceRange(float[] vertexValues, float[] pointWeight, float[] output, float[]? baseline, bool accumulate, int stride, int start, int end)
+    {
+        int corners = Dimensions + 1;
+        int lanes = stride / Vector<float>.Count;
+        ref var vertices = ref Unsafe.As<float, Vector<float>>(ref MemoryMarshal.GetArrayDataReference(vertexValues));
+        ref var target = ref Unsafe.As<float, Vector<float>>(ref MemoryMarshal.GetArrayDataReference(output));
+        ref int vertexOf = ref MemoryMarshal.GetArrayDataReference(PointVertex);
+        ref float weight = ref MemoryMarshal.GetArrayDataReference(pointWeight);
+        for (int i = start; i < end; i++)
+        {
+            ref var row = ref Unsafe.Add(ref target, i * lanes);
+            if (baseline is not null)
+            {
+                ref var from = ref Unsafe.As<float, Vector<float>>(ref baseline[i * stride]);
+                for (int l = 0; l < lanes; l++) Unsafe.Add(ref row, l) = Unsafe.Add(ref from, l);
+            }
+            else if (!accumulate)
+                for (int l = 0; l < lanes; l++) Unsafe.Add(ref row, l) = Vector<float>.Zero;
+            int e0 = i * corners;
+            for (int r = 0; r < corners; r++)
+            {
+                ref var vertex = ref Unsafe.Add(ref vertices, Unsafe.Add(ref vertexOf, e0 + r) * lanes);
+                var w = new Vector<float>(Unsafe.Add(ref weight, e0 + r));
+                for (int l = 0; l < lanes; l++) Unsafe.Add(ref row, l) += Unsafe.Add(ref vertex, l) * w;
+            }
+        }
+    }
+
+    /// <summary>Runs <paramref name="body"/>(start, end) over [0, count) in chunks, on up to <paramref name="threads"/> threads.</summary>
+    internal static void ForRanges(int count, int chunk, int threads, Action<int, int> body)
+    {
+        if (count <= 0) return;
+        if (threads <= 1 || count <= chunk)
+        {
+            body(0, count);
+            return;
+        }
+        var options = new ParallelOptions { MaxDegreeOfParallelism = threads };
+        Parallel.ForEach(Partitioner.Create(0, count, Math.Max(chunk, (count + threads * 8 - 1) / (threads * 8))), options,
+                         range => body(range.Item1, range.Item2));
+    }
+}
+
+/// <summary>Vertex buffers (two, swapped by the blur) and point buffers for one lattice and channel count.</summary>
+public sealed class LatticeWorkspace
+{
+    /// <summary>Channels per point the workspace was made for.</summary>
+    public int Channels { get; }
+    /// <summary>Floats per row: channels rounded up to the SIMD width.</summary>
+    public int Stride { get; }
+    /// <summary>Largest vertex count the buffers hold.</summary>
+    public int VertexCapacity { get; }
+
+    internal float[] Current { get; private set; }
+    internal float[] Next { get; private set; }
+    float[]? _points, _pointOutput;
+
+    internal LatticeWorkspace(int vertexCapacity, int channels)
+    {
+        Channels = channels;
+        Stride = RoundUpToVector(channels);
+        VertexCapacity = vertexCapacity;
+        Current = new float[(vertexCapacity + 1) * Stride];
+        Next = new float[(vertexCapacity + 1) * Stride];
+    }
+
+    internal static int RoundUpToVector(int channels)
+    {
+        int w = Vector<float>.Count;
+        return (channels + w - 1) / w * w;
+    }
+
+    internal void Swap() => (Current, Next) = (Next, Current);
+
+    internal float[] PointBuffer(int points) => _points is { } p && p.Length >= points * Stride ? p : _points = new float[points * Stride];
+    internal float[] PointOutputBuffer(int points) => _pointOutput is { } p && p.Length >= points * Stride ? p : _pointOutput = new float[points * Stride];
+}
+
+/// <summary>
+/// Open-addressing hash table from lattice keys (d ints) to dense vertex indices 0..Count-1 in insertion order.
+/// Starts small and doubles at half load, so it stays cache-sized for the typical M ≪ N(d+1).
+/// </summary>
+sealed class LatticeKeyTable
+{
+    readonly int _d;
+    int[] _slots;   // vertex index + 1, 0 = empty
+    uint _mask;
+    int[] _keys;    // vertex-major, d ints each
+    uint[] _hashes;
+    public int Count { get; private set; }
+
+    public LatticeKeyTable(int d, int expected)
+    {
+        _d = d;
+        int capacity = 1024;
+        while (capacity < expected * 2L && capacity < (1 << 30)) capacity <<= 1;
+        _slots = new int[capacity];
+        _mask = (uint)capacity - 1;
+        _keys = new int[Math.Max(16, expected) * d];
+        _hashes = new uint[Math.Max(16, expected)];
+    }
+
+    public ReadOnlySpan<int> Key(int vertex) => _keys.AsSpan(vertex * _d, _d);
+
+    public static uint Hash(ReadOnlySpan<int> key)
+    {
+        // Multiply-xorshift mix of each coordinate (spreads the small, correlated keys of neighbouring vertices).
+        uint h = 2166136261u;
+        foreach (int k in key)
+        {
+            h ^= (uint)k;
+            h *= 0x9E3779B1u;
+            h ^= h >> 15;
+        }
+        h *= 0x85EBCA77u;
+        h ^= h >> 13;
+        return h;
+    }
+
+    public int Find(ReadOnlySpan<int> key)
+    {
+        uint h = Hash(key);
+        for (uint s = h & _mask; ; s = (s + 1) & _mask)
+        {
+            int slot = _slots[s];
+            if (slot == 0) return -1;
+            int v = slot - 1;
+            if (_hashes[v] == h && _keys.AsSpan(v * _d, _d).SequenceEqual(key)) return v;
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public int FindOrAdd(ReadOnlySpan<int> key, uint h)
+    {
+        for (uint s = h & _mask; ; s = (s + 1) & _mask)
+        {
+            int slot = _slots[s];
+            if (slot == 0)
+            {
+                int v = Count++;
+                if (v >= _hashes.Length)
+                {
+                    Array.Resize(ref _hashes, _hashes.Length * 2);
+                    Array.Resize(ref _keys, _hashes.Length * _d);
+                }
+                key.CopyTo(_keys.AsSpan(v * _d, _d));
+                _hashes[v] = h;
+                _slots[s] = v + 1;
+                if (Count * 2L > _slots.Length) Grow();
+                return v;
+            }
+            int u = slot - 1;
+            if (_hashes[u] == h && _keys.AsSpan(u * _d, _d).SequenceEqual(key)) return u;
+        }
+    }
+
+    void Grow()
+    {
+        if (_slots.Length >= 1 << 30) throw new WeakSegException("permutohedral lattice: too many vertices");
+        _slots = new int[_slots.Length * 2];
+        _mask = (uint)_slots.Length - 1;
+        for (int v = 0; v < Count; v++)
+        {
+            uint s = _hashes[v] & _mask;
+            while (_slots[s] != 0) s = (s + 1) & _mask;
+            _slots[s] = v + 1;
+        }
+    }
+}

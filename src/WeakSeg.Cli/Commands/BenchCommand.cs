@@ -79,6 +79,8 @@ public static class CrfBenchCommand
             Console.WriteLine("| --- | --- |");
             Console.WriteLine(string.Format(c, "| per image | {0:F4} |", report.SecondsPerImage));
             Console.WriteLine(string.Format(c, "| lattice build (both kernels) | {0:F4} |", report.SecondsLatticeBuild));
+            Console.WriteLine(string.Format(c, "| lattice build, gaussian | {0:F4} |", report.SecondsLatticeBuildGaussian));
+            Console.WriteLine(string.Format(c, "| lattice build, bilateral | {0:F4} |", report.SecondsLatticeBuildBilateral));
             Console.WriteLine(string.Format(c, "| per iteration | {0:F4} |", report.SecondsPerIteration));
             Console.WriteLine(string.Format(c, "| all iterations | {0:F4} |", report.SecondsInference));
             Console.WriteLine(string.Format(c, "lattice vertices: gaussian {0}, bilateral {1}; labels changed by the CRF: {2:P1}",

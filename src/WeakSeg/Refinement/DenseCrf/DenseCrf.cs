@@ -207,24 +207,26 @@ public static class DenseCrf
         var buildClock = Stopwatch.StartNew();
         var terms = new List<PairwiseTerm>(2);
         var vertices = new int[2];
+        var kernelBuildSeconds = new double[2];
         if (config.GaussianWeight > 0)
         {
             var lattice = PermutohedralLattice.Build(GaussianFeatures(width, height, config.GaussianSxy), n, 2, threads);
             terms.Add(new PairwiseTerm(lattice, config.GaussianWeight));
             vertices[0] = lattice.VertexCount;
+            kernelBuildSeconds[0] = buildClock.Elapsed.TotalSeconds;
         }
         if (config.BilateralWeight > 0)
         {
             var lattice = PermutohedralLattice.Build(BilateralFeatures(rgb, width, height, config.BilateralSxy, config.BilateralSrgb), n, 5, threads);
             terms.Add(new PairwiseTerm(lattice, config.BilateralWeight));
             vertices[1] = lattice.VertexCount;
+            kernelBuildSeconds[1] = buildClock.Elapsed.TotalSeconds - kernelBuildSeconds[0];
         }
         double buildSeconds = buildClock.Elapsed.TotalSeconds;
 
         // Point-major working arrays with rows padded to the SIMD width; padded lanes of −U are −1e30 so softmax gives them 0.
         var negUnary = GC.AllocateUninitializedArray<float>(n * stride);
         var q = GC.AllocateUninitializedArray<float>(n * stride);
-        var logits = GC.AllocateUninitializedArray<float>(n * stride);
         PermutohedralLattice.ForRanges(n, 4096, threads, (start, end) =>
         {
             for (int i = start; i < end; i++)
@@ -239,11 +241,26 @@ public static class DenseCrf
         var inferenceClock = Stopwatch.StartNew();
         if (terms.Count > 0)
         {
-            int maxVertices = terms.Max(t => t.Lattice.VertexCount);
-            var workspace = new LatticeWorkspace(maxVertices, k);
+            var workspaces = terms.Select(t => t.Lattice.CreateWorkspace(k)).ToArray();
+            var blurred = new float[terms.Count][];
             for (int iteration = 0; iteration < config.Iterations; iteration++)
+            {
                 for (int t = 0; t < terms.Count; t++)
-                    terms[t].Pass(q, negUnary, logits, workspace, first: t == 0, last: t == terms.Count - 1);
+                    blurred[t] = terms[t].Lattice.SplatAndBlur(q, terms[t].SplatWeight, workspaces[t]);
+                // Q_i = softmax(−U_i + Σ_m slice_m(i)), one pass over the pixels for all kernels.
+                PermutohedralLattice.ForRanges(n, 2048, threads, (start, end) =>
+                {
+                    var row = new Vector<float>[stride / Vector<float>.Count];
+                    var baseline = MemoryMarshal.Cast<float, Vector<float>>(negUnary.AsSpan());
+                    for (int i = start; i < end; i++)
+                    {
+                        baseline.Slice(i * row.Length, row.Length).CopyTo(row);
+                        for (int t = 0; t < terms.Count; t++)
+                            terms[t].Lattice.SliceAdd(blurred[t], terms[t].SliceWeight, i, row);
+                        SoftmaxRow(MemoryMarshal.Cast<Vector<float>, float>(row.AsSpan()), q.AsSpan(i * stride, stride));
+                    }
+                });
+            }
         }
         // With no pairwise term every iteration gives softmax(−U) again: Q is already that.
         double inferenceSeconds = inferenceClock.Elapsed.TotalSeconds;
@@ -264,7 +281,7 @@ public static class DenseCrf
                 labels[i] = (byte)best;
             }
         });
-        var timings = new DenseCrfTimings(clock.Elapsed.TotalSeconds, buildSeconds, inferenceSeconds,
+        var timings = new DenseCrfTimings(clock.Elapsed.TotalSeconds, buildSeconds, kernelBuildSeconds, inferenceSeconds,
                                           terms.Count > 0 ? config.Iterations : 0, threads, vertices);
         return new DenseCrfResult(probabilities, labels, width, height, k, timings);
     }
@@ -295,8 +312,10 @@ public static class DenseCrf
     sealed class PairwiseTerm
     {
         public readonly PermutohedralLattice Lattice;
-        readonly float[] _splatWeight;  // contribution c: barycentric · n[point]
-        readonly float[] _sliceWeight;  // point i, corner r: barycentric · n[i] · sliceScale · w
+        /// <summary>Point i, corner r: barycentric · n[i].</summary>
+        public readonly float[] SplatWeight;
+        /// <summary>Point i, corner r: barycentric · n[i] · sliceScale · w.</summary>
+        public readonly float[] SliceWeight;
 
         public PairwiseTerm(PermutohedralLattice lattice, float weight)
         {
@@ -306,33 +325,18 @@ public static class DenseCrf
             Array.Fill(ones, 1f);
             var density = new float[n];
             lattice.Filter(ones, density, 1);
-            var norm = new float[n];
-            for (int i = 0; i < n; i++) norm[i] = 1f / MathF.Sqrt(density[i] + 1e-20f);
-            _splatWeight = new float[lattice.ContributionWeight.Length];
-            for (int c = 0; c < _splatWeight.Length; c++)
-                _splatWeight[c] = lattice.ContributionWeight[c] * norm[lattice.ContributionPoint[c]];
-            _sliceWeight = new float[lattice.PointWeight.Length];
+            SplatWeight = new float[lattice.PointWeight.Length];
+            SliceWeight = new float[lattice.PointWeight.Length];
             float scale = lattice.SliceScale * weight;
-            for (int e = 0; e < _sliceWeight.Length; e++)
-                _sliceWeight[e] = lattice.PointWeight[e] * norm[e / corners] * scale;
-        }
-
-        /// <summary>
-        /// logits (+)= w · n ⊙ K(n ⊙ Q); the first term starts from −U, the last turns the logits into the new Q.
-        /// </summary>
-        public void Pass(float[] q, float[] negUnary, float[] logits, LatticeWorkspace workspace, bool first, bool last)
-        {
-            Lattice.Splat(q, _splatWeight, workspace);
-            Lattice.Blur(workspace);
-            var vertexValues = workspace.Current;
-            int stride = workspace.Stride;
-            PermutohedralLattice.ForRanges(Lattice.PointCount, 2048, Lattice.MaxThreads, (start, end) =>
+            for (int i = 0; i < n; i++)
             {
-                Lattice.SliceRange(vertexValues, _sliceWeight, logits, first ? negUnary : null, accumulate: !first, stride, start, end);
-                if (last)
-                    for (int i = start; i < end; i++)
-                        SoftmaxRow(logits.AsSpan(i * stride, stride), q.AsSpan(i * stride, stride));
-            });
+                float norm = 1f / MathF.Sqrt(density[i] + 1e-20f);
+                for (int e = i * corners; e < (i + 1) * corners; e++)
+                {
+                    SplatWeight[e] = lattice.PointWeight[e] * norm;
+                    SliceWeight[e] = SplatWeight[e] * scale;
+                }
+            }
         }
     }
 }

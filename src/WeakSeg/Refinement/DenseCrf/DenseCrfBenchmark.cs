@@ -28,6 +28,8 @@ public sealed record DenseCrfBenchmarkReport(
     [property: JsonPropertyName("runs")] int Runs,
     [property: JsonPropertyName("seconds_per_image")] double SecondsPerImage,
     [property: JsonPropertyName("seconds_lattice_build")] double SecondsLatticeBuild,
+    [property: JsonPropertyName("seconds_lattice_build_gaussian")] double SecondsLatticeBuildGaussian,
+    [property: JsonPropertyName("seconds_lattice_build_bilateral")] double SecondsLatticeBuildBilateral,
     [property: JsonPropertyName("seconds_per_iteration")] double SecondsPerIteration,
     [property: JsonPropertyName("seconds_inference")] double SecondsInference,
     [property: JsonPropertyName("seconds_per_image_min")] double SecondsPerImageMin,
@@ -70,6 +72,7 @@ public static class DenseCrfBenchmark
         var t = last!.Timings;
         return new DenseCrfBenchmarkReport(options.Width, options.Height, options.Labels, options.Config.Iterations, t.Threads, measured.Count,
             Median(measured.Select(m => m.TotalSeconds)), Median(measured.Select(m => m.LatticeBuildSeconds)),
+            Median(measured.Select(m => m.LatticeBuildSecondsPerKernel[0])), Median(measured.Select(m => m.LatticeBuildSecondsPerKernel[1])),
             Median(measured.Select(m => m.SecondsPerIteration)), Median(measured.Select(m => m.InferenceSeconds)),
             measured.Min(m => m.TotalSeconds), t.LatticeVertices[0], t.LatticeVertices[1], (double)changed / n, options.Config);
     }

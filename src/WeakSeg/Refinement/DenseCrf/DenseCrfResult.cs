@@ -12,11 +12,12 @@ public sealed record DenseCrfResult(float[] Probabilities, byte[] Labels, int Wi
 /// <summary>Wall-clock seconds of one <see cref="DenseCrf"/> call.</summary>
 /// <param name="TotalSeconds">whole call, validation and unary included</param>
 /// <param name="LatticeBuildSeconds">building the permutohedral lattices (all kernels) and their normalisation</param>
+/// <param name="LatticeBuildSecondsPerKernel">the same split per kernel (gaussian, bilateral; 0 when disabled)</param>
 /// <param name="InferenceSeconds">all mean-field iterations</param>
 /// <param name="Iterations">iterations run</param>
 /// <param name="Threads">threads allowed</param>
 /// <param name="LatticeVertices">lattice vertex count per kernel (gaussian, bilateral; 0 when disabled)</param>
-public sealed record DenseCrfTimings(double TotalSeconds, double LatticeBuildSeconds, double InferenceSeconds, int Iterations, int Threads,
+public sealed record DenseCrfTimings(double TotalSeconds, double LatticeBuildSeconds, IReadOnlyList<double> LatticeBuildSecondsPerKernel, double InferenceSeconds, int Iterations, int Threads,
                                      IReadOnlyList<int> LatticeVertices)
 {
     /// <summary>Mean seconds of one mean-field iteration (0 when no iteration ran).</summary>

@@ -13,10 +13,11 @@ namespace WeakSeg.Refinement;
 /// with the same barycentric weights. Features are given already divided by their standard deviations.
 /// </summary>
 /// <remarks>
-/// Built once per feature set; <see cref="Filter"/> can then be called any number of times. The splat is done as a
-/// gather (each vertex sums its own contributions through a vertex → contribution index built at construction),
-/// so splat, blur and slice all run in parallel without atomics. A lattice is not thread-safe: give each
-/// thread its own workspace (<see cref="CreateWorkspace"/>).
+/// Built once per feature set; <see cref="Filter"/> can then be called any number of times. The splat scatters the
+/// points in a fixed number of contiguous blocks, each into its own vertex buffer, which are then summed in a fixed
+/// order: reads of the values stay sequential, no atomics are needed, and the result does not depend on scheduling
+/// (nor on the thread count, as long as it is ≤ 4). Blur and slice run in parallel over vertices and points.
+/// A lattice is immutable; a <see cref="LatticeWorkspace"/> must not be shared by concurrent calls.
 /// </remarks>
 public sealed class PermutohedralLattice
 {
@@ -33,16 +34,11 @@ public sealed class PermutohedralLattice
     // Per point i and simplex corner r (index i*(d+1)+r): the vertex it touches and its barycentric weight.
     internal readonly int[] PointVertex;
     internal readonly float[] PointWeight;
-    // Gather form of the splat: contributions of vertex v are [VertexStart[v], VertexStart[v+1]).
-    internal readonly int[] VertexStart;
-    internal readonly int[] ContributionPoint;
-    internal readonly float[] ContributionWeight;
     // Blur neighbours: for axis a and vertex v, [(a*M + v)*2] is the vertex one step back, +1 the one forward;
     // a missing neighbour is the always-zero row M.
     internal readonly int[] BlurNeighbour;
 
-    PermutohedralLattice(int pointCount, int dimensions, int vertexCount, int maxThreads, int[] pointVertex, float[] pointWeight,
-                         int[] vertexStart, int[] contributionPoint, float[] contributionWeight, int[] blurNeighbour)
+    PermutohedralLattice(int pointCount, int dimensions, int vertexCount, int maxThreads, int[] pointVertex, float[] pointWeight, int[] blurNeighbour)
     {
         PointCount = pointCount;
         Dimensions = dimensions;
@@ -50,9 +46,6 @@ public sealed class PermutohedralLattice
         MaxThreads = maxThreads;
         PointVertex = pointVertex;
         PointWeight = pointWeight;
-        VertexStart = vertexStart;
-        ContributionPoint = contributionPoint;
-        ContributionWeight = contributionWeight;
         BlurNeighbour = blurNeighbour;
         SliceScale = 1f / (1f + MathF.Pow(2f, -dimensions));
     }
@@ -95,21 +88,7 @@ public sealed class PermutohedralLattice
             pointVertex[e] = table.FindOrAdd(keys.AsSpan(e * d, d), hashes[e]);
         int m = table.Count;
 
-        // 3. Gather index for the splat: contributions grouped by vertex, points in increasing order.
-        var vertexStart = new int[m + 1];
-        foreach (int v in pointVertex) vertexStart[v + 1]++;
-        for (int v = 0; v < m; v++) vertexStart[v + 1] += vertexStart[v];
-        var fill = vertexStart.AsSpan(0, m).ToArray();
-        var contributionPoint = new int[pointVertex.Length];
-        var contributionWeight = new float[pointVertex.Length];
-        for (int e = 0; e < pointVertex.Length; e++)
-        {
-            int slot = fill[pointVertex[e]]++;
-            contributionPoint[slot] = e / corners;
-            contributionWeight[slot] = pointWeight[e];
-        }
-
-        // 4. Blur neighbours along each of the d+1 lattice axes (parallel, read-only lookups).
+        // 3. Blur neighbours along each of the d+1 lattice axes (parallel, read-only lookups).
         var neighbours = new int[(long)corners * m * 2 > int.MaxValue ? throw new WeakSegException("permutohedral lattice: too many vertices") : corners * m * 2];
         ForRanges(m, 4096, threads, (start, end) =>
         {
@@ -131,7 +110,7 @@ public sealed class PermutohedralLattice
             }
         });
 
-        return new PermutohedralLattice(n, d, m, threads, pointVertex, pointWeight, vertexStart, contributionPoint, contributionWeight, neighbours);
+        return new PermutohedralLattice(n, d, m, threads, pointVertex, pointWeight, neighbours);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -211,16 +190,14 @@ public sealed class PermutohedralLattice
     }
 
     /// <summary>Reusable buffers for filtering <paramref name="channels"/> values per point.</summary>
-    public LatticeWorkspace CreateWorkspace(int channels) => new(VertexCount, channels);
+    public LatticeWorkspace CreateWorkspace(int channels) => new(VertexCount, channels, MaxThreads);
 
     /// <summary>
     /// Gaussian filter of <paramref name="input"/> ([N, channels], point-major) into <paramref name="output"/> (same shape):
     /// output_i ≈ Σ_j exp(-½‖f_i − f_j‖²) · input_j. Allocates a workspace; use the overload with one for repeated calls.
     /// </summary>
     public void Filter(ReadOnlySpan<float> input, Span<float> output, int channels)
-    {
-        Filter(input, output, channels, CreateWorkspace(channels));
-    }
+        => Filter(input, output, channels, CreateWorkspace(channels));
 
     /// <inheritdoc cref="Filter(ReadOnlySpan{float}, Span{float}, int)"/>
     public void Filter(ReadOnlySpan<float> input, Span<float> output, int channels, LatticeWorkspace workspace)
@@ -228,70 +205,120 @@ public sealed class PermutohedralLattice
         if (channels < 1) throw new WeakSegException($"permutohedral lattice: channels must be ≥ 1, got {channels}");
         if (input.Length != (long)PointCount * channels || output.Length != input.Length)
             throw new WeakSegException($"permutohedral lattice: input has {input.Length} and output {output.Length} values; expected {PointCount} points × {channels} channels");
-        int stride = workspace.Stride;
         if (workspace.Channels != channels || workspace.VertexCapacity < VertexCount)
             throw new WeakSegException("permutohedral lattice: workspace was made for another lattice or channel count");
-        // Pad to the SIMD stride, filter, unpad.
+        int stride = workspace.Stride;
+        // Pad rows to the SIMD stride, filter, unpad.
         var padded = workspace.PointBuffer(PointCount);
         for (int i = 0; i < PointCount; i++)
         {
             input.Slice(i * channels, channels).CopyTo(padded.AsSpan(i * stride, channels));
             padded.AsSpan(i * stride + channels, stride - channels).Clear();
         }
-        Splat(padded, ContributionWeight, workspace);
-        Blur(workspace);
+        var blurred = SplatAndBlur(padded, PointWeight, workspace);
         var filtered = workspace.PointOutputBuffer(PointCount);
-        var sliceWeight = SliceScale == 1f ? PointWeight : PointWeight.Select(w => w * SliceScale).ToArray();
-        ForRanges(PointCount, 2048, MaxThreads, (start, end) => SliceRange(workspace.Current, sliceWeight, filtered, null, false, stride, start, end));
+        var scale = new Vector<float>(SliceScale);
+        ForRanges(PointCount, 2048, MaxThreads, (start, end) =>
+        {
+            int lanes = stride / Vector<float>.Count;
+            var target = MemoryMarshal.Cast<float, Vector<float>>(filtered.AsSpan());
+            for (int i = start; i < end; i++)
+            {
+                var row = target.Slice(i * lanes, lanes);
+                row.Clear();
+                SliceAdd(blurred, PointWeight, i, row);
+                for (int l = 0; l < lanes; l++) row[l] *= scale;
+            }
+        });
         for (int i = 0; i < PointCount; i++)
             filtered.AsSpan(i * stride, channels).CopyTo(output.Slice(i * channels, channels));
     }
 
-    /// <summary>Splat as a gather: vertex v = Σ over its contributions of weight · values[point] (rows of <c>stride</c>).</summary>
-    internal void Splat(float[] pointValues, float[] contributionWeight, LatticeWorkspace workspace)
+    /// <summary>
+    /// Splats <paramref name="pointValues"/> ([N, stride]) with per-(point, corner) <paramref name="weights"/> (the
+    /// barycentric weights, possibly pre-multiplied by a per-point factor), then blurs along every axis.
+    /// Returns the buffer holding the blurred vertex values ([M+1, stride], row M zero).
+    /// </summary>
+    internal float[] SplatAndBlur(float[] pointValues, float[] weights, LatticeWorkspace workspace)
     {
-        int stride = workspace.Stride;
-        var target = workspace.Current;
-        target.AsSpan(VertexCount * stride, stride).Clear(); // the zero row used for missing blur neighbours
-        workspace.Next.AsSpan(VertexCount * stride, stride).Clear();
-        if (pointValues.Length < PointCount * stride || contributionWeight.Length != ContributionPoint.Length)
+        int stride = workspace.Stride, blocks = workspace.Blocks.Length, n = PointCount;
+        if (pointValues.Length < n * stride || weights.Length != PointWeight.Length || workspace.VertexCapacity < VertexCount)
             throw new ArgumentException("splat buffers do not match the lattice");
-        ForRanges(VertexCount, 2048, MaxThreads, (start, end) => SplatRange(pointValues, contributionWeight, target, stride, start, end));
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    void SplatRange(float[] pointValues, float[] contributionWeight, float[] target, int stride, int start, int end)
-    {
-        int lanes = stride / Vector<float>.Count;
-        ref var source = ref Unsafe.As<float, Vector<float>>(ref MemoryMarshal.GetArrayDataReference(pointValues));
-        ref var vertices = ref Unsafe.As<float, Vector<float>>(ref MemoryMarshal.GetArrayDataReference(target));
-        ref int point = ref MemoryMarshal.GetArrayDataReference(ContributionPoint);
-        ref float weight = ref MemoryMarshal.GetArrayDataReference(contributionWeight);
-        for (int v = start; v < end; v++)
+        // Scatter: block b takes points [b·N/B, (b+1)·N/B) into its own buffer.
+        var options = new ParallelOptions { MaxDegreeOfParallelism = MaxThreads };
+        Parallel.For(0, blocks, options, b =>
         {
-            ref var row = ref Unsafe.Add(ref vertices, v * lanes);
-            for (int l = 0; l < lanes; l++) Unsafe.Add(ref row, l) = Vector<float>.Zero;
-            int last = VertexStart[v + 1];
-            for (int c = VertexStart[v]; c < last; c++)
+            var buffer = workspace.Blocks[b];
+            buffer.AsSpan(0, (VertexCount + 1) * stride).Clear();
+            ScatterRange(pointValues, weights, buffer, stride, (int)((long)n * b / blocks), (int)((long)n * (b + 1) / blocks));
+        });
+        // Sum the blocks into block 0, in block order.
+        var total = workspace.Blocks[0];
+        if (blocks > 1)
+            ForRanges(VertexCount, 4096, MaxThreads, (start, end) =>
             {
-                ref var from = ref Unsafe.Add(ref source, Unsafe.Add(ref point, c) * lanes);
-                var w = new Vector<float>(Unsafe.Add(ref weight, c));
-                for (int l = 0; l < lanes; l++) Unsafe.Add(ref row, l) += Unsafe.Add(ref from, l) * w;
-            }
-        }
-    }
-
-    /// <summary>Blur along each lattice axis with [½ 1 ½]; the result ends in <see cref="LatticeWorkspace.Current"/>.</summary>
-    internal void Blur(LatticeWorkspace workspace)
-    {
+                var sum = MemoryMarshal.Cast<float, Vector<float>>(total.AsSpan(start * stride, (end - start) * stride));
+                for (int b = 1; b < blocks; b++)
+                {
+                    var part = MemoryMarshal.Cast<float, Vector<float>>(workspace.Blocks[b].AsSpan(start * stride, (end - start) * stride));
+                    for (int l = 0; l < sum.Length; l++) sum[l] += part[l];
+                }
+            });
+        // Blur, ping-ponging between block 0 and the spare buffer.
+        var from = total;
+        var to = workspace.Spare;
+        to.AsSpan(VertexCount * stride, stride).Clear();
         int m = VertexCount;
         for (int axis = 0; axis <= Dimensions; axis++)
         {
-            var from = workspace.Current;
-            var to = workspace.Next;
             int axisOffset = axis * m * 2;
-            ForRanges(m, 4096, MaxThreads, (start, end) => BlurRange(from, to, workspace.Stride, axisOffset, start, end));
-            workspace.Swap();
+            var source = from;
+            var target = to;
+            ForRanges(m, 4096, MaxThreads, (start, end) => BlurRange(source, target, stride, axisOffset, start, end));
+            (from, to) = (to, from);
+        }
+        return from;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    void ScatterRange(float[] pointValues, float[] weights, float[] buffer, int stride, int start, int end)
+    {
+        int corners = Dimensions + 1, lanes = stride / Vector<float>.Count;
+        ref var source = ref Unsafe.As<float, Vector<float>>(ref MemoryMarshal.GetArrayDataReference(pointValues));
+        ref var vertices = ref Unsafe.As<float, Vector<float>>(ref MemoryMarshal.GetArrayDataReference(buffer));
+        ref int vertexOf = ref MemoryMarshal.GetArrayDataReference(PointVertex);
+        ref float weight = ref MemoryMarshal.GetArrayDataReference(weights);
+        if (lanes == 3)
+        {
+            // The common case (9..24 labels with 8-wide vectors): values in registers, unrolled.
+            for (int i = start; i < end; i++)
+            {
+                ref var row = ref Unsafe.Add(ref source, i * 3);
+                var a = row;
+                var b = Unsafe.Add(ref row, 1);
+                var c = Unsafe.Add(ref row, 2);
+                int e0 = i * corners;
+                for (int r = 0; r < corners; r++)
+                {
+                    ref var vertex = ref Unsafe.Add(ref vertices, Unsafe.Add(ref vertexOf, e0 + r) * 3);
+                    var w = new Vector<float>(Unsafe.Add(ref weight, e0 + r));
+                    vertex += a * w;
+                    Unsafe.Add(ref vertex, 1) += b * w;
+                    Unsafe.Add(ref vertex, 2) += c * w;
+                }
+            }
+            return;
+        }
+        for (int i = start; i < end; i++)
+        {
+            ref var row = ref Unsafe.Add(ref source, i * lanes);
+            int e0 = i * corners;
+            for (int r = 0; r < corners; r++)
+            {
+                ref var vertex = ref Unsafe.Add(ref vertices, Unsafe.Add(ref vertexOf, e0 + r) * lanes);
+                var w = new Vector<float>(Unsafe.Add(ref weight, e0 + r));
+                for (int l = 0; l < lanes; l++) Unsafe.Add(ref vertex, l) += Unsafe.Add(ref row, l) * w;
+            }
         }
     }
 
@@ -314,36 +341,20 @@ public sealed class PermutohedralLattice
         }
     }
 
-    /// <summary>
-    /// Slice for points [start, end): out_i (=|+=) Σ_r weight_(i,r) · vertex_(i,r). With <paramref name="baseline"/>
-    /// the row starts from it, otherwise from zero when <paramref name="accumulate"/> is false or from out_i when true.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal void SliceRange(float[] vertexValues, float[] pointWeight, float[] output, float[]? baseline, bool accumulate, int stride, int start, int end)
+    /// <summary>Slice of one point: row += Σ_r weights_(i,r) · vertex_(i,r) (row has stride/width vectors).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal void SliceAdd(float[] vertexValues, float[] weights, int point, Span<Vector<float>> row)
     {
-        int corners = Dimensions + 1;
-        int lanes = stride / Vector<float>.Count;
+        int corners = Dimensions + 1, lanes = row.Length, e0 = point * corners;
         ref var vertices = ref Unsafe.As<float, Vector<float>>(ref MemoryMarshal.GetArrayDataReference(vertexValues));
-        ref var target = ref Unsafe.As<float, Vector<float>>(ref MemoryMarshal.GetArrayDataReference(output));
         ref int vertexOf = ref MemoryMarshal.GetArrayDataReference(PointVertex);
-        ref float weight = ref MemoryMarshal.GetArrayDataReference(pointWeight);
-        for (int i = start; i < end; i++)
+        ref float weight = ref MemoryMarshal.GetArrayDataReference(weights);
+        ref var target = ref MemoryMarshal.GetReference(row);
+        for (int r = 0; r < corners; r++)
         {
-            ref var row = ref Unsafe.Add(ref target, i * lanes);
-            if (baseline is not null)
-            {
-                ref var from = ref Unsafe.As<float, Vector<float>>(ref baseline[i * stride]);
-                for (int l = 0; l < lanes; l++) Unsafe.Add(ref row, l) = Unsafe.Add(ref from, l);
-            }
-            else if (!accumulate)
-                for (int l = 0; l < lanes; l++) Unsafe.Add(ref row, l) = Vector<float>.Zero;
-            int e0 = i * corners;
-            for (int r = 0; r < corners; r++)
-            {
-                ref var vertex = ref Unsafe.Add(ref vertices, Unsafe.Add(ref vertexOf, e0 + r) * lanes);
-                var w = new Vector<float>(Unsafe.Add(ref weight, e0 + r));
-                for (int l = 0; l < lanes; l++) Unsafe.Add(ref row, l) += Unsafe.Add(ref vertex, l) * w;
-            }
+            ref var vertex = ref Unsafe.Add(ref vertices, Unsafe.Add(ref vertexOf, e0 + r) * lanes);
+            var w = new Vector<float>(Unsafe.Add(ref weight, e0 + r));
+            for (int l = 0; l < lanes; l++) Unsafe.Add(ref target, l) += Unsafe.Add(ref vertex, l) * w;
         }
     }
 
@@ -362,7 +373,10 @@ public sealed class PermutohedralLattice
     }
 }
 
-/// <summary>Vertex buffers (two, swapped by the blur) and point buffers for one lattice and channel count.</summary>
+/// <summary>
+/// Buffers for filtering one lattice with a given channel count: one vertex buffer per splat block (block 0 also
+/// receives the sum), a spare one for the blur, and padded point rows for <see cref="PermutohedralLattice.Filter"/>.
+/// </summary>
 public sealed class LatticeWorkspace
 {
     /// <summary>Channels per point the workspace was made for.</summary>
@@ -372,17 +386,21 @@ public sealed class LatticeWorkspace
     /// <summary>Largest vertex count the buffers hold.</summary>
     public int VertexCapacity { get; }
 
-    internal float[] Current { get; private set; }
-    internal float[] Next { get; private set; }
+    internal float[][] Blocks { get; }
+    internal float[] Spare { get; }
     float[]? _points, _pointOutput;
 
-    internal LatticeWorkspace(int vertexCapacity, int channels)
+    /// <summary>Splat blocks: max(4, threads), fewer if the block buffers would pass ~256 MB.</summary>
+    internal LatticeWorkspace(int vertexCapacity, int channels, int threads)
     {
         Channels = channels;
         Stride = RoundUpToVector(channels);
         VertexCapacity = vertexCapacity;
-        Current = new float[(vertexCapacity + 1) * Stride];
-        Next = new float[(vertexCapacity + 1) * Stride];
+        long rowBytes = (vertexCapacity + 1L) * Stride * sizeof(float);
+        int blocks = (int)Math.Clamp((256L << 20) / rowBytes, 1, Math.Max(4, threads));
+        Blocks = new float[blocks][];
+        for (int b = 0; b < blocks; b++) Blocks[b] = new float[(vertexCapacity + 1) * Stride];
+        Spare = new float[(vertexCapacity + 1) * Stride];
     }
 
     internal static int RoundUpToVector(int channels)
@@ -390,8 +408,6 @@ public sealed class LatticeWorkspace
         int w = Vector<float>.Count;
         return (channels + w - 1) / w * w;
     }
-
-    internal void Swap() => (Current, Next) = (Next, Current);
 
     internal float[] PointBuffer(int points) => _points is { } p && p.Length >= points * Stride ? p : _points = new float[points * Stride];
     internal float[] PointOutputBuffer(int points) => _pointOutput is { } p && p.Length >= points * Stride ? p : _pointOutput = new float[points * Stride];

@@ -49,11 +49,9 @@ public static class DenseCrf
                                            $"(tolerance {config.ProbabilitySumTolerance:G3}); pass softmax outputs, or use DenseCrf.RefineScores for unnormalised scores");
         var unary = GC.AllocateUninitializedArray<float>(k * n);
         probabilities.CopyTo(unary);
-        float clip = config.ProbabilityClip;
-        PermutohedralLattice.ForRanges(k * n, 16384, config.MaxThreads ?? Environment.ProcessorCount, (start, end) =>
-        {
-            for (int e = start; e < end; e++) unary[e] = -MathF.Log(Math.Clamp(unary[e] / sums[e % n], clip, 1f));
-        });
+        var inverseSums = new float[n];
+        for (int i = 0; i < n; i++) inverseSums[i] = 1f / sums[i];
+        NegativeLogInPlace(unary, n, inverseSums, config.ProbabilityClip, config.MaxThreads ?? Environment.ProcessorCount);
         return Run(rgb, width, height, unary, k, config, clock);
     }
 
@@ -68,9 +66,8 @@ public static class DenseCrf
         int n = width * height;
         int k = LabelCountOf(scores.Length, n, width, height, "scores");
         CheckProbabilityValues(scores, k, width, height, "score");
-        var unary = new float[k * n];
-        float clip = config.ProbabilityClip;
-        for (int e = 0; e < unary.Length; e++) unary[e] = -MathF.Log(Math.Clamp(scores[e], clip, 1f));
+        var unary = scores.ToArray();
+        NegativeLogInPlace(unary, n, null, config.ProbabilityClip, config.MaxThreads ?? Environment.ProcessorCount);
         return Run(rgb, width, height, unary, k, config, clock);
     }
 
@@ -121,6 +118,30 @@ public static class DenseCrf
             if (!float.IsFinite(unary[e]))
                 throw new WeakSegException($"dense CRF: unary at label {e / n}, pixel (x {e % n % width}, y {e % n / width}) is {unary[e]}");
         return Run(rgb, width, height, unary.ToArray(), k, config, clock);
+    }
+
+    /// <summary>values ← −log(clamp(values · scale[pixel], clip, 1)) for [K, N] values; scale null = 1.</summary>
+    static void NegativeLogInPlace(float[] values, int n, float[]? pixelScale, float clip, int threads)
+    {
+        int k = values.Length / n;
+        PermutohedralLattice.ForRanges(k, 1, threads, (first, last) =>
+        {
+            var lower = new Vector<float>(clip);
+            for (int label = first; label < last; label++)
+            {
+                var row = values.AsSpan(label * n, n);
+                int i = 0;
+                var rows = MemoryMarshal.Cast<float, Vector<float>>(row);
+                var scales = pixelScale is null ? default : MemoryMarshal.Cast<float, Vector<float>>(pixelScale.AsSpan());
+                for (int j = 0; j < rows.Length; j++, i += Vector<float>.Count)
+                {
+                    var v = pixelScale is null ? rows[j] : rows[j] * scales[j];
+                    rows[j] = -Vector.Log(Vector.Min(Vector.Max(v, lower), Vector<float>.One));
+                }
+                for (; i < n; i++)
+                    row[i] = -MathF.Log(Math.Clamp(pixelScale is null ? row[i] : row[i] * pixelScale[i], clip, 1f));
+            }
+        });
     }
 
     /// <summary>Features of the smoothness kernel: (x/sxy, y/sxy) per pixel, [N, 2].</summary>

@@ -71,21 +71,25 @@ public sealed class PermutohedralLattice
                 throw new WeakSegException($"permutohedral lattice: feature {i % dimensions} of point {i / dimensions} is {features[i]}");
 
         int d = dimensions, corners = d + 1, n = pointCount;
+        if ((long)n * corners * d > int.MaxValue)
+            throw new WeakSegException($"permutohedral lattice: {n} points of dimension {d} are too many for one lattice");
         int threads = maxThreads is > 0 ? maxThreads.Value : Environment.ProcessorCount;
         var featureArray = features.ToArray();
 
-        // 1. Enclosing simplex of every point (parallel): corner keys (first d lattice coordinates) and barycentric weights.
-        var keys = new int[(long)n * corners * d];
+        // 1. Enclosing simplex of every point (parallel): corner keys (first d lattice coordinates), their hashes, the
+        //    barycentric weights, and whether a corner is the same vertex as the previous point's (common in flat regions).
+        var keys = GC.AllocateUninitializedArray<int>(n * corners * d);
         var pointWeight = new float[n * corners];
-        var hashes = new uint[n * corners];
-        ForRanges(n, 2048, threads, (start, end) => ComputeSimplices(featureArray, d, start, end, keys, pointWeight, hashes));
+        var hashes = GC.AllocateUninitializedArray<uint>(n * corners);
+        var repeat = new bool[n * corners];
+        ForRanges(n, 2048, threads, (start, end) => ComputeSimplices(featureArray, d, start, end, keys, pointWeight, hashes, repeat));
 
-        // 2. Distinct vertices (sequential insert into an open-addressing table; hashes precomputed above).
-        // Start at ~N/8 vertices; the table doubles as needed.
+        // 2. Distinct vertices, numbered in order of first appearance (sequential insert into an open-addressing table
+        //    that starts at ~N/8 vertices and doubles as needed).
         var table = new LatticeKeyTable(d, Math.Max(1024, n / 8));
         var pointVertex = new int[n * corners];
         for (int e = 0; e < pointVertex.Length; e++)
-            pointVertex[e] = table.FindOrAdd(keys.AsSpan(e * d, d), hashes[e]);
+            pointVertex[e] = repeat[e] ? pointVertex[e - corners] : table.FindOrAdd(keys.AsSpan(e * d, d), hashes[e]);
         int m = table.Count;
 
         // 3. Blur neighbours along each of the d+1 lattice axes (parallel, read-only lookups).
@@ -114,7 +118,7 @@ public sealed class PermutohedralLattice
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void ComputeSimplices(float[] features, int d, int start, int end, int[] keys, float[] weights, uint[] hashes)
+    static void ComputeSimplices(float[] features, int d, int start, int end, int[] keys, float[] weights, uint[] hashes, bool[] repeat)
     {
         int corners = d + 1;
         Span<float> scale = stackalloc float[d];
@@ -183,8 +187,10 @@ public sealed class PermutohedralLattice
                 var key = keys.AsSpan(e * d, d);
                 for (int i = 0; i < d; i++)
                     key[i] = nearest[i] + (rank[i] <= d - r ? r : r - corners);
-                hashes[e] = LatticeKeyTable.Hash(key);
+                uint h = LatticeKeyTable.Hash(key);
+                hashes[e] = h;
                 weights[e] = barycentric[r];
+                repeat[e] = p > start && hashes[e - corners] == h && keys.AsSpan((e - corners) * d, d).SequenceEqual(key);
             }
         }
     }

@@ -148,7 +148,7 @@ public class PermutohedralLatticeTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public void Threaded_and_single_threaded_builds_give_identical_results()
+    public void Threaded_and_single_threaded_lattices_agree()
     {
         var (rgb, _, _) = CrfTestInputs.Blocky(64, 48, 5, 21);
         var features = DenseCrf.BilateralFeatures(rgb, 64, 48, 10f, 13f);
@@ -161,7 +161,8 @@ public class PermutohedralLatticeTests(ITestOutputHelper output)
         one.Filter(values, single, 2);
         two.Filter(values, multi, 2);
         Assert.Equal(one.VertexCount, two.VertexCount);
-        Assert.Equal(single, multi);
+        Assert.Equal(one.PointVertex, two.PointVertex);  // vertex numbering does not depend on threads
+        for (int e = 0; e < single.Length; e++) Assert.Equal(single[e], multi[e], 1e-5f * Math.Max(1f, Math.Abs(single[e])));
     }
 
     [Fact]

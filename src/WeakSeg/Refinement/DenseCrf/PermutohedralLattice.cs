@@ -15,8 +15,9 @@ namespace WeakSeg.Refinement;
 /// <remarks>
 /// Built once per feature set; <see cref="Filter"/> can then be called any number of times. The splat scatters the
 /// points in a fixed number of contiguous blocks, each into its own vertex buffer, which are then summed in a fixed
-/// order: reads of the values stay sequential, no atomics are needed, and the result does not depend on scheduling
-/// (nor on the thread count, as long as it is ≤ 4). Blur and slice run in parallel over vertices and points.
+/// order: reads of the values stay sequential, no atomics are needed, and the result does not depend on scheduling:
+/// runs with the same thread count are bit-identical; other thread counts differ only by float summation order.
+/// Blur and slice run in parallel over vertices and points.
 /// A lattice is immutable; a <see cref="LatticeWorkspace"/> must not be shared by concurrent calls.
 /// </remarks>
 public sealed class PermutohedralLattice
@@ -396,14 +397,14 @@ public sealed class LatticeWorkspace
     internal float[] Spare { get; }
     float[]? _points, _pointOutput;
 
-    /// <summary>Splat blocks: max(4, threads), fewer if the block buffers would pass ~256 MB.</summary>
+    /// <summary>Splat blocks: one per thread, fewer if the block buffers would pass ~128 MB.</summary>
     internal LatticeWorkspace(int vertexCapacity, int channels, int threads)
     {
         Channels = channels;
         Stride = RoundUpToVector(channels);
         VertexCapacity = vertexCapacity;
-        long rowBytes = (vertexCapacity + 1L) * Stride * sizeof(float);
-        int blocks = (int)Math.Clamp((256L << 20) / rowBytes, 1, Math.Max(4, threads));
+        long bufferBytes = (vertexCapacity + 1L) * Stride * sizeof(float);
+        int blocks = (int)Math.Clamp((128L << 20) / bufferBytes, 1, Math.Max(1, threads));
         Blocks = new float[blocks][];
         for (int b = 0; b < blocks; b++) Blocks[b] = new float[(vertexCapacity + 1) * Stride];
         Spare = new float[(vertexCapacity + 1) * Stride];

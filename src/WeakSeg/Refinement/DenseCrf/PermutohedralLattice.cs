@@ -92,6 +92,7 @@ public sealed class PermutohedralLattice
         for (int e = 0; e < pointVertex.Length; e++)
             pointVertex[e] = repeat[e] ? pointVertex[e - corners] : table.FindOrAdd(keys.AsSpan(e * d, d), hashes[e]);
         int m = table.Count;
+        table.Freeze();
 
         // 3. Blur neighbours along each of the d+1 lattice axes (parallel, read-only lookups).
         var neighbours = new int[(long)corners * m * 2 > int.MaxValue ? throw new WeakSegException("permutohedral lattice: too many vertices") : corners * m * 2];
@@ -427,7 +428,9 @@ public sealed class LatticeWorkspace
 sealed class LatticeKeyTable
 {
     readonly int _d;
-    int[] _slots;   // vertex index + 1, 0 = empty
+    // Slot = hash << 32 | (vertex + 1); 0 = empty. Keeping the hash in the slot lets a probe reject a mismatch (or find
+    // an empty slot) without touching the key arrays, which matters for the many failed blur-neighbour lookups.
+    ulong[] _slots;
     uint _mask;
     int[] _keys;    // vertex-major, d ints each
     uint[] _hashes;
@@ -438,7 +441,7 @@ sealed class LatticeKeyTable
         _d = d;
         int capacity = 1024;
         while (capacity < expected * 2L && capacity < (1 << 30)) capacity <<= 1;
-        _slots = new int[capacity];
+        _slots = new ulong[capacity];
         _mask = (uint)capacity - 1;
         _keys = new int[Math.Max(16, expected) * d];
         _hashes = new uint[Math.Max(16, expected)];
@@ -448,28 +451,58 @@ sealed class LatticeKeyTable
 
     public static uint Hash(ReadOnlySpan<int> key)
     {
-        // Multiply-xorshift mix of each coordinate (spreads the small, correlated keys of neighbouring vertices).
-        uint h = 2166136261u;
+        // Murmur3-style: mix each coordinate in, then the 32-bit finaliser, so that keys differing by ±1 in one
+        // coordinate land far apart (linear probing suffers badly from clustered hashes).
+        uint h = 0x9747B28Cu;
         foreach (int k in key)
         {
-            h ^= (uint)k;
-            h *= 0x9E3779B1u;
-            h ^= h >> 15;
+            uint c = (uint)k * 0xCC9E2D51u;
+            c = BitOperations.RotateLeft(c, 15) * 0x1B873593u;
+            h = BitOperations.RotateLeft(h ^ c, 13) * 5 + 0xE6546B64u;
         }
-        h *= 0x85EBCA77u;
+        h ^= h >> 16;
+        h *= 0x85EBCA6Bu;
         h ^= h >> 13;
+        h *= 0xC2B2AE35u;
+        h ^= h >> 16;
         return h;
+    }
+
+    ulong[]? _presence;
+    int _presenceShift;
+
+    /// <summary>
+    /// Builds a one-bit-per-hash presence filter (~16 bits per vertex, small enough for the L2 cache) so that
+    /// <see cref="Find"/> rejects most absent keys without touching the large slot array. Call after the last insert.
+    /// </summary>
+    public void Freeze()
+    {
+        int bits = 1 << 10;
+        while (bits < Count * 16L && bits < (1 << 30)) bits <<= 1;
+        _presence = new ulong[bits / 64];
+        _presenceShift = 32 - BitOperations.Log2((uint)bits);
+        for (int v = 0; v < Count; v++)
+        {
+            uint bit = _hashes[v] >> _presenceShift;
+            _presence[bit >> 6] |= 1UL << (int)(bit & 63);
+        }
     }
 
     public int Find(ReadOnlySpan<int> key)
     {
         uint h = Hash(key);
+        if (_presence is { } presence)
+        {
+            uint bit = h >> _presenceShift;
+            if ((presence[bit >> 6] & (1UL << (int)(bit & 63))) == 0) return -1;
+        }
         for (uint s = h & _mask; ; s = (s + 1) & _mask)
         {
-            int slot = _slots[s];
+            ulong slot = _slots[s];
             if (slot == 0) return -1;
-            int v = slot - 1;
-            if (_hashes[v] == h && _keys.AsSpan(v * _d, _d).SequenceEqual(key)) return v;
+            if ((uint)(slot >> 32) != h) continue;
+            int v = (int)(uint)slot - 1;
+            if (_keys.AsSpan(v * _d, _d).SequenceEqual(key)) return v;
         }
     }
 
@@ -478,7 +511,7 @@ sealed class LatticeKeyTable
     {
         for (uint s = h & _mask; ; s = (s + 1) & _mask)
         {
-            int slot = _slots[s];
+            ulong slot = _slots[s];
             if (slot == 0)
             {
                 int v = Count++;
@@ -489,25 +522,26 @@ sealed class LatticeKeyTable
                 }
                 key.CopyTo(_keys.AsSpan(v * _d, _d));
                 _hashes[v] = h;
-                _slots[s] = v + 1;
+                _slots[s] = ((ulong)h << 32) | (uint)(v + 1);
                 if (Count * 2L > _slots.Length) Grow();
                 return v;
             }
-            int u = slot - 1;
-            if (_hashes[u] == h && _keys.AsSpan(u * _d, _d).SequenceEqual(key)) return u;
+            if ((uint)(slot >> 32) != h) continue;
+            int u = (int)(uint)slot - 1;
+            if (_keys.AsSpan(u * _d, _d).SequenceEqual(key)) return u;
         }
     }
 
     void Grow()
     {
         if (_slots.Length >= 1 << 30) throw new WeakSegException("permutohedral lattice: too many vertices");
-        _slots = new int[_slots.Length * 2];
+        _slots = new ulong[_slots.Length * 2];
         _mask = (uint)_slots.Length - 1;
         for (int v = 0; v < Count; v++)
         {
             uint s = _hashes[v] & _mask;
             while (_slots[s] != 0) s = (s + 1) & _mask;
-            _slots[s] = v + 1;
+            _slots[s] = ((ulong)_hashes[v] << 32) | (uint)(v + 1);
         }
     }
 }

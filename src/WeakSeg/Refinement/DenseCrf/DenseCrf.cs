@@ -41,7 +41,10 @@ public static class DenseCrf
         for (int label = 0; label < k; label++)
         {
             var row = probabilities.Slice(label * n, n);
-            for (int i = 0; i < n; i++) sums[i] += row[i];
+            var rowVectors = MemoryMarshal.Cast<float, Vector<float>>(row);
+            var sumVectors = MemoryMarshal.Cast<float, Vector<float>>(sums.AsSpan());
+            for (int j = 0; j < rowVectors.Length; j++) sumVectors[j] += rowVectors[j];
+            for (int i = rowVectors.Length * Vector<float>.Count; i < n; i++) sums[i] += row[i];
         }
         for (int i = 0; i < n; i++)
             if (!(MathF.Abs(sums[i] - 1f) <= config.ProbabilitySumTolerance))
@@ -207,7 +210,13 @@ public static class DenseCrf
     static void CheckProbabilityValues(ReadOnlySpan<float> values, int k, int width, int height, string what)
     {
         int n = width * height;
-        for (int e = 0; e < values.Length; e++)
+        // Fast vector pass: all in [0, +inf) and not NaN (NaN fails every comparison)? Then nothing to report.
+        var vectors = MemoryMarshal.Cast<float, Vector<float>>(values);
+        var bad = Vector<int>.Zero;
+        var infinity = new Vector<float>(float.PositiveInfinity);
+        foreach (var v in vectors)
+            bad |= ~Vector.GreaterThanOrEqual(v, Vector<float>.Zero) | Vector.Equals(v, infinity);
+        for (int e = bad == Vector<int>.Zero ? vectors.Length * Vector<float>.Count : 0; e < values.Length; e++)
         {
             float v = values[e];
             if (!(v >= 0f) || float.IsPositiveInfinity(v))

@@ -14,5 +14,7 @@ public static class CommandCatalog
         yield return SynthCommand.Create();
         yield return InfoCommand.Create();
         yield return CocoMasksCommand.Create();
+        yield return SegTrainCommand.Create();
+        yield return SegInferCommand.Create();
     }
 }

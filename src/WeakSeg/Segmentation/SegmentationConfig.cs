@@ -121,7 +121,7 @@ public sealed record SegmentationConfig
     public static SegmentationConfig Paper => new();
 
     /// <summary>
-    /// CPU preset for WeakSeg's 96×96 synthetic benchmark: a small ViT (dim 192, depth 6, 3 heads, patch 8 → 12×12 tokens),
+    /// CPU preset for WeakSeg's 96×96 synthetic benchmark: a small ViT (dim 192, depth 4, 3 heads, patch 8 → 12×12 tokens),
     /// one decoder layer, crop 96, S scaled with the crop as in the paper (S = crop/4 = 24, L = 4), τ = 1.2 unchanged.
     /// The encoder trains from scratch here, so the paper's SGD rate (1e-4, meant for a pretrained encoder) is raised to 2e-2
     /// and the encoder gets the full rate (scale 1); batch 8. These are CPU-benchmark choices, not the paper's values.
@@ -129,7 +129,7 @@ public sealed record SegmentationConfig
     public static SegmentationConfig Cpu => new()
     {
         NumClasses = 10,
-        Backbone = new VitConfig { PatchSize = 8, EmbedDim = 192, Depth = 6, NumHeads = 3 },
+        Backbone = new VitConfig { PatchSize = 8, EmbedDim = 192, Depth = 4, NumHeads = 3 },
         CropSize = 96,
         DecoderLayers = 1,
         DecoderDropout = 0.0,

@@ -1,5 +1,6 @@
 using TorchSharp;
 using TorchSharp.Modules;
+using WeakSeg.Models;
 using WeakSeg.Models.Vit;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
@@ -49,7 +50,15 @@ public sealed class MaskTransformerDecoder : Module<Tensor, Tensor>
         proj_classes = new Parameter(torch.randn(dim, dim).mul_(_invSqrtDim));
         mask_norm = LayerNorm(numClasses, eps: layerNormEps);
         RegisterComponents();
-        TruncatedNormal.InitializeTimmStyle(this, cls_emb);   // trunc-normal(0.02) Linear weights and class embeddings (Segmenter init)
+        // trunc-normal(0.02) class embeddings and Linear weights, zero biases (Segmenter/timm init)
+        using var _ = torch.no_grad();
+        WeightInit.TruncNormal_(cls_emb, std: 0.02);
+        foreach (var m in modules())
+            if (m is Linear linear)
+            {
+                WeightInit.TruncNormal_(linear.weight!, std: 0.02);
+                linear.bias?.zero_();
+            }
     }
 
     /// <summary>C = K + 1.</summary>

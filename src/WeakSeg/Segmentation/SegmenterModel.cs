@@ -25,8 +25,6 @@ public sealed class SegmenterModel : Module<Tensor, Tensor>
         decoder = new MaskTransformerDecoder(enc.EmbedDim, config.ResolvedDecoderDim, config.ResolvedDecoderHeads, config.DecoderLayers,
             config.NumClasses + 1, config.DecoderDropout);
         RegisterComponents();
-        // The shared ViT's own init relies on TorchSharp's trunc_normal_, which yields near-zero tensors in 0.107; redo it.
-        TruncatedNormal.InitializeTimmStyle(encoder, encoder.PositionEmbeddingParameter, encoder.ClassTokenParameter);
     }
 
     public SegmentationConfig Config { get; }

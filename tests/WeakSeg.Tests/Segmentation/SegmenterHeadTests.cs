@@ -94,20 +94,17 @@ public class SegmenterHeadTests
     }
 
     [Fact]
-    public void Truncated_normal_init_has_the_requested_spread_and_bounds_and_the_model_uses_it()
+    public void Encoder_and_decoder_start_from_truncated_normal_weights()
     {
         using var scope = torch.NewDisposeScope();
         torch.manual_seed(6);
-        var t = torch.empty(20000);
-        TruncatedNormal.Fill(t, 0.02);
-        Assert.Equal(0.02, t.std().item<float>(), 3);
-        TruncatedNormal.Fill(t, 1.0, a: -0.5, b: 0.5);
-        Assert.True(t.abs().max().item<float>() <= 0.5f);
-        Assert.Equal(0.2839, t.std().item<float>(), 2);          // std of N(0,1) truncated to ±0.5: √(1 − φ(½)/(Φ(½) − ½)) = 0.2839
         using var model = new SegmenterModel(Tiny());
         var p = model.named_parameters().ToDictionary(x => x.name, x => x.parameter);
-        foreach (var name in new[] { "encoder.pos_embed", "encoder.blocks.0.attn.qkv.weight", "decoder.cls_emb", "decoder.blocks.0.mlp.fc1.weight" })
+        foreach (var name in new[] { "encoder.pos_embed", "encoder.blocks.0.attn.qkv.weight", "decoder.cls_emb", "decoder.blocks.0.mlp.fc1.weight", "decoder.proj_dec.weight" })
             Assert.InRange(p[name].std().item<float>(), 0.015, 0.025);
+        Assert.Equal(0f, p["decoder.proj_dec.bias"].abs().max().item<float>());
+        // proj_patch/proj_classes: D^-1/2 · N(0, 1) with D = 32
+        Assert.InRange(p["decoder.proj_patch"].std().item<float>(), 0.8 / Math.Sqrt(32), 1.2 / Math.Sqrt(32));
     }
 
     [Fact]

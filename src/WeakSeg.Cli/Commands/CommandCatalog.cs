@@ -15,5 +15,7 @@ public static class CommandCatalog
         yield return InfoCommand.Create();
         yield return CocoMasksCommand.Create();
         yield return BenchCommand.Create();
+        yield return SegTrainCommand.Create();
+        yield return SegInferCommand.Create();
     }
 }

@@ -1,0 +1,214 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using WeakSeg.Models.Vit;
+
+namespace WeakSeg.Segmentation;
+
+/// <summary>Loss of the retraining decoder.</summary>
+public enum SegmentationDecoderLoss
+{
+    /// <summary>WeakTr's gradient-clipping decoder: per-pixel CE, pixels with a large "gradient" are dropped (paper §3.2, Eq. 9–17).</summary>
+    GradientClipping,
+    /// <summary>Plain per-pixel CE over every labelled pixel (the paper's "naive decoder" baseline, Table 5).</summary>
+    Naive,
+}
+
+/// <summary>What the gradient-clipping decoder uses as the per-pixel "gradient" G.</summary>
+public enum ClipSignal
+{
+    /// <summary>G = per-pixel cross-entropy −log p_y (the paper's Eq. 9 literally; τ = 1.2 is on this scale). Default.</summary>
+    CrossEntropy,
+    /// <summary>G = ‖softmax(z) − onehot(y)‖₂ = ‖∂CE/∂z‖₂, the true per-pixel logit-gradient norm (≤ √2, so τ must be rescaled).</summary>
+    LogitGradientNorm,
+}
+
+/// <summary>
+/// WeakTr online retraining: a Segmenter-style mask-transformer decoder on a plain ViT, trained on CAM seeds with the
+/// gradient-clipping loss. Defaults are the paper's values (WeakTr appendix "WeakTr Online Retraining", Tables 5, 6, 10),
+/// with Segmenter's defaults where WeakTr says nothing (marked "Segmenter default, unverified for WeakTr").
+/// </summary>
+public sealed record SegmentationConfig
+{
+    /// <summary>Foreground classes K; the decoder predicts K + 1 (background = 0). VOC: 20.</summary>
+    public int NumClasses { get; init; } = 20;
+
+    /// <summary>Encoder: DeiT-S (paper §4.1, "we also evaluate our gradient clipping decoder with DeiT-S"), position grid at the crop size.
+    /// <see cref="VitConfig.ImageSize"/> is overridden by <see cref="CropSize"/> and <see cref="VitConfig.NumClassTokens"/> by 1.</summary>
+    public VitConfig Backbone { get; init; } = VitConfig.Small;
+
+    /// <summary>Training crop side: 480 (Table 6 lists S = 480 as one patch per crop; Table 10 "480×480").</summary>
+    public int CropSize { get; init; } = 480;
+
+    /// <summary>Decoder transformer layers: 2 (Segmenter mask transformer, unverified for WeakTr).</summary>
+    public int DecoderLayers { get; init; } = 2;
+
+    /// <summary>Decoder width; 0 = the encoder width (Segmenter d_model = encoder dim).</summary>
+    public int DecoderDim { get; init; }
+
+    /// <summary>Decoder heads; 0 = width / 64 (Segmenter: d_model // 64).</summary>
+    public int DecoderHeads { get; init; }
+
+    /// <summary>Dropout in the decoder blocks: 0.1 (Segmenter default, unverified for WeakTr).</summary>
+    public double DecoderDropout { get; init; } = 0.1;
+
+    /// <summary>Stochastic depth of the encoder's last block: 0.1 (Segmenter default, unverified for WeakTr).</summary>
+    public double EncoderDropPath { get; init; } = 0.1;
+
+    public SegmentationDecoderLoss Loss { get; init; } = SegmentationDecoderLoss.GradientClipping;
+
+    public ClipSignal ClipSignal { get; init; } = ClipSignal.CrossEntropy;
+
+    /// <summary>Gradient-patch side S in pixels of the crop: 120 at crop 480 (best in Table 6; L = O/S = 4).</summary>
+    public int ClipPatchSize { get; init; } = 120;
+
+    /// <summary>Clipping start value τ: clip only when λ_global ≤ τ. 1.2 (best in Table 5).</summary>
+    public double ClipStartValue { get; init; } = 1.2;
+
+    /// <summary>Optimizer steps (batches). Unverified: WeakTr gives 9 h on one GPU, not the step count; 20 000 × 4 ≈ 7.6 epochs of train_aug.</summary>
+    public long Steps { get; init; } = 20_000;
+
+    /// <summary>Batch size 4 (appendix).</summary>
+    public int BatchSize { get; init; } = 4;
+
+    /// <summary>SGD learning rate 1e-4 (appendix).</summary>
+    public double LearningRate { get; init; } = 1e-4;
+
+    /// <summary>Poly decay ends at this rate: 1e-5 (Segmenter default min_lr, unverified for WeakTr).</summary>
+    public double MinLearningRate { get; init; } = 1e-5;
+
+    /// <summary>Poly exponent: 0.9 (Segmenter/mmseg default, unverified for WeakTr).</summary>
+    public double PolyPower { get; init; } = 0.9;
+
+    /// <summary>SGD momentum 0.9 (appendix).</summary>
+    public double Momentum { get; init; } = 0.9;
+
+    /// <summary>Weight decay 0 (appendix).</summary>
+    public double WeightDecay { get; init; }
+
+    /// <summary>Encoder learning rate = this × the scheduled rate: 0.1 (appendix, "hierarchical learning rate").</summary>
+    public double EncoderLearningRateScale { get; init; } = 0.1;
+
+    /// <summary>Training image scale range (RandomScaleCrop): 0.5–2.0 (Segmenter/mmseg VOC pipeline, unverified for WeakTr).</summary>
+    public double MinRescale { get; init; } = 0.5;
+    public double MaxRescale { get; init; } = 2.0;
+
+    /// <summary>Inference scales (the paper uses "the multi-scale strategy" without listing them; these are the common VOC set, unverified).</summary>
+    public double[] InferenceScales { get; init; } = [0.5, 0.75, 1.0, 1.25, 1.5, 1.75];
+
+    /// <summary>Average with the horizontally flipped image at inference.</summary>
+    public bool InferenceFlip { get; init; } = true;
+
+    /// <summary>Sliding-window stride as a fraction of the crop: 2/3 (Segmenter window_stride 341 for window 512 ≈ 2/3).</summary>
+    public double WindowStrideFraction { get; init; } = 2.0 / 3.0;
+
+    public long CheckpointEvery { get; init; } = 1000;
+    public long LogEvery { get; init; } = 20;
+
+    /// <summary>Decoder width actually built.</summary>
+    [JsonIgnore] public int ResolvedDecoderDim => DecoderDim > 0 ? DecoderDim : Backbone.EmbedDim;
+
+    /// <summary>Decoder heads actually built.</summary>
+    [JsonIgnore] public int ResolvedDecoderHeads => DecoderHeads > 0 ? DecoderHeads : Math.Max(1, ResolvedDecoderDim / 64);
+
+    /// <summary>The encoder configuration actually built: one class token, position grid at the crop, <see cref="EncoderDropPath"/>.</summary>
+    [JsonIgnore]
+    public VitConfig EncoderConfig => Backbone with { ImageSize = CropSize, NumClassTokens = 1, DropPathRate = EncoderDropPath };
+
+    /// <summary>Sliding-window stride in pixels (≥ 1).</summary>
+    [JsonIgnore] public int WindowStride => Math.Max(1, (int)Math.Round(CropSize * WindowStrideFraction));
+
+    /// <summary>The paper's setup (VOC, DeiT-S, crop 480, S = 120, τ = 1.2).</summary>
+    public static SegmentationConfig Paper => new();
+
+    /// <summary>
+    /// CPU preset for WeakSeg's 96×96 synthetic benchmark: a small ViT (dim 192, depth 4, 3 heads, patch 8 → 12×12 tokens),
+    /// one decoder layer, crop 96, S scaled with the crop as in the paper (S = crop/4 = 24, L = 4), τ = 1.2 unchanged.
+    /// The encoder trains from scratch here, so the paper's SGD rate (1e-4, meant for a pretrained encoder) is raised to 2e-2
+    /// and the encoder gets the full rate (scale 1); batch 8. These are CPU-benchmark choices, not the paper's values.
+    /// </summary>
+    public static SegmentationConfig Cpu => new()
+    {
+        NumClasses = 10,
+        Backbone = new VitConfig { PatchSize = 8, EmbedDim = 192, Depth = 4, NumHeads = 3 },
+        CropSize = 96,
+        DecoderLayers = 1,
+        DecoderDropout = 0.0,
+        EncoderDropPath = 0.0,
+        ClipPatchSize = 24,
+        Steps = 1500,
+        BatchSize = 8,
+        LearningRate = 2e-2,
+        MinLearningRate = 1e-4,
+        EncoderLearningRateScale = 1.0,
+        MinRescale = 0.75,
+        MaxRescale = 1.5,
+        InferenceScales = [1.0],
+        CheckpointEvery = 250,
+        LogEvery = 10,
+    };
+
+    /// <summary>Preset by name: "paper" or "cpu".</summary>
+    public static SegmentationConfig FromPreset(string name) => name.Trim().ToLowerInvariant() switch
+    {
+        "paper" => Paper,
+        "cpu" => Cpu,
+        _ => throw new WeakSegException($"unknown segmentation preset '{name}' (expected cpu or paper)"),
+    };
+
+    /// <summary>Problems, each naming the field; empty when valid.</summary>
+    public IReadOnlyList<string> Validate()
+    {
+        var e = new List<string>();
+        if (NumClasses < 1 || NumClasses > 254) e.Add($"NumClasses must be in 1..254 (got {NumClasses})");
+        if (CropSize < 1) e.Add($"CropSize must be ≥ 1 (got {CropSize})");
+        else if (Backbone.PatchSize >= 1 && CropSize % Backbone.PatchSize != 0) e.Add($"CropSize ({CropSize}) must be a multiple of the patch size ({Backbone.PatchSize})");
+        e.AddRange(EncoderConfig.Validate().Select(x => "Backbone." + x));
+        if (DecoderLayers < 0) e.Add($"DecoderLayers must be ≥ 0 (got {DecoderLayers})");
+        if (DecoderDim < 0) e.Add($"DecoderDim must be ≥ 0 (got {DecoderDim})");
+        if (DecoderHeads < 0) e.Add($"DecoderHeads must be ≥ 0 (got {DecoderHeads})");
+        else if (ResolvedDecoderDim % ResolvedDecoderHeads != 0) e.Add($"decoder width {ResolvedDecoderDim} must be divisible by DecoderHeads {ResolvedDecoderHeads}");
+        if (DecoderDropout is < 0 or >= 1) e.Add($"DecoderDropout must be in [0, 1) (got {DecoderDropout})");
+        if (EncoderDropPath is < 0 or >= 1) e.Add($"EncoderDropPath must be in [0, 1) (got {EncoderDropPath})");
+        if (ClipPatchSize < 1) e.Add($"ClipPatchSize must be ≥ 1 (got {ClipPatchSize})");
+        if (!(ClipStartValue > 0)) e.Add($"ClipStartValue must be > 0 (got {ClipStartValue})");
+        if (Steps < 1) e.Add($"Steps must be ≥ 1 (got {Steps})");
+        if (BatchSize < 1) e.Add($"BatchSize must be ≥ 1 (got {BatchSize})");
+        if (!(LearningRate > 0) || double.IsInfinity(LearningRate)) e.Add($"LearningRate must be a positive number (got {LearningRate})");
+        if (!(MinLearningRate >= 0) || MinLearningRate > LearningRate) e.Add($"MinLearningRate must be in [0, LearningRate] (got {MinLearningRate})");
+        if (!(PolyPower > 0)) e.Add($"PolyPower must be > 0 (got {PolyPower})");
+        if (Momentum is < 0 or >= 1) e.Add($"Momentum must be in [0, 1) (got {Momentum})");
+        if (!(WeightDecay >= 0)) e.Add($"WeightDecay must be ≥ 0 (got {WeightDecay})");
+        if (!(EncoderLearningRateScale >= 0)) e.Add($"EncoderLearningRateScale must be ≥ 0 (got {EncoderLearningRateScale})");
+        if (!(MinRescale > 0 && MinRescale <= MaxRescale)) e.Add($"MinRescale/MaxRescale must satisfy 0 < min ≤ max (got {MinRescale}, {MaxRescale})");
+        if (InferenceScales.Length == 0 || InferenceScales.Any(s => !(s > 0) || s > 8)) e.Add("InferenceScales must be a non-empty list of numbers in (0, 8]");
+        if (!(WindowStrideFraction > 0 && WindowStrideFraction <= 1)) e.Add($"WindowStrideFraction must be in (0, 1] (got {WindowStrideFraction})");
+        if (CheckpointEvery < 1) e.Add($"CheckpointEvery must be ≥ 1 (got {CheckpointEvery})");
+        if (LogEvery < 1) e.Add($"LogEvery must be ≥ 1 (got {LogEvery})");
+        return e;
+    }
+
+    public void EnsureValid()
+    {
+        var errors = Validate();
+        if (errors.Count > 0) throw new WeakSegException("invalid segmentation configuration: " + string.Join("; ", errors));
+    }
+
+    public string ToJson() => JsonSerializer.Serialize(this, SegmentationJsonContext.Default.SegmentationConfig);
+
+    /// <summary>Parses a configuration written by <see cref="ToJson"/>; errors name <paramref name="sourcePath"/>.</summary>
+    public static SegmentationConfig FromJson(string json, string sourcePath = "<config>")
+    {
+        try
+        {
+            return JsonSerializer.Deserialize(json, SegmentationJsonContext.Default.SegmentationConfig)
+                   ?? throw WeakSegException.ForFile(sourcePath, "empty segmentation configuration");
+        }
+        catch (JsonException e) { throw WeakSegException.ForFile(sourcePath, "bad segmentation configuration JSON: " + e.Message); }
+    }
+}
+
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, WriteIndented = true,
+    UseStringEnumConverter = true, UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow)]
+[JsonSerializable(typeof(SegmentationConfig))]
+[JsonSerializable(typeof(SegmentationRunInfo))]
+internal sealed partial class SegmentationJsonContext : JsonSerializerContext;

@@ -1,0 +1,30 @@
+using TorchSharp;
+using WeakSeg.Training;
+using static TorchSharp.torch;
+
+namespace WeakSeg.Segmentation;
+
+/// <summary>
+/// WeakTr retraining as an <see cref="ITrainable"/>: forward the crop, gradient-clipping (or naive) loss against the batch's
+/// masks (pseudo labels or ground truth). Encoder parameters get <see cref="SegmentationConfig.EncoderLearningRateScale"/>.
+/// Works with <see cref="SegmentationTrainer"/> (SGD + poly) and, optimizer aside, with the shared <see cref="Trainer"/>.
+/// </summary>
+public sealed class SegmentationTrainable(SegmenterModel model) : ITrainable
+{
+    public const string EncoderPrefix = "encoder.";
+
+    public SegmenterModel Segmenter { get; } = model;
+
+    public nn.Module Model => Segmenter;
+
+    public double LearningRateScale(string parameterName) =>
+        parameterName.StartsWith(EncoderPrefix, StringComparison.Ordinal) ? Segmenter.Config.EncoderLearningRateScale : 1.0;
+
+    public LossTerms ComputeLoss(TrainBatch batch, TrainStepContext context)
+    {
+        var masks = batch.Masks ?? throw new WeakSegException("segmentation training needs masks in every batch (pseudo labels or ground truth)");
+        var c = Segmenter.Config;
+        var logits = Segmenter.call(batch.Images);
+        return GradientClippingLoss.Compute(logits, masks, c.Loss, c.ClipSignal, c.ClipPatchSize, c.ClipStartValue);
+    }
+}

@@ -15,5 +15,7 @@ public static class CommandCatalog
         yield return InfoCommand.Create();
         yield return CocoMasksCommand.Create();
         yield return BenchCommand.Create();
+        yield return CrfCommand.Create();
+        yield return AffinityCommand.Create();
     }
 }

@@ -49,8 +49,14 @@ public static class AffinityRun
     {
         var path = ConfigPath(runDir);
         if (!File.Exists(path)) throw WeakSegException.ForFile(path, "affinity run configuration not found (is this an affinity run directory?)");
-        try { return JsonSerializer.Deserialize(File.ReadAllText(path), AffinityJsonContext.Default.AffinityRunConfig) ?? throw WeakSegException.ForFile(path, "empty configuration"); }
-        catch (JsonException e) { throw WeakSegException.ForFile(path, "bad affinity run configuration: " + e.Message); }
+        return ParseConfig(File.ReadAllText(path), path);
+    }
+
+    /// <summary>Parses an affinity run configuration (snake_case JSON; unknown keys are errors naming <paramref name="sourcePath"/>).</summary>
+    public static AffinityRunConfig ParseConfig(string json, string sourcePath)
+    {
+        try { return JsonSerializer.Deserialize(json, AffinityJsonContext.Default.AffinityRunConfig) ?? throw WeakSegException.ForFile(sourcePath, "empty configuration"); }
+        catch (JsonException e) { throw WeakSegException.ForFile(sourcePath, "bad affinity run configuration: " + e.Message); }
     }
 
     /// <summary>Writes affinity-label images for every sample that has maps (resumable, parallel over images).</summary>

@@ -17,5 +17,7 @@ public static class CommandCatalog
         yield return BenchCommand.Create();
         yield return SegTrainCommand.Create();
         yield return SegInferCommand.Create();
+        yield return CrfCommand.Create();
+        yield return AffinityCommand.Create();
     }
 }

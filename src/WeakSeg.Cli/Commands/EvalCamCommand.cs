@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Spectre.Console;
 using WeakSeg.Evaluation;
+using WeakSeg.Refinement;
 
 namespace WeakSeg.Cli.Commands;
 
@@ -25,8 +26,14 @@ public static class EvalCamCommand
             DefaultValueFactory = _ => EvalCommand.RuleOption(defaults.MeanRule),
         };
         meanOver.AcceptOnlyFromAmong("union", "gt");
+        var compareCrf = new Option<bool>("--compare-crf")
+        {
+            Description = "Also score the maps after the dense CRF (unary from [threshold; maps]) at each variant's best threshold, in a comparison table.",
+        };
+        var crfPreset = new Option<string>("--crf-preset") { Description = $"CRF kernels for --compare-crf: {string.Join(", ", DenseCrfConfig.PresetNames)}.", DefaultValueFactory = _ => "psa" };
+        var rwCams = new Option<string?>("--rw-cams") { Description = "Second maps directory (e.g. `weakseg affinity infer` output): swept too and listed as 'random walk' in the comparison table." };
         var cmd = new Command("eval-cam", "Score saved class maps against the ground truth for a sweep of background thresholds; report the best threshold.");
-        foreach (var o in new Option[] { cams, data, split, thresholds, json, meanOver }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { cams, data, split, thresholds, json, meanOver, compareCrf, crfPreset, rwCams }) cmd.Options.Add(o);
         cmd.SetAction(parseResult =>
         {
             var console = EvalCommand.StdoutConsole();
@@ -53,6 +60,28 @@ public static class EvalCamCommand
             console.Write(table);
             console.Write(EvalCommand.PerClassTable(result.Best, result.ClassNames, $"per class at threshold {EvaluationJson.FormatThreshold(result.BestThreshold)}"));
             console.MarkupLine($"best mIoU [bold green]{EvalCommand.Pct(result.BestMeanIou)}[/] at threshold [bold green]{EvaluationJson.FormatThreshold(result.BestThreshold)}[/]");
+            var rwDir = parseResult.GetValue(rwCams);
+            bool withCrf = parseResult.GetValue(compareCrf);
+            if (withCrf || rwDir != null)
+            {
+                var crfConfig = DenseCrfConfig.FromPreset(parseResult.GetValue(crfPreset)!);
+                var rows = new List<(string Variant, double Threshold, double MeanIou)> { ("maps", result.BestThreshold, result.BestMeanIou) };
+                SegmentationMetrics WithCrf(string dir, double t) => CliProgress.Run($"dense CRF at threshold {EvaluationJson.FormatThreshold(t)}", p =>
+                    CrfMapEvaluation.Evaluate(dir, parseResult.GetValue(data)!, splitName, new CrfMapOptions { Threshold = (float)t, Crf = crfConfig }, options.MeanRule, 0, p));
+                if (withCrf) rows.Add(("maps + CRF", result.BestThreshold, WithCrf(parseResult.GetValue(cams)!, result.BestThreshold).MeanIou));
+                if (rwDir != null)
+                {
+                    var rw = CliProgress.Run("sweeping random-walk maps", p => CamThresholdSweep.Evaluate(rwDir, parseResult.GetValue(data)!, splitName, options, p));
+                    rows.Add(("random walk", rw.BestThreshold, rw.BestMeanIou));
+                    if (withCrf) rows.Add(("random walk + CRF", rw.BestThreshold, WithCrf(rwDir, rw.BestThreshold).MeanIou));
+                }
+                var comparison = new Table().Title(Markup.Escape($"refinement comparison ({splitName}, each at its best raw threshold)"));
+                comparison.AddColumn("variant");
+                comparison.AddColumn(new TableColumn("threshold").RightAligned());
+                comparison.AddColumn(new TableColumn("mIoU %").RightAligned());
+                foreach (var (variant, t, miou) in rows) comparison.AddRow(Markup.Escape(variant), EvaluationJson.FormatThreshold(t), EvalCommand.Pct(miou));
+                console.Write(comparison);
+            }
             var jsonPath = parseResult.GetValue(json);
             if (jsonPath != null)
             {

@@ -1,6 +1,9 @@
 using System.CommandLine;
 using System.Globalization;
 using WeakSeg.PseudoLabels;
+using WeakSeg.Refinement;
+using WeakSeg.Refinement.Affinity;
+using WeakSeg.Runtime;
 
 namespace WeakSeg.Cli.Commands;
 
@@ -19,8 +22,13 @@ public static class PseudoCommand
         };
         var uncertain = new Option<string?>("--uncertain") { Description = "LOW:HIGH: pixels whose highest class score is in [LOW, HIGH) become 255 (ignored in training), e.g. 0.25:0.7 (ToCo)." };
         var overwrite = new Option<bool>("--overwrite") { Description = "Rewrite labels that already exist (default: skip them)." };
-        var cmd = new Command("pseudo", "Convert saved class maps into pseudo-label PNGs (argmax over [threshold; class maps], optional uncertain band → 255).");
-        foreach (var o in new Option[] { cams, outDir, threshold, uncertain, overwrite }) cmd.Options.Add(o);
+        var crf = new Option<bool>("--crf") { Description = "Refine with the dense CRF (unary from [threshold; maps], PSA crf_inference); needs --data." };
+        var crfPreset = new Option<string>("--crf-preset") { Description = $"CRF kernels: {string.Join(", ", DenseCrfConfig.PresetNames)}.", DefaultValueFactory = _ => "psa" };
+        var affinity = new Option<string?>("--affinity") { Description = "Affinity run (weakseg affinity train): refine the maps by its random walk first (background before the walk = --threshold); needs --data." };
+        var data = new Option<string?>("--data") { Description = "Dataset root in VOC layout (the images), for --crf and --affinity." };
+        var walk = AffinityCommand.WalkOptions.Create(withThreshold: false);
+        var cmd = new Command("pseudo", "Convert saved class maps into pseudo-label PNGs (argmax over [threshold; class maps], optional uncertain band → 255; optional random walk and dense CRF).");
+        foreach (var o in new Option[] { cams, outDir, threshold, uncertain, overwrite, crf, crfPreset, affinity, data }.Concat(walk.All(false))) cmd.Options.Add(o);
         cmd.SetAction(parseResult =>
         {
             var band = parseResult.GetValue(uncertain);
@@ -31,7 +39,23 @@ public static class PseudoCommand
                 Overwrite = parseResult.GetValue(overwrite),
             };
             var outPath = parseResult.GetValue(outDir)!;
-            var summary = CliProgress.Run("pseudo labels", p => PseudoLabelWriter.Run(parseResult.GetValue(cams)!, outPath, config, p));
+            IPseudoLabelRefiner? refiner = null;
+            var affinityRun = parseResult.GetValue(affinity);
+            bool useCrf = parseResult.GetValue(crf);
+            if (useCrf || affinityRun != null)
+            {
+                var dataRoot = parseResult.GetValue(data) ?? throw new WeakSegException("--crf and --affinity need the images: pass --data ROOT");
+                var presetName = parseResult.GetValue(crfPreset)!;
+                var crfConfig = useCrf ? DenseCrfConfig.FromPreset(presetName) : null;
+                if (affinityRun != null)
+                {
+                    TorchRuntime.Initialize("cpu");
+                    var (net, runConfig) = AffinityRun.Load(affinityRun);
+                    refiner = new AffinityPseudoLabelRefiner(net, dataRoot, walk.Read(parseResult, runConfig.Radius), crfConfig);
+                }
+                else refiner = new CrfPseudoLabelRefiner(dataRoot, crfConfig, presetName);
+            }
+            var summary = CliProgress.Run("pseudo labels", p => PseudoLabelWriter.Run(parseResult.GetValue(cams)!, outPath, config, p, refiner));
             var ignoreShare = summary.TotalPixels > 0 ? (100.0 * summary.IgnorePixels / summary.TotalPixels).ToString("F1", CultureInfo.InvariantCulture) : "-";
             Console.WriteLine($"wrote {summary.Written} labels to {outPath}, skipped {summary.Skipped} existing; uncertain (255) pixels in written labels: {ignoreShare} %");
             return 0;

@@ -24,10 +24,28 @@ public sealed record PseudoLabelConfig
 /// <summary>Counts of a pseudo-label run.</summary>
 public sealed record PseudoLabelSummary(int Written, int Skipped, long IgnorePixels, long TotalPixels);
 
+/// <summary>
+/// A refinement applied while writing pseudo labels (dense CRF, random walk): turns one image's maps into its label map in place of
+/// <see cref="CamToLabel.Convert"/>. Implementations must be safe to call from several threads up to <see cref="MaxParallelism"/>.
+/// </summary>
+public interface IPseudoLabelRefiner
+{
+    /// <summary>Short description for messages, e.g. "dense CRF (psa)".</summary>
+    string Description { get; }
+
+    /// <summary>Images labelled at the same time (1 for refiners that run libtorch, which uses the cores itself).</summary>
+    int MaxParallelism { get; }
+
+    /// <summary>The label map of <paramref name="maps"/> under <paramref name="config"/> (threshold, uncertain band).</summary>
+    LabelMap Label(CamMaps maps, PseudoLabelConfig config);
+}
+
 /// <summary>Writes <c>OUT/NAME.png</c> (VOC palette, 255 = uncertain) for every map pair <c>CAMS/NAME.npy</c>, atomically.</summary>
 public static class PseudoLabelWriter
 {
-    public static PseudoLabelSummary Run(string camDir, string outDir, PseudoLabelConfig? config = null, IProgress<ProgressUpdate>? progress = null)
+    /// <param name="refiner">optional refinement (CRF, random walk); null = plain <see cref="CamToLabel.Convert"/></param>
+    public static PseudoLabelSummary Run(string camDir, string outDir, PseudoLabelConfig? config = null, IProgress<ProgressUpdate>? progress = null,
+                                         IPseudoLabelRefiner? refiner = null)
     {
         config ??= new PseudoLabelConfig();
         config.Validate();
@@ -38,7 +56,8 @@ public static class PseudoLabelWriter
         long ignore = 0, total = 0, done = 0;
         var gate = new object();
         progress?.Report(new ProgressUpdate(0, names.Count));
-        ParallelImages.For(names.Count, config.MaxParallelism, () => 0,
+        int parallelism = refiner is null ? config.MaxParallelism : Math.Min(config.MaxParallelism, refiner.MaxParallelism);
+        ParallelImages.For(names.Count, parallelism, () => 0,
             (i, _) =>
             {
                 var name = names[i];
@@ -46,7 +65,8 @@ public static class PseudoLabelWriter
                 if (!config.Overwrite && File.Exists(path)) Interlocked.Increment(ref skipped);
                 else
                 {
-                    var label = CamToLabel.Convert(CamMapFile.Read(camDir, name), config.Threshold, config.Uncertain);
+                    var maps = CamMapFile.Read(camDir, name);
+                    var label = refiner is null ? CamToLabel.Convert(maps, config.Threshold, config.Uncertain) : refiner.Label(maps, config);
                     LabelPng.Write(path, label);
                     long ign = label.Labels.LongCount(v => v == LabelMap.Ignore);
                     Interlocked.Add(ref ignore, ign);

@@ -1,0 +1,174 @@
+using System.CommandLine;
+using System.Globalization;
+using WeakSeg.Data;
+using WeakSeg.Models.Vit;
+using WeakSeg.Refinement;
+using WeakSeg.Refinement.Affinity;
+using WeakSeg.Runtime;
+
+namespace WeakSeg.Cli.Commands;
+
+/// <summary>`weakseg affinity train|infer`: PSA's AffinityNet stage on a ViT backbone (MCTformer's multi-stage pipeline).</summary>
+public static class AffinityCommand
+{
+    public static Command Create()
+    {
+        var cmd = new Command("affinity", "Affinity network (PSA): learn pixel affinities from class maps, then refine maps by a random walk.");
+        cmd.Subcommands.Add(CreateTrain());
+        cmd.Subcommands.Add(CreateInfer());
+        cmd.Subcommands.Add(AffinityDevMapsCommand.Create());
+        return cmd;
+    }
+
+    /// <summary>Random-walk options shared by `affinity infer` and `pseudo --affinity`.</summary>
+    internal sealed record WalkOptions(Option<double> Beta, Option<int> LogT, Option<int?> Radius, Option<string> Background, Option<float> BackgroundThreshold, Option<float> BackgroundAlpha)
+    {
+        public static WalkOptions Create(bool withThreshold)
+        {
+            var d = new RandomWalkConfig();
+            var beta = new Option<double>("--beta") { Description = "Affinity power β of the random walk (PSA/MCTformer: 8).", DefaultValueFactory = _ => d.Beta };
+            var logt = new Option<int>("--logt") { Description = "The walk runs 2^LOGT steps (PSA: 8; MCTformer's infer_aff.py: 6).", DefaultValueFactory = _ => d.LogT };
+            var radius = new Option<int?>("--radius") { Description = "Pair radius on the feature grid (default: the run's training radius, PSA 5)." };
+            var background = new Option<string>("--background")
+            {
+                Description = "Background before the walk: 'threshold' (constant, MCTformer bg_thr) or 'power' ((1 − max)^α, PSA).",
+                DefaultValueFactory = _ => "threshold",
+            };
+            background.AcceptOnlyFromAmong("threshold", "power");
+            var bgThreshold = new Option<float>(withThreshold ? "--bg-threshold" : "--rw-bg-threshold")
+            {
+                Description = "Constant background score before the walk (MCTformer psa/infer_aff.py: 0.39, tuned for its maps; use eval-cam's best threshold).",
+                DefaultValueFactory = _ => d.BackgroundThreshold,
+            };
+            var bgAlpha = new Option<float>("--bg-alpha") { Description = "Background power α with --background power (PSA: 16).", DefaultValueFactory = _ => d.BackgroundAlpha };
+            return new WalkOptions(beta, logt, radius, background, bgThreshold, bgAlpha);
+        }
+
+        public IEnumerable<Option> All(bool withThreshold) => withThreshold
+            ? new Option[] { Beta, LogT, Radius, Background, BackgroundThreshold, BackgroundAlpha }
+            : new Option[] { Beta, LogT, Radius, Background, BackgroundAlpha };
+
+        public RandomWalkConfig Read(ParseResult r, int runRadius) => new()
+        {
+            Beta = r.GetValue(Beta), LogT = r.GetValue(LogT), Radius = r.GetValue(Radius) ?? runRadius,
+            Background = r.GetValue(Background) == "power" ? MapBackground.Power : MapBackground.Threshold,
+            BackgroundThreshold = r.GetValue(BackgroundThreshold), BackgroundAlpha = r.GetValue(BackgroundAlpha),
+        };
+    }
+
+    static Command CreateTrain()
+    {
+        var d = new AffinityRunConfig();
+        var cams = new Option<string>("--cams") { Description = "Directory of class maps NAME.npy + NAME.classes.npy of the training split.", Required = true };
+        var data = new Option<string>("--data") { Description = "Dataset root in VOC layout.", Required = true };
+        var split = new Option<string>("--split") { Description = "Training split.", DefaultValueFactory = _ => d.Split };
+        var outDir = new Option<string>("--out") { Description = "Affinity run directory (config.json, labels/, checkpoints/, model-final.bin).", Required = true };
+        var config = new Option<string?>("--config") { Description = "JSON file with an affinity run configuration (as written to RUN/config.json); flags given explicitly override it." };
+        var initRun = new Option<string?>("--init-run") { Description = "Initialise the backbone from RUN/model-final.bin of a trained run (e.g. MCTformer); its ViT shape is read from the file." };
+        var initWeights = new Option<string?>("--init-weights") { Description = "Initialise the backbone from a weights file: TorchSharp format (shape read from it) or timm .safetensors (use --backbone)." };
+        var heads = new Option<int?>("--heads") { Description = "Attention heads of the --init-run/--init-weights backbone (default: width / 64, as DeiT)." };
+        var backbone = new Option<string>("--backbone") { Description = "ViT preset when the shape is not read from weights: tiny, small, base.", DefaultValueFactory = _ => "small" };
+        var steps = new Option<long?>("--steps") { Description = "Optimizer steps (default: 5 epochs, PSA train_aff.py)." };
+        var batch = new Option<int?>("--batch-size") { Description = $"Images per step (PSA: {d.Trainer.BatchSize})." };
+        var crop = new Option<int?>("--crop-size") { Description = $"Square training crop, a multiple of the patch size (PSA: {d.CropSize})." };
+        var lr = new Option<double?>("--lr") { Description = $"Peak AdamW learning rate of the backbone; the head uses ×{d.HeadLearningRateScale} (default {d.Trainer.BaseLr})." };
+        var mode = new Option<string?>("--label-mode") { Description = "Affinity labels: 'alpha' (PSA: (1 − max)^α at a low and a high power, with CRF) or 'thresholds' (two thresholds on the maps)." };
+        mode.AcceptOnlyFromAmong("alpha", "thresholds");
+        var lowAlpha = new Option<float?>("--low-alpha") { Description = $"Low background power (MCTformer: {d.Labels.LowAlpha}; PSA: 4)." };
+        var highAlpha = new Option<float?>("--high-alpha") { Description = $"High background power (MCTformer: {d.Labels.HighAlpha}; PSA: 32)." };
+        var noCrf = new Option<bool>("--no-crf") { Description = "Alpha mode without the dense CRF." };
+        var lowT = new Option<float?>("--low-threshold") { Description = $"Thresholds mode: max score below this → background (default {d.Labels.LowThreshold})." };
+        var highT = new Option<float?>("--high-threshold") { Description = $"Thresholds mode: max score from this on → foreground (default {d.Labels.HighThreshold})." };
+        var radius = new Option<int?>("--radius") { Description = $"Pair radius on the feature grid (PSA: {d.Radius})." };
+        var seed = new Option<long?>("--seed") { Description = "Seed of initialisation and data order." };
+        var threads = new Option<int>("--threads") { Description = "libtorch threads (0 = default).", DefaultValueFactory = _ => 0 };
+        var resume = new Option<bool>("--resume") { Description = "Continue the run in --out from its latest checkpoint (uses its config.json)." };
+        var cmd = new Command("train", "Train an affinity network on affinity labels made from class maps (PSA loss bg/4 + fg/4 + neg/2).");
+        foreach (var o in new Option[] { cams, data, split, outDir, config, initRun, initWeights, heads, backbone, steps, batch, crop, lr, mode, lowAlpha, highAlpha, noCrf,
+                                         lowT, highT, radius, seed, threads, resume })
+            cmd.Options.Add(o);
+        cmd.SetAction(r =>
+        {
+            var runDir = r.GetValue(outDir)!;
+            var c = d;
+            if (r.GetValue(config) is { } configPath)
+            {
+                if (!File.Exists(configPath)) throw WeakSegException.ForFile(configPath, "configuration file not found");
+                c = AffinityRun.ParseConfig(File.ReadAllText(configPath), configPath);
+            }
+            string? weights = r.GetValue(initWeights);
+            if (r.GetValue(initRun) is { } run)
+            {
+                if (weights != null) throw new WeakSegException("give either --init-run or --init-weights, not both");
+                weights = Path.Combine(run, "model-final.bin");
+                if (!File.Exists(weights)) throw WeakSegException.ForFile(weights, "trained weights of --init-run not found");
+            }
+            var net = c.Net;
+            if (weights != null && !weights.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase))
+                net = net with { Backbone = BackboneWeights.InferBackbone(weights, r.GetValue(heads)) with { DropPathRate = 0.1 } };
+            else if (r.GetResult(backbone) is { Implicit: false } || r.GetValue(config) is null)
+                net = net with { Backbone = VitConfig.FromPreset(r.GetValue(backbone)!) };
+            var labels = c.Labels;
+            if (r.GetValue(mode) is { } m) labels = labels with { Mode = m == "alpha" ? AffinityLabelMode.AlphaPowers : AffinityLabelMode.Thresholds };
+            if (r.GetValue(lowAlpha) is { } la) labels = labels with { LowAlpha = la };
+            if (r.GetValue(highAlpha) is { } ha) labels = labels with { HighAlpha = ha };
+            if (r.GetValue(noCrf)) labels = labels with { UseCrf = false };
+            if (r.GetValue(lowT) is { } lt) labels = labels with { LowThreshold = lt };
+            if (r.GetValue(highT) is { } ht) labels = labels with { HighThreshold = ht };
+            var trainer = c.Trainer with { Threads = r.GetValue(threads) };
+            if (r.GetValue(batch) is { } b) trainer = trainer with { BatchSize = b };
+            if (r.GetValue(lr) is { } l) trainer = trainer with { BaseLr = l, MinLr = Math.Min(trainer.MinLr, l), WarmupStartLr = Math.Min(trainer.WarmupStartLr, l) };
+            if (r.GetValue(seed) is { } s) trainer = trainer with { Seed = s };
+            var dataRoot = r.GetValue(data)!;
+            var splitName = r.GetValue(split)!;
+            if (r.GetValue(steps) is { } st) trainer = trainer with { Steps = st };
+            else if (!r.GetValue(resume))
+            {
+                int images = new VocLayout(dataRoot).ReadSplit(splitName).Count;
+                trainer = trainer with { Steps = Math.Max(1, 5L * (images / trainer.BatchSize)) };   // PSA: 5 epochs
+            }
+            trainer = trainer with { WarmupSteps = Math.Min(trainer.WarmupSteps, trainer.Steps), CheckpointEvery = Math.Min(trainer.CheckpointEvery, trainer.Steps) };
+            c = c with
+            {
+                Net = net, Labels = labels, Trainer = trainer, CamDir = Path.GetFullPath(r.GetValue(cams)!), DataRoot = Path.GetFullPath(dataRoot), Split = splitName,
+                InitWeights = weights is null ? null : Path.GetFullPath(weights),
+                CropSize = r.GetValue(crop) ?? c.CropSize, Radius = r.GetValue(radius) ?? c.Radius,
+            };
+            var summary = CliProgress.Run("affinity training", p => AffinityRun.Train(c, runDir, r.GetValue(resume), p));
+            if (summary.Init is { } init) Console.WriteLine($"backbone init: {init}");
+            var ignored = double.IsNaN(summary.IgnoredPixelShare) ? "-" : (100 * summary.IgnoredPixelShare).ToString("F1", CultureInfo.InvariantCulture);
+            Console.WriteLine($"affinity labels: wrote {summary.LabelImagesWritten} to {AffinityRun.LabelDir(runDir)} ({ignored} % unsure pixels)");
+            var t = summary.Training;
+            Console.WriteLine(t.Completed
+                ? $"trained {t.Step} steps, last loss {t.LastLoss.ToString("0.0000", CultureInfo.InvariantCulture)}; weights: {t.FinalWeightsPath}"
+                : $"stopped at step {t.Step}; resume with --resume");
+            return t.Completed ? 0 : 1;
+        });
+        return cmd;
+    }
+
+    static Command CreateInfer()
+    {
+        var run = new Option<string>("--run") { Description = "Affinity run directory (config.json + model-final.bin).", Required = true };
+        var cams = new Option<string>("--cams") { Description = "Directory of class maps to refine.", Required = true };
+        var data = new Option<string>("--data") { Description = "Dataset root in VOC layout (the images).", Required = true };
+        var outDir = new Option<string>("--out") { Description = "Output directory for refined maps (NAME.npy + NAME.classes.npy; background threshold 0.5 = PSA's argmax).", Required = true };
+        var walk = WalkOptions.Create(withThreshold: true);
+        var threads = new Option<int>("--threads") { Description = "libtorch threads (0 = default).", DefaultValueFactory = _ => 0 };
+        var overwrite = new Option<bool>("--overwrite") { Description = "Rewrite outputs that already exist (default: skip them)." };
+        var cmd = new Command("infer", "Refine class maps by a random walk over the learned affinities (PSA infer_aff.py); writes maps for eval-cam and pseudo.");
+        foreach (var o in new Option[] { run, cams, data, outDir }.Concat(walk.All(true)).Append(threads).Append(overwrite)) cmd.Options.Add(o);
+        cmd.SetAction(r =>
+        {
+            TorchRuntime.Initialize("cpu", r.GetValue(threads));
+            var (net, config) = AffinityRun.Load(r.GetValue(run)!);
+            var walkConfig = walk.Read(r, config.Radius);
+            var outPath = r.GetValue(outDir)!;
+            var (written, skipped) = CliProgress.Run("random walk", p =>
+                AffinityInference.RefineDirectory(net, r.GetValue(cams)!, r.GetValue(data)!, outPath, walkConfig, r.GetValue(overwrite), p));
+            Console.WriteLine($"wrote {written} refined maps to {outPath}, skipped {skipped} existing (β {walkConfig.Beta}, 2^{walkConfig.LogT} steps, radius {walkConfig.Radius})");
+            return 0;
+        });
+        return cmd;
+    }
+}

@@ -14,5 +14,6 @@ public static class CommandCatalog
         yield return SynthCommand.Create();
         yield return InfoCommand.Create();
         yield return CocoMasksCommand.Create();
+        yield return BenchCommand.Create();
     }
 }

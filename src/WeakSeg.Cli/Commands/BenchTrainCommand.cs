@@ -173,7 +173,7 @@ public static class BenchTrainCommand
         long parameters = model.parameters().Sum(p => p.numel());
         int b = settings.BatchSize, k = settings.Model.NumClasses, side = settings.Model.Backbone.ImageSize;
         using var images = torch.randn(b, settings.Model.Backbone.InChannels, side, side);            // [B, 3, S, S]
-        using var labels = (torch.rand(b, k) < 0.3).to_type(ScalarType.Float32);                     // [B, K] multi-hot
+        using var labels = MultiHotLabels(b, k);                                                       // [B, K]
         var batches = new DelegateBatchStream(_ => Endless(new TrainBatch(images, labels)));
 
         var runDirectory = Path.Combine(Path.GetTempPath(), "weakseg-bench-" + Guid.NewGuid().ToString("N")[..12]);
@@ -235,6 +235,13 @@ public static class BenchTrainCommand
         var throughput = TrainThroughput.Compute(imagesPerSecond, settings.TrainFlopsPerImage, Math.Max(gemmBefore.Gflops, gemmAfter.Gflops));
         return new BenchTrainResult(settings, threads, parameters, throughput, gemmBefore.Gflops, gemmAfter.Gflops, seconds, timedSteps,
             (cpuAtLast - cpuAtWarmupEnd).TotalSeconds, probe.AtFirst!.Value, probe.AtSecond!.Value, peakMiB, firstLoss, lastLoss);
+    }
+
+    /// <summary>Random multi-hot labels (each class present with probability 0.3), outside any dispose scope.</summary>
+    static Tensor MultiHotLabels(int batch, int classes)
+    {
+        using var scope = torch.NewDisposeScope();
+        return (torch.rand(batch, classes) < 0.3).to_type(ScalarType.Float32).MoveToOuterDisposeScope();
     }
 
     static TimeSpan CpuTime()

@@ -1,0 +1,356 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using Spectre.Console;
+using TorchSharp;
+using WeakSeg.Methods.MctFormer;
+using WeakSeg.Models.Vit;
+using WeakSeg.Runtime;
+using WeakSeg.Training;
+using WeakSeg.Training.Bench;
+using static TorchSharp.torch;
+
+namespace WeakSeg.Cli.Commands;
+
+/// <summary>What <c>bench train</c> runs.</summary>
+/// <param name="ModelName">preset name, recorded in the report</param>
+/// <param name="Model">the MCTformer configuration trained</param>
+/// <param name="Steps">optimizer steps; the second RSS sample is taken at the last one</param>
+/// <param name="ProbeStep">step of the first RSS sample</param>
+/// <param name="WarmupSteps">steps left out of the throughput timing (allocator and thread-pool warm-up)</param>
+/// <param name="Threads">libtorch intra-op threads (0 = libtorch's default)</param>
+/// <param name="GemmSize">side of the square matmul that sets the GEMM ceiling</param>
+/// <param name="GcEvery">run a full .NET garbage collection after every N-th step (0 = never; a diagnostic for native memory
+/// held by undisposed TorchSharp objects until their finalizers run)</param>
+internal sealed record BenchTrainSettings(string ModelName, MctFormerConfig Model, int BatchSize, long Steps, long ProbeStep,
+    long WarmupSteps, int Threads, int GemmSize = 1024, long Seed = 0, int GcEvery = 0)
+{
+    /// <summary>MCTformer-V2 of the CPU size: input 96, patch 8, dim 192, depth 6, heads 4, 10 classes.</summary>
+    public static MctFormerConfig CpuModel => new()
+    {
+        Variant = MctFormerVariant.V2,
+        NumClasses = 10,
+        Backbone = new VitConfig { ImageSize = 96, PatchSize = 8, EmbedDim = 192, Depth = 6, NumHeads = 4 },
+    };
+
+    /// <summary>MCTformer-V2 on DeiT-S/16 at 224 with the 20 VOC classes (the paper's model).</summary>
+    public static MctFormerConfig DeitSmallModel => new()
+    {
+        Variant = MctFormerVariant.V2,
+        NumClasses = 20,
+        Backbone = VitConfig.Small with { ImageSize = 224 },
+    };
+
+    public static MctFormerConfig Preset(string name) => name.Trim().ToLowerInvariant() switch
+    {
+        "cpu" => CpuModel,
+        "deit-s" or "deit-small" => DeitSmallModel,
+        _ => throw new WeakSegException($"--model {name}: unknown model (expected cpu or deit-s)"),
+    };
+
+    public VitDims Dims => new(Model.Backbone.ImageSize, Model.Backbone.ImageSize, Model.Backbone.PatchSize, Model.Backbone.EmbedDim,
+        Model.Backbone.Depth, Model.Backbone.MlpRatio, Model.NumClasses, Model.Backbone.InChannels);
+
+    /// <summary>Training FLOPs per image: 3 × (ViT forward + the V2 3×3 conv head).</summary>
+    public double TrainFlopsPerImage => VitFlops.TrainStep(Dims, Model.Variant == MctFormerVariant.V2 ? VitFlops.ConvHead3x3(Dims, Model.NumClasses) : 0);
+
+    public void EnsureValid()
+    {
+        Model.EnsureValid();
+        if (BatchSize < 1) throw new WeakSegException($"--batch-size must be ≥ 1 (got {BatchSize})");
+        if (Steps < 2) throw new WeakSegException($"--steps-long must be ≥ 2 (got {Steps})");
+        if (ProbeStep < 1 || ProbeStep >= Steps)
+            throw new WeakSegException($"--probe-step must be in [1, --steps-long) = [1, {Steps}) (got {ProbeStep}); the second RSS sample is taken at the last step");
+        if (WarmupSteps < 0 || WarmupSteps >= Steps) throw new WeakSegException($"warm-up steps must be in [0, {Steps}) (got {WarmupSteps})");
+        if (Threads < 0) throw new WeakSegException($"--threads must be ≥ 0 (got {Threads})");
+        if (GcEvery < 0) throw new WeakSegException($"--gc-every must be ≥ 0 (got {GcEvery})");
+        if (GemmSize < 64) throw new WeakSegException($"--gemm-size must be ≥ 64 (got {GemmSize})");
+    }
+}
+
+/// <summary>Figures of one <c>bench train</c> run. Memory in MiB.</summary>
+internal sealed record BenchTrainResult(BenchTrainSettings Settings, int Threads, long Parameters, TrainThroughput Throughput,
+    double GemmGflopsBefore, double GemmGflopsAfter, double TimedSeconds, long TimedSteps, double TimedCpuSeconds,
+    MemorySnapshot AtProbe, MemorySnapshot AtLast, double PeakRssMiB, float FirstLoss, float LastLoss)
+{
+    public double RssGrowth => (AtLast.RssBytes - AtProbe.RssBytes) / (double)AtProbe.RssBytes;
+    public double SecondsPerStep => TimedSeconds / TimedSteps;
+
+    /// <summary>Process CPU time ÷ (wall time × threads) over the timed steps: near 1 when libtorch had the cores to itself;
+    /// well below 1 means other processes competed for the CPU and the wall-clock figures understate the machine.</summary>
+    public double CpuUtilisation => TimedCpuSeconds / (TimedSeconds * Threads);
+}
+
+/// <summary>
+/// `weakseg bench train`: training throughput of a fixed MCTformer-V2 on fixed random tensors (no disk I/O) with the shared
+/// <see cref="Trainer"/>, as a fraction of this machine's 1024³ float32 GEMM speed measured in the same run, plus resident
+/// memory at two steps (the "memory stays flat" check).
+/// </summary>
+public static class BenchTrainCommand
+{
+    public const double GemmRatioGoal = 0.5;
+    public const double RssGrowthGoal = 0.05;
+
+    public static Command Create()
+    {
+        var json = new Option<string?>("--json") { Description = "Also write the figures as JSON to this file." };
+        var model = new Option<string>("--model")
+        {
+            Description = "cpu: MCTformer-V2, input 96, patch 8, dim 192, depth 6, heads 4, 10 classes (finishes in minutes on CPU); " +
+                          "deit-s: MCTformer-V2 on DeiT-S/16 at 224, 20 classes (the paper's model; slow on CPU, use fewer steps).",
+            DefaultValueFactory = _ => "cpu",
+        };
+        model.Aliases.Add("--preset");
+        model.AcceptOnlyFromAmong("cpu", "deit-s");
+        var steps = new Option<long>("--steps-long") { Description = "Training steps; RSS is sampled again at the last one.", DefaultValueFactory = _ => 2000 };
+        var probe = new Option<long?>("--probe-step") { Description = "Step of the first RSS sample (default 200, or steps/10 for short runs)." };
+        var imageSize = new Option<int?>("--image-size") { Description = "Input side in pixels (default: the model's, 96 for cpu, 224 for deit-s)." };
+        var batchSize = new Option<int>("--batch-size")
+        {
+            Description = "Images per step (default 8: 2000 steps of the cpu model take a few minutes on 2 idle cores; GEMM efficiency is flat from 4 to 16).",
+            DefaultValueFactory = _ => 8,
+        };
+        var threads = new Option<int>("--threads") { Description = "libtorch threads; 0 keeps libtorch's default (the physical cores).", DefaultValueFactory = _ => 0 };
+        var warmup = new Option<long?>("--warmup-steps") { Description = "Steps excluded from the throughput timing (default min(20, steps/5))." };
+        var gcEvery = new Option<int>("--gc-every")
+        {
+            Description = "Diagnostic: full .NET GC after every N-th step (0 = never). Shows how much resident memory is native memory " +
+                          "waiting for finalizers of undisposed TorchSharp objects.",
+            DefaultValueFactory = _ => 0,
+        };
+        var gemm = new Option<int>("--gemm-size") { Description = "Side n of the n×n×n matmul that sets the GEMM ceiling.", DefaultValueFactory = _ => 1024 };
+
+        var cmd = new Command("train", "Training throughput (images/s, fraction of GEMM GFLOP/s) and memory growth of a fixed MCTformer-V2 on random tensors.");
+        foreach (var o in new Option[] { json, model, steps, probe, imageSize, batchSize, threads, warmup, gemm, gcEvery }) cmd.Options.Add(o);
+        cmd.SetAction(parseResult =>
+        {
+            var name = parseResult.GetValue(model)!;
+            var config = BenchTrainSettings.Preset(name);
+            if (parseResult.GetValue(imageSize) is int size) config = config with { Backbone = config.Backbone with { ImageSize = size } };
+            long n = parseResult.GetValue(steps);
+            var settings = new BenchTrainSettings(name, config, parseResult.GetValue(batchSize), n,
+                parseResult.GetValue(probe) ?? Math.Min(200, Math.Max(1, n / 10)),
+                parseResult.GetValue(warmup) ?? Math.Min(20, n / 5),
+                parseResult.GetValue(threads), parseResult.GetValue(gemm), GcEvery: parseResult.GetValue(gcEvery));
+            settings.EnsureValid();
+            var result = CliProgress.Run($"bench train ({name}, batch {settings.BatchSize})", p => Run(settings, p));
+            EvalCommand.StdoutConsole().Write(Table(result));
+            if (parseResult.GetValue(json) is { } path)
+            {
+                WriteJson(path, result);
+                Console.WriteLine($"wrote {path}");
+            }
+            return 0;
+        });
+        return cmd;
+    }
+
+    /// <summary>Measures the GEMM ceiling, trains <see cref="BenchTrainSettings.Steps"/> steps on one fixed random batch,
+    /// times the steps after the warm-up, samples RSS at the probe step and the last step, and measures GEMM again.</summary>
+    internal static BenchTrainResult Run(BenchTrainSettings settings, IProgress<ProgressUpdate>? progress = null)
+    {
+        settings.EnsureValid();
+        TorchRuntime.EnsureLoaded();
+        int threadsBefore = torch.get_num_threads();
+        try
+        {
+            TorchRuntime.Initialize("cpu", settings.Threads);
+            return RunWithThreads(settings, progress);
+        }
+        finally
+        {
+            torch.set_num_threads(threadsBefore);   // leave libtorch as we found it
+        }
+    }
+
+    static BenchTrainResult RunWithThreads(BenchTrainSettings settings, IProgress<ProgressUpdate>? progress)
+    {
+        int threads = torch.get_num_threads();
+        var gemmBefore = GemmCeiling.Measure(settings.GemmSize);
+
+        TorchRuntime.Seed(settings.Seed);
+        using var model = new MctFormerModel(settings.Model);
+        long parameters = model.parameters().Sum(p => p.numel());
+        int b = settings.BatchSize, k = settings.Model.NumClasses, side = settings.Model.Backbone.ImageSize;
+        using var images = torch.randn(b, settings.Model.Backbone.InChannels, side, side);            // [B, 3, S, S]
+        using var labels = MultiHotLabels(b, k);                                                       // [B, K]
+        var batches = new DelegateBatchStream(_ => Endless(new TrainBatch(images, labels)));
+
+        var runDirectory = Path.Combine(Path.GetTempPath(), "weakseg-bench-" + Guid.NewGuid().ToString("N")[..12]);
+        var options = new TrainerOptions
+        {
+            Steps = settings.Steps,
+            BatchSize = b,
+            WarmupSteps = settings.Steps / 10,
+            CheckpointEvery = settings.Steps,
+            KeepLastCheckpoints = 1,
+            LogEvery = Math.Max(1, settings.Steps / 20),
+            Seed = settings.Seed,
+            Threads = settings.Threads,
+        };
+        var probe = new RssGrowthProbe(settings.ProbeStep, settings.Steps);
+        double warmupEnd = double.NaN, lastEnd = double.NaN;
+        TimeSpan cpuAtWarmupEnd = CpuTime(), cpuAtLast = TimeSpan.Zero;
+        float firstLoss = float.NaN, lastLoss = float.NaN;
+        double peakMiB = 0;
+        var trainer = new Trainer(options, runDirectory)
+        {
+            StepCompleted = report =>
+            {
+                if (report.Step == 1) firstLoss = report.Loss;
+                if (report.Step == settings.WarmupSteps)
+                {
+                    warmupEnd = report.Seconds;
+                    cpuAtWarmupEnd = CpuTime();
+                }
+                if (report.Step == settings.Steps)
+                {
+                    lastEnd = report.Seconds;
+                    cpuAtLast = CpuTime();
+                    lastLoss = report.Loss;
+                }
+                probe.OnStep(report);
+                if (settings.GcEvery > 0 && report.Step % settings.GcEvery == 0)
+                {
+                    GC.Collect();
+                    GC.WaitForPendingFinalizers();
+                }
+                if (report.Step == settings.Steps) peakMiB = ProcessMemory.Read().PeakRssMiB;
+            },
+        };
+        try
+        {
+            trainer.Run(new BenchTrainable(model), batches, progress: progress);
+        }
+        finally
+        {
+            try { Directory.Delete(runDirectory, true); } catch (IOException) { }
+        }
+        if (settings.WarmupSteps == 0) warmupEnd = 0;
+        var gemmAfter = GemmCeiling.Measure(settings.GemmSize);
+
+        long timedSteps = settings.Steps - settings.WarmupSteps;
+        double seconds = lastEnd - warmupEnd;
+        double imagesPerSecond = timedSteps * b / seconds;
+        var throughput = TrainThroughput.Compute(imagesPerSecond, settings.TrainFlopsPerImage, Math.Max(gemmBefore.Gflops, gemmAfter.Gflops));
+        return new BenchTrainResult(settings, threads, parameters, throughput, gemmBefore.Gflops, gemmAfter.Gflops, seconds, timedSteps,
+            (cpuAtLast - cpuAtWarmupEnd).TotalSeconds, probe.AtFirst!.Value, probe.AtSecond!.Value, peakMiB, firstLoss, lastLoss);
+    }
+
+    /// <summary>Random multi-hot labels (each class present with probability 0.3), outside any dispose scope.</summary>
+    static Tensor MultiHotLabels(int batch, int classes)
+    {
+        using var scope = torch.NewDisposeScope();
+        return (torch.rand(batch, classes) < 0.3).to_type(ScalarType.Float32).MoveToOuterDisposeScope();
+    }
+
+    static TimeSpan CpuTime()
+    {
+        using var process = System.Diagnostics.Process.GetCurrentProcess();
+        return process.TotalProcessorTime;
+    }
+
+    static IEnumerable<TrainBatch> Endless(TrainBatch batch)
+    {
+        while (true) yield return batch;
+    }
+
+    /// <summary>MCTformer-V2 loss on the fixed batch (class-token and patch-token multi-label soft margin).</summary>
+    sealed class BenchTrainable(MctFormerModel model) : ITrainable
+    {
+        public nn.Module Model => model;
+
+        public LossTerms ComputeLoss(TrainBatch batch, TrainStepContext context)
+        {
+            var output = model.Forward(batch.Images);   // tensors belong to the step's scope
+            return new LossTerms(MctFormerLoss.Total(output, batch.Labels));
+        }
+    }
+
+    static string F(double v, string format) => v.ToString(format, CultureInfo.InvariantCulture);
+
+    internal static Table Table(BenchTrainResult r)
+    {
+        var s = r.Settings;
+        var c = s.Model.Backbone;
+        var table = new Table().Title(Markup.Escape(
+            $"bench train: MCTformer-V2 {s.ModelName} (input {c.ImageSize}, patch {c.PatchSize}, dim {c.EmbedDim}, depth {c.Depth}, heads {c.NumHeads}, " +
+            $"{s.Model.NumClasses} classes), batch {s.BatchSize}, {s.Steps} steps, {r.Threads} threads"));
+        table.AddColumn("figure");
+        table.AddColumn(new TableColumn("value").RightAligned());
+        table.AddColumn("goal");
+        static string Verdict(bool ok) => ok ? "[green]met[/]" : "[red]missed[/]";
+        bool ratioOk = r.Throughput.FractionOfGemm >= GemmRatioGoal, growthOk = r.RssGrowth < RssGrowthGoal;
+        table.AddRow("images/s", F(r.Throughput.ImagesPerSecond, "F1"), "");
+        table.AddRow("seconds/step", F(r.SecondsPerStep, "F3"), Markup.Escape($"(timed steps {s.WarmupSteps + 1}..{s.Steps})"));
+        table.AddRow("train GFLOP/image", F(r.Throughput.TrainFlopsPerImage / 1e9, "F3"), "(3 × forward matmuls)");
+        table.AddRow("achieved GFLOP/s", F(r.Throughput.AchievedGflops, "F1"), "");
+        table.AddRow($"GEMM {s.GemmSize}³ GFLOP/s", F(r.Throughput.GemmGflops, "F1"),
+            Markup.Escape($"(best of {F(r.GemmGflopsBefore, "F1")} before, {F(r.GemmGflopsAfter, "F1")} after)"));
+        table.AddRow("achieved ÷ GEMM", $"[bold]{F(r.Throughput.FractionOfGemm, "F3")}[/]", $"≥ {F(GemmRatioGoal, "0.0#")} {Verdict(ratioOk)}");
+        table.AddRow("CPU utilisation", F(r.CpuUtilisation, "F2"), "(CPU time ÷ wall × threads; < 0.9 = busy machine)");
+        table.AddRow("peak RSS MiB", F(r.PeakRssMiB, "F0"), "");
+        table.AddRow($"RSS MiB at step {s.ProbeStep}", F(r.AtProbe.RssMiB, "F1"), "");
+        table.AddRow($"RSS MiB at step {s.Steps}", F(r.AtLast.RssMiB, "F1"), "");
+        table.AddRow("RSS growth", F(100 * r.RssGrowth, "F2") + " %", $"< {F(100 * RssGrowthGoal, "0")} % {Verdict(growthOk)}");
+        table.AddRow("loss first → last", Markup.Escape($"{F(r.FirstLoss, "F4")} → {F(r.LastLoss, "F4")}"), "");
+        return table;
+    }
+
+    /// <summary>Writes the figures as JSON (full precision), atomically.</summary>
+    internal static void WriteJson(string path, BenchTrainResult r)
+    {
+        var s = r.Settings;
+        var c = s.Model.Backbone;
+        var tmp = path + ".tmp";
+        var dir = Path.GetDirectoryName(Path.GetFullPath(path));
+        if (dir != null) Directory.CreateDirectory(dir);
+        using (var stream = File.Create(tmp))
+        using (var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
+        {
+            w.WriteStartObject();
+            w.WriteString("model", s.ModelName);
+            w.WriteString("variant", s.Model.Variant.ToString());
+            w.WriteNumber("image_size", c.ImageSize);
+            w.WriteNumber("patch_size", c.PatchSize);
+            w.WriteNumber("embed_dim", c.EmbedDim);
+            w.WriteNumber("depth", c.Depth);
+            w.WriteNumber("heads", c.NumHeads);
+            w.WriteNumber("num_classes", s.Model.NumClasses);
+            w.WriteNumber("parameters", r.Parameters);
+            w.WriteNumber("batch_size", s.BatchSize);
+            w.WriteNumber("steps", s.Steps);
+            w.WriteNumber("warmup_steps", s.WarmupSteps);
+            w.WriteNumber("threads", r.Threads);
+            w.WriteNumber("gc_every", s.GcEvery);
+            w.WriteNumber("timed_steps", r.TimedSteps);
+            w.WriteNumber("timed_seconds", r.TimedSeconds);
+            w.WriteNumber("seconds_per_step", r.SecondsPerStep);
+            w.WriteNumber("timed_cpu_seconds", r.TimedCpuSeconds);
+            w.WriteNumber("cpu_utilisation", r.CpuUtilisation);
+            w.WriteNumber("images_per_s", r.Throughput.ImagesPerSecond);
+            w.WriteNumber("flops_per_image", r.Throughput.TrainFlopsPerImage);
+            w.WriteNumber("achieved_gflops", r.Throughput.AchievedGflops);
+            w.WriteNumber("gemm_size", s.GemmSize);
+            w.WriteNumber("gemm_gflops", r.Throughput.GemmGflops);
+            w.WriteNumber("gemm_gflops_before", r.GemmGflopsBefore);
+            w.WriteNumber("gemm_gflops_after", r.GemmGflopsAfter);
+            w.WriteNumber("gemm_ratio", r.Throughput.FractionOfGemm);
+            w.WriteNumber("gemm_ratio_goal", GemmRatioGoal);
+            w.WriteNumber("peak_rss_mb", r.PeakRssMiB);
+            w.WriteStartArray("rss_probe_steps");
+            w.WriteNumberValue(s.ProbeStep);
+            w.WriteNumberValue(s.Steps);
+            w.WriteEndArray();
+            w.WriteNumber("rss_mb_step200", r.AtProbe.RssMiB);
+            w.WriteNumber("rss_mb_step2000", r.AtLast.RssMiB);
+            w.WriteNumber("rss_growth", r.RssGrowth);
+            w.WriteNumber("rss_growth_goal", RssGrowthGoal);
+            w.WriteNumber("loss_first", r.FirstLoss);
+            w.WriteNumber("loss_last", r.LastLoss);
+            w.WriteString("memory_unit", "MiB (rss_mb_step200/rss_mb_step2000 are sampled at rss_probe_steps)");
+            w.WriteEndObject();
+        }
+        File.Move(tmp, path, overwrite: true);
+    }
+}

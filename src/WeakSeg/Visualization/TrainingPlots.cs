@@ -1,0 +1,122 @@
+using System.Globalization;
+using System.Text.Json;
+using ScottPlot;
+
+namespace WeakSeg.Visualization;
+
+/// <summary>One logged point of a training run (a metrics.jsonl line).</summary>
+public readonly record struct MetricsPoint(long Step, double Loss, double LearningRate);
+
+/// <summary>PNG charts of a run with ScottPlot (rendered headless through SkiaSharp). Files are written atomically.</summary>
+public static class TrainingPlots
+{
+    public const int DefaultWidth = 800;
+    public const int DefaultHeight = 500;
+
+    /// <summary>Loss (left axis) and learning rate (right axis) against the step, from a metrics.jsonl
+    /// (one JSON object per line with at least "step", "loss" and "lr"; see <see cref="Training.MetricsLog"/>).
+    /// Non-finite losses (logged as strings such as "NaN") are left out of the curve.</summary>
+    public static void SaveLossCurve(string metricsJsonlPath, string pngPath, int width = DefaultWidth, int height = DefaultHeight)
+    {
+        var points = ReadMetrics(metricsJsonlPath);
+        var finite = points.Where(p => double.IsFinite(p.Loss)).ToList();
+        using var plot = new Plot();
+        var loss = plot.Add.ScatterLine(finite.Select(p => (double)p.Step).ToArray(), finite.Select(p => p.Loss).ToArray());
+        loss.LegendText = "loss";
+        loss.LineWidth = 2;
+        var lr = plot.Add.ScatterLine(points.Select(p => (double)p.Step).ToArray(), points.Select(p => p.LearningRate).ToArray());
+        lr.LegendText = "learning rate";
+        lr.LineWidth = 1.5f;
+        lr.LinePattern = LinePattern.Dashed;
+        lr.Axes.YAxis = plot.Axes.Right;
+        plot.Axes.Bottom.Label.Text = "step";
+        plot.Axes.Left.Label.Text = "loss";
+        plot.Axes.Right.Label.Text = "learning rate";
+        plot.Title(Path.GetFileName(Path.GetDirectoryName(Path.GetFullPath(metricsJsonlPath))) is { Length: > 0 } run ? $"training: {run}" : "training");
+        plot.ShowLegend(Alignment.UpperRight);
+        SavePng(plot, pngPath, width, height);
+    }
+
+    /// <summary>mIoU against the background threshold of a CAM sweep, best point marked.</summary>
+    public static void SaveThresholdSweep(IReadOnlyList<double> thresholds, IReadOnlyList<double> miou, string pngPath,
+        int width = DefaultWidth, int height = DefaultHeight)
+    {
+        if (thresholds.Count == 0) throw WeakSegException.ForFile(pngPath, "threshold sweep has no points to plot");
+        if (thresholds.Count != miou.Count)
+            throw WeakSegException.ForFile(pngPath, $"threshold sweep has {thresholds.Count} thresholds but {miou.Count} mIoU values");
+        for (int i = 0; i < thresholds.Count; i++)
+            if (!double.IsFinite(thresholds[i]) || !double.IsFinite(miou[i]))
+                throw WeakSegException.ForFile(pngPath, $"threshold sweep point {i} is not finite (threshold {thresholds[i]}, mIoU {miou[i]})");
+        int best = 0;
+        for (int i = 1; i < miou.Count; i++) if (miou[i] > miou[best]) best = i;
+
+        using var plot = new Plot();
+        var curve = plot.Add.Scatter(thresholds.ToArray(), miou.ToArray());
+        curve.LineWidth = 2;
+        curve.MarkerSize = 6;
+        var marker = plot.Add.Marker(thresholds[best], miou[best]);
+        marker.MarkerSize = 14;
+        marker.MarkerShape = MarkerShape.OpenCircle;
+        marker.Color = Colors.Red;
+        var label = plot.Add.Text(string.Create(CultureInfo.InvariantCulture, $"best {miou[best]:0.####} at {thresholds[best]:0.###}"),
+            thresholds[best], miou[best]);
+        label.LabelFontColor = Colors.Red;
+        label.LabelAlignment = Alignment.LowerCenter;
+        label.OffsetY = -10;
+        plot.Axes.Bottom.Label.Text = "background threshold";
+        plot.Axes.Left.Label.Text = "mIoU";
+        plot.Title("CAM threshold sweep");
+        SavePng(plot, pngPath, width, height);
+    }
+
+    /// <summary>Reads a metrics.jsonl; blank lines are skipped. Errors name the file and the 1-based line.</summary>
+    public static IReadOnlyList<MetricsPoint> ReadMetrics(string metricsJsonlPath)
+    {
+        if (!File.Exists(metricsJsonlPath)) throw WeakSegException.ForFile(metricsJsonlPath, "metrics file not found");
+        var points = new List<MetricsPoint>();
+        int lineNumber = 0;
+        foreach (var line in File.ReadLines(metricsJsonlPath))
+        {
+            lineNumber++;
+            if (string.IsNullOrWhiteSpace(line)) continue;
+            try
+            {
+                using var doc = JsonDocument.Parse(line);
+                if (doc.RootElement.ValueKind != JsonValueKind.Object) throw new FormatException("is not a JSON object");
+                var root = doc.RootElement;
+                double step = Number(root, "step");
+                if (step < 0 || step != Math.Floor(step)) throw new FormatException($"\"step\" must be a whole number ≥ 0 (got {step})");
+                points.Add(new MetricsPoint((long)step, Number(root, "loss"), Number(root, "lr")));
+            }
+            catch (Exception e) when (e is JsonException or FormatException)
+            {
+                throw WeakSegException.ForFile(metricsJsonlPath, $"line {lineNumber}: {(e is JsonException ? "not valid JSON" : e.Message)}");
+            }
+        }
+        if (points.Count == 0) throw WeakSegException.ForFile(metricsJsonlPath, "has no metric lines to plot");
+        return points;
+    }
+
+    /// <summary>A number field; non-finite values written as strings ("NaN", "Infinity") are accepted.</summary>
+    static double Number(JsonElement root, string name)
+    {
+        if (!root.TryGetProperty(name, out var v)) throw new FormatException($"missing \"{name}\"");
+        if (v.ValueKind == JsonValueKind.Number) return v.GetDouble();
+        if (v.ValueKind == JsonValueKind.String &&
+            double.TryParse(v.GetString(), NumberStyles.Float, CultureInfo.InvariantCulture, out var parsed) && !double.IsFinite(parsed))
+            return parsed;
+        throw new FormatException($"\"{name}\" is not a number");
+    }
+
+    static void SavePng(Plot plot, string pngPath, int width, int height)
+    {
+        if (width < 100 || height < 100) throw WeakSegException.ForFile(pngPath, $"plot size {width}x{height} is too small (at least 100x100)");
+        using var image = plot.GetImage(width, height);
+        var bytes = image.GetImageBytes(ImageFormat.Png);
+        var dir = Path.GetDirectoryName(Path.GetFullPath(pngPath));
+        if (dir != null) Directory.CreateDirectory(dir);
+        var tmp = pngPath + ".tmp";
+        File.WriteAllBytes(tmp, bytes);
+        File.Move(tmp, pngPath, overwrite: true);
+    }
+}

@@ -14,5 +14,8 @@ public static class CommandCatalog
         yield return SynthCommand.Create();
         yield return InfoCommand.Create();
         yield return CocoMasksCommand.Create();
+        yield return TrainCommand.Create();
+        yield return CamCommand.Create();
+        yield return DemoCommand.Create();
     }
 }

@@ -133,3 +133,37 @@ public class VisionTransformerTests
         Assert.InRange(kept, 16, 48);
     }
 }
+
+[Collection("Torch")]
+public class WeightInitTests
+{
+    [Fact]
+    public void Truncated_normal_has_the_requested_spread_and_respects_bounds()
+    {
+        torch.manual_seed(3);
+        using var t = torch.empty(20000);
+        WeakSeg.Models.WeightInit.TruncNormal_(t, std: 0.02);
+        Assert.InRange(t.std().item<float>(), 0.0195, 0.0205);
+        Assert.InRange(t.mean().item<float>(), -0.0005, 0.0005);
+        using var u = torch.empty(20000);
+        WeakSeg.Models.WeightInit.TruncNormal_(u, std: 1.0, a: -1.0, b: 1.0);
+        Assert.True(u.abs().max().item<float>() <= 1.0f);
+        // std of N(0,1) truncated to [-1, 1] is sqrt(1 - 2·φ(1)/(Φ(1)-Φ(-1))) = 0.5396
+        Assert.InRange(u.std().item<float>(), 0.530, 0.545);
+    }
+
+    [Fact]
+    public void Fresh_vit_has_distinct_class_tokens_and_non_uniform_attention()
+    {
+        torch.manual_seed(0);
+        using var model = new WeakSeg.Models.Vit.VisionTransformer(new WeakSeg.Models.Vit.VitConfig
+        { ImageSize = 32, PatchSize = 8, EmbedDim = 32, Depth = 2, NumHeads = 2, NumClassTokens = 3, DropPathRate = 0 });
+        model.eval();
+        using var scope = torch.NewDisposeScope();
+        var cls = model.ClassTokenParameter;
+        Assert.True((cls[0, 0] - cls[0, 1]).abs().max().item<float>() > 1e-3);
+        var output = model.call(torch.randn(1, 3, 32, 32));
+        var attn = output.Attentions[0];                                  // [1, H, T, T]
+        Assert.True((attn - 1.0 / attn.shape[3]).abs().max().item<float>() > 1e-3);
+    }
+}

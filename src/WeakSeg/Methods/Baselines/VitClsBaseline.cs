@@ -4,6 +4,8 @@ using WeakSeg.Models.Vit;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
 
+using WeakSeg.Models;
+
 namespace WeakSeg.Methods.Baselines;
 
 /// <summary>
@@ -66,7 +68,7 @@ public sealed class VitClsModel : VisionTransformer
         head = Linear(config.Backbone.EmbedDim, config.NumClasses);
         using (torch.no_grad())
         {
-            init.trunc_normal_(head.weight, std: 0.02);
+            WeightInit.TruncNormal_(head.weight, std: 0.02);
             init.zeros_(head.bias!);
         }
         register_module(nameof(head), head);

@@ -3,6 +3,8 @@ using TorchSharp.Modules;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
 
+using WeakSeg.Models;
+
 namespace WeakSeg.Models.Vit;
 
 /// <summary>
@@ -57,13 +59,13 @@ public class VisionTransformer : Module<Tensor, VitOutput>
     void InitializeWeights()
     {
         using var _ = torch.no_grad();
-        init.trunc_normal_(pos_embed, std: 0.02);
-        init.trunc_normal_(cls_token, std: 0.02);
+        WeightInit.TruncNormal_(pos_embed, std: 0.02);
+        WeightInit.TruncNormal_(cls_token, std: 0.02);
         foreach (var module in modules())
         {
             if (module is Linear linear)
             {
-                init.trunc_normal_(linear.weight, std: 0.02);
+                WeightInit.TruncNormal_(linear.weight, std: 0.02);
                 if (linear.bias is not null) init.zeros_(linear.bias);
             }
             else if (module is LayerNorm layerNorm)

@@ -23,9 +23,10 @@ public static class DemoCommand
         var imageSize = new Option<int>("--data-size") { Hidden = true, DefaultValueFactory = _ => defaults.Data.ImageSize };
         var steps = new Option<long?>("--steps") { Hidden = true };
         var overlays = new Option<int>("--overlays") { Hidden = true, DefaultValueFactory = _ => defaults.Overlays };
+        var batchSize = new Option<int?>("--batch-size") { Hidden = true };
 
         var cmd = new Command("demo", "End-to-end demo on the built-in benchmark: synth → train MCTformer-V2 (cpu preset) → maps → threshold sweep → pseudo labels → mIoU.");
-        foreach (var o in new Option[] { outDir, compare, seed, threads, scales, trainImages, valImages, imageSize, steps, overlays }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { outDir, compare, seed, threads, scales, trainImages, valImages, imageSize, steps, overlays, batchSize }) cmd.Options.Add(o);
         cmd.SetAction(parseResult =>
         {
             var options = defaults with
@@ -42,6 +43,7 @@ public static class DemoCommand
                     ImageSize = parseResult.GetValue(imageSize),
                 },
                 Steps = parseResult.GetValue(steps),
+                BatchSize = parseResult.GetValue(batchSize),
                 Overlays = parseResult.GetValue(overlays),
             };
             using var cancel = CancelOnCtrlC.Install();

@@ -55,6 +55,11 @@ public static class TrainCommand
                 Threads = parseResult.GetValue(threads) ?? t.Threads,
                 CheckpointEvery = parseResult.GetValue(checkpointEvery) ?? t.CheckpointEvery,
             };
+            if (parseResult.GetValue(steps) is { } s && parseResult.GetValue(warmup) is null && t.WarmupSteps > s)
+            {
+                t = t with { WarmupSteps = s / 10 };
+                Console.WriteLine($"--steps {s} is shorter than the preset's warm-up; warm-up set to {t.WarmupSteps} steps (pass --warmup to choose)");
+            }
             recipe = recipe with { Trainer = t };
             var request = new TrainRequest
             {

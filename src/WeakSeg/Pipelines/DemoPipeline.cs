@@ -39,6 +39,9 @@ public sealed record DemoOptions
     /// <summary>Training steps; null = the cpu preset's.</summary>
     public long? Steps { get; init; }
 
+    /// <summary>Images per step; null = the cpu preset's.</summary>
+    public int? BatchSize { get; init; }
+
     public long Seed { get; init; }
     public int Threads { get; init; }
     public int Workers { get; init; } = 2;
@@ -154,6 +157,7 @@ public static class DemoPipeline
         if (File.Exists(Path.Combine(runDir, "model-final.bin"))) { reporter.Log($"train {method}: {runDir} is finished, skipped"); return 0; }
         var recipe = TrainRecipe.Preset(method, MethodPreset.Cpu, options.Data.NumClasses);
         var trainer = recipe.Trainer with { Seed = options.Seed, Threads = options.Threads };
+        if (options.BatchSize is { } batch) trainer = trainer with { BatchSize = batch };
         if (options.Steps is { } steps) trainer = trainer with { Steps = steps, WarmupSteps = Math.Min(trainer.WarmupSteps, steps / 10) };
         bool resume = Directory.Exists(Path.Combine(runDir, "checkpoints")) && Directory.EnumerateDirectories(Path.Combine(runDir, "checkpoints")).Any();
         var outcome = reporter.Run($"train {method}", p => TrainPipeline.Run(new TrainRequest

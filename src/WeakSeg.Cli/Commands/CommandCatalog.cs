@@ -19,5 +19,8 @@ public static class CommandCatalog
         yield return SegInferCommand.Create();
         yield return CrfCommand.Create();
         yield return AffinityCommand.Create();
+        yield return TrainCommand.Create();
+        yield return CamCommand.Create();
+        yield return DemoCommand.Create();
     }
 }

@@ -1,0 +1,86 @@
+using System.CommandLine;
+using System.Globalization;
+using WeakSeg.Methods;
+using WeakSeg.Pipelines;
+
+namespace WeakSeg.Cli.Commands;
+
+/// <summary>`weakseg cam`: localization maps of a trained run for every image of a split (CamMapFile format).</summary>
+public static class CamCommand
+{
+    public static Command Create()
+    {
+        var defaults = new LocalizationOptions();
+        var run = new Option<string>("--run") { Description = "Run directory written by `weakseg train`.", Required = true };
+        var outDir = new Option<string>("--out") { Description = "Output directory for NAME.npy + NAME.classes.npy (existing pairs are skipped).", Required = true };
+        var split = new Option<string>("--split") { Description = "Split whose images get maps.", DefaultValueFactory = _ => new CamRequest { RunDirectory = "", OutDirectory = "" }.Split };
+        var data = new Option<string?>("--data") { Description = "Dataset root (default: the run's training data)." };
+        var scales = new Option<string>("--scales") { Description = "Comma-separated input scales.", DefaultValueFactory = _ => FormatScales(defaults.Scales) };
+        var noFlip = new Option<bool>("--no-flip") { Description = "Do not add the horizontally flipped image's maps." };
+        var map = new Option<string>("--map") { Description = "Which map: refined (patch affinity · map), fused (V2: ⊙ PatchCAM; baselines: raw map) or class-to-patch.", DefaultValueFactory = _ => MapName(defaults.MapKind) };
+        map.AcceptOnlyFromAmong("refined", "fused", "class-to-patch");
+        var float16 = new Option<bool>("--float16") { Description = "Store maps as float16 (half the disk)." };
+        var weights = new Option<string?>("--weights") { Description = "Weights file (default: RUN/model-final.bin, else the latest checkpoint)." };
+        var device = new Option<string>("--device") { Description = "cpu or cuda[:N].", DefaultValueFactory = _ => "cpu" };
+        var threads = new Option<int>("--threads") { Description = "libtorch intra-op threads (0 = libtorch's choice).", DefaultValueFactory = _ => 0 };
+
+        var cmd = new Command("cam", "Write localization maps (multi-scale + flip, image's classes only, normalised per class) for every image of a split.");
+        foreach (var o in new Option[] { run, outDir, split, data, scales, noFlip, map, float16, weights, device, threads }) cmd.Options.Add(o);
+        cmd.SetAction(parseResult =>
+        {
+            var request = new CamRequest
+            {
+                RunDirectory = parseResult.GetValue(run)!,
+                OutDirectory = parseResult.GetValue(outDir)!,
+                Split = parseResult.GetValue(split)!,
+                DataRoot = parseResult.GetValue(data),
+                Localization = defaults with
+                {
+                    Scales = ParseScales(parseResult.GetValue(scales)!),
+                    Flip = !parseResult.GetValue(noFlip),
+                    MapKind = ParseMap(parseResult.GetValue(map)!),
+                },
+                Float16 = parseResult.GetValue(float16),
+                Weights = parseResult.GetValue(weights),
+                Device = parseResult.GetValue(device)!,
+                Threads = parseResult.GetValue(threads),
+            };
+            var summary = CliProgress.Run("maps", p => CamPipeline.Run(request, p));
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"{summary.Method}: wrote maps of {summary.Written} images to {request.OutDirectory}, skipped {summary.Skipped} existing ({summary.Seconds:F1} s)"));
+            return 0;
+        });
+        return cmd;
+    }
+
+    internal static string FormatScales(IEnumerable<double> scales) => string.Join(",", scales.Select(s => s.ToString(CultureInfo.InvariantCulture)));
+
+    internal static IReadOnlyList<double> ParseScales(string text)
+    {
+        var parts = text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        var result = new List<double>();
+        foreach (var p in parts)
+        {
+            if (!double.TryParse(p, NumberStyles.Float, CultureInfo.InvariantCulture, out var s) || !(s > 0))
+                throw new WeakSegException($"--scales: '{p}' is not a positive number (expected e.g. 1,0.5,1.5)");
+            result.Add(s);
+        }
+        if (result.Count == 0) throw new WeakSegException("--scales: no scale given (expected e.g. 1,0.5,1.5)");
+        return result;
+    }
+
+    internal static string MapName(LocalizationMapKind kind) => kind switch
+    {
+        LocalizationMapKind.Fused => "fused",
+        LocalizationMapKind.ClassToPatch => "class-to-patch",
+        _ => "refined",
+    };
+
+    internal static LocalizationMapKind ParseMap(string text) => text switch
+    {
+        "fused" => LocalizationMapKind.Fused,
+        "class-to-patch" => LocalizationMapKind.ClassToPatch,
+        "refined" => LocalizationMapKind.Refined,
+        _ => throw new WeakSegException($"--map: unknown map '{text}' (known: refined, fused, class-to-patch)"),
+    };
+}

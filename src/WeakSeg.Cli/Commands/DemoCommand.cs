@@ -1,0 +1,86 @@
+using System.CommandLine;
+using System.Globalization;
+using Spectre.Console;
+using WeakSeg.Data.Synthetic;
+using WeakSeg.Pipelines;
+
+namespace WeakSeg.Cli.Commands;
+
+/// <summary>`weakseg demo`: the whole MCTformer pipeline on the built-in benchmark (and, with --compare, the baselines).</summary>
+public static class DemoCommand
+{
+    public static Command Create()
+    {
+        var defaults = new DemoOptions();
+        var outDir = new Option<string>("--out") { Description = "Output folder (data/, runs/, cams/, pseudo/, overlays/, metrics.json).", DefaultValueFactory = _ => defaults.OutDirectory };
+        var compare = new Option<bool>("--compare") { Description = "Also train MCTformer-V1, vit-cls and cam; table of CAM mIoU with and without patch-affinity refinement." };
+        var seed = new Option<long>("--seed") { Description = "Training seed.", DefaultValueFactory = _ => defaults.Seed };
+        var threads = new Option<int>("--threads") { Description = "libtorch intra-op threads (0 = libtorch's choice).", DefaultValueFactory = _ => defaults.Threads };
+        var scales = new Option<string>("--scales") { Description = "Comma-separated inference scales.", DefaultValueFactory = _ => CamCommand.FormatScales(defaults.Localization.Scales) };
+        // Hidden options for tests and quick looks.
+        var trainImages = new Option<int>("--train-images") { Hidden = true, DefaultValueFactory = _ => defaults.Data.TrainImages };
+        var valImages = new Option<int>("--val-images") { Hidden = true, DefaultValueFactory = _ => defaults.Data.ValImages };
+        var imageSize = new Option<int>("--data-size") { Hidden = true, DefaultValueFactory = _ => defaults.Data.ImageSize };
+        var steps = new Option<long?>("--steps") { Hidden = true };
+        var overlays = new Option<int>("--overlays") { Hidden = true, DefaultValueFactory = _ => defaults.Overlays };
+        var batchSize = new Option<int?>("--batch-size") { Hidden = true };
+
+        var cmd = new Command("demo", "End-to-end demo on the built-in benchmark: synth → train MCTformer-V2 (cpu preset) → maps → threshold sweep → pseudo labels → mIoU.");
+        foreach (var o in new Option[] { outDir, compare, seed, threads, scales, trainImages, valImages, imageSize, steps, overlays, batchSize }) cmd.Options.Add(o);
+        cmd.SetAction(parseResult =>
+        {
+            var options = defaults with
+            {
+                OutDirectory = parseResult.GetValue(outDir)!,
+                Compare = parseResult.GetValue(compare),
+                Seed = parseResult.GetValue(seed),
+                Threads = parseResult.GetValue(threads),
+                Localization = defaults.Localization with { Scales = CamCommand.ParseScales(parseResult.GetValue(scales)!) },
+                Data = defaults.Data with
+                {
+                    TrainImages = parseResult.GetValue(trainImages),
+                    ValImages = parseResult.GetValue(valImages),
+                    ImageSize = parseResult.GetValue(imageSize),
+                },
+                Steps = parseResult.GetValue(steps),
+                BatchSize = parseResult.GetValue(batchSize),
+                Overlays = parseResult.GetValue(overlays),
+            };
+            using var cancel = CancelOnCtrlC.Install();
+            var result = DemoPipeline.Run(options, new CliStageReporter(), cancel.Token);
+            var console = EvalCommand.StdoutConsole();
+            console.Write(EvalCommand.PerClassTable(result.Sweep.Best, result.Sweep.ClassNames,
+                $"{options.Method} CAM mIoU per class (train, threshold {result.Threshold.ToString("0.00", CultureInfo.InvariantCulture)})"));
+            if (result.Comparison.Count > 0) console.Write(ComparisonTable(result.Comparison));
+            var inv = CultureInfo.InvariantCulture;
+            Console.WriteLine(string.Create(inv,
+                $"CAM mIoU {100 * result.CamMeanIou:F1} % at threshold {result.Threshold:0.00}; pseudo-label mIoU {100 * result.PseudoMeanIou:F1} %; " +
+                $"{result.Seconds:F0} s ({string.Join(", ", result.StageSeconds.Select(kv => $"{kv.Key} {kv.Value:F0} s"))})"));
+            Console.WriteLine($"wrote {result.MetricsPath}");
+            return 0;
+        });
+        return cmd;
+    }
+
+    static Table ComparisonTable(IReadOnlyList<ComparisonRow> rows)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        var table = new Table().Title("CAM mIoU % on train (best threshold)");
+        table.AddColumn("method");
+        table.AddColumn(new TableColumn("map").RightAligned());
+        table.AddColumn(new TableColumn("+ affinity").RightAligned());
+        foreach (var method in rows.Select(r => r.Method).Distinct())
+        {
+            string Cell(Methods.LocalizationMapKind kind) => rows.FirstOrDefault(r => r.Method == method && r.Map == kind) is { } r
+                ? string.Create(inv, $"{100 * r.MeanIou:F1} (t {r.Threshold:0.00})") : "-";
+            table.AddRow(method, Cell(Methods.LocalizationMapKind.Fused), Cell(Methods.LocalizationMapKind.Refined));
+        }
+        return table;
+    }
+
+    sealed class CliStageReporter : IStageReporter
+    {
+        public T Run<T>(string title, Func<IProgress<ProgressUpdate>?, T> work) => CliProgress.Run(title, p => work(p));
+        public void Log(string line) => Console.WriteLine(line);
+    }
+}

@@ -1,0 +1,115 @@
+using System.CommandLine;
+using System.Globalization;
+using WeakSeg.Methods;
+using WeakSeg.Pipelines;
+
+namespace WeakSeg.Cli.Commands;
+
+/// <summary>`weakseg train`: trains a registered WSSS method on image-level labels (preset → --config → flags).</summary>
+public static class TrainCommand
+{
+    public static Command Create()
+    {
+        var cpu = TrainRecipe.Preset(MethodRegistry.MctFormerV2, MethodPreset.Cpu, 20);
+        var paper = TrainRecipe.Preset(MethodRegistry.MctFormerV2, MethodPreset.Paper, 20);
+        string Both(Func<TrainRecipe, object> f) => string.Create(CultureInfo.InvariantCulture, $"default: cpu {f(cpu)}, paper {f(paper)}");
+
+        var method = new Option<string>("--method") { Description = $"Method: {string.Join(", ", MethodRegistry.Names)}.", Required = true };
+        var data = new Option<string>("--data") { Description = "Dataset root in VOC layout.", Required = true };
+        var outDir = new Option<string>("--out") { Description = "Run directory (config.json, checkpoints/, metrics.jsonl, model-final.bin).", Required = true };
+        var split = new Option<string>("--split") { Description = "Training split.", DefaultValueFactory = _ => new TrainRequest { DataRoot = "", RunDirectory = "", Recipe = cpu }.Split };
+        var preset = new Option<string>("--preset") { Description = "Starting configuration: cpu (small ViT for the 96×96 benchmark) or paper (DeiT-S 224).", DefaultValueFactory = _ => "cpu" };
+        preset.AcceptOnlyFromAmong("cpu", "paper");
+        var config = new Option<string?>("--config") { Description = "JSON file laid over the preset: {\"model\": {...}, \"trainer\": {...}, \"augmentation\": {...}}." };
+        var steps = new Option<long?>("--steps") { Description = $"Optimizer steps ({Both(r => r.Trainer.Steps)})." };
+        var batch = new Option<int?>("--batch-size") { Description = $"Images per step ({Both(r => r.Trainer.BatchSize)})." };
+        var lr = new Option<double?>("--lr") { Description = $"Peak learning rate ({Both(r => r.Trainer.BaseLr)})." };
+        var warmup = new Option<long?>("--warmup") { Description = $"Warm-up steps ({Both(r => r.Trainer.WarmupSteps)})." };
+        var imageSize = new Option<int?>("--image-size") { Description = $"Training crop = backbone input size ({Both(r => r.ImageSize)})." };
+        var init = new Option<string?>("--init") { Description = "timm safetensors weights to start from (e.g. DeiT-S); prints loaded/missing/skipped/unexpected keys." };
+        var seed = new Option<long?>("--seed") { Description = $"Seed of model init, data order and augmentation (default {cpu.Trainer.Seed})." };
+        var device = new Option<string?>("--device") { Description = $"cpu or cuda[:N] (default {cpu.Trainer.Device})." };
+        var threads = new Option<int?>("--threads") { Description = "libtorch intra-op threads (0 = libtorch's choice)." };
+        var workers = new Option<int>("--workers") { Description = "Image-decoding threads (never changes the batches).", DefaultValueFactory = _ => new TrainRequest { DataRoot = "", RunDirectory = "", Recipe = cpu }.Workers };
+        var resume = new Option<bool>("--resume") { Description = "Continue the run in --out from its latest checkpoint (exact on CPU)." };
+        var checkpointEvery = new Option<long?>("--checkpoint-every") { Description = $"Checkpoint interval in steps ({Both(r => r.Trainer.CheckpointEvery)})." };
+
+        var cmd = new Command("train", "Train a WSSS method (MCTformer-V1/V2 or a baseline) on image-level labels.");
+        foreach (var o in new Option[] { method, data, outDir, split, preset, config, steps, batch, lr, warmup, imageSize, init, seed, device, threads, workers, resume, checkpointEvery })
+            cmd.Options.Add(o);
+        cmd.SetAction(parseResult =>
+        {
+            var presetValue = MethodRegistry.ParsePreset(parseResult.GetValue(preset)!);
+            var recipe = TrainRecipe.Preset(parseResult.GetValue(method)!, presetValue, 20);
+            if (parseResult.GetValue(config) is { } configPath) recipe = recipe.Overlay(configPath);
+            if (parseResult.GetValue(imageSize) is { } size) recipe = recipe.WithImageSize(size);
+            var t = recipe.Trainer;
+            t = t with
+            {
+                Steps = parseResult.GetValue(steps) ?? t.Steps,
+                BatchSize = parseResult.GetValue(batch) ?? t.BatchSize,
+                BaseLr = parseResult.GetValue(lr) ?? t.BaseLr,
+                WarmupSteps = parseResult.GetValue(warmup) ?? t.WarmupSteps,
+                Seed = parseResult.GetValue(seed) ?? t.Seed,
+                Device = parseResult.GetValue(device) ?? t.Device,
+                Threads = parseResult.GetValue(threads) ?? t.Threads,
+                CheckpointEvery = parseResult.GetValue(checkpointEvery) ?? t.CheckpointEvery,
+            };
+            if (parseResult.GetValue(steps) is { } s && parseResult.GetValue(warmup) is null && t.WarmupSteps > s)
+            {
+                t = t with { WarmupSteps = s / 10 };
+                Console.WriteLine($"--steps {s} is shorter than the preset's warm-up; warm-up set to {t.WarmupSteps} steps (pass --warmup to choose)");
+            }
+            recipe = recipe with { Trainer = t };
+            var request = new TrainRequest
+            {
+                DataRoot = parseResult.GetValue(data)!,
+                Split = parseResult.GetValue(split)!,
+                RunDirectory = parseResult.GetValue(outDir)!,
+                Recipe = recipe,
+                Preset = parseResult.GetValue(config) is null ? MethodRegistry.PresetName(presetValue) : MethodRegistry.PresetName(presetValue) + "+config",
+                InitWeights = parseResult.GetValue(init),
+                Resume = parseResult.GetValue(resume),
+                Workers = parseResult.GetValue(workers),
+            };
+            using var cancel = CancelOnCtrlC.Install();
+            var outcome = CliProgress.Run($"train {recipe.Method}", p => TrainPipeline.Run(request, Console.WriteLine, p, cancel.Token));
+            var r = outcome.Result;
+            var inv = CultureInfo.InvariantCulture;
+            if (r.Completed)
+                Console.WriteLine(string.Create(inv, $"trained {r.Step} steps in {r.Seconds:F1} s ({r.ImagesPerSecond:F1} img/s), last loss {r.LastLoss:F4}; weights {r.FinalWeightsPath}"));
+            else
+                Console.WriteLine(string.Create(inv, $"stopped at step {r.Step}; checkpoint {r.LatestCheckpoint?.Directory}; continue with --resume"));
+            return r.Completed ? 0 : 130;
+        });
+        return cmd;
+    }
+}
+
+/// <summary>Ctrl-C requests cancellation (the trainer checkpoints and returns) instead of killing the process; a second Ctrl-C kills.</summary>
+internal sealed class CancelOnCtrlC : IDisposable
+{
+    readonly CancellationTokenSource _source = new();
+    readonly ConsoleCancelEventHandler _handler;
+
+    CancelOnCtrlC()
+    {
+        _handler = (_, e) =>
+        {
+            if (_source.IsCancellationRequested) return;
+            e.Cancel = true;
+            Console.Error.WriteLine("stopping after this step (Ctrl-C again to kill)…");
+            _source.Cancel();
+        };
+        Console.CancelKeyPress += _handler;
+    }
+
+    public static CancelOnCtrlC Install() => new();
+    public CancellationToken Token => _source.Token;
+
+    public void Dispose()
+    {
+        Console.CancelKeyPress -= _handler;
+        _source.Dispose();
+    }
+}

@@ -1,0 +1,91 @@
+using WeakSeg.Models.Vit;
+using WeakSeg.Models.Weights;
+using WeakSeg.Training;
+using static TorchSharp.torch;
+
+namespace WeakSeg.Methods;
+
+/// <summary>
+/// Which localization map a method produces. Each method documents what the kinds mean for it:
+/// MCTformer: class-to-patch attention / fused (V2: ⊙ ReLU(PatchCAM); V1: = class-to-patch) / refined (patch affinity · fused).
+/// Baselines: their raw map (CAM, or the class-agnostic class-token attention) / the same map refined by the patch affinity of their own attention.
+/// </summary>
+public enum LocalizationMapKind
+{
+    /// <summary>Patch affinity · the method's map (MCTformer's final maps).</summary>
+    Refined,
+
+    /// <summary>The method's map before affinity refinement.</summary>
+    Fused,
+
+    /// <summary>Class-to-patch attention of the last layers (attention methods only).</summary>
+    ClassToPatch,
+}
+
+/// <summary>Multi-scale/flip inference settings shared by every method.</summary>
+public sealed record LocalizationOptions
+{
+    /// <summary>Input scales; each scaled side is rounded to a multiple of the patch size. MCTformer's CAM script uses 1.0, 0.5, 1.5 (unverified; exposed as an option).</summary>
+    public IReadOnlyList<double> Scales { get; init; } = new[] { 1.0, 0.5, 1.5 };
+
+    /// <summary>Also run the horizontally flipped image and add its un-flipped maps.</summary>
+    public bool Flip { get; init; } = true;
+
+    public LocalizationMapKind MapKind { get; init; } = LocalizationMapKind.Refined;
+
+    public void EnsureValid()
+    {
+        if (Scales.Count == 0 || Scales.Any(s => !(s > 0) || double.IsInfinity(s)))
+            throw new WeakSegException("inference scales must be a non-empty list of positive numbers");
+    }
+}
+
+/// <summary>
+/// A weakly-supervised semantic segmentation method built for a fixed number of classes: trainable by the shared
+/// <see cref="Trainer"/> (as an <see cref="ITrainable"/>), producing per-image localization maps, saving and loading its weights.
+/// Instances come from <see cref="MethodRegistry"/>.
+/// </summary>
+public interface IWsssMethod : ITrainable, IDisposable
+{
+    /// <summary>Registry name, e.g. <c>mctformer-v2</c>.</summary>
+    string Name { get; }
+
+    /// <summary>The method configuration the model was built from (a config record).</summary>
+    object Config { get; }
+
+    /// <summary>Foreground classes K.</summary>
+    int NumClasses { get; }
+
+    /// <summary>The backbone shape actually built (patch size, training input size).</summary>
+    VitConfig Backbone { get; }
+
+    /// <summary>Map kinds this method can produce.</summary>
+    IReadOnlyList<LocalizationMapKind> SupportedMapKinds { get; }
+
+    /// <summary>
+    /// Raw (non-normalised) maps of all K classes on the patch grid for a batch: images [B, 3, h·p, w·p] → [B, K, h, w].
+    /// Called under no_grad with the model in eval mode by <see cref="MultiScaleLocalization"/>.
+    /// </summary>
+    Tensor PatchGridMaps(Tensor images, LocalizationMapKind kind);
+
+    /// <summary>
+    /// Localization maps of the listed classes (1..K) at the image's size, each normalised to max 1 (the CAM protocol):
+    /// image [3, H, W] normalised as for training → [K', H, W].
+    /// </summary>
+    Tensor Localize(Tensor image, IReadOnlyList<int> classes, LocalizationOptions options) =>
+        MultiScaleLocalization.LocalizeImage(this, image, classes, options);
+
+    /// <summary>Loads timm-format safetensors weights (pretrained backbone) and reports what was loaded.</summary>
+    WeightImportReport ImportTimmWeights(string path) => TimmWeightImport.LoadFile(Model, path);
+
+    /// <summary>Saves the weights (TorchSharp format, strict keys), atomically.</summary>
+    void SaveWeights(string path)
+    {
+        var tmp = path + ".tmp";
+        Model.save(tmp);
+        File.Move(tmp, path, overwrite: true);
+    }
+
+    /// <summary>Loads weights written by <see cref="SaveWeights"/> or by the trainer (model-final.bin, checkpoints). Errors name the file.</summary>
+    void LoadWeights(string path) => CheckpointStore.LoadModel(path, Model);
+}

@@ -1,0 +1,148 @@
+using TorchSharp;
+using WeakSeg.Methods.Baselines;
+using WeakSeg.Methods.MctFormer;
+using WeakSeg.Models.Vit;
+using WeakSeg.Training;
+using static TorchSharp.torch;
+
+namespace WeakSeg.Methods;
+
+/// <summary>MCTformer V1/V2 as an <see cref="IWsssMethod"/>: loss <see cref="MctFormerLoss.Total"/>, maps from <see cref="MctFormerMaps.Localize"/>.</summary>
+public sealed class MctFormerMethod : IWsssMethod
+{
+    readonly MctFormerModel _model;
+
+    public MctFormerMethod(MctFormerConfig config)
+    {
+        _model = new MctFormerModel(config);
+        MethodConfig = config;
+    }
+
+    public string Name => MethodConfig.Variant == MctFormerVariant.V1 ? MethodRegistry.MctFormerV1 : MethodRegistry.MctFormerV2;
+    public MctFormerConfig MethodConfig { get; }
+    public object Config => MethodConfig;
+    public int NumClasses => MethodConfig.NumClasses;
+    public VitConfig Backbone => MethodConfig.BackboneConfig;
+    public nn.Module Model => _model;
+    public MctFormerModel Network => _model;
+    public IReadOnlyList<LocalizationMapKind> SupportedMapKinds { get; } =
+        [LocalizationMapKind.Refined, LocalizationMapKind.Fused, LocalizationMapKind.ClassToPatch];
+
+    public LossTerms ComputeLoss(TrainBatch batch, TrainStepContext context)
+    {
+        var output = _model.Forward(batch.Images);
+        var classLoss = MctFormerLoss.MultilabelSoftMargin(output.ClassLogits, batch.Labels);
+        if (output.PatchLogits is null) return new LossTerms(classLoss, [("cls", classLoss)]);
+        var patchLoss = MctFormerLoss.MultilabelSoftMargin(output.PatchLogits, batch.Labels);
+        return new LossTerms(classLoss + patchLoss, [("cls", classLoss), ("patch", patchLoss)]);
+    }
+
+    /// <summary>[B, 3, H, W] → [B, K, h, w]: class-to-patch, fused (V2 ⊙ ReLU(PatchCAM)) or refined (affinity · fused).</summary>
+    public Tensor PatchGridMaps(Tensor images, LocalizationMapKind kind)
+    {
+        using var output = _model.Forward(images);
+        using var maps = MctFormerMaps.Localize(output, MethodConfig.CamLayers);
+        var chosen = kind switch
+        {
+            LocalizationMapKind.ClassToPatch => maps.ClassToPatch,
+            LocalizationMapKind.Fused => maps.Maps,
+            LocalizationMapKind.Refined => maps.Refined,
+            _ => throw new ArgumentOutOfRangeException(nameof(kind)),
+        };
+        return chosen.clone();
+    }
+
+    public void Dispose() => _model.Dispose();
+}
+
+/// <summary>
+/// <c>vit-cls</c> baseline as an <see cref="IWsssMethod"/>: multi-label soft margin on the class-token logits; map = the
+/// class-agnostic class-token→patch attention (the same for every class), refined = patch affinity of its own attention · map.
+/// </summary>
+public sealed class VitClsMethod : IWsssMethod
+{
+    readonly VitClsModel _model;
+
+    public VitClsMethod(VitClsConfig config)
+    {
+        _model = new VitClsModel(config);
+        MethodConfig = config;
+    }
+
+    public string Name => MethodRegistry.VitCls;
+    public VitClsConfig MethodConfig { get; }
+    public object Config => MethodConfig;
+    public int NumClasses => MethodConfig.NumClasses;
+    public VitConfig Backbone => MethodConfig.BackboneConfig;
+    public nn.Module Model => _model;
+    public IReadOnlyList<LocalizationMapKind> SupportedMapKinds { get; } =
+        [LocalizationMapKind.Refined, LocalizationMapKind.Fused, LocalizationMapKind.ClassToPatch];
+
+    public LossTerms ComputeLoss(TrainBatch batch, TrainStepContext context)
+    {
+        var output = _model.Forward(batch.Images);
+        return new LossTerms(MctFormerLoss.MultilabelSoftMargin(output.Logits, batch.Labels));
+    }
+
+    /// <summary>[B, 3, H, W] → [B, K, h, w]; Fused and ClassToPatch are the same class-agnostic map.</summary>
+    public Tensor PatchGridMaps(Tensor images, LocalizationMapKind kind)
+    {
+        using var scope = torch.NewDisposeScope();
+        using var output = _model.Forward(images);
+        var maps = _model.ClassAgnosticMaps(output.Backbone);                                   // [B, K, h, w]
+        if (kind == LocalizationMapKind.Refined) maps = RefineWithOwnAffinity(output.Backbone, maps);
+        return maps.MoveToOuterDisposeScope();
+    }
+
+    internal static Tensor RefineWithOwnAffinity(VitOutput backbone, Tensor maps)
+    {
+        using var headMean = AttentionMaps.HeadMean(backbone.Attentions);                       // [L, B, T, T]
+        using var affinity = AttentionMaps.PatchAffinity(headMean, backbone.NumClassTokens);   // [B, N, N]
+        return AttentionMaps.Refine(affinity, maps);
+    }
+
+    public void Dispose() => _model.Dispose();
+}
+
+/// <summary>
+/// <c>cam</c> baseline as an <see cref="IWsssMethod"/>: multi-label soft margin on the GAP-classifier logits; map = ReLU(CAM),
+/// refined = patch affinity of its own attention · ReLU(CAM). It has no class-to-patch attention.
+/// </summary>
+public sealed class CamMethod : IWsssMethod
+{
+    readonly CamBaselineModel _model;
+
+    public CamMethod(CamBaselineConfig config)
+    {
+        _model = new CamBaselineModel(config);
+        MethodConfig = config;
+    }
+
+    public string Name => MethodRegistry.Cam;
+    public CamBaselineConfig MethodConfig { get; }
+    public object Config => MethodConfig;
+    public int NumClasses => MethodConfig.NumClasses;
+    public VitConfig Backbone => MethodConfig.BackboneConfig;
+    public nn.Module Model => _model;
+    public IReadOnlyList<LocalizationMapKind> SupportedMapKinds { get; } = [LocalizationMapKind.Refined, LocalizationMapKind.Fused];
+
+    public LossTerms ComputeLoss(TrainBatch batch, TrainStepContext context)
+    {
+        var output = _model.Forward(batch.Images);
+        return new LossTerms(MctFormerLoss.MultilabelSoftMargin(output.Logits, batch.Labels));
+    }
+
+    /// <summary>[B, 3, H, W] → [B, K, h, w].</summary>
+    public Tensor PatchGridMaps(Tensor images, LocalizationMapKind kind)
+    {
+        if (kind == LocalizationMapKind.ClassToPatch)
+            throw new WeakSegException("the cam baseline has no class-to-patch attention map; use --map fused or refined");
+        using var scope = torch.NewDisposeScope();
+        using var output = _model.Forward(images);
+        var maps = output.Cams.relu();
+        if (kind == LocalizationMapKind.Refined) maps = VitClsMethod.RefineWithOwnAffinity(output.Backbone, maps);
+        return maps.MoveToOuterDisposeScope();
+    }
+
+    public void Dispose() => _model.Dispose();
+}

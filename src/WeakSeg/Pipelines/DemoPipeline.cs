@@ -1,0 +1,272 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using WeakSeg.Data;
+using WeakSeg.Data.Synthetic;
+using WeakSeg.Evaluation;
+using WeakSeg.Methods;
+using WeakSeg.PseudoLabels;
+
+namespace WeakSeg.Pipelines;
+
+/// <summary>Runs the stages of a pipeline with progress and a log (the CLI shows bars; the default runs silently).</summary>
+public interface IStageReporter
+{
+    T Run<T>(string title, Func<IProgress<ProgressUpdate>?, T> work);
+    void Log(string line);
+}
+
+/// <summary>Runs stages without progress output; log lines go to an optional callback.</summary>
+public sealed class SilentStageReporter(Action<string>? log = null) : IStageReporter
+{
+    public T Run<T>(string title, Func<IProgress<ProgressUpdate>?, T> work) => work(null);
+    public void Log(string line) => log?.Invoke(line);
+}
+
+/// <summary>Settings of <see cref="DemoPipeline"/>.</summary>
+public sealed record DemoOptions
+{
+    /// <summary>Output folder: data/, runs/METHOD/, cams/METHOD-MAP/, pseudo/, overlays/, metrics.json.</summary>
+    public string OutDirectory { get; init; } = Path.Combine("runs", "demo");
+
+    /// <summary>The built-in benchmark (generator defaults: 400 train + 100 val, 96×96, 10 classes).</summary>
+    public SyntheticDatasetConfig Data { get; init; } = new();
+
+    /// <summary>Method whose maps become the pseudo labels.</summary>
+    public string Method { get; init; } = MethodRegistry.MctFormerV2;
+
+    /// <summary>Training steps; null = the cpu preset's.</summary>
+    public long? Steps { get; init; }
+
+    /// <summary>Images per step; null = the cpu preset's.</summary>
+    public int? BatchSize { get; init; }
+
+    public long Seed { get; init; }
+    public int Threads { get; init; }
+    public int Workers { get; init; } = 2;
+
+    /// <summary>Map inference for the demo (see <see cref="DemoPipeline.DefaultLocalization"/>).</summary>
+    public LocalizationOptions Localization { get; init; } = DemoPipeline.DefaultLocalization;
+
+    /// <summary>Overlay panels written for the first N train images.</summary>
+    public int Overlays { get; init; } = 8;
+
+    /// <summary>Also train vit-cls, cam and MCTformer-V1 and compare CAM mIoU with and without affinity refinement.</summary>
+    public bool Compare { get; init; }
+
+    /// <summary>Methods of the comparison.</summary>
+    public IReadOnlyList<string> CompareMethods { get; init; } =
+        [MethodRegistry.MctFormerV1, MethodRegistry.MctFormerV2, MethodRegistry.VitCls, MethodRegistry.Cam];
+}
+
+/// <summary>One row of the comparison: best-threshold CAM mIoU of a method's maps.</summary>
+public sealed record ComparisonRow(string Method, LocalizationMapKind Map, double MeanIou, double Threshold);
+
+public sealed record DemoResult(double CamMeanIou, double Threshold, double PseudoMeanIou, CamSweepResult Sweep, double Seconds,
+    IReadOnlyDictionary<string, double> StageSeconds, IReadOnlyList<ComparisonRow> Comparison, string MetricsPath);
+
+/// <summary>
+/// The end-to-end demo on the built-in benchmark: synth → train (cpu preset) → maps of the train split → threshold sweep →
+/// pseudo labels at the best threshold → their evaluation → overlays → metrics.json. Each stage is skipped when its outputs
+/// exist (data marker, model-final.bin, per-image maps), and training resumes from its checkpoints.
+/// </summary>
+public static class DemoPipeline
+{
+    public const string MetricsFile = "metrics.json", CompareFile = "compare.json";
+    const string DataMarker = ".weakseg-synth-complete";
+
+    /// <summary>The CAM protocol's defaults (<see cref="LocalizationOptions"/>: scales 1, 0.5, 1.5 with flips, refined maps).</summary>
+    public static LocalizationOptions DefaultLocalization => new();
+
+    public static string DataDirectory(string outDir) => Path.Combine(outDir, "data");
+    public static string RunDirectory(string outDir, string method) => Path.Combine(outDir, "runs", method);
+    public static string CamDirectory(string outDir, string method, LocalizationMapKind kind) =>
+        Path.Combine(outDir, "cams", method + "-" + kind.ToString().ToLowerInvariant());
+
+    public static DemoResult Run(DemoOptions options, IStageReporter? reporter = null, CancellationToken cancellationToken = default)
+    {
+        reporter ??= new SilentStageReporter();
+        var total = Stopwatch.StartNew();
+        var stages = new Dictionary<string, double>();
+        var outDir = Path.GetFullPath(options.OutDirectory);
+        Directory.CreateDirectory(outDir);
+        var dataDir = DataDirectory(outDir);
+
+        T Stage<T>(string name, Func<T> work)
+        {
+            var clock = Stopwatch.StartNew();
+            var result = work();
+            stages[name] = stages.GetValueOrDefault(name) + clock.Elapsed.TotalSeconds;
+            return result;
+        }
+
+        Stage("synth", () =>
+        {
+            if (File.Exists(Path.Combine(dataDir, DataMarker))) { reporter.Log($"data: {dataDir} exists, skipped"); return 0; }
+            reporter.Run("synth", p => SyntheticDataset.Generate(dataDir, options.Data, p));
+            File.WriteAllText(Path.Combine(dataDir, DataMarker), "complete\n");
+            return 0;
+        });
+
+        var methods = options.Compare ? new[] { options.Method }.Concat(options.CompareMethods.Where(m => m != options.Method)).ToList() : [options.Method];
+        var kinds = options.Compare ? new[] { LocalizationMapKind.Fused, LocalizationMapKind.Refined } : [options.Localization.MapKind];
+        var comparison = new List<ComparisonRow>();
+        CamSweepResult? mainSweep = null;
+        foreach (var method in methods)
+        {
+            var runDir = RunDirectory(outDir, method);
+            Stage("train", () => Train(options, method, dataDir, runDir, reporter, cancellationToken));
+            foreach (var kind in kinds)
+            {
+                var camDir = CamDirectory(outDir, method, kind);
+                Stage("cam", () => reporter.Run($"maps {method} {kind.ToString().ToLowerInvariant()}", p => CamPipeline.Run(new CamRequest
+                {
+                    RunDirectory = runDir, OutDirectory = camDir, Split = "train", DataRoot = dataDir,
+                    Localization = options.Localization with { MapKind = kind }, Threads = options.Threads,
+                }, p, cancellationToken)));
+                var sweep = Stage("sweep", () => reporter.Run($"sweep {method} {kind.ToString().ToLowerInvariant()}",
+                    p => CamThresholdSweep.Evaluate(camDir, dataDir, "train", new CamSweepOptions(), p)));
+                comparison.Add(new ComparisonRow(method, kind, sweep.BestMeanIou, sweep.BestThreshold));
+                if (method == options.Method && kind == options.Localization.MapKind)
+                {
+                    mainSweep = sweep;
+                    EvaluationJson.Write(Path.Combine(outDir, "eval-cam.json"), sweep, "train");
+                }
+            }
+        }
+        var best = mainSweep!;
+        var mainCams = CamDirectory(outDir, options.Method, options.Localization.MapKind);
+        var pseudoDir = Path.Combine(outDir, "pseudo");
+        Stage("pseudo", () => reporter.Run("pseudo labels", p => PseudoLabelWriter.Run(mainCams, pseudoDir,
+            new PseudoLabelConfig { Threshold = (float)best.BestThreshold, Overwrite = true }, p)));
+        var evaluation = Stage("eval", () => reporter.Run("evaluate pseudo labels", p => SegmentationEvaluator.EvaluateDirectory(pseudoDir, dataDir, "train", null, p)));
+        EvaluationJson.Write(Path.Combine(outDir, "eval-pseudo.json"), evaluation);
+        Stage("overlays", () => { WriteOverlays(outDir, dataDir, mainCams, pseudoDir, options.Overlays); return 0; });
+
+        var seconds = total.Elapsed.TotalSeconds;
+        var metricsPath = Path.Combine(outDir, MetricsFile);
+        WriteMetrics(metricsPath, options, best, evaluation, seconds, stages, comparison);
+        if (options.Compare) WriteComparison(Path.Combine(outDir, CompareFile), comparison);
+        return new DemoResult(best.BestMeanIou, best.BestThreshold, evaluation.Metrics.MeanIou, best, seconds, stages,
+            options.Compare ? comparison : [], metricsPath);
+    }
+
+    static int Train(DemoOptions options, string method, string dataDir, string runDir, IStageReporter reporter, CancellationToken token)
+    {
+        if (File.Exists(Path.Combine(runDir, "model-final.bin"))) { reporter.Log($"train {method}: {runDir} is finished, skipped"); return 0; }
+        var recipe = TrainRecipe.Preset(method, MethodPreset.Cpu, options.Data.NumClasses);
+        var trainer = recipe.Trainer with { Seed = options.Seed, Threads = options.Threads };
+        if (options.BatchSize is { } batch) trainer = trainer with { BatchSize = batch };
+        if (options.Steps is { } steps) trainer = trainer with { Steps = steps, WarmupSteps = Math.Min(trainer.WarmupSteps, steps / 10) };
+        bool resume = Directory.Exists(Path.Combine(runDir, "checkpoints")) && Directory.EnumerateDirectories(Path.Combine(runDir, "checkpoints")).Any();
+        var outcome = reporter.Run($"train {method}", p => TrainPipeline.Run(new TrainRequest
+        {
+            DataRoot = dataDir, Split = "train", RunDirectory = runDir, Recipe = recipe with { Trainer = trainer },
+            Preset = "cpu", Resume = resume, Workers = options.Workers,
+        }, reporter.Log, p, token));
+        if (!outcome.Result.Completed) throw new OperationCanceledException("training was interrupted; run the demo again to resume");
+        return 0;
+    }
+
+    static void WriteOverlays(string outDir, string dataDir, string camDir, string pseudoDir, int count)
+    {
+        if (count <= 0) return;
+        var overlayDir = Path.Combine(outDir, "overlays");
+        Directory.CreateDirectory(overlayDir);
+        var dataset = VocDataset.Open(dataDir, "train");
+        var names = dataset.ClassNames.All;
+        for (int i = 0; i < Math.Min(count, dataset.Samples.Count); i++)
+        {
+            var sample = dataset.Samples[i];
+            var maps = CamMapFile.Read(camDir, sample.Name);
+            var pseudoPath = Path.Combine(pseudoDir, sample.Name + ".png");
+            var pseudo = File.Exists(pseudoPath) ? LabelPng.Read(pseudoPath) : null;
+            var gt = dataset.LoadMask(i);
+            SaveOverlayPanel(Path.Combine(overlayDir, sample.Name + ".png"), dataset.LoadImage(i), maps, names, pseudo, gt);
+        }
+    }
+
+    /// <summary>
+    /// The one call site of the overlay renderer. Intended: <c>Visualization.OverlayRenderer.SavePanel(path, image, maps, classNames, pseudo, groundTruth)</c>
+    /// (image | per-class heat maps | pseudo label | ground truth). Until that lands this writes a plain panel with the same columns.
+    /// </summary>
+    static void SaveOverlayPanel(string path, RgbImage image, CamMaps maps, IReadOnlyList<string> classNames, LabelMap? pseudo, LabelMap? groundTruth)
+    {
+        _ = classNames;
+        int w = image.Width, h = image.Height, columns = 3 + maps.Classes.Length;
+        var panel = new RgbImage(w * columns, h);
+        void Put(int column, int x, int y, byte r, byte g, byte b)
+        {
+            int o = 3 * (y * panel.Width + column * w + x);
+            panel.Pixels[o] = r; panel.Pixels[o + 1] = g; panel.Pixels[o + 2] = b;
+        }
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++)
+            {
+                int s = 3 * (y * w + x);
+                byte r = image.Pixels[s], g = image.Pixels[s + 1], b = image.Pixels[s + 2];
+                Put(0, x, y, r, g, b);
+                for (int k = 0; k < maps.Classes.Length; k++)
+                {
+                    float v = maps.Height == h && maps.Width == w ? maps.Maps[k * h * w + y * w + x] : 0;
+                    Put(1 + k, x, y, (byte)(0.4 * r + 153 * v), (byte)(0.4 * g), (byte)(0.4 * b + 102 * (1 - v)));
+                }
+                foreach (var (column, labels) in new[] { (1 + maps.Classes.Length, pseudo), (2 + maps.Classes.Length, groundTruth) })
+                {
+                    if (labels is null || labels.Width != w || labels.Height != h) continue;
+                    var (pr, pg, pb) = VocPalette.Color(labels.Labels[y * w + x]);
+                    Put(column, x, y, pr, pg, pb);
+                }
+            }
+        ImageCodec.Save(path, panel);
+    }
+
+    static void WriteMetrics(string path, DemoOptions options, CamSweepResult sweep, SegmentationEvaluation pseudo, double seconds,
+        IReadOnlyDictionary<string, double> stages, IReadOnlyList<ComparisonRow> comparison)
+    {
+        var perClass = new JsonObject();
+        for (int c = 0; c < sweep.Best.NumClasses; c++) perClass[sweep.ClassNames[c]] = Num(sweep.Best.Iou[c]);
+        var byThreshold = new JsonObject();
+        for (int i = 0; i < sweep.Thresholds.Count; i++) byThreshold[EvaluationJson.FormatThreshold(sweep.Thresholds[i])] = Num(sweep.Metrics[i].MeanIou);
+        var stageJson = new JsonObject();
+        foreach (var (k, v) in stages) stageJson[k] = Math.Round(v, 3);
+        var json = new JsonObject
+        {
+            ["method"] = options.Method,
+            ["map"] = options.Localization.MapKind.ToString().ToLowerInvariant(),
+            ["scales"] = new JsonArray(options.Localization.Scales.Select(s => (JsonNode?)JsonValue.Create(s)).ToArray()),
+            ["flip"] = options.Localization.Flip,
+            ["split"] = "train",
+            ["num_images"] = sweep.NumImages,
+            ["cam_miou"] = Num(sweep.BestMeanIou),
+            ["threshold"] = sweep.BestThreshold,
+            ["pseudo_miou"] = Num(pseudo.Metrics.MeanIou),
+            ["seconds"] = Math.Round(seconds, 3),
+            ["stage_seconds"] = stageJson,
+            ["per_class_iou"] = perClass,
+            ["miou_by_threshold"] = byThreshold,
+        };
+        if (comparison.Count > 0 && options.Compare) json["comparison"] = ComparisonJson(comparison);
+        WriteJson(path, json);
+    }
+
+    static JsonArray ComparisonJson(IReadOnlyList<ComparisonRow> rows) => new(rows.Select(r => (JsonNode?)new JsonObject
+    {
+        ["method"] = r.Method, ["map"] = r.Map.ToString().ToLowerInvariant(), ["miou"] = Num(r.MeanIou), ["threshold"] = r.Threshold,
+    }).ToArray());
+
+    static void WriteComparison(string path, IReadOnlyList<ComparisonRow> rows) => WriteJson(path, new JsonObject { ["rows"] = ComparisonJson(rows) });
+
+    static JsonNode? Num(double v) => double.IsNaN(v) ? null : JsonValue.Create(v);
+
+    static void WriteJson(string path, JsonObject json)
+    {
+        var tmp = path + ".tmp";
+        File.WriteAllText(tmp, json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
+        File.Move(tmp, path, overwrite: true);
+    }
+
+    /// <summary>Seconds as text for logs.</summary>
+    public static string FormatSeconds(double s) => s.ToString("F1", CultureInfo.InvariantCulture);
+}

@@ -1,0 +1,166 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using System.Text.Json.Serialization;
+using WeakSeg.Data;
+using WeakSeg.Methods;
+using WeakSeg.Training;
+
+namespace WeakSeg.Pipelines;
+
+/// <summary>Training augmentation of a recipe; the crop side is the backbone's training input size.</summary>
+public sealed record AugmentationSettings
+{
+    /// <summary>timm/DeiT classification crop (MCTformer trains through timm's create_transform).</summary>
+    public CropMode Mode { get; init; } = CropMode.RandomResizedCrop;
+
+    /// <summary>RandomResizedCrop area range (timm default 0.08–1.0).</summary>
+    public double MinAreaScale { get; init; } = 0.08;
+    public double MaxAreaScale { get; init; } = 1.0;
+
+    /// <summary>Horizontal flip probability (timm 0.5).</summary>
+    public double HorizontalFlipProbability { get; init; } = 0.5;
+
+    /// <summary>Colour-jitter strength for brightness, contrast and saturation (DeiT --color-jitter 0.4).</summary>
+    public double ColorJitter { get; init; } = 0.4;
+
+    public TrainTransform ToTransform(int cropSize) => new()
+    {
+        CropSize = cropSize, Mode = Mode, MinAreaScale = MinAreaScale, MaxAreaScale = MaxAreaScale,
+        HorizontalFlipProbability = HorizontalFlipProbability, Brightness = ColorJitter, Contrast = ColorJitter, Saturation = ColorJitter,
+    };
+}
+
+/// <summary>
+/// Everything that decides a training run's numbers besides the data: method name, method config record, trainer options and
+/// augmentation. Starts from a preset (<see cref="Preset"/>), may be overlaid by a JSON file (<see cref="Overlay"/>), then by CLI flags.
+/// JSON form: <c>{ "method": "...", "model": {...}, "trainer": {...}, "augmentation": {...} }</c> (snake_case keys, enums as strings).
+/// </summary>
+public sealed record TrainRecipe(string Method, object ModelConfig, TrainerOptions Trainer, AugmentationSettings Augmentation)
+{
+    public const string MethodKey = "method", ModelKey = "model", TrainerKey = "trainer", AugmentationKey = "augmentation";
+    static readonly string[] RecipeKeys = [MethodKey, ModelKey, TrainerKey, AugmentationKey];
+
+    public IWsssMethodFactory Factory => MethodRegistry.Get(Method);
+
+    /// <summary>Training input side (= crop size).</summary>
+    public int ImageSize => Factory.BackboneOf(ModelConfig).ImageSize;
+
+    /// <summary>
+    /// The preset recipe. paper: the config records' defaults (DeiT-S 224, TrainerOptions' DeiT/MCTformer recipe).
+    /// cpu: <see cref="MethodRegistry.CpuBackbone"/> on 96×96, batch 32, lr 1e-3 with 30 warm-up steps, and
+    /// RandomResizedCrop area ≥ 0.5 so that crops of the small images keep the image-level labels mostly true.
+    /// </summary>
+    public static TrainRecipe Preset(string method, MethodPreset preset, int numClasses)
+    {
+        var factory = MethodRegistry.Get(method);
+        var model = factory.DefaultConfig(preset, numClasses);
+        if (preset == MethodPreset.Paper) return new TrainRecipe(factory.Name, model, new TrainerOptions(), new AugmentationSettings());
+        var trainer = new TrainerOptions
+        {
+            Steps = CpuSteps, BatchSize = 32, BaseLr = 1e-3, MinLr = 1e-5, WarmupStartLr = 1e-6, WarmupSteps = 30,
+            CheckpointEvery = 100, LogEvery = 10,
+        };
+        return new TrainRecipe(factory.Name, model, trainer, new AugmentationSettings { MinAreaScale = 0.5 });
+    }
+
+    /// <summary>Training steps of the cpu preset (measured to fit the demo's time budget on 2 cores).</summary>
+    public const long CpuSteps = 250;
+
+    /// <summary>The recipe with the dataset's class count.</summary>
+    public TrainRecipe WithNumClasses(int numClasses) => this with { ModelConfig = Factory.WithNumClasses(ModelConfig, numClasses) };
+
+    /// <summary>The recipe with another training input size (backbone and crop).</summary>
+    public TrainRecipe WithImageSize(int imageSize) => this with { ModelConfig = Factory.WithImageSize(ModelConfig, imageSize) };
+
+    /// <summary>Errors naming the field; empty when valid.</summary>
+    public IReadOnlyList<string> Validate()
+    {
+        var errors = new List<string>();
+        errors.AddRange(Factory.Validate(ModelConfig).Select(e => "model." + e));
+        errors.AddRange(Trainer.Validate().Select(e => "trainer." + e));
+        errors.AddRange(Augmentation.ToTransform(ImageSize).Validate().Select(e => "augmentation." + e));
+        return errors;
+    }
+
+    public void EnsureValid()
+    {
+        var errors = Validate();
+        if (errors.Count > 0) throw new WeakSegException($"invalid {Method} recipe: " + string.Join("; ", errors));
+    }
+
+    public JsonObject ToJson() => new()
+    {
+        [MethodKey] = Method,
+        [ModelKey] = Factory.ConfigToJson(ModelConfig),
+        [TrainerKey] = JsonSerializer.SerializeToNode(Trainer, TrainingJsonContext.Default.TrainerOptions),
+        [AugmentationKey] = JsonSerializer.SerializeToNode(Augmentation, PipelineJsonContext.Default.AugmentationSettings),
+    };
+
+    /// <summary>Parses the four sections of a recipe object (all required). Errors name <paramref name="source"/> and the field.</summary>
+    public static TrainRecipe FromJson(JsonObject json, string source)
+    {
+        foreach (var key in RecipeKeys)
+            if (json[key] is null) throw WeakSegException.ForFile(source, $"missing field '{key}'");
+        var method = json[MethodKey]!.GetValue<string>();
+        var factory = MethodRegistry.Get(method);
+        var model = factory.ConfigFromJson(json[ModelKey]!, source);
+        TrainerOptions trainer;
+        AugmentationSettings augmentation;
+        try
+        {
+            trainer = json[TrainerKey]!.Deserialize(TrainingJsonContext.Default.TrainerOptions) ?? throw WeakSegException.ForFile(source, "empty 'trainer'");
+        }
+        catch (JsonException e) { throw WeakSegException.ForFile(source, "bad 'trainer' section: " + e.Message); }
+        try
+        {
+            augmentation = json[AugmentationKey]!.Deserialize(PipelineJsonContext.Default.AugmentationSettings) ?? throw WeakSegException.ForFile(source, "empty 'augmentation'");
+        }
+        catch (JsonException e) { throw WeakSegException.ForFile(source, "bad 'augmentation' section: " + e.Message); }
+        return new TrainRecipe(factory.Name, model, trainer, augmentation);
+    }
+
+    /// <summary>
+    /// This recipe with the fields of the JSON file <paramref name="path"/> laid over it (objects merge field by field,
+    /// other values replace). The file may hold any subset of method/model/trainer/augmentation; another top-level field,
+    /// or a field the records do not have, is an error naming the file and the field.
+    /// </summary>
+    public TrainRecipe Overlay(string path)
+    {
+        if (!File.Exists(path)) throw WeakSegException.ForFile(path, "config file not found");
+        JsonObject file;
+        try
+        {
+            file = JsonNode.Parse(File.ReadAllText(path)) as JsonObject ?? throw WeakSegException.ForFile(path, "expected a JSON object");
+        }
+        catch (JsonException e) { throw WeakSegException.ForFile(path, "not valid JSON: " + e.Message); }
+        return Overlay(file, path);
+    }
+
+    public TrainRecipe Overlay(JsonObject overlay, string source)
+    {
+        foreach (var (key, _) in overlay)
+            if (!RecipeKeys.Contains(key))
+                throw WeakSegException.ForFile(source, $"unknown field '{key}' (known: {string.Join(", ", RecipeKeys)})");
+        var basis = this;
+        if (overlay[MethodKey] is { } m && !string.Equals(m.GetValue<string>(), Method, StringComparison.OrdinalIgnoreCase))
+            throw WeakSegException.ForFile(source, $"method is '{m.GetValue<string>()}' but the run trains '{Method}' (drop the field or pass --method {m.GetValue<string>()})");
+        var merged = basis.ToJson();
+        Merge(merged, overlay);
+        return FromJson(merged, source);
+    }
+
+    static void Merge(JsonObject target, JsonObject overlay)
+    {
+        foreach (var (key, value) in overlay)
+        {
+            if (value is JsonObject o && target[key] is JsonObject t) Merge(t, o);
+            else target[key] = value?.DeepClone();
+        }
+    }
+}
+
+/// <summary>JSON of pipeline records (snake_case keys, enums as strings, unknown fields rejected).</summary>
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, WriteIndented = true,
+    UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow, IgnoreReadOnlyProperties = true, UseStringEnumConverter = true)]
+[JsonSerializable(typeof(AugmentationSettings))]
+internal sealed partial class PipelineJsonContext : JsonSerializerContext;

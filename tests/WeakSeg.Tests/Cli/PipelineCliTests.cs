@@ -1,0 +1,168 @@
+using System.Globalization;
+using System.Text.Json.Nodes;
+using TorchSharp;
+using WeakSeg.Data;
+using WeakSeg.Evaluation;
+using WeakSeg.Methods;
+using WeakSeg.Pipelines;
+using WeakSeg.Tests.Pipelines;
+using WeakSeg.Tests.Support;
+
+namespace WeakSeg.Tests.Cli;
+
+[Collection("Torch")]
+public class PipelineCliTests
+{
+    static (int Code, string Out, string Err) Cli(params string[] args)
+    {
+        var previousOut = Console.Out;
+        var previousErr = Console.Error;
+        // Not disposed: Spectre's static AnsiConsole keeps the writer it first saw, and may write to it from a later test.
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        Console.SetOut(stdout);
+        Console.SetError(stderr);
+        try { return (WeakSeg.Cli.Program.Run(args), stdout.ToString(), stderr.ToString()); }
+        finally { Console.SetOut(previousOut); Console.SetError(previousErr); }
+    }
+
+    static string Inv(double v) => v.ToString("R", CultureInfo.InvariantCulture);
+
+    [Fact]
+    public void Synth_train_cam_evalcam_pseudo_eval_are_consistent()
+    {
+        using var dir = TestPaths.NewTempDir();
+        var data = dir.File("data");
+        var synth = Cli("synth", "--out", data, "--train", "8", "--val", "2", "--size", "32", "--classes", "3", "--threads", "2");
+        Assert.True(synth.Code == 0, synth.Err);
+        var config = dir.File("tiny.json");
+        File.WriteAllText(config, PipelineTestData.TinyOverlay(steps: 3).ToJsonString());
+        var run = dir.File("run");
+        var train = Cli("train", "--method", "mctformer-v2", "--data", data, "--out", run, "--config", config, "--seed", "11", "--lr", "0.002");
+        Assert.True(train.Code == 0, train.Err);
+        Assert.True(File.Exists(Path.Combine(run, "model-final.bin")));
+
+        // config.json records the method, resolved method config, trainer options (with the flags), data and class names.
+        var json = JsonNode.Parse(File.ReadAllText(Path.Combine(run, "config.json")))!;
+        Assert.Equal("mctformer-v2", json["method"]!.GetValue<string>());
+        Assert.Equal(32, json["image_size"]!.GetValue<int>());
+        Assert.Equal(3, json["model"]!["num_classes"]!.GetValue<int>());
+        Assert.Equal(16, json["model"]!["backbone"]!["embed_dim"]!.GetValue<int>());
+        Assert.Equal(11, json["trainer"]!["seed"]!.GetValue<long>());
+        Assert.Equal(0.002, json["trainer"]!["base_lr"]!.GetValue<double>());
+        Assert.Equal(3, json["trainer"]!["steps"]!.GetValue<long>());
+        Assert.Equal("train", json["data"]!["split"]!.GetValue<string>());
+        Assert.Equal(Path.GetFullPath(data), json["data"]!["root"]!.GetValue<string>());
+        Assert.Equal(4, json["data"]!["class_names"]!.AsArray().Count);
+
+        var cams = dir.File("cams");
+        var cam = Cli("cam", "--run", run, "--out", cams, "--scales", "1,0.5", "--threads", "2");
+        Assert.True(cam.Code == 0, cam.Err);
+        Assert.Contains("wrote maps of 8 images", cam.Out);
+        Assert.Contains("wrote maps of 0 images", Cli("cam", "--run", run, "--out", cams, "--scales", "1,0.5").Out);   // resumable: all skipped
+
+        // The saved maps are exactly the method's maps of the image's classes.
+        var dataset = VocDataset.Open(data, "train");
+        using (var method = TrainPipeline.LoadTrained(run, out _))
+        using (var scope = torch.NewDisposeScope())
+        {
+            var (chw, h, w) = new EvalTransform().Apply(dataset.LoadImage(0));
+            var expected = method.Localize(torch.tensor(chw, [3, h, w]), dataset.Samples[0].Classes,
+                new LocalizationOptions { Scales = [1.0, 0.5], Flip = true, MapKind = LocalizationMapKind.Refined });
+            var saved = CamMapFile.Read(cams, dataset.Samples[0].Name);
+            Assert.Equal(dataset.Samples[0].Classes, saved.Classes);
+            Assert.Equal(expected.data<float>().ToArray(), saved.Maps);
+        }
+
+        var evalCamJson = dir.File("eval-cam.json");
+        var evalCam = Cli("eval-cam", "--cams", cams, "--data", data, "--json", evalCamJson);
+        Assert.True(evalCam.Code == 0, evalCam.Err);
+        var sweepJson = JsonNode.Parse(File.ReadAllText(evalCamJson))!;
+        double best = sweepJson["best_miou"]!.GetValue<double>(), threshold = sweepJson["best_threshold"]!.GetValue<double>();
+
+        // Recompute the sweep from the maps in memory.
+        var pairs = dataset.Samples.Select(s => (CamMapFile.Read(cams, s.Name), LabelPng.Read(s.MaskPath!).Labels));
+        var recomputed = CamThresholdSweep.Run(pairs, dataset.ClassNames.All);
+        Assert.Equal(recomputed.BestMeanIou, best, 12);
+        Assert.Equal(recomputed.BestThreshold, threshold, 12);
+
+        var pseudoDir = dir.File("pseudo");
+        Assert.Equal(0, Cli("pseudo", "--cams", cams, "--out", pseudoDir, "--threshold", Inv(threshold)).Code);
+        Assert.Equal(8, Directory.GetFiles(pseudoDir, "*.png").Length);
+        var evalJson = dir.File("eval.json");
+        Assert.Equal(0, Cli("eval", "--pred", pseudoDir, "--data", data, "--split", "train", "--json", evalJson).Code);
+        var pseudoMiou = JsonNode.Parse(File.ReadAllText(evalJson))!["miou"]!.GetValue<double>();
+        Assert.Equal(best, pseudoMiou, 6);
+    }
+
+    [Fact]
+    public void Tiny_demo_writes_metrics_overlays_and_skips_finished_stages()
+    {
+        using var dir = TestPaths.NewTempDir();
+        var outDir = dir.File("demo");
+        string[] args = ["demo", "--out", outDir, "--train-images", "8", "--val-images", "2", "--data-size", "32", "--steps", "2",
+            "--batch-size", "4", "--overlays", "2", "--scales", "1", "--threads", "2"];
+        var first = Cli(args);
+        Assert.True(first.Code == 0, first.Err);
+        Assert.Contains("CAM mIoU", first.Out);
+
+        var metrics = JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, "metrics.json")))!;
+        var evalCam = JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, "eval-cam.json")))!;
+        Assert.Equal(evalCam["best_miou"]!.GetValue<double>(), metrics["cam_miou"]!.GetValue<double>());
+        Assert.Equal(evalCam["best_threshold"]!.GetValue<double>(), metrics["threshold"]!.GetValue<double>());
+        Assert.Equal(metrics["cam_miou"]!.GetValue<double>(), metrics["pseudo_miou"]!.GetValue<double>(), 6);
+        var stages = metrics["stage_seconds"]!.AsObject();
+        foreach (var stage in new[] { "synth", "train", "cam", "sweep", "pseudo", "eval", "overlays" }) Assert.True(stages.ContainsKey(stage), stage);
+        Assert.True(metrics["seconds"]!.GetValue<double>() >= stages.Sum(kv => kv.Value!.GetValue<double>()) - 1e-6);
+        Assert.Equal(2, Directory.GetFiles(Path.Combine(outDir, "overlays"), "*.png").Length);
+        var runConfig = RunConfig.Load(DemoPipeline.RunDirectory(outDir, MethodRegistry.MctFormerV2));
+        Assert.Equal(2, runConfig.Recipe.Trainer.Steps);
+        Assert.Equal(4, runConfig.Recipe.Trainer.BatchSize);
+
+        // Second run: data, training and maps are reused (same files, same numbers).
+        var weights = Path.Combine(DemoPipeline.RunDirectory(outDir, MethodRegistry.MctFormerV2), "model-final.bin");
+        var stamp = File.GetLastWriteTimeUtc(weights);
+        var second = Cli(args);
+        Assert.True(second.Code == 0, second.Err);
+        Assert.Contains("skipped", second.Out);
+        Assert.Equal(stamp, File.GetLastWriteTimeUtc(weights));
+        var again = JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, "metrics.json")))!;
+        Assert.Equal(metrics["cam_miou"]!.GetValue<double>(), again["cam_miou"]!.GetValue<double>());
+    }
+
+    [Fact]
+    public void Cli_errors_name_the_problem()
+    {
+        using var dir = TestPaths.NewTempDir();
+        var cam = Cli("cam", "--run", dir.Path, "--out", dir.File("cams"));
+        Assert.Equal(1, cam.Code);
+        Assert.Contains(Path.Combine(dir.Path, "config.json"), cam.Err);
+        var train = Cli("train", "--method", "nope", "--data", dir.Path, "--out", dir.File("run"));
+        Assert.Equal(1, train.Code);
+        Assert.Contains("unknown method 'nope'", train.Err);
+        Assert.Contains("mctformer-v2", train.Err);
+    }
+
+    [Fact]
+    public void Train_init_prints_the_import_report()
+    {
+        using var dir = TestPaths.NewTempDir();
+        var data = PipelineTestData.MakeData(dir.File("data"));
+        torch.manual_seed(1);
+        using var vit = new WeakSeg.Models.Vit.VisionTransformer(PipelineTestData.TinyBackbone);
+        var weights = dir.File("deit.safetensors");
+        WeakSeg.Interop.SafetensorsFile.Write(weights, vit.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value));
+        var config = dir.File("tiny.json");
+        File.WriteAllText(config, PipelineTestData.TinyOverlay(steps: 1).ToJsonString());
+        var run = Cli("train", "--method", "mctformer-v1", "--data", data, "--out", dir.File("run"), "--config", config, "--init", weights);
+        Assert.True(run.Code == 0, run.Err);
+        int count = vit.state_dict().Count;
+        Assert.Contains($"loaded {count - 2}, missing 0, skipped 2 (cls_token, pos_embed), unexpected 0", run.Out);
+        var json = JsonNode.Parse(File.ReadAllText(dir.File("run/config.json")))!;
+        Assert.Equal(Path.GetFullPath(weights), json["init"]!.GetValue<string>());
+
+        var missing = Cli("train", "--method", "mctformer-v1", "--data", data, "--out", dir.File("run2"), "--config", config, "--init", dir.File("none.safetensors"));
+        Assert.Equal(1, missing.Code);
+        Assert.Contains(dir.File("none.safetensors"), missing.Err);
+    }
+}

@@ -187,40 +187,9 @@ public static class DemoPipeline
         }
     }
 
-    /// <summary>
-    /// The one call site of the overlay renderer. Intended: <c>Visualization.OverlayRenderer.SavePanel(path, image, maps, classNames, pseudo, groundTruth)</c>
-    /// (image | per-class heat maps | pseudo label | ground truth). Until that lands this writes a plain panel with the same columns.
-    /// </summary>
-    static void SaveOverlayPanel(string path, RgbImage image, CamMaps maps, IReadOnlyList<string> classNames, LabelMap? pseudo, LabelMap? groundTruth)
-    {
-        _ = classNames;
-        int w = image.Width, h = image.Height, columns = 3 + maps.Classes.Length;
-        var panel = new RgbImage(w * columns, h);
-        void Put(int column, int x, int y, byte r, byte g, byte b)
-        {
-            int o = 3 * (y * panel.Width + column * w + x);
-            panel.Pixels[o] = r; panel.Pixels[o + 1] = g; panel.Pixels[o + 2] = b;
-        }
-        for (int y = 0; y < h; y++)
-            for (int x = 0; x < w; x++)
-            {
-                int s = 3 * (y * w + x);
-                byte r = image.Pixels[s], g = image.Pixels[s + 1], b = image.Pixels[s + 2];
-                Put(0, x, y, r, g, b);
-                for (int k = 0; k < maps.Classes.Length; k++)
-                {
-                    float v = maps.Height == h && maps.Width == w ? maps.Maps[k * h * w + y * w + x] : 0;
-                    Put(1 + k, x, y, (byte)(0.4 * r + 153 * v), (byte)(0.4 * g), (byte)(0.4 * b + 102 * (1 - v)));
-                }
-                foreach (var (column, labels) in new[] { (1 + maps.Classes.Length, pseudo), (2 + maps.Classes.Length, groundTruth) })
-                {
-                    if (labels is null || labels.Width != w || labels.Height != h) continue;
-                    var (pr, pg, pb) = VocPalette.Color(labels.Labels[y * w + x]);
-                    Put(column, x, y, pr, pg, pb);
-                }
-            }
-        ImageCodec.Save(path, panel);
-    }
+    /// <summary>Overlay panel: image | per-class heat maps | pseudo label | ground truth.</summary>
+    static void SaveOverlayPanel(string path, RgbImage image, CamMaps maps, IReadOnlyList<string> classNames, LabelMap? pseudo, LabelMap? groundTruth) =>
+        WeakSeg.Visualization.OverlayRenderer.SavePanel(path, image, maps, classNames, pseudo, groundTruth);
 
     static void WriteMetrics(string path, DemoOptions options, CamSweepResult sweep, SegmentationEvaluation pseudo, double seconds,
         IReadOnlyDictionary<string, double> stages, IReadOnlyList<ComparisonRow> comparison)

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using WeakSeg.Refinement;
+using WeakSeg.IO;
 
 namespace WeakSeg.Cli.Commands;
 
@@ -28,9 +29,7 @@ public static class BenchCommand
         var dir = Path.GetDirectoryName(full);
         if (dir is not null && !Directory.Exists(dir))
             throw WeakSegException.ForFile(path, "folder does not exist");
-        var tmp = full + ".tmp";
-        File.WriteAllText(tmp, json + Environment.NewLine);
-        File.Move(tmp, full, overwrite: true);
+        AtomicFile.WriteAllText(full, json + Environment.NewLine, createDirectory: false);
     }
 }
 

@@ -302,12 +302,9 @@ public static class BenchTrainCommand
     {
         var s = r.Settings;
         var c = s.Model.Backbone;
-        var tmp = path + ".tmp";
-        var dir = Path.GetDirectoryName(Path.GetFullPath(path));
-        if (dir != null) Directory.CreateDirectory(dir);
-        using (var stream = File.Create(tmp))
-        using (var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
+        WeakSeg.IO.AtomicFile.Write(path, stream =>
         {
+            using var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true });
             w.WriteStartObject();
             w.WriteString("model", s.ModelName);
             w.WriteString("variant", s.Model.Variant.ToString());
@@ -350,7 +347,6 @@ public static class BenchTrainCommand
             w.WriteNumber("loss_last", r.LastLoss);
             w.WriteString("memory_unit", "MiB (rss_mb_step200/rss_mb_step2000 are sampled at rss_probe_steps)");
             w.WriteEndObject();
-        }
-        File.Move(tmp, path, overwrite: true);
+        });
     }
 }

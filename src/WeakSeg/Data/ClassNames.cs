@@ -1,3 +1,5 @@
+using WeakSeg.IO;
+
 namespace WeakSeg.Data;
 
 /// <summary>
@@ -56,9 +58,7 @@ public sealed class ClassNames
     /// <summary>Writes one name per line, atomically.</summary>
     public void Save(string path)
     {
-        var tmp = path + ".tmp";
-        File.WriteAllLines(tmp, _names);
-        File.Move(tmp, path, overwrite: true);
+        AtomicFile.WriteAllLines(path, _names);
     }
 
     /// <summary>All names, background first (Count = K + 1).</summary>

@@ -1,4 +1,5 @@
 using SkiaSharp;
+using WeakSeg.IO;
 
 namespace WeakSeg.Data;
 
@@ -52,11 +53,7 @@ public static class ImageCodec
             _ => throw WeakSegException.ForFile(path, "unsupported image extension (use .jpg or .png)"),
         };
         var bytes = Encode(image, format, jpegQuality);
-        var dir = Path.GetDirectoryName(Path.GetFullPath(path));
-        if (dir != null) Directory.CreateDirectory(dir);
-        var tmp = path + ".tmp";
-        File.WriteAllBytes(tmp, bytes);
-        File.Move(tmp, path, overwrite: true);
+        AtomicFile.WriteAllBytes(path, bytes);
     }
 
     public static byte[] Encode(RgbImage image, SKEncodedImageFormat format, int quality = 95)

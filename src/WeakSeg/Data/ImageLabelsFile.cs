@@ -1,3 +1,5 @@
+using WeakSeg.IO;
+
 namespace WeakSeg.Data;
 
 /// <summary>
@@ -56,12 +58,7 @@ public static class ImageLabelsFile
     /// <summary>Writes <c>NAME i1 i2 …</c> lines (indices), sorted by name, atomically.</summary>
     public static void Write(string path, IReadOnlyDictionary<string, int[]> labels)
     {
-        var tmp = path + ".tmp";
-        using (var w = new StreamWriter(tmp))
-        {
-            foreach (var (name, classes) in labels.OrderBy(kv => kv.Key, StringComparer.Ordinal))
-                w.WriteLine(classes.Length == 0 ? name : name + " " + string.Join(' ', classes));
-        }
-        File.Move(tmp, path, overwrite: true);
+        AtomicFile.WriteAllLines(path, labels.OrderBy(kv => kv.Key, StringComparer.Ordinal)
+            .Select(kv => kv.Value.Length == 0 ? kv.Key : kv.Key + " " + string.Join(' ', kv.Value)));
     }
 }

@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.IO.Compression;
+using WeakSeg.IO;
 
 namespace WeakSeg.Data;
 
@@ -16,11 +17,7 @@ public static class LabelPng
     /// <summary>Writes <paramref name="mask"/> as a VOC-palette PNG, atomically (temp file + rename).</summary>
     public static void Write(string path, LabelMap mask)
     {
-        var dir = Path.GetDirectoryName(Path.GetFullPath(path));
-        if (dir != null) Directory.CreateDirectory(dir);
-        var tmp = path + ".tmp";
-        using (var fs = File.Create(tmp)) Encode(fs, mask);
-        File.Move(tmp, path, overwrite: true);
+        AtomicFile.Write(path, fs => Encode(fs, mask));
     }
 
     public static byte[] Encode(LabelMap mask)

@@ -151,7 +151,7 @@ public static class CamThresholdSweep
         if (options.Thresholds.Count == 0) throw new WeakSegException("no background threshold to sweep");
         if (!Directory.Exists(camDir)) throw WeakSegException.ForFile(camDir, "map directory not found");
         var layout = new VocLayout(dataRoot);
-        var classNames = EvaluationClassNames.Load(layout.Root);
+        var classNames = ClassNames.ForRoot(layout.Root).All.ToArray();
         var names = layout.ReadSplit(split);
         int K = classNames.Length, T = options.Thresholds.Count;
         var missing = names.FirstOrDefault(n => !CamMapFile.Exists(camDir, n));

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
+using WeakSeg.IO;
 
 namespace WeakSeg.Evaluation;
 
@@ -73,16 +74,12 @@ public static class EvaluationJson
 
     static void WriteAtomically(string path, Action<Utf8JsonWriter> body)
     {
-        var dir = Path.GetDirectoryName(Path.GetFullPath(path));
-        if (dir != null) Directory.CreateDirectory(dir);
-        var tmp = path + ".tmp";
-        using (var fs = File.Create(tmp))
-        using (var w = new Utf8JsonWriter(fs, new JsonWriterOptions { Indented = true }))
+        AtomicFile.Write(path, fs =>
         {
+            using var w = new Utf8JsonWriter(fs, new JsonWriterOptions { Indented = true });
             w.WriteStartObject();
             body(w);
             w.WriteEndObject();
-        }
-        File.Move(tmp, path, overwrite: true);
+        });
     }
 }

@@ -30,7 +30,7 @@ public static class SegmentationEvaluator
         options ??= new SegmentationEvalOptions();
         if (!Directory.Exists(predDir)) throw WeakSegException.ForFile(predDir, "prediction directory not found");
         var layout = new VocLayout(dataRoot);
-        var classNames = EvaluationClassNames.Load(layout.Root);
+        var classNames = ClassNames.ForRoot(layout.Root).All.ToArray();
         var names = layout.ReadSplit(split);
         var missing = names.FirstOrDefault(n => !File.Exists(PredictionPath(predDir, n)));
         if (missing != null)

@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Globalization;
 using System.Text;
+using WeakSeg.IO;
 
 namespace WeakSeg.Interop;
 
@@ -72,11 +73,7 @@ public static class Npy
     /// <summary>Writes atomically (<c>path.tmp</c> then rename), creating the directory.</summary>
     public static void Write(string path, NpyArray array)
     {
-        var dir = Path.GetDirectoryName(Path.GetFullPath(path));
-        if (dir != null) Directory.CreateDirectory(dir);
-        var tmp = path + ".tmp";
-        using (var fs = File.Create(tmp)) Write(fs, array);
-        File.Move(tmp, path, overwrite: true);
+        AtomicFile.Write(path, fs => Write(fs, array));
     }
 
     public static void Write(Stream output, NpyArray array)

@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.Text.Json;
 using TorchSharp;
 using static TorchSharp.torch;
+using WeakSeg.IO;
 
 namespace WeakSeg.Interop;
 
@@ -104,18 +105,14 @@ public sealed class SafetensorsFile
         }
         var headerBytes = Safetensors.BuildHeader(blobs.Select(b => (b.Name, b.Dtype, b.Shape, (long)b.Data.Length)).ToList(), metadata);
 
-        var directory = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path));
-        if (!string.IsNullOrEmpty(directory)) Directory.CreateDirectory(directory);
-        var tmp = path + ".tmp";
-        using (var stream = new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.None))
+        AtomicFile.Write(path, stream =>
         {
-            Span<byte> lengthBytes = stackalloc byte[8];
+            var lengthBytes = new byte[8];
             BinaryPrimitives.WriteUInt64LittleEndian(lengthBytes, (ulong)headerBytes.Length);
             stream.Write(lengthBytes);
             stream.Write(headerBytes);
             foreach (var blob in blobs) stream.Write(blob.Data);
-        }
-        File.Move(tmp, path, overwrite: true);
+        });
     }
 }
 

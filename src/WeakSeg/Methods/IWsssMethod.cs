@@ -2,6 +2,7 @@ using WeakSeg.Models.Vit;
 using WeakSeg.Models.Weights;
 using WeakSeg.Training;
 using static TorchSharp.torch;
+using WeakSeg.IO;
 
 namespace WeakSeg.Methods;
 
@@ -81,9 +82,7 @@ public interface IWsssMethod : ITrainable, IDisposable
     /// <summary>Saves the weights (TorchSharp format, strict keys), atomically.</summary>
     void SaveWeights(string path)
     {
-        var tmp = path + ".tmp";
-        Model.save(tmp);
-        File.Move(tmp, path, overwrite: true);
+        AtomicFile.Commit(path, tmp => Model.save(tmp));
     }
 
     /// <summary>Loads weights written by <see cref="SaveWeights"/> or by the trainer (model-final.bin, checkpoints). Errors name the file.</summary>

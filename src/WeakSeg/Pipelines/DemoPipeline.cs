@@ -7,6 +7,7 @@ using WeakSeg.Data.Synthetic;
 using WeakSeg.Evaluation;
 using WeakSeg.Methods;
 using WeakSeg.PseudoLabels;
+using WeakSeg.IO;
 
 namespace WeakSeg.Pipelines;
 
@@ -231,9 +232,7 @@ public static class DemoPipeline
 
     static void WriteJson(string path, JsonObject json)
     {
-        var tmp = path + ".tmp";
-        File.WriteAllText(tmp, json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
-        File.Move(tmp, path, overwrite: true);
+        AtomicFile.WriteAllText(path, json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
     }
 
     /// <summary>Seconds as text for logs.</summary>

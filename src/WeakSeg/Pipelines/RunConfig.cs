@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using WeakSeg.IO;
 
 namespace WeakSeg.Pipelines;
 
@@ -44,9 +45,7 @@ public sealed record RunConfig(TrainRecipe Recipe, string Preset, string DataRoo
     {
         Directory.CreateDirectory(runDirectory);
         var path = PathIn(runDirectory);
-        var tmp = path + ".tmp";
-        File.WriteAllText(tmp, ToJson().ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
-        File.Move(tmp, path, overwrite: true);
+        AtomicFile.WriteAllText(path, ToJson().ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
     }
 
     /// <summary>Reads RUN/config.json; a missing or malformed file is an error naming it.</summary>

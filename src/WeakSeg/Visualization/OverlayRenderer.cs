@@ -1,6 +1,7 @@
 using SkiaSharp;
 using WeakSeg.Data;
 using WeakSeg.Evaluation;
+using WeakSeg.IO;
 
 namespace WeakSeg.Visualization;
 
@@ -79,11 +80,7 @@ public static class OverlayRenderer
             throw WeakSegException.ForFile(path, "overlay panels are written as PNG; use a .png file name");
         var panel = RenderPanel(image, maps, classNames, pseudo, groundTruth);
         var bytes = ImageCodec.Encode(panel, SKEncodedImageFormat.Png);
-        var dir = Path.GetDirectoryName(Path.GetFullPath(path));
-        if (dir != null) Directory.CreateDirectory(dir);
-        var tmp = path + ".tmp";
-        File.WriteAllBytes(tmp, bytes);
-        File.Move(tmp, path, overwrite: true);
+        AtomicFile.WriteAllBytes(path, bytes);
     }
 
     /// <summary>Per-channel 50 % blend rounded half up: (a + b + 1) / 2.</summary>

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using ScottPlot;
+using WeakSeg.IO;
 
 namespace WeakSeg.Visualization;
 
@@ -113,10 +114,6 @@ public static class TrainingPlots
         if (width < 100 || height < 100) throw WeakSegException.ForFile(pngPath, $"plot size {width}x{height} is too small (at least 100x100)");
         using var image = plot.GetImage(width, height);
         var bytes = image.GetImageBytes(ImageFormat.Png);
-        var dir = Path.GetDirectoryName(Path.GetFullPath(pngPath));
-        if (dir != null) Directory.CreateDirectory(dir);
-        var tmp = pngPath + ".tmp";
-        File.WriteAllBytes(tmp, bytes);
-        File.Move(tmp, pngPath, overwrite: true);
+        AtomicFile.WriteAllBytes(pngPath, bytes);
     }
 }

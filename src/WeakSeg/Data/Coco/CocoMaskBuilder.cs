@@ -1,4 +1,5 @@
 using System.Text.Json;
+using WeakSeg.IO;
 
 namespace WeakSeg.Data.Coco;
 
@@ -131,9 +132,7 @@ public static class CocoMaskBuilder
             ImageLabelsFile.Write(labelsFile, all);
 
             var listFile = Path.Combine(splitsDir, split + ".txt");
-            var tmp = listFile + ".tmp";
-            File.WriteAllLines(tmp, todo.Select(im => im.Name));
-            File.Move(tmp, listFile, overwrite: true);
+            AtomicFile.WriteAllLines(listFile, todo.Select(im => im.Name));
 
             if (imagesDir != null)
             {

@@ -1,4 +1,5 @@
 using System.Text;
+using WeakSeg.IO;
 
 namespace WeakSeg.Data.Synthetic;
 
@@ -114,10 +115,6 @@ public static class SyntheticDataset
     /// <summary>Writes lines with '\n' endings, UTF-8 without BOM, atomically.</summary>
     static void WriteLines(string path, IEnumerable<string> lines)
     {
-        var sb = new StringBuilder();
-        foreach (var line in lines) sb.Append(line).Append('\n');
-        var tmp = path + ".tmp";
-        File.WriteAllText(tmp, sb.ToString(), new UTF8Encoding(false));
-        File.Move(tmp, path, overwrite: true);
+        AtomicFile.WriteAllLines(path, lines);
     }
 }

@@ -6,6 +6,7 @@ using WeakSeg.Evaluation;
 using WeakSeg.Models.Vit;
 using WeakSeg.Runtime;
 using WeakSeg.Training;
+using WeakSeg.IO;
 
 namespace WeakSeg.Refinement.Affinity;
 
@@ -115,9 +116,7 @@ public static class AffinityRun
         {
             if (Directory.Exists(Path.Combine(runDir, "checkpoints")) && Directory.EnumerateFileSystemEntries(Path.Combine(runDir, "checkpoints")).Any())
                 throw WeakSegException.ForFile(runDir, "already holds a training run; pass --resume to continue it, or choose a new run directory");
-            var tmp = ConfigPath(runDir) + ".tmp";
-            File.WriteAllText(tmp, ToJson(config));
-            File.Move(tmp, ConfigPath(runDir), overwrite: true);
+            AtomicFile.WriteAllText(ConfigPath(runDir), ToJson(config));
         }
         var (written, ignored, total) = WriteLabelImages(dataset, config.CamDir, LabelDir(runDir), config.Labels, progress);
 

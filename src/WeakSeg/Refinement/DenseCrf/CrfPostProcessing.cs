@@ -133,7 +133,7 @@ public static class CrfPostProcessing
         if (errors.Count > 0) throw new WeakSegException("invalid dense CRF configuration: " + string.Join("; ", errors));
         if (!Directory.Exists(predDir)) throw WeakSegException.ForFile(predDir, "prediction directory not found");
         var layout = new VocLayout(dataRoot);
-        int labelCount = EvaluationClassNames.Load(layout.Root).Length;
+        int labelCount = ClassNames.ForRoot(layout.Root).Count;
         var names = layout.ReadSplit(split);
         var missing = names.FirstOrDefault(n => !File.Exists(Path.Combine(predDir, n + ".png")));
         if (missing != null)

@@ -16,7 +16,7 @@ public static class CrfMapEvaluation
         options.Validate();
         if (!Directory.Exists(camDir)) throw WeakSegException.ForFile(camDir, "map directory not found");
         var layout = new VocLayout(dataRoot);
-        var classNames = EvaluationClassNames.Load(layout.Root);
+        var classNames = ClassNames.ForRoot(layout.Root).All.ToArray();
         var names = layout.ReadSplit(split);
         var missing = names.FirstOrDefault(n => !CamMapFile.Exists(camDir, n));
         if (missing != null) throw WeakSegException.ForFile(CamMapFile.MapPath(camDir, missing), $"map file not found for image '{missing}' of split '{split}'");

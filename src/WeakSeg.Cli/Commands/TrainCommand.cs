@@ -32,10 +32,11 @@ public static class TrainCommand
         var threads = new Option<int?>("--threads") { Description = "libtorch intra-op threads (0 = libtorch's choice)." };
         var workers = new Option<int>("--workers") { Description = "Image-decoding threads (never changes the batches).", DefaultValueFactory = _ => new TrainRequest { DataRoot = "", RunDirectory = "", Recipe = cpu }.Workers };
         var resume = new Option<bool>("--resume") { Description = "Continue the run in --out from its latest checkpoint (exact on CPU)." };
+        var fusion = new Option<string?>("--fusion") { Description = "weaktr only: head weighting aaf (default), mean-sum or fixed-random (paper Table 4)." };
         var checkpointEvery = new Option<long?>("--checkpoint-every") { Description = $"Checkpoint interval in steps ({Both(r => r.Trainer.CheckpointEvery)})." };
 
         var cmd = new Command("train", "Train a WSSS method (MCTformer-V1/V2 or a baseline) on image-level labels.");
-        foreach (var o in new Option[] { method, data, outDir, split, preset, config, steps, batch, lr, warmup, imageSize, init, seed, device, threads, workers, resume, checkpointEvery })
+        foreach (var o in new Option[] { method, data, outDir, split, preset, config, steps, batch, lr, warmup, imageSize, init, seed, device, threads, workers, resume, fusion, checkpointEvery })
             cmd.Options.Add(o);
         cmd.SetAction(parseResult =>
         {
@@ -43,6 +44,12 @@ public static class TrainCommand
             var recipe = TrainRecipe.Preset(parseResult.GetValue(method)!, presetValue, 20);
             if (parseResult.GetValue(config) is { } configPath) recipe = recipe.Overlay(configPath);
             if (parseResult.GetValue(imageSize) is { } size) recipe = recipe.WithImageSize(size);
+            if (parseResult.GetValue(fusion) is { } fusionName)
+            {
+                if (recipe.ModelConfig is not WeakSeg.Methods.WeakTr.WeakTrConfig weakTr)
+                    throw new WeakSegException($"--fusion applies to --method {MethodRegistry.WeakTr} only");
+                recipe = recipe with { ModelConfig = weakTr with { Fusion = WeakSeg.Methods.WeakTr.WeakTrConfig.ParseFusion(fusionName) } };
+            }
             var t = recipe.Trainer;
             t = t with
             {

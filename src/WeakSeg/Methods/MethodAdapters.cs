@@ -146,3 +146,45 @@ public sealed class CamMethod : IWsssMethod
 
     public void Dispose() => _model.Dispose();
 }
+
+/// <summary>
+/// WeakTr CAM generation as an <see cref="IWsssMethod"/>: loss = class tokens + coarse CAM + fine CAM (soft margin each);
+/// maps: Refined = fine CAM (PA-weighted, eq. 6), Fused = coarse CAM, ClassToPatch = the head-weighted cross attention ĈA.
+/// </summary>
+public sealed class WeakTrMethod : IWsssMethod
+{
+    readonly WeakSeg.Methods.WeakTr.WeakTrModel _model;
+
+    public WeakTrMethod(WeakSeg.Methods.WeakTr.WeakTrConfig config)
+    {
+        _model = new WeakSeg.Methods.WeakTr.WeakTrModel(config);
+        MethodConfig = config;
+    }
+
+    public string Name => MethodRegistry.WeakTr;
+    public WeakSeg.Methods.WeakTr.WeakTrConfig MethodConfig { get; }
+    public object Config => MethodConfig;
+    public int NumClasses => MethodConfig.NumClasses;
+    public VitConfig Backbone => MethodConfig.BackboneConfig;
+    public nn.Module Model => _model;
+    public IReadOnlyList<LocalizationMapKind> SupportedMapKinds { get; } =
+        [LocalizationMapKind.Refined, LocalizationMapKind.Fused, LocalizationMapKind.ClassToPatch];
+
+    public LossTerms ComputeLoss(TrainBatch batch, TrainStepContext context) => _model.ComputeLoss(batch.Images, batch.Labels);
+
+    /// <summary>[B, 3, H, W] → [B, K, h, w], ReLU applied (CAMs are compared with a background threshold).</summary>
+    public Tensor PatchGridMaps(Tensor images, LocalizationMapKind kind)
+    {
+        using var output = _model.Forward(images);
+        var chosen = kind switch
+        {
+            LocalizationMapKind.Refined => output.FineCam,
+            LocalizationMapKind.Fused => output.CoarseCam,
+            LocalizationMapKind.ClassToPatch => output.CrossAttention,
+            _ => throw new ArgumentOutOfRangeException(nameof(kind)),
+        };
+        return chosen.relu();
+    }
+
+    public void Dispose() => _model.Dispose();
+}

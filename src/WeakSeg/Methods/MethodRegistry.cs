@@ -102,7 +102,7 @@ public sealed class WsssMethodFactory<TConfig>(
 /// <summary>Method name → factory. Built-in: mctformer-v1, mctformer-v2, vit-cls, cam. Later methods call <see cref="Register"/>.</summary>
 public static class MethodRegistry
 {
-    public const string MctFormerV1 = "mctformer-v1", MctFormerV2 = "mctformer-v2", VitCls = "vit-cls", Cam = "cam";
+    public const string MctFormerV1 = "mctformer-v1", MctFormerV2 = "mctformer-v2", VitCls = "vit-cls", Cam = "cam", WeakTr = "weaktr";
 
     static readonly object Gate = new();
     static readonly Dictionary<string, IWsssMethodFactory> Factories = new(StringComparer.OrdinalIgnoreCase);
@@ -135,7 +135,19 @@ public static class MethodRegistry
             (c, k) => c with { NumClasses = k },
             (c, s) => c with { Backbone = c.Backbone with { ImageSize = s } },
             c => c.BackboneConfig, c => c.Validate(), c => new CamMethod(c)));
+        Register(new WsssMethodFactory<WeakSeg.Methods.WeakTr.WeakTrConfig>(WeakTr,
+            "WeakTr: C class tokens, conv coarse CAM, adaptive attention fusion of all heads → fine CAM (fusion: aaf, mean_sum or fixed_random).",
+            MethodJsonContext.Default.WeakTrConfig,
+            (p, k) => p == MethodPreset.Cpu
+                ? new WeakSeg.Methods.WeakTr.WeakTrConfig { NumClasses = k, Backbone = CpuBackbone, FfnHidden = CpuWeakTrFfnHidden }
+                : new WeakSeg.Methods.WeakTr.WeakTrConfig { NumClasses = k },
+            (c, k) => c with { NumClasses = k },
+            (c, s) => c with { Backbone = c.Backbone with { ImageSize = s } },
+            c => c.BackboneConfig, c => c.Validate(), c => new WeakTrMethod(c)));
     }
+
+    /// <summary>WeakTr's FFN hidden width for the cpu preset: K·H / 4, as the paper's 18 = 72 / 4 for DeiT-S (12 blocks × 6 heads).</summary>
+    public static int CpuWeakTrFfnHidden => Math.Max(1, CpuBackbone.Depth * CpuBackbone.NumHeads / 4);
 
     static WsssMethodFactory<MctFormerConfig> MctFormer(string name, MctFormerVariant variant, string description) => new(
         name, description, MethodJsonContext.Default.MctFormerConfig,
@@ -196,4 +208,5 @@ public static class MethodRegistry
 [JsonSerializable(typeof(MctFormerConfig))]
 [JsonSerializable(typeof(VitClsConfig))]
 [JsonSerializable(typeof(CamBaselineConfig))]
+[JsonSerializable(typeof(WeakSeg.Methods.WeakTr.WeakTrConfig))]
 public sealed partial class MethodJsonContext : JsonSerializerContext;

@@ -165,4 +165,46 @@ public class PipelineCliTests
         Assert.Equal(1, missing.Code);
         Assert.Contains(dir.File("none.safetensors"), missing.Err);
     }
+
+    [Fact]
+    public void Weaktr_trains_through_the_registry_with_the_chosen_fusion_and_writes_its_fine_cams()
+    {
+        using var dir = TestPaths.NewTempDir();
+        var data = dir.File("data");
+        Assert.Equal(0, Cli("synth", "--out", data, "--train", "8", "--val", "2", "--size", "32", "--classes", "3", "--threads", "2").Code);
+        var config = dir.File("tiny.json");
+        var overlay = PipelineTestData.TinyOverlay(steps: 2);
+        overlay["model"]!.AsObject().Remove("cam_layers");                      // an MCTformer field; WeakTr fuses every layer
+        overlay["model"]!["ffn_hidden"] = 2;
+        File.WriteAllText(config, overlay.ToJsonString());
+        var run = dir.File("run");
+        var train = Cli("train", "--method", "weaktr", "--fusion", "mean-sum", "--data", data, "--out", run, "--config", config, "--seed", "5");
+        Assert.True(train.Code == 0, train.Err);
+        var json = JsonNode.Parse(File.ReadAllText(Path.Combine(run, "config.json")))!;
+        Assert.Equal("weaktr", json["method"]!.GetValue<string>());
+        Assert.Equal("MeanSum", json["model"]!["fusion"]!.GetValue<string>());
+
+        var cams = dir.File("cams");
+        Assert.Equal(0, Cli("cam", "--run", run, "--out", cams, "--scales", "1", "--no-flip").Code);
+        var dataset = VocDataset.Open(data, "train");
+        using var method = TrainPipeline.LoadTrained(run, out _);
+        using var scope = torch.NewDisposeScope();
+        var (chw, h, w) = new EvalTransform().Apply(dataset.LoadImage(1));
+        var image = torch.tensor(chw, [1, 3, h, w]);
+        // Fine CAM of the image's classes, bilinearly resized to the image and max-normalised per class: computed here by hand.
+        var grid = method.PatchGridMaps(image, LocalizationMapKind.Refined);                          // [1, K, h/p, w/p]
+        var full = torch.nn.functional.interpolate(grid, size: [h, w], mode: torch.InterpolationMode.Bilinear, align_corners: false)[0];
+        var classes = dataset.Samples[1].Classes;
+        var picked = full.index_select(0, torch.tensor(classes.Select(c => (long)(c - 1)).ToArray()));
+        var max = picked.clamp_min(0).amax([1, 2], keepdim: true);
+        var expected = picked.clamp_min(0) / torch.where(max > 0, max, torch.ones_like(max));
+        var saved = CamMapFile.Read(cams, dataset.Samples[1].Name);
+        Assert.Equal(classes, saved.Classes);
+        var diff = (torch.tensor(saved.Maps, [classes.Length, h, w]) - expected).abs().max().item<float>();
+        Assert.True(diff < 1e-4, $"max difference {diff}");
+
+        var wrong = Cli("train", "--method", "mctformer-v2", "--fusion", "aaf", "--data", data, "--out", dir.File("run2"));
+        Assert.Equal(1, wrong.Code);
+        Assert.Contains("--fusion applies to --method weaktr only", wrong.Err);
+    }
 }

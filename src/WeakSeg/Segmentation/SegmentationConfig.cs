@@ -104,6 +104,26 @@ public sealed record SegmentationConfig
     public long CheckpointEvery { get; init; } = 1000;
     public long LogEvery { get; init; } = 20;
 
+    /// <summary>Parameter names (last dotted segment) kept out of weight decay besides biases and 1-D tensors: the encoder's
+    /// position embedding and class token, the decoder's class embeddings (timm/Segmenter no_weight_decay).</summary>
+    public static readonly string[] NoWeightDecayNames = ["pos_embed", "cls_token", "cls_emb"];
+
+    /// <summary>
+    /// The shared <see cref="WeakSeg.Training.Trainer"/>'s options for this configuration: SGD with <see cref="Momentum"/>, poly decay from
+    /// <see cref="LearningRate"/> to <see cref="MinLearningRate"/> with <see cref="PolyPower"/>, no warm-up, <see cref="WeightDecay"/>,
+    /// no global gradient-norm clipping (the "gradient clipping" of WeakTr is the per-pixel loss mask, not norm clipping).
+    /// </summary>
+    public WeakSeg.Training.TrainerOptions ToTrainerOptions(long seed, string device = "cpu", int threads = 0) => new()
+    {
+        Steps = Steps, BatchSize = BatchSize,
+        Optimizer = WeakSeg.Training.OptimizerKind.Sgd, Momentum = Momentum,
+        Schedule = WeakSeg.Training.ScheduleKind.Poly, PolyPower = PolyPower,
+        BaseLr = LearningRate, MinLr = MinLearningRate, WarmupSteps = 0, WarmupStartLr = MinLearningRate,
+        WeightDecay = WeightDecay, NoWeightDecayNames = NoWeightDecayNames, GradClipNorm = null,
+        CheckpointEvery = CheckpointEvery, KeepLastCheckpoints = 3, LogEvery = LogEvery,
+        Seed = seed, Device = device, Threads = threads,
+    };
+
     /// <summary>Decoder width actually built.</summary>
     [JsonIgnore] public int ResolvedDecoderDim => DecoderDim > 0 ? DecoderDim : Backbone.EmbedDim;
 

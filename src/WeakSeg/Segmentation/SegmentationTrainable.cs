@@ -7,7 +7,7 @@ namespace WeakSeg.Segmentation;
 /// <summary>
 /// WeakTr retraining as an <see cref="ITrainable"/>: forward the crop, gradient-clipping (or naive) loss against the batch's
 /// masks (pseudo labels or ground truth). Encoder parameters get <see cref="SegmentationConfig.EncoderLearningRateScale"/>.
-/// Works with <see cref="SegmentationTrainer"/> (SGD + poly) and, optimizer aside, with the shared <see cref="Trainer"/>.
+/// Trained by the shared <see cref="Trainer"/> with <see cref="SegmentationConfig.ToTrainerOptions"/> (SGD + momentum, poly decay).
 /// </summary>
 public sealed class SegmentationTrainable(SegmenterModel model) : ITrainable
 {

@@ -64,6 +64,11 @@ public sealed record SegmentationConfig
     /// <summary>Clipping start value τ: clip only when λ_global ≤ τ. 1.2 (best in Table 5).</summary>
     public double ClipStartValue { get; init; } = 1.2;
 
+    /// <summary>Steps at the start of training during which the clipping decoder never clips (plain CE on every labelled pixel), whatever
+    /// λ_global is; after them the τ rule applies. 0 = the paper's rule alone (the τ gate is its only delay). Not in the paper: a CPU-preset
+    /// safeguard for a randomly initialised encoder (see <see cref="Cpu"/>).</summary>
+    public long ClipWarmupSteps { get; init; }
+
     /// <summary>Optimizer steps (batches). Unverified: WeakTr gives 9 h on one GPU, not the step count; 20 000 × 4 ≈ 7.6 epochs of train_aug.</summary>
     public long Steps { get; init; } = 20_000;
 
@@ -191,6 +196,7 @@ public sealed record SegmentationConfig
         if (EncoderDropPath is < 0 or >= 1) e.Add($"EncoderDropPath must be in [0, 1) (got {EncoderDropPath})");
         if (ClipPatchSize < 1) e.Add($"ClipPatchSize must be ≥ 1 (got {ClipPatchSize})");
         if (!(ClipStartValue > 0)) e.Add($"ClipStartValue must be > 0 (got {ClipStartValue})");
+        if (ClipWarmupSteps < 0) e.Add($"ClipWarmupSteps must be ≥ 0 (got {ClipWarmupSteps})");
         if (Steps < 1) e.Add($"Steps must be ≥ 1 (got {Steps})");
         if (BatchSize < 1) e.Add($"BatchSize must be ≥ 1 (got {BatchSize})");
         if (!(LearningRate > 0) || double.IsInfinity(LearningRate)) e.Add($"LearningRate must be a positive number (got {LearningRate})");

@@ -11,6 +11,7 @@ public static class BenchCommand
     static IEnumerable<Command> Subcommands()
     {
         yield return CrfBenchCommand.Create();
+        yield return BenchSegCommand.Create();
     }
 
     public static Command Create()

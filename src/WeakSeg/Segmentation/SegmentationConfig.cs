@@ -75,6 +75,12 @@ public sealed record SegmentationConfig
     /// <summary>Batch size 4 (appendix).</summary>
     public int BatchSize { get; init; } = 4;
 
+    /// <summary>Optimizer: SGD with momentum (appendix). The CPU preset uses AdamW (see <see cref="Cpu"/>).</summary>
+    public WeakSeg.Training.OptimizerKind Optimizer { get; init; } = WeakSeg.Training.OptimizerKind.Sgd;
+
+    /// <summary>Linear learning-rate warm-up from 0 before the poly decay: 0 (appendix: none mentioned).</summary>
+    public long WarmupSteps { get; init; }
+
     /// <summary>SGD learning rate 1e-4 (appendix).</summary>
     public double LearningRate { get; init; } = 1e-4;
 
@@ -114,16 +120,17 @@ public sealed record SegmentationConfig
     public static readonly string[] NoWeightDecayNames = ["pos_embed", "cls_token", "cls_emb"];
 
     /// <summary>
-    /// The shared <see cref="WeakSeg.Training.Trainer"/>'s options for this configuration: SGD with <see cref="Momentum"/>, poly decay from
-    /// <see cref="LearningRate"/> to <see cref="MinLearningRate"/> with <see cref="PolyPower"/>, no warm-up, <see cref="WeightDecay"/>,
+    /// The shared <see cref="WeakSeg.Training.Trainer"/>'s options for this configuration: <see cref="Optimizer"/> (SGD with <see cref="Momentum"/>,
+    /// or AdamW with β = (0.9, 0.999)), <see cref="WarmupSteps"/> of linear warm-up from 0, then poly decay from <see cref="LearningRate"/> to
+    /// <see cref="MinLearningRate"/> with <see cref="PolyPower"/>, <see cref="WeightDecay"/>,
     /// no global gradient-norm clipping (the "gradient clipping" of WeakTr is the per-pixel loss mask, not norm clipping).
     /// </summary>
     public WeakSeg.Training.TrainerOptions ToTrainerOptions(long seed, string device = "cpu", int threads = 0) => new()
     {
         Steps = Steps, BatchSize = BatchSize,
-        Optimizer = WeakSeg.Training.OptimizerKind.Sgd, Momentum = Momentum,
+        Optimizer = Optimizer, Momentum = Momentum,
         Schedule = WeakSeg.Training.ScheduleKind.Poly, PolyPower = PolyPower,
-        BaseLr = LearningRate, MinLr = MinLearningRate, WarmupSteps = 0, WarmupStartLr = MinLearningRate,
+        BaseLr = LearningRate, MinLr = MinLearningRate, WarmupSteps = WarmupSteps, WarmupStartLr = 0,
         WeightDecay = WeightDecay, NoWeightDecayNames = NoWeightDecayNames, GradClipNorm = null,
         CheckpointEvery = CheckpointEvery, KeepLastCheckpoints = 3, LogEvery = LogEvery,
         Seed = seed, Device = device, Threads = threads,
@@ -198,6 +205,8 @@ public sealed record SegmentationConfig
         if (!(ClipStartValue > 0)) e.Add($"ClipStartValue must be > 0 (got {ClipStartValue})");
         if (ClipWarmupSteps < 0) e.Add($"ClipWarmupSteps must be ≥ 0 (got {ClipWarmupSteps})");
         if (Steps < 1) e.Add($"Steps must be ≥ 1 (got {Steps})");
+        if (WarmupSteps < 0 || WarmupSteps > Steps) e.Add($"WarmupSteps must be in [0, Steps] (got {WarmupSteps})");
+        if (!Enum.IsDefined(Optimizer)) e.Add($"Optimizer must be Sgd or AdamW (got {Optimizer})");
         if (BatchSize < 1) e.Add($"BatchSize must be ≥ 1 (got {BatchSize})");
         if (!(LearningRate > 0) || double.IsInfinity(LearningRate)) e.Add($"LearningRate must be a positive number (got {LearningRate})");
         if (!(MinLearningRate >= 0) || MinLearningRate > LearningRate) e.Add($"MinLearningRate must be in [0, LearningRate] (got {MinLearningRate})");

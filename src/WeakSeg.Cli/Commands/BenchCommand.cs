@@ -13,6 +13,7 @@ public static class BenchCommand
     {
         yield return CrfBenchCommand.Create();
         yield return BenchTrainCommand.Create();
+        yield return BenchSegCommand.Create();
     }
 
     public static Command Create()

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using WeakSeg.Data;
+using WeakSeg.Refinement;
 using WeakSeg.Runtime;
 using WeakSeg.Segmentation;
 
@@ -18,12 +19,19 @@ public static class SegInferCommand
         var scales = new Option<string?>("--scales") { Description = "Comma-separated inference scales, e.g. 0.75,1,1.25 (default: the run's)." };
         var noFlip = new Option<bool>("--no-flip") { Description = "Do not average with the horizontally flipped image." };
         var overwrite = new Option<bool>("--overwrite") { Description = "Rewrite predictions that already exist." };
+        var crf = new Option<bool>("--crf") { Description = "Refine the averaged probabilities with the dense CRF before the argmax (WeakTr's post-processing)." };
+        var crfPreset = new Option<string>("--crf-preset")
+        {
+            Description = $"Dense CRF kernel parameters with --crf: {string.Join(", ", DenseCrfConfig.PresetNames)} (mctformer-seg = WeakTr/MCTformer's segmentation CRF).",
+            DefaultValueFactory = _ => "mctformer-seg",
+        };
         var device = new Option<string>("--device") { Description = "cpu or cuda[:N].", DefaultValueFactory = _ => "cpu" };
         var threads = new Option<int>("--threads") { Description = "libtorch intra-op threads (0 = libtorch default).", DefaultValueFactory = _ => 0 };
         var cmd = new Command("seg-infer", "Predict segmentation masks with a trained seg-train run (multi-scale, flip, sliding window); score them with `weakseg eval`.");
-        foreach (var o in new Option[] { run, split, outDir, data, scales, noFlip, overwrite, device, threads }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { run, split, outDir, data, scales, noFlip, crf, crfPreset, overwrite, device, threads }) cmd.Options.Add(o);
         cmd.SetAction(parseResult =>
         {
+            var crfConfig = parseResult.GetValue(crf) ? DenseCrfConfig.FromPreset(parseResult.GetValue(crfPreset)!) : null;
             var dev = TorchRuntime.Initialize(parseResult.GetValue(device)!, parseResult.GetValue(threads));
             var (model, info, weights) = SegmentationRun.Load(parseResult.GetValue(run)!, dev);
             using var _ = model;
@@ -35,6 +43,7 @@ public static class SegInferCommand
                 Scales = parseResult.GetValue(scales) is { } text ? ParseScales(text) : info.Config.InferenceScales,
                 Flip = !parseResult.GetValue(noFlip) && info.Config.InferenceFlip,
                 Overwrite = parseResult.GetValue(overwrite),
+                Refine = crfConfig is null ? null : SegmentationRefiners.DenseCrf(crfConfig),
             };
             var outPath = parseResult.GetValue(outDir)!;
             var summary = CliProgress.Run("seg-infer", p => SegmentationInference.Run(new SegmentationPredictor(model, dev), dataset.Samples, outPath, options, p));

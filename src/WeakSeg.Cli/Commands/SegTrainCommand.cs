@@ -19,14 +19,19 @@ public static class SegTrainCommand
         preset.AcceptOnlyFromAmong("cpu", "paper");
         var steps = new Option<long?>("--steps") { Description = "Optimizer steps (default: the preset's)." };
         var batchSize = new Option<int?>("--batch-size") { Description = "Images per batch (default: the preset's)." };
-        var lr = new Option<double?>("--lr") { Description = "SGD learning rate before poly decay (default: the preset's)." };
+        var lr = new Option<double?>("--lr") { Description = "Peak learning rate before poly decay (default: the preset's)." };
+        var tau = new Option<double?>("--clip-start") { Description = "Clipping start value τ: clip only when the batch's mean per-pixel CE λ_global ≤ τ (default: the preset's; paper 1.2)." };
+        var clipWarmup = new Option<long?>("--clip-warmup") { Description = "Steps at the start during which the gradient-clipping decoder never clips (default: the preset's; paper 0)." };
+        var lrWarmup = new Option<long?>("--lr-warmup") { Description = "Steps of linear learning-rate warm-up from 0 (default: the preset's)." };
+        var optimizer = new Option<string?>("--optimizer") { Description = "sgd (paper) or adamw (default: the preset's)." };
+        optimizer.AcceptOnlyFromAmong("sgd", "adamw");
         var seed = new Option<long>("--seed") { Description = "Seed for initialisation, data order and augmentation.", DefaultValueFactory = _ => 0 };
         var device = new Option<string>("--device") { Description = "cpu or cuda[:N].", DefaultValueFactory = _ => "cpu" };
         var threads = new Option<int>("--threads") { Description = "libtorch intra-op threads (0 = libtorch default).", DefaultValueFactory = _ => 0 };
         var resume = new Option<bool>("--resume") { Description = "Continue the run in --out from its latest checkpoint (same options required)." };
         var init = new Option<string?>("--init") { Description = "timm-format ViT safetensors to initialise the encoder (e.g. DeiT-S)." };
         var cmd = new Command("seg-train", "WeakTr online retraining: train a ViT segmenter with the gradient-clipping decoder on CAM pseudo labels (or ground truth).");
-        foreach (var o in new Option[] { labels, data, outDir, split, decoder, preset, steps, batchSize, lr, seed, device, threads, resume, init }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { labels, data, outDir, split, decoder, preset, steps, batchSize, lr, tau, clipWarmup, optimizer, lrWarmup, seed, device, threads, resume, init }) cmd.Options.Add(o);
         cmd.SetAction(parseResult =>
         {
             var config = SegmentationConfig.FromPreset(parseResult.GetValue(preset)!);
@@ -34,6 +39,11 @@ public static class SegTrainCommand
             if (parseResult.GetValue(steps) is { } s) config = config with { Steps = s };
             if (parseResult.GetValue(batchSize) is { } b) config = config with { BatchSize = b };
             if (parseResult.GetValue(lr) is { } rate) config = config with { LearningRate = rate, MinLearningRate = Math.Min(config.MinLearningRate, rate) };
+            if (parseResult.GetValue(optimizer) is { } opt)
+                config = config with { Optimizer = opt == "adamw" ? WeakSeg.Training.OptimizerKind.AdamW : WeakSeg.Training.OptimizerKind.Sgd };
+            if (parseResult.GetValue(lrWarmup) is { } lw) config = config with { WarmupSteps = lw };
+            if (parseResult.GetValue(tau) is { } t) config = config with { ClipStartValue = t };
+            if (parseResult.GetValue(clipWarmup) is { } cw) config = config with { ClipWarmupSteps = cw };
             var labelsValue = parseResult.GetValue(labels)!;
             var request = new SegmentationTrainRequest
             {

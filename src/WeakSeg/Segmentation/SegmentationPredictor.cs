@@ -21,8 +21,8 @@ public sealed record SegmentationInferenceOptions
     /// <summary>Optional post-processing of the averaged probabilities (the dense CRF), applied before the argmax.</summary>
     public ProbabilityRefiner? Refine { get; init; }
 
-    /// <summary>Windows run through the network at once.</summary>
-    public int WindowBatch { get; init; } = 4;
+    /// <summary>Windows run through the network at once (windows of the image and of its flip are batched together).</summary>
+    public int WindowBatch { get; init; } = 8;
 
     /// <summary>Rewrite predictions that already exist (default: skip them, so an interrupted run resumes).</summary>
     public bool Overwrite { get; init; }
@@ -58,21 +58,26 @@ public sealed class SegmentationPredictor
         Tensor? total = null;
         int passes = 0;
         foreach (var scale in options.Scales)
-            foreach (var flip in options.Flip ? new[] { false, true } : new[] { false })
-            {
-                using var passScope = torch.NewDisposeScope();
-                int h = Math.Max(1, (int)Math.Round(image.Height * scale)), w = Math.Max(1, (int)Math.Round(image.Width * scale));
-                var (chw, th, tw) = new EvalTransform { Width = w, Height = h }.Apply(image, flip);
-                var input = torch.tensor(chw, new long[] { 1, 3, th, tw }, dtype: ScalarType.Float32, device: _device);
-                var logits = SlidingWindow.Logits(input, config.CropSize, config.WindowStride, batch => _model.call(batch), options.WindowBatch);
-                if (th != image.Height || tw != image.Width)
-                    logits = nn.functional.interpolate(logits, size: new long[] { image.Height, image.Width }, mode: InterpolationMode.Bilinear, align_corners: false);
-                var probs = logits.softmax(1);
-                if (flip) probs = probs.flip(3);
-                if (total is null) total = probs.MoveToOuterDisposeScope();
-                else total.add_(probs);
-                passes++;
-            }
+        {
+            using var passScope = torch.NewDisposeScope();
+            int h = Math.Max(1, (int)Math.Round(image.Height * scale)), w = Math.Max(1, (int)Math.Round(image.Width * scale));
+            var transform = new EvalTransform { Width = w, Height = h };
+            // the image and its mirror image go through the network together (one batch): half the forward calls
+            var views = (options.Flip ? new[] { false, true } : new[] { false }).Select(flip => transform.Apply(image, flip)).ToArray();
+            int th = views[0].Height, tw = views[0].Width;
+            var chw = new float[views.Length * views[0].Chw.Length];
+            for (int v = 0; v < views.Length; v++) views[v].Chw.CopyTo(chw, v * views[0].Chw.Length);
+            var input = torch.tensor(chw, new long[] { views.Length, 3, th, tw }, dtype: ScalarType.Float32, device: _device);
+            var logits = SlidingWindow.Logits(input, config.CropSize, config.WindowStride, batch => _model.call(batch), options.WindowBatch);
+            if (th != image.Height || tw != image.Width)
+                logits = nn.functional.interpolate(logits, size: new long[] { image.Height, image.Width }, mode: InterpolationMode.Bilinear, align_corners: false);
+            var probs = logits.softmax(1);                                                       // [V, C, H, W]
+            var sum = probs.narrow(0, 0, 1);
+            if (views.Length == 2) sum = sum.add(probs.narrow(0, 1, 1).flip(3));
+            if (total is null) total = sum.MoveToOuterDisposeScope();
+            else total.add_(sum);
+            passes += views.Length;
+        }
         var mean = total!.div(passes).squeeze(0).cpu().contiguous();
         return mean.data<float>().ToArray();
     }
@@ -108,4 +113,20 @@ public sealed class SegmentationPredictor
         }
         return new LabelMap(width, height, labels);
     }
+}
+
+/// <summary>Ready-made <see cref="ProbabilityRefiner"/>s.</summary>
+public static class SegmentationRefiners
+{
+    /// <summary>
+    /// The native dense CRF (<see cref="WeakSeg.Refinement.DenseCrf.Refine"/>) on the image's RGB bytes and the averaged softmax probabilities:
+    /// unary −log p, Gaussian + bilateral Potts kernels of <paramref name="config"/> (WeakTr post-processes with the MCTformer/PSA segmentation
+    /// CRF: <see cref="WeakSeg.Refinement.DenseCrfConfig.MctFormerSeg"/>). Returns the CRF's marginals, same [C, H, W] layout.
+    /// </summary>
+    public static ProbabilityRefiner DenseCrf(WeakSeg.Refinement.DenseCrfConfig config) => (image, probabilities, numClasses) =>
+    {
+        if (probabilities.Length != numClasses * image.Width * image.Height)
+            throw new WeakSegException($"dense CRF: {probabilities.Length} probabilities do not match {numClasses}×{image.Height}×{image.Width}");
+        return WeakSeg.Refinement.DenseCrf.Refine(image.Pixels, image.Width, image.Height, probabilities, config).Probabilities;
+    };
 }

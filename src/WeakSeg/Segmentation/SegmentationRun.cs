@@ -136,7 +136,7 @@ public static class SegmentationRun
             var (images, labels) = b.ToTensors(device);
             return new TrainBatch(images, labels, b.MasksToTensor(device));
         }));
-        var trainer = new SegmentationTrainer(config, runDir, request.Seed, request.Device, request.Threads) { StepCompleted = stepCompleted };
+        var trainer = new Trainer(config.ToTrainerOptions(request.Seed, request.Device, request.Threads), runDir) { StepCompleted = stepCompleted };
         return trainer.Run(new SegmentationTrainable(model), batches, request.Resume, progress, cancellationToken);
     }
 

@@ -6,8 +6,8 @@ namespace WeakSeg.Segmentation;
 
 /// <summary>
 /// WeakTr retraining as an <see cref="ITrainable"/>: forward the crop, gradient-clipping (or naive) loss against the batch's
-/// masks (pseudo labels or ground truth). Encoder parameters get <see cref="SegmentationConfig.EncoderLearningRateScale"/>.
-/// Works with <see cref="SegmentationTrainer"/> (SGD + poly) and, optimizer aside, with the shared <see cref="Trainer"/>.
+/// masks (pseudo labels or ground truth). The clipping decoder does not clip during the first <see cref="SegmentationConfig.ClipWarmupSteps"/> steps. Encoder parameters get <see cref="SegmentationConfig.EncoderLearningRateScale"/>.
+/// Trained by the shared <see cref="Trainer"/> with <see cref="SegmentationConfig.ToTrainerOptions"/> (SGD + momentum, poly decay).
 /// </summary>
 public sealed class SegmentationTrainable(SegmenterModel model) : ITrainable
 {
@@ -25,6 +25,8 @@ public sealed class SegmentationTrainable(SegmenterModel model) : ITrainable
         var masks = batch.Masks ?? throw new WeakSegException("segmentation training needs masks in every batch (pseudo labels or ground truth)");
         var c = Segmenter.Config;
         var logits = Segmenter.call(batch.Images);
-        return GradientClippingLoss.Compute(logits, masks, c.Loss, c.ClipSignal, c.ClipPatchSize, c.ClipStartValue);
+        // during the clip warm-up no λ_global can be ≤ −∞, so the mask is never applied (plain CE; the parts are still logged)
+        double tau = context.Step < c.ClipWarmupSteps ? double.NegativeInfinity : c.ClipStartValue;
+        return GradientClippingLoss.Compute(logits, masks, c.Loss, c.ClipSignal, c.ClipPatchSize, tau);
     }
 }

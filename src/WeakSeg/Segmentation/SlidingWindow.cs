@@ -41,32 +41,38 @@ public static class SlidingWindow
     }
 
     /// <summary>
-    /// Averaged window logits for <paramref name="image"/> [1, 3, H, W]: returns [1, C, H, W]. <paramref name="windowLogits"/> maps a
-    /// batch of windows [n, 3, crop, crop] to [n, C, crop, crop]; at most <paramref name="maxBatch"/> windows are run at once.
+    /// Averaged window logits for <paramref name="images"/> [N, 3, H, W] (N images of one size, e.g. an image and its flip): returns
+    /// [N, C, H, W]. <paramref name="windowLogits"/> maps a batch of windows [n, 3, crop, crop] to [n, C, crop, crop]; windows of all N
+    /// images are batched together, at most <paramref name="maxBatch"/> at once (fewer, larger forward calls: on CPU the per-call
+    /// overhead of a small ViT at batch 1 is comparable to its compute).
     /// </summary>
-    public static Tensor Logits(Tensor image, int crop, int stride, Func<Tensor, Tensor> windowLogits, int maxBatch = 4)
+    public static Tensor Logits(Tensor images, int crop, int stride, Func<Tensor, Tensor> windowLogits, int maxBatch = 8)
     {
-        if (image.dim() != 4 || image.shape[0] != 1) throw new ArgumentException($"expected one image [1, 3, H, W]; got [{string.Join(", ", image.shape)}]");
+        if (images.dim() != 4 || images.shape[0] < 1) throw new ArgumentException($"expected images [N, 3, H, W]; got [{string.Join(", ", images.shape)}]");
         using var scope = torch.NewDisposeScope();
-        int h = (int)image.shape[2], w = (int)image.shape[3];
+        int n = (int)images.shape[0], h = (int)images.shape[2], w = (int)images.shape[3];
         int ph = Math.Max(h, crop), pw = Math.Max(w, crop);
-        var padded = ph == h && pw == w ? image : nn.functional.pad(image, new long[] { 0, pw - w, 0, ph - h });
-        var windows = (from y0 in Starts(ph, crop, stride) from x0 in Starts(pw, crop, stride) select (Y: y0, X: x0)).ToArray();
+        var padded = ph == h && pw == w ? images : nn.functional.pad(images, new long[] { 0, pw - w, 0, ph - h });
+        var windows = (from y0 in Starts(ph, crop, stride) from x0 in Starts(pw, crop, stride) from i in Enumerable.Range(0, n) select (I: i, Y: y0, X: x0)).ToArray();
         Tensor? sum = null;
-        var count = torch.zeros(1, 1, ph, pw, dtype: image.dtype, device: image.device);
-        for (int first = 0; first < windows.Length; first += Math.Max(1, maxBatch))
+        int batchSize = Math.Max(1, maxBatch);
+        for (int first = 0; first < windows.Length; first += batchSize)
         {
-            var chunk = windows.Skip(first).Take(Math.Max(1, maxBatch)).ToArray();
-            var batch = torch.cat(chunk.Select(c => padded.narrow(2, c.Y, crop).narrow(3, c.X, crop)).ToArray(), 0);   // [n, 3, crop, crop]
-            var logits = windowLogits(batch);                                                                         // [n, C, crop, crop]
-            sum ??= torch.zeros(1, logits.shape[1], ph, pw, dtype: logits.dtype, device: logits.device);
+            var chunk = windows.Skip(first).Take(batchSize).ToArray();
+            var batch = chunk.Length == n && windows.Length == n && ph == crop && pw == crop
+                ? padded                                                                                                   // whole images are the windows
+                : torch.cat(chunk.Select(c => padded.narrow(0, c.I, 1).narrow(2, c.Y, crop).narrow(3, c.X, crop)).ToArray(), 0);   // [k, 3, crop, crop]
+            var logits = windowLogits(batch);                                                                              // [k, C, crop, crop]
+            sum ??= torch.zeros(n, logits.shape[1], ph, pw, dtype: logits.dtype, device: logits.device);
             for (int i = 0; i < chunk.Length; i++)
-            {
-                sum.narrow(2, chunk[i].Y, crop).narrow(3, chunk[i].X, crop).add_(logits.narrow(0, i, 1));
-                count.narrow(2, chunk[i].Y, crop).narrow(3, chunk[i].X, crop).add_(1);
-            }
+                sum.narrow(0, chunk[i].I, 1).narrow(2, chunk[i].Y, crop).narrow(3, chunk[i].X, crop).add_(logits.narrow(0, i, 1));
         }
-        var mean = sum!.div(count);
-        return mean.narrow(2, 0, h).narrow(3, 0, w).contiguous().MoveToOuterDisposeScope();
+        var counts = CoverageCounts(h, w, crop, stride);
+        if (counts.Any(c => c != 1))
+        {
+            var count = torch.tensor(counts.Select(c => (float)c).ToArray(), new long[] { 1, 1, h, w }, dtype: sum!.dtype, device: sum.device);
+            return sum.narrow(2, 0, h).narrow(3, 0, w).div(count).contiguous().MoveToOuterDisposeScope();
+        }
+        return sum!.narrow(2, 0, h).narrow(3, 0, w).contiguous().MoveToOuterDisposeScope();
     }
 }

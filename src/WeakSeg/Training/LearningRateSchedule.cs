@@ -1,31 +1,40 @@
 namespace WeakSeg.Training;
 
 /// <summary>
-/// Linear warm-up then cosine decay, precomputed per step (DINO-style per-iteration schedule).
-/// For step s in [0, T) with warm-up length W:
+/// Per-step learning rates, precomputed (DINO-style per-iteration schedule). For step s in [0, T) with warm-up length W:
 ///   s &lt; W : lr = start + (base − start) · s / W                      (start at s = 0, reaches base at s = W)
-///   s ≥ W : lr = min + (base − min) · (1 + cos(π (s − W) / (T − W))) / 2   (base at s = W, → min as s → T)
+/// then, with t = (s − W) / (T − W) ∈ [0, 1):
+///   warm-up + cosine : lr = min + (base − min) · (1 + cos(π t)) / 2      (base at s = W, → min as s → T)
+///   poly             : lr = min + (base − min) · (1 − t)^power           (mmseg/Segmenter "poly"; base at s = W, → min as s → T)
 /// </summary>
 public sealed class LearningRateSchedule
 {
     readonly double[] _values;
 
+    /// <summary>Warm-up + cosine (the default schedule).</summary>
     public LearningRateSchedule(long totalSteps, double baseLr, double minLr, long warmupSteps, double warmupStartLr)
+        : this(ScheduleKind.WarmupCosine, totalSteps, baseLr, minLr, warmupSteps, warmupStartLr, 1.0) { }
+
+    public LearningRateSchedule(ScheduleKind kind, long totalSteps, double baseLr, double minLr, long warmupSteps, double warmupStartLr, double polyPower)
     {
         if (totalSteps < 1) throw new ArgumentOutOfRangeException(nameof(totalSteps));
         if (warmupSteps < 0 || warmupSteps > totalSteps) throw new ArgumentOutOfRangeException(nameof(warmupSteps));
         _values = new double[totalSteps];
-        for (long s = 0; s < totalSteps; s++) _values[s] = At(s, totalSteps, baseLr, minLr, warmupSteps, warmupStartLr);
+        for (long s = 0; s < totalSteps; s++)
+            _values[s] = kind == ScheduleKind.Poly
+                ? PolyAt(s, totalSteps, baseLr, minLr, polyPower, warmupSteps, warmupStartLr)
+                : At(s, totalSteps, baseLr, minLr, warmupSteps, warmupStartLr);
     }
 
-    public static LearningRateSchedule For(TrainerOptions o) => new(o.Steps, o.BaseLr, o.MinLr, o.WarmupSteps, o.WarmupStartLr);
+    public static LearningRateSchedule For(TrainerOptions o) =>
+        new(o.Schedule, o.Steps, o.BaseLr, o.MinLr, o.WarmupSteps, o.WarmupStartLr, o.PolyPower);
 
     /// <summary>Learning rate of step <paramref name="step"/> (0-based).</summary>
     public double this[long step] => _values[step];
 
     public IReadOnlyList<double> Values => _values;
 
-    /// <summary>The schedule as a pure function of the step.</summary>
+    /// <summary>Warm-up + cosine as a pure function of the step.</summary>
     public static double At(long step, long totalSteps, double baseLr, double minLr, long warmupSteps, double warmupStartLr)
     {
         if (step < warmupSteps) return warmupStartLr + (baseLr - warmupStartLr) * step / warmupSteps;
@@ -33,4 +42,17 @@ public sealed class LearningRateSchedule
         double t = (double)(step - warmupSteps) / decaySteps;
         return minLr + (baseLr - minLr) * 0.5 * (1 + Math.Cos(Math.PI * t));
     }
+
+    /// <summary>Warm-up + poly decay as a pure function of the step: min + (base − min)·(1 − (s − W)/(T − W))^power after warm-up.</summary>
+    public static double PolyAt(long step, long totalSteps, double baseLr, double minLr, double power, long warmupSteps = 0, double warmupStartLr = 0)
+    {
+        if (step < warmupSteps) return warmupStartLr + (baseLr - warmupStartLr) * step / warmupSteps;
+        double t = (double)(step - warmupSteps) / (totalSteps - warmupSteps);
+        return minLr + (baseLr - minLr) * Math.Pow(1.0 - t, power);
+    }
+
+    /// <summary>The scheduled rate of <paramref name="step"/> for options <paramref name="o"/> (without precomputing).</summary>
+    public static double At(TrainerOptions o, long step) => o.Schedule == ScheduleKind.Poly
+        ? PolyAt(step, o.Steps, o.BaseLr, o.MinLr, o.PolyPower, o.WarmupSteps, o.WarmupStartLr)
+        : At(step, o.Steps, o.BaseLr, o.MinLr, o.WarmupSteps, o.WarmupStartLr);
 }

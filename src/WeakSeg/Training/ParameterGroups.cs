@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 
 namespace WeakSeg.Training;
 
-/// <summary>AdamW parameter groups: weight decay on weight matrices only. No decay on biases, 1-D tensors (norm weights)
+/// <summary>Optimizer parameter groups (AdamW or SGD): weight decay on weight matrices only. No decay on biases, 1-D tensors (norm weights)
 /// and named tokens/embeddings (DINO get_params_groups + timm no_weight_decay: pos_embed, cls_token).</summary>
 public static class ParameterGroups
 {
@@ -27,12 +27,45 @@ public static class ParameterGroups
         return (decay, noDecay);
     }
 
+    /// <summary>The optimizer <paramref name="options"/> asks for (<see cref="TrainerOptions.Optimizer"/>): <see cref="CreateAdamW"/> or <see cref="CreateSgd"/>.</summary>
+    public static OptimizerSetup Create(IEnumerable<(string Name, Parameter Parameter)> parameters, TrainerOptions options,
+        Func<string, double>? learningRateScale = null) => options.Optimizer switch
+    {
+        OptimizerKind.Sgd => CreateSgd(parameters, options, learningRateScale),
+        _ => CreateAdamW(parameters, options, learningRateScale),
+    };
+
     /// <summary>AdamW over <paramref name="parameters"/>: one group per (learning-rate scale, decay or not), in order of first
     /// appearance — with the default scale 1 that is [decay (wd = options.WeightDecay), no-decay (wd = 0)]; empty groups are left out.
     /// Learning rates start at the schedule's step-0 value × scale; the trainer sets them every step.</summary>
     /// <param name="learningRateScale">per-parameter multiplier of the scheduled rate (e.g. 0.1 for a pretrained encoder); null = 1 for all</param>
     public static OptimizerSetup CreateAdamW(IEnumerable<(string Name, Parameter Parameter)> parameters, TrainerOptions options,
         Func<string, double>? learningRateScale = null)
+    {
+        var (keys, members) = Group(parameters, options, learningRateScale);
+        double lr0 = LearningRateSchedule.At(options, 0);
+        var groups = keys.Select((k, i) => new AdamW.ParamGroup(members[i].Select(m => m.Parameter).ToList(), lr0 * k.Scale,
+            options.Beta1, options.Beta2, options.Eps, k.Decay ? options.WeightDecay : 0.0, false, false)).ToList();
+        var optimizer = torch.optim.AdamW(groups, lr0, options.Beta1, options.Beta2, options.Eps, options.WeightDecay);
+        return Setup(optimizer, keys, members, options);
+    }
+
+    /// <summary>SGD with momentum <see cref="TrainerOptions.Momentum"/> (PyTorch semantics: g ← g + wd·p; buf ← g at the first step,
+    /// else momentum·buf + g; p ← p − lr·buf; no dampening, no Nesterov), grouped exactly like <see cref="CreateAdamW"/>:
+    /// one group per (learning-rate scale, decay or not), weight decay <see cref="TrainerOptions.WeightDecay"/> on the decay groups only.</summary>
+    public static OptimizerSetup CreateSgd(IEnumerable<(string Name, Parameter Parameter)> parameters, TrainerOptions options,
+        Func<string, double>? learningRateScale = null)
+    {
+        var (keys, members) = Group(parameters, options, learningRateScale);
+        double lr0 = LearningRateSchedule.At(options, 0);
+        var groups = keys.Select((k, i) => new SGD.ParamGroup(members[i].Select(m => m.Parameter).ToList(), lr0 * k.Scale,
+            options.Momentum, 0.0, k.Decay ? options.WeightDecay : 0.0, false, false)).ToList();
+        var optimizer = torch.optim.SGD(groups, lr0, options.Momentum, 0.0, options.WeightDecay);
+        return Setup(optimizer, keys, members, options);
+    }
+
+    static (List<(double Scale, bool Decay)> Keys, List<List<(string Name, Parameter Parameter)>> Members) Group(
+        IEnumerable<(string Name, Parameter Parameter)> parameters, TrainerOptions options, Func<string, double>? learningRateScale)
     {
         var keys = new List<(double Scale, bool Decay)>();
         var members = new List<List<(string Name, Parameter Parameter)>>();
@@ -46,19 +79,18 @@ public static class ParameterGroups
             members[i].Add((name, p));
         }
         if (keys.Count == 0) throw new WeakSegException("the model has no trainable parameters.");
-        double lr0 = LearningRateSchedule.At(0, options.Steps, options.BaseLr, options.MinLr, options.WarmupSteps, options.WarmupStartLr);
-        var groups = keys.Select((k, i) => new AdamW.ParamGroup(members[i].Select(m => m.Parameter).ToList(), lr0 * k.Scale,
-            options.Beta1, options.Beta2, options.Eps, k.Decay ? options.WeightDecay : 0.0, false, false)).ToList();
-        var optimizer = torch.optim.AdamW(groups, lr0, options.Beta1, options.Beta2, options.Eps, options.WeightDecay);
-        return new OptimizerSetup(optimizer, keys.Select(k => k.Scale).ToArray(),
-            keys.Select(k => k.Decay ? options.WeightDecay : 0.0).ToArray(),
-            members.Select(m => (IReadOnlyList<string>)m.Select(x => x.Name).ToArray()).ToArray());
+        return (keys, members);
     }
+
+    static OptimizerSetup Setup(OptimizerHelper optimizer, List<(double Scale, bool Decay)> keys,
+        List<List<(string Name, Parameter Parameter)>> members, TrainerOptions options) =>
+        new(optimizer, keys.Select(k => k.Scale).ToArray(), keys.Select(k => k.Decay ? options.WeightDecay : 0.0).ToArray(),
+            members.Select(m => (IReadOnlyList<string>)m.Select(x => x.Name).ToArray()).ToArray());
 }
 
-/// <summary>An AdamW optimizer and, per parameter group (same order as optimizer.ParamGroups), its learning-rate scale,
+/// <summary>An optimizer (AdamW or SGD) and, per parameter group (same order as optimizer.ParamGroups), its learning-rate scale,
 /// weight decay and parameter names.</summary>
-public sealed record OptimizerSetup(AdamW Optimizer, IReadOnlyList<double> LearningRateScales, IReadOnlyList<double> WeightDecays,
+public sealed record OptimizerSetup(OptimizerHelper Optimizer, IReadOnlyList<double> LearningRateScales, IReadOnlyList<double> WeightDecays,
     IReadOnlyList<IReadOnlyList<string>> GroupParameterNames) : IDisposable
 {
     /// <summary>Sets every group's rate to <paramref name="scheduledLr"/> × its scale.</summary>

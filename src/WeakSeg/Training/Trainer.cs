@@ -26,9 +26,9 @@ public sealed record TrainResult(long Step, bool Completed, float LastLoss, Chec
     string? FinalWeightsPath, double Seconds, double ImagesPerSecond);
 
 /// <summary>
-/// The training loop shared by every WSSS method: AdamW with decay/no-decay groups, precomputed warm-up + cosine learning
-/// rate, optional global-norm gradient clipping, one dispose scope per step, NaN/Inf guard, atomic checkpoints, metrics.jsonl,
-/// progress and cancellation. Exact resume on CPU: the checkpoint of step s holds weights, AdamW moments, torch's RNG state
+/// The training loop shared by every WSSS method: AdamW (or SGD with momentum, <see cref="TrainerOptions.Optimizer"/>) with
+/// decay/no-decay groups and per-parameter learning-rate scales, precomputed warm-up + cosine (or poly) learning rate, optional global-norm gradient clipping, one dispose scope per step, NaN/Inf guard, atomic checkpoints, metrics.jsonl,
+/// progress and cancellation. Exact resume on CPU: the checkpoint of step s holds weights, optimizer state (AdamW moments or SGD momentum buffers), torch's RNG state
 /// and the options; batches come from <see cref="IBatchStream.Stream"/>(s); per-step managed randomness is seeded from (seed, step).
 /// Run directory layout: checkpoints/step-NNNNNNNNN/, metrics.jsonl, model-final.bin.
 /// </summary>
@@ -99,7 +99,7 @@ public sealed class Trainer
         }
 
         var parameters = trainable.TrainableParameters().ToList();
-        using var setup = ParameterGroups.CreateAdamW(parameters, o, trainable.LearningRateScale);
+        using var setup = ParameterGroups.Create(parameters, o, trainable.LearningRateScale);
         var optimizer = setup.Optimizer;
         if (resume)
         {

@@ -3,9 +3,29 @@ using System.Text.Json.Serialization;
 
 namespace WeakSeg.Training;
 
+/// <summary>Which optimizer <see cref="Trainer"/> builds.</summary>
+[JsonConverter(typeof(JsonStringEnumConverter<OptimizerKind>))]
+public enum OptimizerKind
+{
+    /// <summary>AdamW with decoupled weight decay (DeiT/MCTformer/WeakTr CAM training). Default.</summary>
+    AdamW,
+    /// <summary>SGD with (heavy-ball) momentum and coupled L2 weight decay, PyTorch semantics (Segmenter/WeakTr retraining).</summary>
+    Sgd,
+}
+
+/// <summary>Which learning-rate schedule <see cref="Trainer"/> follows (see <see cref="LearningRateSchedule"/>).</summary>
+[JsonConverter(typeof(JsonStringEnumConverter<ScheduleKind>))]
+public enum ScheduleKind
+{
+    /// <summary>Linear warm-up, then cosine decay to <see cref="TrainerOptions.MinLr"/>. Default.</summary>
+    WarmupCosine,
+    /// <summary>Linear warm-up (if any), then polynomial decay (base − min)·(1 − t)^power + min (mmseg/Segmenter "poly").</summary>
+    Poly,
+}
+
 /// <summary>
-/// Optimisation and bookkeeping settings shared by every WSSS training job (AdamW + warm-up + cosine schedule,
-/// checkpoints, metrics log). Defaults follow the DeiT/MCTformer recipe (DeiT main.py defaults as used by MCTformer;
+/// Optimisation and bookkeeping settings shared by every WSSS training job (AdamW + warm-up + cosine schedule by
+/// default, or SGD with momentum and/or a poly schedule; checkpoints, metrics log). Defaults follow the DeiT/MCTformer recipe (DeiT main.py defaults as used by MCTformer;
 /// values marked "unverified" are defaults to expose as options, not certainties). Method configs override them.
 /// Steps are optimizer updates (one batch each); epoch-based recipes convert with steps = epochs × batches per epoch.
 /// </summary>
@@ -44,6 +64,18 @@ public sealed record TrainerOptions
     /// <summary>AdamW ε (DeiT --opt-eps 1e-8).</summary>
     public double Eps { get; init; } = 1e-8;
 
+    /// <summary>Optimizer: AdamW (default) or SGD with momentum.</summary>
+    public OptimizerKind Optimizer { get; init; } = OptimizerKind.AdamW;
+
+    /// <summary>SGD momentum (used only with <see cref="OptimizerKind.Sgd"/>). 0.9 (WeakTr retraining appendix).</summary>
+    public double Momentum { get; init; } = 0.9;
+
+    /// <summary>Learning-rate schedule: warm-up + cosine (default) or poly.</summary>
+    public ScheduleKind Schedule { get; init; } = ScheduleKind.WarmupCosine;
+
+    /// <summary>Exponent of the poly schedule (used only with <see cref="ScheduleKind.Poly"/>). 0.9 (mmseg/Segmenter default).</summary>
+    public double PolyPower { get; init; } = 0.9;
+
     /// <summary>Clip the global L2 gradient norm to this value; null = no clipping (DeiT default: none).</summary>
     public double? GradClipNorm { get; init; }
 
@@ -79,6 +111,10 @@ public sealed record TrainerOptions
         if (!(Beta1 >= 0 && Beta1 < 1)) e.Add($"{nameof(Beta1)} must be in [0, 1) (got {Beta1}).");
         if (!(Beta2 >= 0 && Beta2 < 1)) e.Add($"{nameof(Beta2)} must be in [0, 1) (got {Beta2}).");
         if (!(Eps > 0)) e.Add($"{nameof(Eps)} must be > 0 (got {Eps}).");
+        if (!Enum.IsDefined(Optimizer)) e.Add($"{nameof(Optimizer)} must be AdamW or Sgd (got {Optimizer}).");
+        if (!Enum.IsDefined(Schedule)) e.Add($"{nameof(Schedule)} must be WarmupCosine or Poly (got {Schedule}).");
+        if (!(Momentum >= 0 && Momentum < 1)) e.Add($"{nameof(Momentum)} must be in [0, 1) (got {Momentum}).");
+        if (!(PolyPower > 0) || double.IsInfinity(PolyPower)) e.Add($"{nameof(PolyPower)} must be a positive number (got {PolyPower}).");
         if (GradClipNorm is { } c && !(c > 0)) e.Add($"{nameof(GradClipNorm)} must be > 0 when set (got {c}).");
         if (CheckpointEvery < 1) e.Add($"{nameof(CheckpointEvery)} must be ≥ 1 (got {CheckpointEvery}).");
         if (KeepLastCheckpoints < 1) e.Add($"{nameof(KeepLastCheckpoints)} must be ≥ 1 (got {KeepLastCheckpoints}).");
@@ -111,6 +147,10 @@ public sealed record TrainerOptions
         if (Beta1 != now.Beta1) yield return (nameof(Beta1), F(Beta1), F(now.Beta1));
         if (Beta2 != now.Beta2) yield return (nameof(Beta2), F(Beta2), F(now.Beta2));
         if (Eps != now.Eps) yield return (nameof(Eps), F(Eps), F(now.Eps));
+        if (Optimizer != now.Optimizer) yield return (nameof(Optimizer), Optimizer.ToString(), now.Optimizer.ToString());
+        if (Momentum != now.Momentum) yield return (nameof(Momentum), F(Momentum), F(now.Momentum));
+        if (Schedule != now.Schedule) yield return (nameof(Schedule), Schedule.ToString(), now.Schedule.ToString());
+        if (PolyPower != now.PolyPower) yield return (nameof(PolyPower), F(PolyPower), F(now.PolyPower));
         if (GradClipNorm != now.GradClipNorm) yield return (nameof(GradClipNorm), GradClipNorm?.ToString() ?? "none", now.GradClipNorm?.ToString() ?? "none");
         if (Seed != now.Seed) yield return (nameof(Seed), Seed.ToString(), now.Seed.ToString());
     }

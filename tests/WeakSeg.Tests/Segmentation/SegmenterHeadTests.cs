@@ -89,8 +89,8 @@ public class SegmenterHeadTests
         Assert.Equal(320, SegmentationConfig.Paper.WindowStride);
         var e = Assert.Throws<WeakSegException>(() => (Tiny() with { CropSize = 30 }).EnsureValid());
         Assert.Contains("CropSize (30) must be a multiple of the patch size (8)", e.Message);
-        Assert.Equal(1e-4, PolyLearningRate.At(0, 100, 1e-4, 1e-5, 0.9), 12);
-        Assert.Equal(9e-5 * Math.Pow(0.5, 0.9) + 1e-5, PolyLearningRate.At(50, 100, 1e-4, 1e-5, 0.9), 12);
+        Assert.Equal(1e-4, WeakSeg.Training.LearningRateSchedule.PolyAt(0, 100, 1e-4, 1e-5, 0.9), 12);
+        Assert.Equal(9e-5 * Math.Pow(0.5, 0.9) + 1e-5, WeakSeg.Training.LearningRateSchedule.PolyAt(50, 100, 1e-4, 1e-5, 0.9), 12);
     }
 
     [Fact]

@@ -1,0 +1,65 @@
+using System.CommandLine;
+using System.Globalization;
+using WeakSeg.Segmentation;
+
+namespace WeakSeg.Cli.Commands;
+
+/// <summary>`weakseg bench seg`: training and inference throughput of the retraining segmenter, relative to the GEMM ceiling.</summary>
+public static class BenchSegCommand
+{
+    public static Command Create()
+    {
+        var model = new Option<string>("--model") { Description = "cpu: the CPU preset (ViT dim 192, depth 4, crop 96, batch 8); paper: DeiT-S at crop 480, batch 4 (slow on CPU: use few steps).", DefaultValueFactory = _ => "cpu" };
+        model.AcceptOnlyFromAmong("cpu", "paper");
+        var steps = new Option<int?>("--steps") { Description = "Timed training steps (default: cpu 20, paper 2)." };
+        var warmup = new Option<int?>("--warmup") { Description = "Untimed training steps first (default: cpu 3, paper 1)." };
+        var batchSize = new Option<int?>("--batch-size") { Description = "Training batch size (default: the preset's)." };
+        var images = new Option<int?>("--images") { Description = "Timed inference images (default: cpu 20, paper 2); one untimed first." };
+        var scales = new Option<string>("--scales") { Description = "Inference scales, comma-separated.", DefaultValueFactory = _ => "1" };
+        var noFlip = new Option<bool>("--no-flip") { Description = "Inference without the flipped pass." };
+        var threads = new Option<int>("--threads") { Description = "libtorch intra-op threads (0 = libtorch default).", DefaultValueFactory = _ => 0 };
+        var gemmSize = new Option<int>("--gemm-size") { Description = "Side of the square float32 matmul that sets the ceiling.", DefaultValueFactory = _ => 1024 };
+        var json = new Option<string?>("--json") { Description = "Also write the figures as JSON to this file." };
+        var cmd = new Command("seg", "Time segmenter training (shared Trainer, SGD, clipping loss) and inference (sliding window, flip) on synthetic data.");
+        foreach (var o in new Option[] { model, steps, warmup, batchSize, images, scales, noFlip, threads, gemmSize, json }) cmd.Options.Add(o);
+        cmd.SetAction(parse =>
+        {
+            var name = parse.GetValue(model)!;
+            bool paper = name == "paper";
+            var config = SegmentationConfig.FromPreset(name);
+            if (parse.GetValue(batchSize) is { } b) config = config with { BatchSize = b };
+            var options = new SegmentationBenchmarkOptions
+            {
+                Config = config,
+                TrainSteps = parse.GetValue(steps) ?? (paper ? 2 : 20),
+                TrainWarmupSteps = parse.GetValue(warmup) ?? (paper ? 1 : 3),
+                InferImages = parse.GetValue(images) ?? (paper ? 2 : 20),
+                InferWarmupImages = 1,
+                InferScales = SegInferCommand.ParseScales(parse.GetValue(scales)!),
+                InferFlip = !parse.GetValue(noFlip),
+                Threads = parse.GetValue(threads),
+                GemmSize = parse.GetValue(gemmSize),
+            };
+            if (options.GemmSize < 1) throw new WeakSegException("--gemm-size must be ≥ 1");
+            var r = CliProgress.Run("bench seg", p => SegmentationBenchmark.Run(options, name, p));
+            var c = CultureInfo.InvariantCulture;
+            Console.WriteLine(string.Format(c, "segmenter {0}: crop {1}, batch {2}, {3} threads, load average {4:0.00} → {5:0.00}",
+                r.Model, r.CropSize, r.BatchSize, r.Threads, r.LoadAverageStart, r.LoadAverageEnd));
+            Console.WriteLine("| measure | value |");
+            Console.WriteLine("| --- | --- |");
+            Console.WriteLine(string.Format(c, "| training images/s | {0:0.00} |", r.TrainImagesPerS));
+            Console.WriteLine(string.Format(c, "| training GFLOP/s (÷ GEMM) | {0:0.0} ({1:P1}) |", r.TrainGflops, r.GemmRatio));
+            Console.WriteLine(string.Format(c, "| inference images/s (scales {0}{1}) | {2:0.00} |", string.Join(",", r.InferScales), r.InferFlip ? " + flip" : "", r.InferImagesPerS));
+            Console.WriteLine(string.Format(c, "| inference GFLOP/s (÷ GEMM) | {0:0.0} ({1:P1}) |", r.InferGflops, r.InferGemmRatio));
+            Console.WriteLine(string.Format(c, "| GEMM {0}³ GFLOP/s | {1:0.0} |", options.GemmSize, r.GemmGflops));
+            Console.WriteLine(string.Format(c, "| peak RSS MiB | {0:0} |", r.PeakRssMb));
+            if (parse.GetValue(json) is { } path)
+            {
+                BenchCommand.WriteJsonAtomically(path, r.ToJson());
+                Console.WriteLine($"wrote {path}");
+            }
+            return 0;
+        });
+        return cmd;
+    }
+}

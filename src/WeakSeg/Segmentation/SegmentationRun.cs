@@ -5,6 +5,7 @@ using WeakSeg.Models.Weights;
 using WeakSeg.Runtime;
 using WeakSeg.Training;
 using static TorchSharp.torch;
+using WeakSeg.IO;
 
 namespace WeakSeg.Segmentation;
 
@@ -155,9 +156,7 @@ public static class SegmentationRun
     {
         Directory.CreateDirectory(runDir);
         var path = Path.Combine(runDir, ConfigFile);
-        var tmp = path + ".tmp";
-        File.WriteAllText(tmp, JsonSerializer.Serialize(info, SegmentationJsonContext.Default.SegmentationRunInfo));
-        File.Move(tmp, path, overwrite: true);
+        AtomicFile.WriteAllText(path, JsonSerializer.Serialize(info, SegmentationJsonContext.Default.SegmentationRunInfo));
     }
 
     /// <summary>Reads RUN/config.json; errors name the file.</summary>

@@ -1,5 +1,6 @@
 using System.Text;
 using System.Text.Json;
+using WeakSeg.IO;
 
 namespace WeakSeg.Training;
 
@@ -35,9 +36,7 @@ public sealed class MetricsLog : IDisposable
             var kept = new StringBuilder();
             foreach (var line in File.ReadLines(path))
                 if (TryReadStep(line, out var step) && step <= lastKeptStep) kept.Append(line).Append('\n');
-            var tmp = path + ".tmp";
-            File.WriteAllText(tmp, kept.ToString(), new UTF8Encoding(false));
-            File.Move(tmp, path, overwrite: true);
+            AtomicFile.WriteAllText(path, kept.ToString());
         }
         return new MetricsLog(path, new StreamWriter(new FileStream(path, FileMode.Append, FileAccess.Write, FileShare.Read), new UTF8Encoding(false)));
     }

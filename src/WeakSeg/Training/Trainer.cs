@@ -4,6 +4,7 @@ using TorchSharp;
 using TorchSharp.Modules;
 using WeakSeg.Runtime;
 using static TorchSharp.torch;
+using WeakSeg.IO;
 
 namespace WeakSeg.Training;
 
@@ -158,14 +159,17 @@ public sealed class Trainer
             progress?.Report(new ProgressUpdate(report.Step, o.Steps, string.Create(CultureInfo.InvariantCulture,
                 $"loss {report.Loss:0.000} · {rate.StepsPerSecond:0.0} step/s")));
             StepCompleted?.Invoke(report);
+            if (o.CollectGarbageEvery > 0 && report.Step % o.CollectGarbageEvery == 0)
+            {
+                GC.Collect();
+                GC.WaitForPendingFinalizers();
+            }
 
             if (report.Step % o.CheckpointEvery == 0 && report.Step != o.Steps) SaveCheckpoint(report.Step, report.LearningRate);
         }
 
         if (lastSaved != o.Steps) SaveCheckpoint(o.Steps, schedule[o.Steps - 1]);
-        var tmp = FinalWeightsPath + ".tmp";
-        CheckpointStore.SaveModelFlushed(model, tmp);
-        File.Move(tmp, FinalWeightsPath, overwrite: true);
+        AtomicFile.Commit(FinalWeightsPath, tmp => CheckpointStore.SaveModelFlushed(model, tmp));
         return new TrainResult(o.Steps, true, lastLoss, latest, FinalWeightsPath, Seconds(),
             imagesThisCall / Math.Max(1e-9, clock.Elapsed.TotalSeconds));
     }

@@ -88,6 +88,14 @@ public sealed record TrainerOptions
     /// <summary>Append a metrics.jsonl line every N steps (and at the last step).</summary>
     public long LogEvery { get; init; } = 20;
 
+    /// <summary>
+    /// Run a full .NET garbage collection every N steps (0 = never). TorchSharp's optimizers leave per-step native temporaries
+    /// (about 2× the parameter size for AdamW) that only a collection frees; without it RSS climbs by that much per step until
+    /// the runtime happens to collect (measured: 1.8 GB before the first collection vs 253 MiB flat with one per step, 2.7 M params).
+    /// Does not change results.
+    /// </summary>
+    public int CollectGarbageEvery { get; init; } = 1;
+
     /// <summary>Seed for torch's CPU generator (and the per-step managed RNG). DeiT --seed 0.</summary>
     public long Seed { get; init; }
 
@@ -116,6 +124,7 @@ public sealed record TrainerOptions
         if (!(Momentum >= 0 && Momentum < 1)) e.Add($"{nameof(Momentum)} must be in [0, 1) (got {Momentum}).");
         if (!(PolyPower > 0) || double.IsInfinity(PolyPower)) e.Add($"{nameof(PolyPower)} must be a positive number (got {PolyPower}).");
         if (GradClipNorm is { } c && !(c > 0)) e.Add($"{nameof(GradClipNorm)} must be > 0 when set (got {c}).");
+        if (CollectGarbageEvery < 0) e.Add($"{nameof(CollectGarbageEvery)} must be ≥ 0 (got {CollectGarbageEvery}).");
         if (CheckpointEvery < 1) e.Add($"{nameof(CheckpointEvery)} must be ≥ 1 (got {CheckpointEvery}).");
         if (KeepLastCheckpoints < 1) e.Add($"{nameof(KeepLastCheckpoints)} must be ≥ 1 (got {KeepLastCheckpoints}).");
         if (LogEvery < 1) e.Add($"{nameof(LogEvery)} must be ≥ 1 (got {LogEvery}).");

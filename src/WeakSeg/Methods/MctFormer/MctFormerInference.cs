@@ -1,6 +1,8 @@
 using TorchSharp;
 using static TorchSharp.torch;
 
+using WeakSeg.Methods;
+
 namespace WeakSeg.Methods.MctFormer;
 
 /// <summary>Which MCTformer map multi-scale inference accumulates.</summary>
@@ -41,43 +43,9 @@ public static class MctFormerInference
     public static Tensor AccumulatedMaps(MctFormerModel model, Tensor image, MctFormerInferenceOptions? options = null)
     {
         options ??= new MctFormerInferenceOptions();
-        if (options.Scales.Count == 0 || options.Scales.Any(s => !(s > 0)))
-            throw new WeakSegException("inference scales must be a non-empty list of positive numbers");
-        using var scope = torch.NewDisposeScope();
-        var batch = image.dim() == 3 ? image.unsqueeze(0) : image.alias();
-        if (batch.dim() != 4 || batch.shape[0] != 1) throw new WeakSegException($"expected one image [3, H, W]; got [{string.Join(", ", image.shape)}]");
         int lastLayers = options.CamLayers ?? model.MethodConfig.CamLayers;
-        long height = batch.shape[2], width = batch.shape[3];
-        int patch = model.PatchSize;
-
-        bool wasTraining = model.training;
-        model.eval();
-        try
-        {
-            using var noGrad = torch.no_grad();
-            Tensor? sum = null;
-            foreach (var scale in options.Scales)
-            {
-                long h = Math.Max(patch, (long)Math.Round(height * scale / patch) * patch);
-                long w = Math.Max(patch, (long)Math.Round(width * scale / patch) * patch);
-                var scaled = h == height && w == width ? batch
-                    : nn.functional.interpolate(batch, size: new[] { h, w }, mode: InterpolationMode.Bilinear, align_corners: false);
-                var views = options.Flip ? new[] { false, true } : new[] { false };
-                foreach (var flipped in views)
-                {
-                    var input = flipped ? scaled.flip(3) : scaled;
-                    var maps = MapsAtPatchGrid(model, input, lastLayers, options.MapKind);                 // [1, C, h/p, w/p]
-                    var full = nn.functional.interpolate(maps, size: new[] { height, width }, mode: InterpolationMode.Bilinear, align_corners: false);
-                    if (flipped) full = full.flip(3);
-                    sum = sum is null ? full : sum + full;
-                }
-            }
-            return sum!.squeeze(0).MoveToOuterDisposeScope();                                           // [C, H, W]
-        }
-        finally
-        {
-            if (wasTraining) model.train();
-        }
+        return MultiScaleCam.Accumulate(model, model.PatchSize, image, options.Scales, options.Flip,
+            views => MapsAtPatchGrid(model, views, lastLayers, options.MapKind));
     }
 
     static Tensor MapsAtPatchGrid(MctFormerModel model, Tensor input, int lastLayers, MctFormerMapKind kind)

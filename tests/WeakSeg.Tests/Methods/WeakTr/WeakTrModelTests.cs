@@ -1,5 +1,6 @@
 using TorchSharp;
 using WeakSeg.Methods.MctFormer;
+using WeakSeg.Methods;
 using WeakSeg.Methods.WeakTr;
 using WeakSeg.Models.Vit;
 using WeakSeg.Tests.Support;
@@ -347,7 +348,7 @@ public class WeakTrInferenceTests
     }
 
     [Fact]
-    public void The_shared_multi_scale_helper_reproduces_mctformer_inference()
+    public void The_shared_multi_scale_helper_unflips_and_sums_every_view()
     {
         torch.manual_seed(62);
         using var model = new MctFormerModel(new MctFormerConfig
@@ -357,15 +358,14 @@ public class WeakTrInferenceTests
         });
         using var scope = torch.NewDisposeScope();
         var image = torch.randn(3, 40, 24);
-        var scales = new[] { 1.0, 0.7, 1.3 };
-        var reference = MctFormerInference.AccumulatedMaps(model, image, new MctFormerInferenceOptions { Scales = scales, Flip = true });
-        var shared = MultiScaleCam.Accumulate(model, model.PatchSize, image, scales, flip: true, view =>
-        {
-            using var output = model.Forward(view);
-            using var maps = MctFormerMaps.Localize(output, 2);
-            return maps.Refined.clone();
-        });
-        TensorAssert.Close(reference, shared, 0, "same conventions");
+        // Map = the first input channel itself: the image and its flip come back un-flipped, so scale 1 with flip gives 2 × channel 0,
+        // and an extra scale 0.5 adds that channel downsampled then upsampled (bilinear, both ways).
+        var twice = MultiScaleCam.Accumulate(model, 8, image, [1.0], flip: true, views => views.narrow(1, 0, 1));
+        TensorAssert.Close(2 * image.narrow(0, 0, 1), twice, 1e-6, "scale 1 + flip");
+        var half = nn.functional.interpolate(image.unsqueeze(0), size: new long[] { 16, 16 }, mode: InterpolationMode.Bilinear, align_corners: false);
+        var back = nn.functional.interpolate(half.narrow(1, 0, 1), size: new long[] { 40, 24 }, mode: InterpolationMode.Bilinear, align_corners: false);
+        var two = MultiScaleCam.Accumulate(model, 8, image, [1.0, 0.5], flip: false, views => views.narrow(1, 0, 1));
+        TensorAssert.Close(image.narrow(0, 0, 1) + back.squeeze(0), two, 1e-5, "scales 1 and 0.5 (40×24 → 16×16: sides rounded half-to-even to the patch)");
         Assert.Contains("scales", Assert.Throws<WeakSegException>(() => MultiScaleCam.Accumulate(model, 8, image, [], true, v => v)).Message);
     }
 

@@ -1,13 +1,14 @@
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace WeakSeg.Methods.WeakTr;
+namespace WeakSeg.Methods;
 
 /// <summary>
-/// Multi-scale + flip accumulation of patch-grid maps, with the same conventions as <c>MctFormerInference.AccumulatedMaps</c>:
+/// Multi-scale + flip accumulation of patch-grid maps (the MCTformer/WeakTr CAM protocol), shared by every method:
 /// each scaled side is rounded to a multiple of the patch size (at least one patch), the image is resized bilinearly
-/// (align_corners false), the maps are resized bilinearly back to the image size, flipped views are un-flipped, and all views
-/// are summed. Method-independent: the map function decides what is accumulated. Candidate for a shared home (PseudoLabels).
+/// (align_corners false), the image and its horizontal flip go through the model as one batch of 2, the maps are resized
+/// bilinearly back to the image size, the flipped view is un-flipped, and all views are summed. The map function decides
+/// what is accumulated.
 /// </summary>
 public static class MultiScaleCam
 {
@@ -15,7 +16,7 @@ public static class MultiScaleCam
     /// Σ over scales (and flips) of <paramref name="mapsAtPatchGrid"/>(view) resized to the image. image [3, H, W] or [1, 3, H, W]
     /// → [C, H, W]. Runs under no_grad with <paramref name="model"/> in eval mode (its mode is restored afterwards).
     /// </summary>
-    /// <param name="mapsAtPatchGrid">view [1, 3, h·p, w·p] → maps [1, C, h', w'] (any grid; resized to the image)</param>
+    /// <param name="mapsAtPatchGrid">views [V, 3, h·p, w·p] (V = 2 with flip: the image, then its flip) → maps [V, C, h', w'] (any grid; resized to the image)</param>
     public static Tensor Accumulate(nn.Module model, int patchSize, Tensor image, IReadOnlyList<double> scales, bool flip,
         Func<Tensor, Tensor> mapsAtPatchGrid)
     {
@@ -38,14 +39,11 @@ public static class MultiScaleCam
                 long w = Math.Max(patchSize, (long)Math.Round(width * scale / patchSize) * patchSize);
                 var scaled = h == height && w == width ? batch
                     : nn.functional.interpolate(batch, size: new[] { h, w }, mode: InterpolationMode.Bilinear, align_corners: false);
-                foreach (var flipped in flip ? new[] { false, true } : new[] { false })
-                {
-                    var view = flipped ? scaled.flip(3) : scaled;
-                    var maps = mapsAtPatchGrid(view);                                                    // [1, C, h', w']
-                    var full = nn.functional.interpolate(maps, size: new[] { height, width }, mode: InterpolationMode.Bilinear, align_corners: false);
-                    if (flipped) full = full.flip(3);
-                    sum = sum is null ? full : sum + full;
-                }
+                var input = flip ? torch.cat(new[] { scaled, scaled.flip(3) }, 0) : scaled;
+                var maps = mapsAtPatchGrid(input);                                                        // [V, C, h', w']
+                var full = nn.functional.interpolate(maps, size: new[] { height, width }, mode: InterpolationMode.Bilinear, align_corners: false);
+                var view = flip ? full.narrow(0, 0, 1) + full.narrow(0, 1, 1).flip(3) : full;
+                sum = sum is null ? view : sum + view;
             }
             return sum!.squeeze(0).MoveToOuterDisposeScope();                                           // [C, H, W]
         }

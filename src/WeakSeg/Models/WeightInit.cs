@@ -31,4 +31,16 @@ public static class WeightInit
         tensor.clamp_(a, b); // unreachable in practice: P(outside) ≤ 5 % per round for bounds ≥ 2 std
         return tensor;
     }
+
+    /// <summary>A linear classifier head with timm's init: weight ~ truncated N(0, 0.02²), bias 0.</summary>
+    public static TorchSharp.Modules.Linear ClassifierHead(long inFeatures, long classes)
+    {
+        var head = nn.Linear(inFeatures, classes);
+        using (torch.no_grad())
+        {
+            TruncNormal_(head.weight, std: 0.02);
+            nn.init.zeros_(head.bias!);
+        }
+        return head;
+    }
 }

@@ -63,12 +63,7 @@ public sealed class CamBaselineModel : VisionTransformer
     public CamBaselineModel(CamBaselineConfig config) : base(Validated(config), "CamBaseline")
     {
         MethodConfig = config;
-        head = Linear(config.Backbone.EmbedDim, config.NumClasses);
-        using (torch.no_grad())
-        {
-            WeightInit.TruncNormal_(head.weight, std: 0.02);
-            init.zeros_(head.bias!);
-        }
+        head = WeightInit.ClassifierHead(config.Backbone.EmbedDim, config.NumClasses);
         register_module(nameof(head), head);
     }
 

@@ -69,7 +69,7 @@ public static class MctFormerInference
                     var maps = MapsAtPatchGrid(model, input, lastLayers, options.MapKind);                 // [1, C, h/p, w/p]
                     var full = nn.functional.interpolate(maps, size: new[] { height, width }, mode: InterpolationMode.Bilinear, align_corners: false);
                     if (flipped) full = full.flip(3);
-                    sum = sum is null ? full : sum + full;
+                    sum = sum is null ? full : WeakSeg.Models.StableScalars.Add(sum, full);   // not `+`: see StableScalars
                 }
             }
             return sum!.squeeze(0).MoveToOuterDisposeScope();                                           // [C, H, W]

@@ -130,8 +130,8 @@ public sealed class Block : Module<Tensor, (Tensor Output, Tensor Weights)>
     public override (Tensor Output, Tensor Weights) forward(Tensor x)
     {
         var (attended, weights) = attn.call(norm1.call(x));
-        var y = x + drop_path.call(attended);
-        var output = y + drop_path.call(mlp.call(norm2.call(y)));
+        var y = StableScalars.Add(x, drop_path.call(attended));                      // not `+`: see StableScalars
+        var output = StableScalars.Add(y, drop_path.call(mlp.call(norm2.call(y))));
         return (output, weights);
     }
 }

@@ -1,4 +1,5 @@
 using TorchSharp;
+using WeakSeg.Models;
 using static TorchSharp.torch;
 
 namespace WeakSeg.Methods;
@@ -42,8 +43,8 @@ public static class MultiScaleCam
                 var input = flip ? torch.cat(new[] { scaled, scaled.flip(3) }, 0) : scaled;
                 var maps = mapsAtPatchGrid(input);                                                        // [V, C, h', w']
                 var full = nn.functional.interpolate(maps, size: new[] { height, width }, mode: InterpolationMode.Bilinear, align_corners: false);
-                var view = flip ? full.narrow(0, 0, 1) + full.narrow(0, 1, 1).flip(3) : full;
-                sum = sum is null ? view : sum + view;
+                var view = flip ? StableScalars.Add(full.narrow(0, 0, 1), full.narrow(0, 1, 1).flip(3)) : full;
+                sum = sum is null ? view : StableScalars.Add(sum, view);
             }
             return sum!.squeeze(0).MoveToOuterDisposeScope();                                           // [C, H, W]
         }

@@ -218,7 +218,8 @@ public sealed class Trainer
             if (Options.GradClipNorm is { } maxNorm && gradNorm > maxNorm)
             {
                 double coef = maxNorm / (gradNorm + 1e-6);
-                foreach (var (_, g) in grads) g.mul_(coef);
+                using var coefScalar = coef.ToScalar();                                      // held for the calls (see StableScalars)
+                foreach (var (_, g) in grads) g.mul_(coefScalar);
             }
         }
         optimizer.Optimizer.step();

@@ -17,6 +17,6 @@ public static class MctFormerLoss
         if (output.PatchLogits is null) return loss;
         using var patchLoss = MultilabelSoftMargin(output.PatchLogits, labels);
         using var classLoss = loss;
-        return classLoss + patchLoss;
+        return WeakSeg.Models.StableScalars.Add(classLoss, patchLoss);                   // not `+`: see StableScalars
     }
 }

@@ -99,7 +99,7 @@ public class VisionTransformer : Module<Tensor, VitOutput>
         var patches = patch_embed.call(images);                                        // [B, N, D]
         var classTokens = cls_token.expand(images.shape[0], -1, -1);                   // [B, C, D]
         var tokens = torch.cat(new[] { classTokens, patches }, 1);                     // [B, C+N, D]
-        return pos_drop.call(tokens + PositionEmbeddingFor(h, w));
+        return pos_drop.call(StableScalars.Add(tokens, PositionEmbeddingFor(h, w)));   // not `+`: see StableScalars
     }
 
     VitOutput Run(Tensor images, bool applyFinalNorm)

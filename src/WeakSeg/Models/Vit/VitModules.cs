@@ -55,7 +55,8 @@ public sealed class Attention : Module<Tensor, (Tensor Output, Tensor Weights)>
         var q = qkvHeads[0];
         var k = qkvHeads[1];
         var v = qkvHeads[2];
-        var weights = torch.matmul(q, k.transpose(-2, -1)).mul(_scale).softmax(-1);                   // [B, H, T, T]
+        using var scale = _scale.ToScalar();                                                            // held until the end: see StableScalars
+        var weights = torch.matmul(q, k.transpose(-2, -1)).mul(scale).softmax(-1);                    // [B, H, T, T]
         var mixed = torch.matmul(attn_drop.call(weights), v).transpose(1, 2).reshape(b, t, d);        // [B, T, D]
         return (proj_drop.call(proj.call(mixed)), weights);
     }
@@ -102,7 +103,8 @@ public sealed class DropPath : Module<Tensor, Tensor>
         shape[0] = x.shape[0];
         for (int i = 1; i < shape.Length; i++) shape[i] = 1;
         using var mask = torch.empty(shape, x.dtype, x.device).bernoulli_(keep);
-        if (keep > 0) mask.div_(keep);
+        using var keepScalar = keep.ToScalar();                                                         // held until the end: see StableScalars
+        if (keep > 0) mask.div_(keepScalar);
         return x.mul(mask);
     }
 }
@@ -130,8 +132,8 @@ public sealed class Block : Module<Tensor, (Tensor Output, Tensor Weights)>
     public override (Tensor Output, Tensor Weights) forward(Tensor x)
     {
         var (attended, weights) = attn.call(norm1.call(x));
-        var y = x + drop_path.call(attended);
-        var output = y + drop_path.call(mlp.call(norm2.call(y)));
+        var y = StableScalars.Add(x, drop_path.call(attended));                      // not `+`: see StableScalars
+        var output = StableScalars.Add(y, drop_path.call(mlp.call(norm2.call(y))));
         return (output, weights);
     }
 }

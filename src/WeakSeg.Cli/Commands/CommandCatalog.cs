@@ -22,5 +22,6 @@ public static class CommandCatalog
         yield return TrainCommand.Create();
         yield return CamCommand.Create();
         yield return DemoCommand.Create();
+        yield return PipelineCommand.Create();
     }
 }

@@ -77,10 +77,4 @@ public static class DemoCommand
         }
         return table;
     }
-
-    sealed class CliStageReporter : IStageReporter
-    {
-        public T Run<T>(string title, Func<IProgress<ProgressUpdate>?, T> work) => CliProgress.Run(title, p => work(p));
-        public void Log(string line) => Console.WriteLine(line);
-    }
 }

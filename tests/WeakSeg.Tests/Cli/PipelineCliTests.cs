@@ -207,4 +207,51 @@ public class PipelineCliTests
         Assert.Equal(1, wrong.Code);
         Assert.Contains("--fusion applies to --method weaktr only", wrong.Err);
     }
+
+    [Fact]
+    public void Pipeline_verb_writes_report_json_and_rejects_bad_input_with_clear_errors()
+    {
+        using var dir = TestPaths.NewTempDir();
+        var data = PipelineTestData.MakeData(dir.File("data"));
+        var camConfig = dir.File("cam.json");
+        File.WriteAllText(camConfig, """
+            {"model": {"backbone": {"image_size": 32, "patch_size": 8, "embed_dim": 16, "depth": 2, "num_heads": 2}, "ffn_hidden": 2},
+             "trainer": {"steps": 3, "batch_size": 4, "warmup_steps": 1}}
+            """);
+        var segConfig = dir.File("seg.json");
+        File.WriteAllText(segConfig, (WeakSeg.Segmentation.SegmentationConfig.Cpu with
+        {
+            Backbone = new WeakSeg.Models.Vit.VitConfig { PatchSize = 8, EmbedDim = 16, Depth = 1, NumHeads = 2 },
+            CropSize = 32, ClipPatchSize = 8, Steps = 3, BatchSize = 4, WarmupSteps = 1,
+        }).ToJson());
+        var outDir = dir.File("out");
+        string[] common = ["pipeline", "--method", "weaktr", "--fusion", "mean-sum", "--data", data, "--out", outDir, "--config", camConfig,
+            "--seg-config", segConfig, "--scales", "1", "--threads", "2"];
+        var run = Cli([.. common, "--decoders", "gradclip,naive", "--no-upper-bound"]);
+        Assert.True(run.Code == 0, run.Err);
+        var report = JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, "report.json")))!;
+        Assert.Equal("weaktr", report["method"]!.GetValue<string>());
+        Assert.Equal("refined", report["map"]!.GetValue<string>());
+        var byDecoder = report["val_miou_by_decoder"]!.AsObject();
+        Assert.Equal(["gradclip", "naive"], byDecoder.Select(kv => kv.Key));
+        Assert.Equal(byDecoder["gradclip"]!.GetValue<double>(), report["val_miou"]!.GetValue<double>());
+        Assert.Null(report["upper_bound_miou"]);
+        // The fusion and the segmenter configuration reached the stages.
+        var camRun = RunConfig.Load(Path.Combine(outDir, "cam", "run"));
+        Assert.Equal(WeakSeg.Methods.WeakTr.WeakTrFusion.MeanSum, ((WeakSeg.Methods.WeakTr.WeakTrConfig)camRun.Recipe.ModelConfig).Fusion);
+        Assert.Equal(WeakSeg.Segmentation.SegmentationDecoderLoss.Naive,
+            WeakSeg.Segmentation.SegmentationRun.ReadInfo(Path.Combine(outDir, "seg", "naive")).Config.Loss);
+        Assert.Equal(3, WeakSeg.Segmentation.SegmentationRun.ReadInfo(Path.Combine(outDir, "seg", "naive")).Config.Steps);
+
+        var badDecoder = Cli([.. common, "--decoders", "gradclip,fancy"]);
+        Assert.Equal(1, badDecoder.Code);
+        Assert.Contains("--decoders: unknown decoder 'fancy'", badDecoder.Err);
+        var changed = Cli([.. common, "--cam-steps", "5"]);
+        Assert.Equal(1, changed.Code);
+        Assert.Contains(Path.Combine(outDir, "stages", "cam-train.json"), changed.Err);
+        var missing = Cli("pipeline", "--data", dir.File("nowhere"), "--out", dir.File("out2"));
+        Assert.Equal(1, missing.Code);
+        Assert.Contains(dir.File("nowhere"), missing.Err);
+        Assert.DoesNotContain("   at ", missing.Err);
+    }
 }

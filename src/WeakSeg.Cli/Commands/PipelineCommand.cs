@@ -1,0 +1,127 @@
+using System.CommandLine;
+using System.Globalization;
+using Spectre.Console;
+using WeakSeg.Evaluation;
+using WeakSeg.Methods;
+using WeakSeg.Methods.WeakTr;
+using WeakSeg.Pipelines;
+using WeakSeg.Segmentation;
+
+namespace WeakSeg.Cli.Commands;
+
+/// <summary>`weakseg pipeline`: maps → pseudo labels → retraining → val mIoU (+ upper bound), resumable, one report.json.</summary>
+public static class PipelineCommand
+{
+    public static Command Create()
+    {
+        var method = new Option<string>("--method") { Description = $"CAM method: {string.Join(", ", MethodRegistry.Names)}.", DefaultValueFactory = _ => MethodRegistry.WeakTr };
+        var fusion = new Option<string?>("--fusion") { Description = "weaktr only: head weighting aaf (default), mean-sum or fixed-random (paper Table 4)." };
+        var data = new Option<string?>("--data") { Description = "Dataset root in VOC layout (default: generate the built-in benchmark into OUT/data)." };
+        var outDir = new Option<string>("--out") { Description = "Output folder (stages/, cam/, pseudo/, seg/, report.json). Run again with the same options to resume.", DefaultValueFactory = _ => Path.Combine("runs", "pipeline") };
+        var split = new Option<string>("--split") { Description = "Training split: image labels for the CAM model, pseudo labels for the segmenter; its masks score cam_miou and pseudo_miou.", DefaultValueFactory = _ => "train" };
+        var valSplit = new Option<string>("--val-split") { Description = "Split scored by val_miou and upper_bound_miou.", DefaultValueFactory = _ => "val" };
+        var preset = new Option<string>("--preset") { Description = "cpu (small ViTs for the 96×96 benchmark) or paper (DeiT-S, the papers' schedules).", DefaultValueFactory = _ => "cpu" };
+        preset.AcceptOnlyFromAmong("cpu", "paper");
+        var config = new Option<string?>("--config") { Description = "JSON laid over the CAM recipe: {\"model\": {...}, \"trainer\": {...}, \"augmentation\": {...}} (as for `weakseg train`)." };
+        var segConfig = new Option<string?>("--seg-config") { Description = "Segmenter configuration JSON (the \"config\" object of a seg-train run's config.json) instead of the preset's." };
+        var camSteps = new Option<long?>("--cam-steps") { Description = "CAM training steps (default: the preset's)." };
+        var segSteps = new Option<long?>("--seg-steps") { Description = "Segmenter training steps (default: the preset's)." };
+        var map = new Option<string?>("--map") { Description = "Map for the pseudo labels: refined, fused or class-to-patch (default: weaktr refined = fine CAM; MCTformer class-to-patch)." };
+        map.AcceptOnlyFromAmong("refined", "fused", "class-to-patch");
+        var scales = new Option<string>("--scales") { Description = "Comma-separated map inference scales.", DefaultValueFactory = _ => CamCommand.FormatScales(new LocalizationOptions().Scales) };
+        var noFlip = new Option<bool>("--no-flip") { Description = "Maps without the horizontally flipped image." };
+        var thresholds = new Option<string>("--thresholds") { Description = "Background thresholds of the CAM sweep: START:STOP:STEP or a comma list.", DefaultValueFactory = _ => "0:0.95:0.05" };
+        var threshold = new Option<double?>("--threshold") { Description = "Background threshold of the pseudo labels (default: the sweep's best on the training split's masks)." };
+        var decoders = new Option<string>("--decoders") { Description = "Comma list of decoders retrained on the pseudo labels: gradclip, naive. The first gives val_miou.", DefaultValueFactory = _ => "gradclip" };
+        var noUpperBound = new Option<bool>("--no-upper-bound") { Description = "Skip the segmenter trained on ground-truth masks (upper_bound_miou)." };
+        var crf = new Option<bool>("--crf") { Description = "Dense CRF on the segmenter's probabilities at val inference (WeakTr's post-processing)." };
+        var stopAfter = new Option<string>("--stop-after") { Description = "cam (maps + cam_miou), pseudo (+ pseudo_miou) or segmentation (everything).", DefaultValueFactory = _ => "segmentation" };
+        stopAfter.AcceptOnlyFromAmong("cam", "pseudo", "segmentation");
+        var seed = new Option<long>("--seed") { Description = "Seed of every training stage (a CPU run is repeatable).", DefaultValueFactory = _ => 0 };
+        var device = new Option<string>("--device") { Description = "cpu or cuda[:N].", DefaultValueFactory = _ => "cpu" };
+        var threads = new Option<int>("--threads") { Description = "libtorch intra-op threads (0 = libtorch's choice).", DefaultValueFactory = _ => 0 };
+        var workers = new Option<int>("--workers") { Description = "Image-decoding threads (never changes the batches).", DefaultValueFactory = _ => 2 };
+
+        var cmd = new Command("pipeline", "The whole WSSS pipeline of a method: train the CAM model → maps → pseudo labels → retrain the segmenter → val mIoU, plus the full-supervision upper bound; resumable; writes OUT/report.json.");
+        foreach (var o in new Option[] { method, fusion, data, outDir, split, valSplit, preset, config, segConfig, camSteps, segSteps, map, scales, noFlip,
+                     thresholds, threshold, decoders, noUpperBound, crf, stopAfter, seed, device, threads, workers })
+            cmd.Options.Add(o);
+        cmd.SetAction(parseResult =>
+        {
+            var presetName = parseResult.GetValue(preset)!;
+            var recipe = TrainRecipe.Preset(parseResult.GetValue(method)!, MethodRegistry.ParsePreset(presetName), 20);
+            if (parseResult.GetValue(config) is { } configPath) recipe = recipe.Overlay(configPath);
+            if (parseResult.GetValue(fusion) is { } fusionName)
+            {
+                if (recipe.ModelConfig is not WeakTrConfig weakTr) throw new WeakSegException($"--fusion applies to --method {MethodRegistry.WeakTr} only");
+                recipe = recipe with { ModelConfig = weakTr with { Fusion = WeakTrConfig.ParseFusion(fusionName) } };
+            }
+            if (parseResult.GetValue(camSteps) is { } cs)
+                recipe = recipe with { Trainer = recipe.Trainer with { Steps = cs, WarmupSteps = Math.Min(recipe.Trainer.WarmupSteps, cs / 10) } };
+            var seg = parseResult.GetValue(segConfig) is { } segPath ? ReadSegmentationConfig(segPath) : SegmentationConfig.FromPreset(presetName);
+            if (parseResult.GetValue(segSteps) is { } ss) seg = seg with { Steps = ss, WarmupSteps = Math.Min(seg.WarmupSteps, ss / 10) };
+            var options = new WsssPipelineOptions
+            {
+                OutDirectory = parseResult.GetValue(outDir)!,
+                DataRoot = parseResult.GetValue(data),
+                TrainSplit = parseResult.GetValue(split)!,
+                ValSplit = parseResult.GetValue(valSplit)!,
+                CamRecipe = recipe,
+                Localization = new LocalizationOptions { Scales = CamCommand.ParseScales(parseResult.GetValue(scales)!), Flip = !parseResult.GetValue(noFlip) },
+                MapKind = parseResult.GetValue(map) is { } m ? CamCommand.ParseMap(m) : null,
+                Thresholds = CamThresholdSweep.ParseThresholds(parseResult.GetValue(thresholds)!),
+                PseudoThreshold = parseResult.GetValue(threshold),
+                Segmentation = seg,
+                Decoders = ParseDecoders(parseResult.GetValue(decoders)!),
+                UpperBound = !parseResult.GetValue(noUpperBound),
+                Crf = parseResult.GetValue(crf),
+                StopAfter = parseResult.GetValue(stopAfter) switch { "cam" => PipelineEnd.Cam, "pseudo" => PipelineEnd.Pseudo, _ => PipelineEnd.Segmentation },
+                Seed = parseResult.GetValue(seed),
+                Device = parseResult.GetValue(device)!,
+                Threads = parseResult.GetValue(threads),
+                Workers = parseResult.GetValue(workers),
+            };
+            using var cancel = CancelOnCtrlC.Install();
+            var report = WsssPipeline.Run(options, new CliStageReporter(), cancel.Token);
+            EvalCommand.StdoutConsole().Write(ReportTable(report));
+            Console.WriteLine($"wrote {report.ReportPath}");
+            return 0;
+        });
+        return cmd;
+    }
+
+    internal static IReadOnlyList<SegmentationDecoderLoss> ParseDecoders(string text)
+    {
+        var names = text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+        if (names.Length == 0) throw new WeakSegException("--decoders: give at least one of gradclip, naive");
+        return names.Select(n => n.ToLowerInvariant() switch
+        {
+            "gradclip" => SegmentationDecoderLoss.GradientClipping,
+            "naive" => SegmentationDecoderLoss.Naive,
+            _ => throw new WeakSegException($"--decoders: unknown decoder '{n}' (known: gradclip, naive)"),
+        }).Distinct().ToList();
+    }
+
+    static SegmentationConfig ReadSegmentationConfig(string path)
+    {
+        if (!File.Exists(path)) throw WeakSegException.ForFile(path, "segmentation configuration not found");
+        return SegmentationConfig.FromJson(File.ReadAllText(path), path);
+    }
+
+    static Table ReportTable(WsssPipelineReport r)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        string Pct(double? v) => v is { } x && !double.IsNaN(x) ? string.Create(inv, $"{100 * x:F1}") : "-";
+        var table = new Table().Title($"{r.Method} pipeline ({CamCommand.MapName(r.Map)} maps)");
+        table.AddColumn("stage");
+        table.AddColumn(new TableColumn("mIoU %").RightAligned());
+        table.AddColumn(new TableColumn("seconds").RightAligned());
+        string Seconds(string prefix) => string.Create(inv, $"{r.Stages.Where(s => s.Name.StartsWith(prefix, StringComparison.Ordinal)).Sum(s => s.Seconds):F0}");
+        table.AddRow("CAM (best threshold " + r.Threshold.ToString("0.00", inv) + ")", Pct(r.CamMeanIou), Seconds("cam-") + " + maps " + Seconds("maps"));
+        table.AddRow("pseudo labels", Pct(r.PseudoMeanIou), Seconds("pseudo"));
+        foreach (var (decoder, miou) in r.ValMeanIouByDecoder) table.AddRow($"val, {decoder} decoder", Pct(miou), Seconds("seg-" + decoder));
+        table.AddRow("val, upper bound (ground truth)", Pct(r.UpperBoundMeanIou), Seconds("upper-bound"));
+        table.AddRow("weak / full", r.WeakFullRatio is { } d ? d.ToString("0.000", inv) : "-", string.Create(inv, $"total {r.Seconds:F0}"));
+        return table;
+    }
+}

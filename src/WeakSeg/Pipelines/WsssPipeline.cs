@@ -1,0 +1,399 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using WeakSeg.Data;
+using WeakSeg.Data.Synthetic;
+using WeakSeg.Evaluation;
+using WeakSeg.IO;
+using WeakSeg.Methods;
+using WeakSeg.Methods.WeakTr;
+using WeakSeg.PseudoLabels;
+using WeakSeg.Refinement;
+using WeakSeg.Runtime;
+using WeakSeg.Segmentation;
+
+namespace WeakSeg.Pipelines;
+
+/// <summary>Where <see cref="WsssPipeline"/> stops.</summary>
+public enum PipelineEnd
+{
+    /// <summary>After the maps and their threshold sweep (cam_miou).</summary>
+    Cam,
+    /// <summary>After the pseudo labels and their evaluation (pseudo_miou).</summary>
+    Pseudo,
+    /// <summary>The whole pipeline: retraining, val mIoU, upper bound.</summary>
+    Segmentation,
+}
+
+/// <summary>Settings of <see cref="WsssPipeline"/>.</summary>
+public sealed record WsssPipelineOptions
+{
+    /// <summary>Output folder: stages/, cam/run, cam/maps, pseudo/, seg/DECODER/, seg/upper-bound/, report.json (and data/ for the built-in benchmark).</summary>
+    public required string OutDirectory { get; init; }
+
+    /// <summary>Dataset root in VOC layout; null = generate the built-in benchmark (<see cref="Synthetic"/>) into OUT/data.</summary>
+    public string? DataRoot { get; init; }
+
+    public SyntheticDatasetConfig Synthetic { get; init; } = new();
+
+    /// <summary>Split whose image labels train the CAM model and whose pseudo labels train the segmenter (its masks score cam_miou and pseudo_miou).</summary>
+    public string TrainSplit { get; init; } = "train";
+
+    /// <summary>Split scored by val_miou and upper_bound_miou.</summary>
+    public string ValSplit { get; init; } = "val";
+
+    /// <summary>Recipe of the CAM stage (method, model, trainer, augmentation); its class count becomes the dataset's.</summary>
+    public required TrainRecipe CamRecipe { get; init; }
+
+    /// <summary>Map inference; null MapKind is resolved by <see cref="DefaultMapKind"/>.</summary>
+    public LocalizationOptions Localization { get; init; } = new();
+
+    /// <summary>Map kind; null = <see cref="DefaultMapKind"/> of the method.</summary>
+    public LocalizationMapKind? MapKind { get; init; }
+
+    /// <summary>Background thresholds swept on the train split's masks (cam_miou = the best).</summary>
+    public IReadOnlyList<double> Thresholds { get; init; } = CamThresholdSweep.Range(0.0, 0.95, 0.05);
+
+    /// <summary>Background threshold of the pseudo labels; null = the sweep's best.</summary>
+    public double? PseudoThreshold { get; init; }
+
+    /// <summary>Retraining configuration; the decoder loss is set per entry of <see cref="Decoders"/>.</summary>
+    public SegmentationConfig Segmentation { get; init; } = SegmentationConfig.Cpu;
+
+    /// <summary>Decoders retrained on the pseudo labels; the first one's val mIoU is the report's val_miou.</summary>
+    public IReadOnlyList<SegmentationDecoderLoss> Decoders { get; init; } = [SegmentationDecoderLoss.GradientClipping];
+
+    /// <summary>Also train the same segmenter on the ground-truth masks (plain cross-entropy) for upper_bound_miou.</summary>
+    public bool UpperBound { get; init; } = true;
+
+    /// <summary>Dense CRF (WeakTr's segmentation kernels) on the segmenter's probabilities at val inference.</summary>
+    public bool Crf { get; init; }
+
+    public PipelineEnd StopAfter { get; init; } = PipelineEnd.Segmentation;
+
+    public long Seed { get; init; }
+    public string Device { get; init; } = "cpu";
+    public int Threads { get; init; }
+    public int Workers { get; init; } = 2;
+}
+
+/// <summary>One stage of a pipeline run: its time (over every invocation) and whether this invocation reused it.</summary>
+public sealed record PipelineStage(string Name, double Seconds, bool Reused);
+
+/// <summary>Result of <see cref="WsssPipeline.Run"/>; null metrics belong to stages not run (see <see cref="WsssPipelineOptions.StopAfter"/>).</summary>
+public sealed record WsssPipelineReport(
+    string Method, LocalizationMapKind Map, double CamMeanIou, double Threshold, double? PseudoMeanIou,
+    double? ValMeanIou, IReadOnlyDictionary<string, double> ValMeanIouByDecoder, double? UpperBoundMeanIou,
+    double Seconds, IReadOnlyList<PipelineStage> Stages, string ReportPath)
+{
+    /// <summary>val_miou / upper_bound_miou (the paper's δ).</summary>
+    public double? WeakFullRatio => ValMeanIou is { } v && UpperBoundMeanIou is { } u && u > 0 ? v / u : null;
+}
+
+/// <summary>
+/// The whole weakly-supervised pipeline of a method: (built-in data) → train the CAM model on image labels → maps of the train split →
+/// threshold sweep (cam_miou) → pseudo labels (pseudo_miou) → retrain the segmenter on them for each decoder → val predictions (val_miou)
+/// → the same segmenter on ground truth (upper_bound_miou) → OUT/report.json.
+/// <para>Resumable: each stage is recorded in OUT/stages/NAME.json with the settings it depends on. A finished stage is never redone
+/// (its recorded results are reused); an unfinished one continues from its partial outputs (training checkpoints, maps and predictions
+/// already written); a stage recorded with other settings is an error naming its record. report.json is rewritten after every stage.</para>
+/// </summary>
+public static class WsssPipeline
+{
+    public const string ReportFile = "report.json";
+    const string SyntheticStage = "data";
+
+    /// <summary>The map whose pseudo labels a method's pipeline uses: WeakTr's fine CAM (refined); MCTformer's class-to-patch
+    /// attention (the best map of the from-scratch cpu preset, see <see cref="DemoPipeline.DefaultLocalization"/>); else the method's first.</summary>
+    public static LocalizationMapKind DefaultMapKind(string method, IReadOnlyList<LocalizationMapKind> supported) =>
+        method == MethodRegistry.WeakTr ? LocalizationMapKind.Refined
+        : supported.Contains(LocalizationMapKind.ClassToPatch) ? LocalizationMapKind.ClassToPatch
+        : supported[0];
+
+    public static string DecoderName(SegmentationDecoderLoss loss) => loss == SegmentationDecoderLoss.Naive ? "naive" : "gradclip";
+
+    public static WsssPipelineReport Run(WsssPipelineOptions options, IStageReporter? reporter = null, CancellationToken cancellationToken = default,
+        Action<string>? stageCompleted = null)
+    {
+        reporter ??= new SilentStageReporter();
+        var outDir = Path.GetFullPath(options.OutDirectory);
+        if (File.Exists(outDir)) throw WeakSegException.ForFile(outDir, "output path is a file, expected a directory");
+        Directory.CreateDirectory(outDir);
+        var ledger = new StageLedger(Path.Combine(outDir, "stages"));
+        var stages = new List<PipelineStage>();
+        var state = new ReportState(options.CamRecipe.Method, Path.Combine(outDir, ReportFile));
+
+        // Runs a stage unless the ledger has it done; returns its results (recorded or fresh).
+        JsonObject Stage(string name, JsonObject settings, Func<JsonObject> work)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var (status, recorded, secondsSoFar) = ledger.Check(name, settings);
+            if (status == StageState.Done)
+            {
+                reporter.Log($"{name}: done before, reused ({ledger.PathOf(name)})");
+                stages.Add(new PipelineStage(name, secondsSoFar, true));
+                state.Stages = stages;
+                return recorded!;
+            }
+            if (status == StageState.Unfinished) reporter.Log($"{name}: continuing an unfinished stage");
+            ledger.Begin(name, settings, secondsSoFar);
+            var clock = Stopwatch.StartNew();
+            var results = work();
+            double seconds = Math.Round(secondsSoFar + clock.Elapsed.TotalSeconds, 3);      // as recorded, so a reused stage reports the same
+            ledger.Complete(name, settings, seconds, results);
+            stages.Add(new PipelineStage(name, seconds, false));
+            state.Stages = stages;
+            stageCompleted?.Invoke(name);
+            return results;
+        }
+
+        // ---- data ----
+        string dataRoot;
+        JsonObject dataSettings;
+        if (options.DataRoot is null)
+        {
+            dataRoot = Path.Combine(outDir, "data");
+            dataSettings = new JsonObject { ["synthetic"] = SyntheticSettings(options.Synthetic) };
+            Stage(SyntheticStage, dataSettings, () =>
+            {
+                if (Directory.Exists(dataRoot)) Directory.Delete(dataRoot, recursive: true);       // a half-written dataset is regenerated
+                reporter.Run("synth", p => SyntheticDataset.Generate(dataRoot, options.Synthetic, p));
+                return new JsonObject { ["root"] = dataRoot };
+            });
+        }
+        else
+        {
+            dataRoot = Path.GetFullPath(options.DataRoot);
+            if (!Directory.Exists(dataRoot)) throw WeakSegException.ForFile(dataRoot, "dataset directory not found");
+            dataSettings = new JsonObject { ["root"] = dataRoot };
+        }
+        var trainSet = VocDataset.Open(dataRoot, options.TrainSplit);
+        if (options.StopAfter == PipelineEnd.Segmentation) VocDataset.Open(dataRoot, options.ValSplit);   // fail now, not after an hour of training
+
+        // ---- CAM model ----
+        var recipe = options.CamRecipe.WithNumClasses(trainSet.NumClasses);
+        recipe = recipe with { Trainer = recipe.Trainer with { Seed = options.Seed, Device = options.Device, Threads = options.Threads } };
+        recipe.EnsureValid();
+        var camRunDir = Path.Combine(outDir, "cam", "run");
+        var camTrainSettings = new JsonObject
+        {
+            ["data"] = dataSettings.DeepClone(), ["split"] = options.TrainSplit, ["seed"] = options.Seed, ["recipe"] = ResultRelevant(recipe.ToJson()),
+        };
+        Stage("cam-train", camTrainSettings, () =>
+        {
+            bool resume = File.Exists(RunConfig.PathIn(camRunDir)) && Directory.Exists(Path.Combine(camRunDir, "checkpoints"))
+                          && Directory.EnumerateDirectories(Path.Combine(camRunDir, "checkpoints")).Any();
+            var outcome = reporter.Run($"train {recipe.Method}", p => TrainPipeline.Run(new TrainRequest
+            {
+                DataRoot = dataRoot, Split = options.TrainSplit, RunDirectory = camRunDir, Recipe = recipe, Preset = "pipeline",
+                Resume = resume, Workers = options.Workers,
+            }, reporter.Log, p, cancellationToken));
+            if (!outcome.Result.Completed) throw new OperationCanceledException("CAM training was interrupted; run the pipeline again to resume");
+            return new JsonObject { ["steps"] = outcome.Result.Step, ["last_loss"] = outcome.Result.LastLoss, ["images_per_s"] = outcome.Result.ImagesPerSecond };
+        });
+
+        IReadOnlyList<LocalizationMapKind> supported;
+        using (var method = recipe.Factory.Create(recipe.ModelConfig)) supported = method.SupportedMapKinds.ToList();
+        var mapKind = options.MapKind ?? DefaultMapKind(recipe.Method, supported);
+        if (!supported.Contains(mapKind))
+            throw new WeakSegException($"method '{recipe.Method}' has no {Name(mapKind)} map (it has: {string.Join(", ", supported.Select(Name))})");
+        state.Map = mapKind;
+        var localization = options.Localization with { MapKind = mapKind };
+        localization.EnsureValid();
+
+        // ---- maps and their sweep ----
+        var mapsDir = Path.Combine(outDir, "cam", "maps");
+        var mapSettings = new JsonObject
+        {
+            ["cam_train"] = camTrainSettings.DeepClone(), ["map"] = Name(mapKind),
+            ["scales"] = new JsonArray(localization.Scales.Select(s => (JsonNode?)JsonValue.Create(s)).ToArray()), ["flip"] = localization.Flip,
+        };
+        Stage("maps", mapSettings, () =>
+        {
+            var summary = reporter.Run($"maps {Name(mapKind)}", p => CamPipeline.Run(new CamRequest
+            {
+                RunDirectory = camRunDir, OutDirectory = mapsDir, Split = options.TrainSplit, DataRoot = dataRoot, Localization = localization,
+                Device = options.Device, Threads = options.Threads,
+            }, p, cancellationToken));
+            return new JsonObject { ["images"] = summary.Images };
+        });
+        var sweepSettings = new JsonObject
+        {
+            ["maps"] = mapSettings.DeepClone(),
+            ["thresholds"] = new JsonArray(options.Thresholds.Select(t => (JsonNode?)JsonValue.Create(t)).ToArray()),
+        };
+        var camEval = Stage("cam-eval", sweepSettings, () =>
+        {
+            var sweep = reporter.Run("sweep thresholds", p => CamThresholdSweep.Evaluate(mapsDir, dataRoot, options.TrainSplit,
+                new CamSweepOptions { Thresholds = options.Thresholds }, p));
+            EvaluationJson.Write(Path.Combine(outDir, "cam", "eval-cam.json"), sweep, options.TrainSplit);
+            var byThreshold = new JsonObject();
+            for (int i = 0; i < sweep.Thresholds.Count; i++) byThreshold[EvaluationJson.FormatThreshold(sweep.Thresholds[i])] = Num(sweep.Metrics[i].MeanIou);
+            return new JsonObject { ["miou"] = Num(sweep.BestMeanIou), ["threshold"] = sweep.BestThreshold, ["miou_by_threshold"] = byThreshold };
+        });
+        state.CamMeanIou = camEval["miou"]?.GetValue<double>() ?? double.NaN;
+        state.Threshold = options.PseudoThreshold ?? camEval["threshold"]!.GetValue<double>();
+        state.Write();
+        if (options.StopAfter == PipelineEnd.Cam) return state.Finish();
+
+        // ---- pseudo labels ----
+        var pseudoDir = Path.Combine(outDir, "pseudo");
+        var pseudoSettings = new JsonObject { ["cam_eval"] = sweepSettings.DeepClone(), ["threshold"] = state.Threshold };
+        var pseudo = Stage("pseudo", pseudoSettings, () =>
+        {
+            reporter.Run("pseudo labels", p => PseudoLabelWriter.Run(mapsDir, pseudoDir,
+                new PseudoLabelConfig { Threshold = (float)state.Threshold, Overwrite = true }, p));
+            var evaluation = reporter.Run("evaluate pseudo labels", p => SegmentationEvaluator.EvaluateDirectory(pseudoDir, dataRoot, options.TrainSplit, null, p));
+            EvaluationJson.Write(Path.Combine(outDir, "eval-pseudo.json"), evaluation);
+            return new JsonObject { ["miou"] = Num(evaluation.Metrics.MeanIou) };
+        });
+        state.PseudoMeanIou = pseudo["miou"]?.GetValue<double>();
+        state.Write();
+        if (options.StopAfter == PipelineEnd.Pseudo) return state.Finish();
+
+        // ---- retraining on pseudo labels, one run per decoder; then the upper bound on ground truth ----
+        foreach (var decoder in options.Decoders.Distinct())
+        {
+            var name = DecoderName(decoder);
+            var miou = Segment("seg-" + name, Path.Combine(outDir, "seg", name), options.Segmentation with { Loss = decoder }, pseudoDir,
+                new JsonObject { ["pseudo"] = pseudoSettings.DeepClone() });
+            state.ValByDecoder[name] = miou;
+            state.ValMeanIou ??= miou;
+            state.Write();
+        }
+        if (options.UpperBound)
+        {
+            state.UpperBoundMeanIou = Segment("upper-bound", Path.Combine(outDir, "seg", "upper-bound"),
+                options.Segmentation with { Loss = SegmentationDecoderLoss.Naive }, null, new JsonObject { ["data"] = dataSettings.DeepClone() });
+            state.Write();
+        }
+        return state.Finish();
+
+        // Trains (or resumes) a segmenter on labelsDir (null = ground truth), predicts the val split and scores it.
+        double Segment(string stage, string runDir, SegmentationConfig config, string? labelsDir, JsonObject upstream)
+        {
+            var trainSettings = new JsonObject
+            {
+                ["labels"] = upstream, ["split"] = options.TrainSplit, ["seed"] = options.Seed,
+                ["config"] = ResultRelevant(JsonNode.Parse((config with { NumClasses = trainSet.NumClasses }).ToJson())!.AsObject()),
+            };
+            Stage(stage + "-train", trainSettings, () =>
+            {
+                bool resume = File.Exists(Path.Combine(runDir, SegmentationRun.ConfigFile))
+                              && new Training.CheckpointStore(Path.Combine(runDir, "checkpoints")).Latest() is not null;
+                var result = reporter.Run($"train segmenter ({stage})", p => SegmentationRun.Train(new SegmentationTrainRequest
+                {
+                    DataRoot = dataRoot, Split = options.TrainSplit, LabelsDirectory = labelsDir, RunDirectory = runDir, Config = config,
+                    Seed = options.Seed, Device = options.Device, Threads = options.Threads, Resume = resume, LoaderWorkers = options.Workers,
+                }, p, cancellationToken, log: reporter.Log));
+                if (!result.Completed) throw new OperationCanceledException($"segmenter training ({stage}) was interrupted; run the pipeline again to resume");
+                return new JsonObject { ["steps"] = result.Step, ["last_loss"] = result.LastLoss, ["images_per_s"] = result.ImagesPerSecond };
+            });
+            var predDir = Path.Combine(runDir, "val-pred");
+            var valSettings = new JsonObject { ["train"] = trainSettings.DeepClone(), ["split"] = options.ValSplit, ["crf"] = options.Crf };
+            var val = Stage(stage + "-val", valSettings, () =>
+            {
+                var device = TorchRuntime.Initialize(options.Device, options.Threads);
+                var (model, _, _) = SegmentationRun.Load(runDir, device);
+                using (model)
+                {
+                    var valSet = VocDataset.Open(dataRoot, options.ValSplit);
+                    var inference = new SegmentationInferenceOptions
+                    {
+                        Scales = config.InferenceScales, Flip = config.InferenceFlip,
+                        Refine = options.Crf ? SegmentationRefiners.DenseCrf(DenseCrfConfig.FromPreset("mctformer-seg")) : null,
+                    };
+                    reporter.Run($"predict {options.ValSplit} ({stage})", p =>
+                        SegmentationInference.Run(new SegmentationPredictor(model, device), valSet.Samples, predDir, inference, p, cancellationToken));
+                }
+                var evaluation = reporter.Run($"evaluate {options.ValSplit} ({stage})", p => SegmentationEvaluator.EvaluateDirectory(predDir, dataRoot, options.ValSplit, null, p));
+                EvaluationJson.Write(Path.Combine(runDir, "eval-" + options.ValSplit + ".json"), evaluation);
+                return new JsonObject { ["miou"] = Num(evaluation.Metrics.MeanIou) };
+            });
+            return val["miou"]?.GetValue<double>() ?? double.NaN;
+        }
+    }
+
+    /// <summary>Drops the fields that cannot change a stage's numbers (logging, checkpoint cadence, threads, device).</summary>
+    static JsonObject ResultRelevant(JsonObject json)
+    {
+        var copy = json.DeepClone().AsObject();
+        if (copy[TrainRecipe.TrainerKey] is JsonObject trainer)
+            foreach (var key in new[] { "checkpoint_every", "keep_last_checkpoints", "log_every", "collect_garbage_every", "device", "threads" })
+                trainer.Remove(key);
+        foreach (var key in new[] { "checkpoint_every", "log_every" }) copy.Remove(key);
+        return copy;
+    }
+
+    /// <summary>The generator fields that decide the images (Threads does not: the output is identical on any thread count).</summary>
+    static JsonObject SyntheticSettings(SyntheticDatasetConfig c) => new()
+    {
+        ["train_images"] = c.TrainImages, ["val_images"] = c.ValImages, ["image_size"] = c.ImageSize, ["num_classes"] = c.NumClasses,
+        ["seed"] = c.Seed, ["jpeg_quality"] = c.JpegQuality, ["supersampling"] = c.Supersampling,
+        ["trap_background_probability"] = c.TrapBackgroundProbability,
+        ["trap_background_elsewhere_probability"] = c.TrapBackgroundElsewhereProbability, ["border_radius"] = c.BorderRadius,
+    };
+
+    static string Name(LocalizationMapKind kind) => kind switch
+    {
+        LocalizationMapKind.ClassToPatch => "class-to-patch",
+        _ => kind.ToString().ToLowerInvariant(),
+    };
+
+    static JsonNode? Num(double v) => double.IsNaN(v) ? null : JsonValue.Create(v);
+
+    /// <summary>The report as it grows; written atomically after every stage.</summary>
+    sealed class ReportState(string method, string path)
+    {
+        readonly Stopwatch _wall = Stopwatch.StartNew();
+        public LocalizationMapKind Map { get; set; }
+        public double CamMeanIou { get; set; } = double.NaN;
+        public double Threshold { get; set; } = double.NaN;
+        public double? PseudoMeanIou { get; set; }
+        public double? ValMeanIou { get; set; }
+        public Dictionary<string, double> ValByDecoder { get; } = new();
+        public double? UpperBoundMeanIou { get; set; }
+        public IReadOnlyList<PipelineStage> Stages { get; set; } = [];
+
+        WsssPipelineReport Snapshot() => new(method, Map, CamMeanIou, Threshold, PseudoMeanIou, ValMeanIou, ValByDecoder, UpperBoundMeanIou,
+            Stages.Sum(s => s.Seconds), Stages, path);
+
+        public WsssPipelineReport Finish()
+        {
+            Write(complete: true);
+            return Snapshot();
+        }
+
+        public void Write(bool complete = false)
+        {
+            var r = Snapshot();
+            var stageJson = new JsonObject();
+            foreach (var s in r.Stages) stageJson[s.Name] = Math.Round(s.Seconds, 3);
+            var byDecoder = new JsonObject();
+            foreach (var (k, miou) in r.ValMeanIouByDecoder) byDecoder[k] = Num(miou);
+            var json = new JsonObject
+            {
+                ["format_version"] = 1,
+                ["method"] = r.Method,
+                ["map"] = Name(r.Map),
+                ["cam_miou"] = Num(r.CamMeanIou),
+                ["threshold"] = double.IsNaN(r.Threshold) ? null : r.Threshold,
+                ["pseudo_miou"] = r.PseudoMeanIou is { } p ? Num(p) : null,
+                ["val_miou"] = r.ValMeanIou is { } v ? Num(v) : null,
+                ["val_miou_by_decoder"] = byDecoder,
+                ["upper_bound_miou"] = r.UpperBoundMeanIou is { } u ? Num(u) : null,
+                ["weak_full_ratio"] = r.WeakFullRatio,
+                ["seconds"] = Math.Round(r.Seconds, 3),
+                ["stage_seconds"] = stageJson,
+                ["reused_stages"] = new JsonArray(r.Stages.Where(s => s.Reused).Select(s => (JsonNode?)JsonValue.Create(s.Name)).ToArray()),
+                ["wall_seconds_this_invocation"] = Math.Round(_wall.Elapsed.TotalSeconds, 3),
+                ["complete"] = complete,
+            };
+            AtomicFile.WriteAllText(path, json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
+        }
+    }
+
+    /// <summary>Seconds as text for logs.</summary>
+    public static string FormatSeconds(double s) => s.ToString("F1", CultureInfo.InvariantCulture);
+}

@@ -26,7 +26,7 @@ public static class PipelineCommand
         var segConfig = new Option<string?>("--seg-config") { Description = "Segmenter configuration JSON (the \"config\" object of a seg-train run's config.json) instead of the preset's." };
         var camSteps = new Option<long?>("--cam-steps") { Description = "CAM training steps (default: the preset's)." };
         var segSteps = new Option<long?>("--seg-steps") { Description = "Segmenter training steps (default: the preset's)." };
-        var map = new Option<string?>("--map") { Description = "Map for the pseudo labels: refined, fused or class-to-patch (default: weaktr refined = fine CAM; MCTformer class-to-patch)." };
+        var map = new Option<string?>("--map") { Description = "Map for the pseudo labels: refined, fused or class-to-patch (default: paper preset refined, the papers' final map; cpu preset class-to-patch, the best map of a ViT trained from scratch)." };
         map.AcceptOnlyFromAmong("refined", "fused", "class-to-patch");
         var scales = new Option<string>("--scales") { Description = "Comma-separated map inference scales.", DefaultValueFactory = _ => CamCommand.FormatScales(new LocalizationOptions().Scales) };
         var noFlip = new Option<bool>("--no-flip") { Description = "Maps without the horizontally flipped image." };
@@ -67,6 +67,7 @@ public static class PipelineCommand
                 TrainSplit = parseResult.GetValue(split)!,
                 ValSplit = parseResult.GetValue(valSplit)!,
                 CamRecipe = recipe,
+                Preset = MethodRegistry.ParsePreset(presetName),
                 Localization = new LocalizationOptions { Scales = CamCommand.ParseScales(parseResult.GetValue(scales)!), Flip = !parseResult.GetValue(noFlip) },
                 MapKind = parseResult.GetValue(map) is { } m ? CamCommand.ParseMap(m) : null,
                 Thresholds = CamThresholdSweep.ParseThresholds(parseResult.GetValue(thresholds)!),
@@ -119,7 +120,7 @@ public static class PipelineCommand
         string Seconds(string prefix) => string.Create(inv, $"{r.Stages.Where(s => s.Name.StartsWith(prefix, StringComparison.Ordinal)).Sum(s => s.Seconds):F0}");
         table.AddRow("CAM (best threshold " + r.Threshold.ToString("0.00", inv) + ")", Pct(r.CamMeanIou), Seconds("cam-") + " + maps " + Seconds("maps"));
         table.AddRow("pseudo labels", Pct(r.PseudoMeanIou), Seconds("pseudo"));
-        foreach (var (decoder, miou) in r.ValMeanIouByDecoder) table.AddRow($"val, {decoder} decoder", Pct(miou), Seconds("seg-" + decoder));
+        foreach (var (decoder, miou) in r.ValMeanIouByDecoder) table.AddRow($"val, {decoder} decoder", Pct(miou), Seconds($"seg-{CamCommand.MapName(r.Map)}-{decoder}"));
         table.AddRow("val, upper bound (ground truth)", Pct(r.UpperBoundMeanIou), Seconds("upper-bound"));
         table.AddRow("weak / full", r.WeakFullRatio is { } d ? d.ToString("0.000", inv) : "-", string.Create(inv, $"total {r.Seconds:F0}"));
         return table;

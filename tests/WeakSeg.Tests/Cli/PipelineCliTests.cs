@@ -226,12 +226,12 @@ public class PipelineCliTests
         }).ToJson());
         var outDir = dir.File("out");
         string[] common = ["pipeline", "--method", "weaktr", "--fusion", "mean-sum", "--data", data, "--out", outDir, "--config", camConfig,
-            "--seg-config", segConfig, "--scales", "1", "--threads", "2"];
+            "--seg-config", segConfig, "--scales", "1", "--map", "fused", "--threads", "2"];
         var run = Cli([.. common, "--decoders", "gradclip,naive", "--no-upper-bound"]);
         Assert.True(run.Code == 0, run.Err);
         var report = JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, "report.json")))!;
         Assert.Equal("weaktr", report["method"]!.GetValue<string>());
-        Assert.Equal("refined", report["map"]!.GetValue<string>());
+        Assert.Equal("fused", report["map"]!.GetValue<string>());
         var byDecoder = report["val_miou_by_decoder"]!.AsObject();
         Assert.Equal(["gradclip", "naive"], byDecoder.Select(kv => kv.Key));
         Assert.Equal(byDecoder["gradclip"]!.GetValue<double>(), report["val_miou"]!.GetValue<double>());
@@ -240,8 +240,8 @@ public class PipelineCliTests
         var camRun = RunConfig.Load(Path.Combine(outDir, "cam", "run"));
         Assert.Equal(WeakSeg.Methods.WeakTr.WeakTrFusion.MeanSum, ((WeakSeg.Methods.WeakTr.WeakTrConfig)camRun.Recipe.ModelConfig).Fusion);
         Assert.Equal(WeakSeg.Segmentation.SegmentationDecoderLoss.Naive,
-            WeakSeg.Segmentation.SegmentationRun.ReadInfo(Path.Combine(outDir, "seg", "naive")).Config.Loss);
-        Assert.Equal(3, WeakSeg.Segmentation.SegmentationRun.ReadInfo(Path.Combine(outDir, "seg", "naive")).Config.Steps);
+            WeakSeg.Segmentation.SegmentationRun.ReadInfo(Path.Combine(outDir, "seg", "fused-naive")).Config.Loss);
+        Assert.Equal(3, WeakSeg.Segmentation.SegmentationRun.ReadInfo(Path.Combine(outDir, "seg", "fused-naive")).Config.Steps);
 
         var badDecoder = Cli([.. common, "--decoders", "gradclip,fancy"]);
         Assert.Equal(1, badDecoder.Code);

@@ -89,7 +89,8 @@ public class WsssPipelineTests
     }
 
     static readonly string[] AllStages =
-        ["cam-train", "maps", "cam-eval", "pseudo", "seg-gradclip-train", "seg-gradclip-val", "upper-bound-train", "upper-bound-val"];
+        ["cam-train", "maps-class-to-patch", "cam-eval-class-to-patch", "pseudo-class-to-patch", "seg-class-to-patch-gradclip-train",
+         "seg-class-to-patch-gradclip-val", "upper-bound-train", "upper-bound-val"];
 
     static void AssertSameMetrics(WsssPipelineReport expected, WsssPipelineReport actual)
     {
@@ -109,15 +110,15 @@ public class WsssPipelineTests
 
         Assert.Equal(AllStages, report.Stages.Select(s => s.Name));
         Assert.All(report.Stages, s => Assert.False(s.Reused));
-        Assert.Equal(LocalizationMapKind.Refined, report.Map);                              // WeakTr's fine CAM
+        Assert.Equal(LocalizationMapKind.ClassToPatch, report.Map);                         // the cpu preset's default map
 
         // cam_miou is the best of the sweep written beside the maps, and the pseudo labels use its threshold.
-        var sweep = CamThresholdSweep.Evaluate(dir.File("out/cam/maps"), data, "train", new CamSweepOptions { Thresholds = CamThresholdSweep.Range(0, 0.95, 0.05) });
+        var sweep = CamThresholdSweep.Evaluate(dir.File("out/cam/maps-class-to-patch"), data, "train", new CamSweepOptions { Thresholds = CamThresholdSweep.Range(0, 0.95, 0.05) });
         Assert.Equal(sweep.BestMeanIou, report.CamMeanIou);
         Assert.Equal(sweep.BestThreshold, report.Threshold);
-        Assert.Equal(SegmentationEvaluator.EvaluateDirectory(dir.File("out/pseudo"), data, "train").Metrics.MeanIou, report.PseudoMeanIou);
+        Assert.Equal(SegmentationEvaluator.EvaluateDirectory(dir.File("out/pseudo-class-to-patch"), data, "train").Metrics.MeanIou, report.PseudoMeanIou);
         // val_miou and the upper bound are the scores of the written val predictions.
-        Assert.Equal(SegmentationEvaluator.EvaluateDirectory(dir.File("out/seg/gradclip/val-pred"), data, "val").Metrics.MeanIou, report.ValMeanIou);
+        Assert.Equal(SegmentationEvaluator.EvaluateDirectory(dir.File("out/seg/class-to-patch-gradclip/val-pred"), data, "val").Metrics.MeanIou, report.ValMeanIou);
         Assert.Equal(SegmentationEvaluator.EvaluateDirectory(dir.File("out/seg/upper-bound/val-pred"), data, "val").Metrics.MeanIou, report.UpperBoundMeanIou);
         Assert.Equal(report.ValMeanIou!.Value / report.UpperBoundMeanIou!.Value, report.WeakFullRatio!.Value, 12);
 
@@ -145,28 +146,28 @@ public class WsssPipelineTests
         var options = TinyOptions(data, outDir);
         using (var cancel = new CancellationTokenSource())
             Assert.ThrowsAny<OperationCanceledException>(() =>
-                WsssPipeline.Run(options, null, cancel.Token, stage => { if (stage == "pseudo") cancel.Cancel(); }));
-        Assert.False(File.Exists(Path.Combine(outDir, "stages", "seg-gradclip-train.json")));
+                WsssPipeline.Run(options, null, cancel.Token, stage => { if (stage == "pseudo-class-to-patch") cancel.Cancel(); }));
+        Assert.False(File.Exists(Path.Combine(outDir, "stages", "seg-class-to-patch-gradclip-train.json")));
         var camWeights = Path.Combine(outDir, "cam", "run", "model-final.bin");
         var camWritten = File.GetLastWriteTimeUtc(camWeights);
 
         // 2. Stopped inside a stage: the segmenter on pseudo labels at step 2 (its checkpoint is kept).
         using (var cancel = new CancellationTokenSource())
             Assert.ThrowsAny<OperationCanceledException>(() =>
-                WsssPipeline.Run(options, new CancelAtStep(cancel, "train segmenter (seg-gradclip)", 2), cancel.Token));
+                WsssPipeline.Run(options, new CancelAtStep(cancel, "train segmenter (seg-class-to-patch-gradclip)", 2), cancel.Token));
         var ledger = new StageLedger(Path.Combine(outDir, "stages"));
-        Assert.Contains("\"running\"", File.ReadAllText(ledger.PathOf("seg-gradclip-train")));
-        Assert.False(File.Exists(Path.Combine(outDir, "seg", "gradclip", SegmentationRun.FinalWeightsFile)));
+        Assert.Contains("\"running\"", File.ReadAllText(ledger.PathOf("seg-class-to-patch-gradclip-train")));
+        Assert.False(File.Exists(Path.Combine(outDir, "seg", "class-to-patch-gradclip", SegmentationRun.FinalWeightsFile)));
 
         // 3. Resumed: the four finished stages are reused, the CAM model is untouched, and every number equals the uninterrupted run's.
         var resumed = WsssPipeline.Run(options);
         Assert.Equal(AllStages, resumed.Stages.Select(s => s.Name));
-        Assert.Equal(["cam-train", "maps", "cam-eval", "pseudo"], resumed.Stages.Where(s => s.Reused).Select(s => s.Name));
+        Assert.Equal(AllStages[..4], resumed.Stages.Where(s => s.Reused).Select(s => s.Name));
         Assert.Equal(camWritten, File.GetLastWriteTimeUtc(camWeights));
         AssertSameMetrics(reference, resumed);
 
         // 4. A finished pipeline run again redoes nothing: no output changes and the report keeps its numbers.
-        var segWeights = Path.Combine(outDir, "seg", "gradclip", SegmentationRun.FinalWeightsFile);
+        var segWeights = Path.Combine(outDir, "seg", "class-to-patch-gradclip", SegmentationRun.FinalWeightsFile);
         var segWritten = File.GetLastWriteTimeUtc(segWeights);
         var again = WsssPipeline.Run(options);
         Assert.All(again.Stages, s => Assert.True(s.Reused, s.Name));
@@ -188,15 +189,36 @@ public class WsssPipelineTests
         var data = PipelineTestData.MakeData(dir.File("data"));
         var options = TinyOptions(data, dir.File("out")) with { StopAfter = PipelineEnd.Cam, MapKind = LocalizationMapKind.Fused };
         var partial = WsssPipeline.Run(options);
-        Assert.Equal(["cam-train", "maps", "cam-eval"], partial.Stages.Select(s => s.Name));
+        Assert.Equal(["cam-train", "maps-fused", "cam-eval-fused"], partial.Stages.Select(s => s.Name));
         Assert.Null(partial.PseudoMeanIou);
         var json = JsonNode.Parse(File.ReadAllText(partial.ReportPath))!;
         Assert.Null(json["val_miou"]);
         Assert.Equal("fused", json["map"]!.GetValue<string>());
 
         var full = WsssPipeline.Run(options with { StopAfter = PipelineEnd.Pseudo, UpperBound = false });
-        Assert.Equal(["cam-train", "maps", "cam-eval"], full.Stages.Where(s => s.Reused).Select(s => s.Name));
+        Assert.Equal(["cam-train", "maps-fused", "cam-eval-fused"], full.Stages.Where(s => s.Reused).Select(s => s.Name));
         Assert.Equal(partial.CamMeanIou, full.CamMeanIou);
         Assert.NotNull(full.PseudoMeanIou);
+    }
+
+    [Fact]
+    public void A_second_map_in_the_same_folder_reuses_the_cam_training_and_the_upper_bound()
+    {
+        using var dir = TestPaths.NewTempDir();
+        var data = PipelineTestData.MakeData(dir.File("data"));
+        var options = TinyOptions(data, dir.File("out"));
+        var first = WsssPipeline.Run(options);
+        var second = WsssPipeline.Run(options with { MapKind = LocalizationMapKind.Refined, Decoders = [SegmentationDecoderLoss.Naive] });
+        Assert.Equal(["cam-train", "upper-bound-train", "upper-bound-val"], second.Stages.Where(s => s.Reused).Select(s => s.Name));
+        Assert.Equal(["maps-refined", "cam-eval-refined", "pseudo-refined", "seg-refined-naive-train", "seg-refined-naive-val"],
+            second.Stages.Where(s => !s.Reused).Select(s => s.Name));
+        Assert.Equal(first.UpperBoundMeanIou, second.UpperBoundMeanIou);
+        Assert.True(Directory.Exists(dir.File("out/cam/maps-class-to-patch")) && Directory.Exists(dir.File("out/cam/maps-refined")));
+        // The paper preset's default is the paper's final map.
+        Assert.Equal(LocalizationMapKind.Refined, WsssPipeline.DefaultMapKind(MethodRegistry.WeakTr, MethodPreset.Paper,
+            [LocalizationMapKind.Refined, LocalizationMapKind.Fused, LocalizationMapKind.ClassToPatch]));
+        // Without class-to-patch attention (the cam baseline), the method's first map: refined (19.4 % vs 7.8 % for its raw CAM).
+        Assert.Equal(LocalizationMapKind.Refined, WsssPipeline.DefaultMapKind(MethodRegistry.Cam, MethodPreset.Cpu,
+            [LocalizationMapKind.Refined, LocalizationMapKind.Fused]));
     }
 }

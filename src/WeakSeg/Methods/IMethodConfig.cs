@@ -4,7 +4,7 @@ namespace WeakSeg.Methods;
 
 /// <summary>
 /// What every method configuration record has in common: the class count, the backbone it builds and a validity check.
-/// Lets <see cref="Baselines.ClassifierBaselineModel{TConfig}"/> read them.
+/// Lets <see cref="WsssMethodBase{TConfig, TModel}"/> and <see cref="Baselines.ClassifierBaselineModel{TConfig}"/> read them.
 /// </summary>
 public interface IMethodConfig
 {

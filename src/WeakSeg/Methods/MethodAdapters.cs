@@ -8,29 +8,17 @@ using static TorchSharp.torch;
 namespace WeakSeg.Methods;
 
 /// <summary>MCTformer V1/V2 as an <see cref="IWsssMethod"/>: loss <see cref="MctFormerLoss.Total"/>, maps from <see cref="MctFormerMaps.Localize"/>.</summary>
-public sealed class MctFormerMethod : IWsssMethod
+public sealed class MctFormerMethod(MctFormerConfig config)
+    : WsssMethodBase<MctFormerConfig, MctFormerModel>(config, new MctFormerModel(config))
 {
-    readonly MctFormerModel _model;
-
-    public MctFormerMethod(MctFormerConfig config)
-    {
-        _model = new MctFormerModel(config);
-        MethodConfig = config;
-    }
-
-    public string Name => MethodConfig.Variant == MctFormerVariant.V1 ? MethodRegistry.MctFormerV1 : MethodRegistry.MctFormerV2;
-    public MctFormerConfig MethodConfig { get; }
-    public object Config => MethodConfig;
-    public int NumClasses => MethodConfig.NumClasses;
-    public VitConfig Backbone => MethodConfig.BackboneConfig;
-    public nn.Module Model => _model;
-    public MctFormerModel Network => _model;
-    public IReadOnlyList<LocalizationMapKind> SupportedMapKinds { get; } =
+    public override string Name => MethodConfig.Variant == MctFormerVariant.V1 ? MethodRegistry.MctFormerV1 : MethodRegistry.MctFormerV2;
+    public MctFormerModel Network => TypedModel;
+    public override IReadOnlyList<LocalizationMapKind> SupportedMapKinds { get; } =
         [LocalizationMapKind.Refined, LocalizationMapKind.Fused, LocalizationMapKind.ClassToPatch];
 
-    public LossTerms ComputeLoss(TrainBatch batch, TrainStepContext context)
+    public override LossTerms ComputeLoss(TrainBatch batch, TrainStepContext context)
     {
-        var output = _model.Forward(batch.Images);
+        var output = TypedModel.Forward(batch.Images);
         var classLoss = MctFormerLoss.MultilabelSoftMargin(output.ClassLogits, batch.Labels);
         if (output.PatchLogits is null) return new LossTerms(classLoss, [("cls", classLoss)]);
         var patchLoss = MctFormerLoss.MultilabelSoftMargin(output.PatchLogits, batch.Labels);
@@ -38,9 +26,9 @@ public sealed class MctFormerMethod : IWsssMethod
     }
 
     /// <summary>[B, 3, H, W] → [B, K, h, w]: class-to-patch, fused (V2 ⊙ ReLU(PatchCAM)) or refined (affinity · fused).</summary>
-    public Tensor PatchGridMaps(Tensor images, LocalizationMapKind kind)
+    public override Tensor PatchGridMaps(Tensor images, LocalizationMapKind kind)
     {
-        using var output = _model.Forward(images);
+        using var output = TypedModel.Forward(images);
         using var maps = MctFormerMaps.Localize(output, MethodConfig.CamLayers);
         var chosen = kind switch
         {
@@ -51,45 +39,31 @@ public sealed class MctFormerMethod : IWsssMethod
         };
         return chosen.clone();
     }
-
-    public void Dispose() => _model.Dispose();
 }
 
 /// <summary>
 /// <c>vit-cls</c> baseline as an <see cref="IWsssMethod"/>: multi-label soft margin on the class-token logits; map = the
 /// class-agnostic class-token→patch attention (the same for every class), refined = patch affinity of its own attention · map.
 /// </summary>
-public sealed class VitClsMethod : IWsssMethod
+public sealed class VitClsMethod(VitClsConfig config)
+    : WsssMethodBase<VitClsConfig, VitClsModel>(config, new VitClsModel(config))
 {
-    readonly VitClsModel _model;
-
-    public VitClsMethod(VitClsConfig config)
-    {
-        _model = new VitClsModel(config);
-        MethodConfig = config;
-    }
-
-    public string Name => MethodRegistry.VitCls;
-    public VitClsConfig MethodConfig { get; }
-    public object Config => MethodConfig;
-    public int NumClasses => MethodConfig.NumClasses;
-    public VitConfig Backbone => MethodConfig.BackboneConfig;
-    public nn.Module Model => _model;
-    public IReadOnlyList<LocalizationMapKind> SupportedMapKinds { get; } =
+    public override string Name => MethodRegistry.VitCls;
+    public override IReadOnlyList<LocalizationMapKind> SupportedMapKinds { get; } =
         [LocalizationMapKind.Refined, LocalizationMapKind.Fused, LocalizationMapKind.ClassToPatch];
 
-    public LossTerms ComputeLoss(TrainBatch batch, TrainStepContext context)
+    public override LossTerms ComputeLoss(TrainBatch batch, TrainStepContext context)
     {
-        var output = _model.Forward(batch.Images);
+        var output = TypedModel.Forward(batch.Images);
         return new LossTerms(MctFormerLoss.MultilabelSoftMargin(output.Logits, batch.Labels));
     }
 
     /// <summary>[B, 3, H, W] → [B, K, h, w]; Fused and ClassToPatch are the same class-agnostic map.</summary>
-    public Tensor PatchGridMaps(Tensor images, LocalizationMapKind kind)
+    public override Tensor PatchGridMaps(Tensor images, LocalizationMapKind kind)
     {
         using var scope = torch.NewDisposeScope();
-        using var output = _model.Forward(images);
-        var maps = _model.ClassAgnosticMaps(output.Backbone);                                   // [B, K, h, w]
+        using var output = TypedModel.Forward(images);
+        var maps = TypedModel.ClassAgnosticMaps(output.Backbone);                               // [B, K, h, w]
         if (kind == LocalizationMapKind.Refined) maps = RefineWithOwnAffinity(output.Backbone, maps);
         return maps.MoveToOuterDisposeScope();
     }
@@ -100,82 +74,54 @@ public sealed class VitClsMethod : IWsssMethod
         using var affinity = AttentionMaps.PatchAffinity(headMean, backbone.NumClassTokens);   // [B, N, N]
         return AttentionMaps.Refine(affinity, maps);
     }
-
-    public void Dispose() => _model.Dispose();
 }
 
 /// <summary>
 /// <c>cam</c> baseline as an <see cref="IWsssMethod"/>: multi-label soft margin on the GAP-classifier logits; map = ReLU(CAM),
 /// refined = patch affinity of its own attention · ReLU(CAM). It has no class-to-patch attention.
 /// </summary>
-public sealed class CamMethod : IWsssMethod
+public sealed class CamMethod(CamBaselineConfig config)
+    : WsssMethodBase<CamBaselineConfig, CamBaselineModel>(config, new CamBaselineModel(config))
 {
-    readonly CamBaselineModel _model;
+    public override string Name => MethodRegistry.Cam;
+    public override IReadOnlyList<LocalizationMapKind> SupportedMapKinds { get; } = [LocalizationMapKind.Refined, LocalizationMapKind.Fused];
 
-    public CamMethod(CamBaselineConfig config)
+    public override LossTerms ComputeLoss(TrainBatch batch, TrainStepContext context)
     {
-        _model = new CamBaselineModel(config);
-        MethodConfig = config;
-    }
-
-    public string Name => MethodRegistry.Cam;
-    public CamBaselineConfig MethodConfig { get; }
-    public object Config => MethodConfig;
-    public int NumClasses => MethodConfig.NumClasses;
-    public VitConfig Backbone => MethodConfig.BackboneConfig;
-    public nn.Module Model => _model;
-    public IReadOnlyList<LocalizationMapKind> SupportedMapKinds { get; } = [LocalizationMapKind.Refined, LocalizationMapKind.Fused];
-
-    public LossTerms ComputeLoss(TrainBatch batch, TrainStepContext context)
-    {
-        var output = _model.Forward(batch.Images);
+        var output = TypedModel.Forward(batch.Images);
         return new LossTerms(MctFormerLoss.MultilabelSoftMargin(output.Logits, batch.Labels));
     }
 
     /// <summary>[B, 3, H, W] → [B, K, h, w].</summary>
-    public Tensor PatchGridMaps(Tensor images, LocalizationMapKind kind)
+    public override Tensor PatchGridMaps(Tensor images, LocalizationMapKind kind)
     {
         if (kind == LocalizationMapKind.ClassToPatch)
             throw new WeakSegException("the cam baseline has no class-to-patch attention map; use --map fused or refined");
         using var scope = torch.NewDisposeScope();
-        using var output = _model.Forward(images);
+        using var output = TypedModel.Forward(images);
         var maps = output.Cams.relu();
         if (kind == LocalizationMapKind.Refined) maps = VitClsMethod.RefineWithOwnAffinity(output.Backbone, maps);
         return maps.MoveToOuterDisposeScope();
     }
-
-    public void Dispose() => _model.Dispose();
 }
 
 /// <summary>
 /// WeakTr CAM generation as an <see cref="IWsssMethod"/>: loss = class tokens + coarse CAM + fine CAM (soft margin each);
 /// maps: Refined = fine CAM (PA-weighted, eq. 6), Fused = coarse CAM, ClassToPatch = the head-weighted cross attention ĈA.
 /// </summary>
-public sealed class WeakTrMethod : IWsssMethod
+public sealed class WeakTrMethod(WeakSeg.Methods.WeakTr.WeakTrConfig config)
+    : WsssMethodBase<WeakSeg.Methods.WeakTr.WeakTrConfig, WeakSeg.Methods.WeakTr.WeakTrModel>(config, new WeakSeg.Methods.WeakTr.WeakTrModel(config))
 {
-    readonly WeakSeg.Methods.WeakTr.WeakTrModel _model;
-
-    public WeakTrMethod(WeakSeg.Methods.WeakTr.WeakTrConfig config)
-    {
-        _model = new WeakSeg.Methods.WeakTr.WeakTrModel(config);
-        MethodConfig = config;
-    }
-
-    public string Name => MethodRegistry.WeakTr;
-    public WeakSeg.Methods.WeakTr.WeakTrConfig MethodConfig { get; }
-    public object Config => MethodConfig;
-    public int NumClasses => MethodConfig.NumClasses;
-    public VitConfig Backbone => MethodConfig.BackboneConfig;
-    public nn.Module Model => _model;
-    public IReadOnlyList<LocalizationMapKind> SupportedMapKinds { get; } =
+    public override string Name => MethodRegistry.WeakTr;
+    public override IReadOnlyList<LocalizationMapKind> SupportedMapKinds { get; } =
         [LocalizationMapKind.Refined, LocalizationMapKind.Fused, LocalizationMapKind.ClassToPatch];
 
-    public LossTerms ComputeLoss(TrainBatch batch, TrainStepContext context) => _model.ComputeLoss(batch.Images, batch.Labels);
+    public override LossTerms ComputeLoss(TrainBatch batch, TrainStepContext context) => TypedModel.ComputeLoss(batch.Images, batch.Labels);
 
     /// <summary>[B, 3, H, W] → [B, K, h, w], ReLU applied (CAMs are compared with a background threshold).</summary>
-    public Tensor PatchGridMaps(Tensor images, LocalizationMapKind kind)
+    public override Tensor PatchGridMaps(Tensor images, LocalizationMapKind kind)
     {
-        using var output = _model.Forward(images);
+        using var output = TypedModel.Forward(images);
         var chosen = kind switch
         {
             LocalizationMapKind.Refined => output.FineCam,
@@ -185,6 +131,4 @@ public sealed class WeakTrMethod : IWsssMethod
         };
         return chosen.relu();
     }
-
-    public void Dispose() => _model.Dispose();
 }

@@ -17,6 +17,15 @@ public class MctFormerTests
         Backbone = new VitConfig { ImageSize = 32, PatchSize = 8, EmbedDim = 16, Depth = 2, NumHeads = 2, DropPathRate = 0 },
     };
 
+    /// <summary>MCTformer loss of a batch, back-propagated; returns the loss.</summary>
+    internal static Tensor Backward(MctFormerModel model, Tensor images, Tensor labels)
+    {
+        using var output = model.Forward(images);
+        var loss = MctFormerLoss.Total(output, labels);
+        loss.backward();
+        return loss;
+    }
+
     /// <summary>
     /// Hand-made attention: L = 2, B = 1, H = 2, C = 2 class tokens, 2×2 patches (T = 6). Heads are M ± Δ so their mean is
     /// M_l[i, j] = 100·l + 10·i + j.
@@ -142,23 +151,7 @@ public class MctFormerTests
     {
         torch.manual_seed(23);
         using var model = new MctFormerModel(Tiny(MctFormerVariant.V2));
-        model.train();
-        using var images = torch.randn(4, 3, 32, 32);
-        using var labels = torch.tensor(new float[] { 1, 0, 0, 0, 1, 0, 0, 0, 1, 1, 1, 0 }).reshape(4, 3);
-        using var optimizer = torch.optim.AdamW(model.parameters(), lr: 3e-3);
-        var losses = new List<float>();
-        for (int step = 0; step < 10; step++)
-        {
-            using var scope = torch.NewDisposeScope();
-            optimizer.zero_grad();
-            using var output = model.Forward(images);
-            var loss = MctFormerLoss.Total(output, labels);
-            loss.backward();
-            optimizer.step();
-            losses.Add(loss.item<float>());
-        }
-        Assert.All(losses, l => Assert.True(float.IsFinite(l)));
-        Assert.True(losses[^1] < 0.7f * losses[0], $"loss {losses[0]} → {losses[^1]}");
+        TinyModelChecks.AssertAFewStepsLowerTheLoss(model, steps: 10, (images, labels) => Backward(model, images, labels));
     }
 
     [Fact]
@@ -171,13 +164,7 @@ public class MctFormerTests
         var labels = torch.tensor(new float[] { 1, 0, 1, 0, 1, 1 }).reshape(2, 3);
         using var output = model.Forward(images);
         MctFormerLoss.Total(output, labels).backward();
-        foreach (var (name, parameter) in model.named_parameters())
-        {
-            if (name.StartsWith("norm.", StringComparison.Ordinal)) { Assert.Null(parameter.grad); continue; }   // unused final norm
-            Assert.NotNull(parameter.grad);
-            Assert.True(parameter.grad!.isfinite().all().item<bool>(), name);
-            Assert.True(parameter.grad!.abs().sum().item<float>() > 0, name);
-        }
+        TinyModelChecks.AssertEveryParameterButTheFinalNormHasAGradient(model);
     }
 
     [Fact]
@@ -204,24 +191,12 @@ public class MctFormerTests
         var accumulated = MctFormerInference.AccumulatedMaps(model, image, options);
         Assert.True(model.training);                                   // mode restored
 
-        model.eval();
-        Tensor expected = torch.zeros(3, 32, 32);
-        using (torch.no_grad())
+        var expected = TinyModelChecks.MultiScaleFlipReference(model, image, input =>
         {
-            foreach (var size in new long[] { 32, 16 })
-            {
-                var scaled = size == 32 ? image.unsqueeze(0) : nn.functional.interpolate(image.unsqueeze(0), size: new[] { size, size }, mode: InterpolationMode.Bilinear, align_corners: false);
-                foreach (var flip in new[] { false, true })
-                {
-                    var input = flip ? scaled.flip(3) : scaled;
-                    using var output = model.Forward(input);
-                    using var maps = MctFormerMaps.Localize(output, 2);
-                    var up = nn.functional.interpolate(maps.Refined, size: new long[] { 32, 32 }, mode: InterpolationMode.Bilinear, align_corners: false);
-                    if (flip) up = up.flip(3);
-                    expected = expected + up.squeeze(0);
-                }
-            }
-        }
+            using var output = model.Forward(input);
+            using var maps = MctFormerMaps.Localize(output, 2);
+            return maps.Refined.clone();
+        });
         TensorAssert.Close(expected, accumulated, 1e-5, "accumulated");
         var localized = MctFormerInference.LocalizeImage(model, image, new[] { 1 }, options);
         Assert.Equal(new long[] { 1, 32, 32 }, localized.shape);
@@ -236,28 +211,8 @@ public class MctFormerTensorLifetimeTests
     public void Training_steps_and_inference_do_not_leak_tensors()
     {
         torch.manual_seed(26);
-        var config = new MctFormerConfig
-        {
-            NumClasses = 2, CamLayers = 1,
-            Backbone = new VitConfig { ImageSize = 16, PatchSize = 8, EmbedDim = 8, Depth = 2, NumHeads = 2, DropPathRate = 0.1 },
-        };
-        using var model = new MctFormerModel(config);
-        using var images = torch.randn(2, 3, 16, 16);
-        using var image = torch.randn(3, 16, 16);
-        using var labels = torch.tensor(new float[] { 1, 0, 0, 1 }).reshape(2, 2);
-        using var optimizer = torch.optim.AdamW(model.parameters(), lr: 1e-3);
-
-        void Step()
-        {
-            using var scope = torch.NewDisposeScope();
-            model.train();
-            optimizer.zero_grad();
-            using var output = model.Forward(images);
-            MctFormerLoss.Total(output, labels).backward();
-            optimizer.step();
-            using var maps = MctFormerInference.LocalizeImage(model, image, new[] { 0, 1 }, new MctFormerInferenceOptions { Scales = new[] { 1.0, 1.5 } });
-        }
-
-        LeakCheck.AssertNoGrowth(Step);
+        using var model = new MctFormerModel(new MctFormerConfig { NumClasses = 2, CamLayers = 1, Backbone = TinyModelChecks.LeakCheckBackbone });
+        TinyModelChecks.AssertTrainingAndInferenceDoNotLeak(model, (images, labels) => MctFormerTests.Backward(model, images, labels),
+            image => MctFormerInference.LocalizeImage(model, image, new[] { 0, 1 }, new MctFormerInferenceOptions { Scales = new[] { 1.0, 1.5 } }));
     }
 }

@@ -1,15 +1,11 @@
 using TorchSharp;
-using TorchSharp.Modules;
 using WeakSeg.Models.Vit;
 using static TorchSharp.torch;
-using static TorchSharp.torch.nn;
-
-using WeakSeg.Models;
 
 namespace WeakSeg.Methods.Baselines;
 
 /// <summary>Plain CAM on a ViT: one class token, linear classifier on the global average of the patch tokens.</summary>
-public sealed record CamBaselineConfig
+public sealed record CamBaselineConfig : IMethodConfig
 {
     /// <summary>Foreground classes (PASCAL VOC: 20).</summary>
     public int NumClasses { get; init; } = 20;
@@ -56,31 +52,14 @@ public sealed record CamBaselineOutput(VitOutput Backbone, Tensor Logits, Tensor
 }
 
 /// <summary>ViT + GAP + linear classifier; CAM<sub>k</sub> = w<sub>k</sub> · patch token. Keys: timm names plus <c>head.{weight,bias}</c>.</summary>
-public sealed class CamBaselineModel : VisionTransformer
+public sealed class CamBaselineModel(CamBaselineConfig config) : ClassifierBaselineModel<CamBaselineConfig>(config, "CamBaseline")
 {
-    readonly Linear head;
-
-    public CamBaselineModel(CamBaselineConfig config) : base(Validated(config), "CamBaseline")
-    {
-        MethodConfig = config;
-        head = WeightInit.ClassifierHead(config.Backbone.EmbedDim, config.NumClasses);
-        register_module(nameof(head), head);
-    }
-
-    static VitConfig Validated(CamBaselineConfig config)
-    {
-        config.EnsureValid();
-        return config.BackboneConfig;
-    }
-
-    public CamBaselineConfig MethodConfig { get; }
-
     public CamBaselineOutput Forward(Tensor images)
     {
         using var scope = torch.NewDisposeScope();
         var backbone = ForwardFeatures(images);
         var pooled = backbone.PatchTokens.mean(new long[] { 1 });                       // [B, D]
-        var logits = head.call(pooled);                                                 // [B, K]
+        var logits = Head.call(pooled);                                                 // [B, K]
         var cams = ClassActivationMaps(backbone);                                       // [B, K, h, w]
         return new CamBaselineOutput(backbone, logits, cams).MoveToOuterDisposeScope();
     }
@@ -89,7 +68,7 @@ public sealed class CamBaselineModel : VisionTransformer
     public Tensor ClassActivationMaps(VitOutput backbone)
     {
         using var scope = torch.NewDisposeScope();
-        var perPatch = torch.matmul(backbone.PatchTokens, head.weight.t());             // [B, N, K]
+        var perPatch = torch.matmul(backbone.PatchTokens, Head.weight.t());             // [B, N, K]
         return perPatch.transpose(1, 2)
             .reshape(backbone.PatchTokens.shape[0], MethodConfig.NumClasses, backbone.GridHeight, backbone.GridWidth)
             .MoveToOuterDisposeScope();

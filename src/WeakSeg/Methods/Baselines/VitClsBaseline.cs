@@ -1,10 +1,6 @@
 using TorchSharp;
-using TorchSharp.Modules;
 using WeakSeg.Models.Vit;
 using static TorchSharp.torch;
-using static TorchSharp.torch.nn;
-
-using WeakSeg.Models;
 
 namespace WeakSeg.Methods.Baselines;
 
@@ -12,7 +8,7 @@ namespace WeakSeg.Methods.Baselines;
 /// <c>vit-cls</c> baseline: one class token with a linear classifier; the map is the class-token→patch attention of the last
 /// layers, the same class-agnostic map for every class (the MCTformer paper's motivating baseline).
 /// </summary>
-public sealed record VitClsConfig
+public sealed record VitClsConfig : IMethodConfig
 {
     public int NumClasses { get; init; } = 20;
 
@@ -58,30 +54,13 @@ public sealed record VitClsOutput(VitOutput Backbone, Tensor Logits) : IDisposab
 }
 
 /// <summary>timm ViT classifier (class token → final norm → <c>head</c>).</summary>
-public sealed class VitClsModel : VisionTransformer
+public sealed class VitClsModel(VitClsConfig config) : ClassifierBaselineModel<VitClsConfig>(config, "VitCls")
 {
-    readonly Linear head;
-
-    public VitClsModel(VitClsConfig config) : base(Validated(config), "VitCls")
-    {
-        MethodConfig = config;
-        head = WeightInit.ClassifierHead(config.Backbone.EmbedDim, config.NumClasses);
-        register_module(nameof(head), head);
-    }
-
-    static VitConfig Validated(VitClsConfig config)
-    {
-        config.EnsureValid();
-        return config.BackboneConfig;
-    }
-
-    public VitClsConfig MethodConfig { get; }
-
     public VitClsOutput Forward(Tensor images)
     {
         using var scope = torch.NewDisposeScope();
         var backbone = ForwardFeatures(images);
-        var logits = head.call(backbone.ClassTokens.select(1, 0));                     // [B, K]
+        var logits = Head.call(backbone.ClassTokens.select(1, 0));                     // [B, K]
         return new VitClsOutput(backbone, logits).MoveToOuterDisposeScope();
     }
 

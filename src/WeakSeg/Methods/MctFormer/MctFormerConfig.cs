@@ -10,7 +10,7 @@ public enum MctFormerVariant
 }
 
 /// <summary>MCTformer model and map settings. Defaults: the paper's VOC setup (shared/specs README "Verified facts").</summary>
-public sealed record MctFormerConfig
+public sealed record MctFormerConfig : IMethodConfig
 {
     /// <summary>V2 (PatchCAM head, fused maps) is the paper's best model.</summary>
     public MctFormerVariant Variant { get; init; } = MctFormerVariant.V2;

@@ -30,7 +30,7 @@ public enum WeakTrPooling
 /// WeakTr end-to-end CAM generation (paper §3.1, appendix A.1). Defaults are the paper's values; values not stated in the paper
 /// are marked "unverified" and exist to be overridden.
 /// </summary>
-public sealed record WeakTrConfig
+public sealed record WeakTrConfig : IMethodConfig
 {
     /// <summary>Foreground classes = class tokens C (PASCAL VOC: 20; §3.1.1 "C learnable class tokens").</summary>
     public int NumClasses { get; init; } = 20;

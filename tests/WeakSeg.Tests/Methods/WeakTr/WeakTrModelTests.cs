@@ -209,13 +209,7 @@ public class WeakTrModelTests
         using var scope = torch.NewDisposeScope();
         var labels = torch.tensor(new float[] { 1, 0, 1, 0, 1, 1 }).reshape(2, 3);
         model.ComputeLoss(torch.randn(2, 3, 16, 16), labels).Total.backward();
-        foreach (var (name, parameter) in model.named_parameters())
-        {
-            if (name.StartsWith("norm.", StringComparison.Ordinal)) { Assert.Null(parameter.grad); continue; }   // unused final norm
-            Assert.NotNull(parameter.grad);
-            Assert.True(parameter.grad!.isfinite().all().item<bool>(), name);
-            Assert.True(parameter.grad!.abs().sum().item<float>() > 0, name);
-        }
+        TinyModelChecks.AssertEveryParameterButTheFinalNormHasAGradient(model);
     }
 
     [Fact]
@@ -225,23 +219,12 @@ public class WeakTrModelTests
         var config = Tiny() with { Backbone = Tiny().Backbone with { ImageSize = 32 } };
         using var model = new WeakTrModel(config);
         NonUniformInit.Apply(model, std: 0.02);   // the timm initialisation the backbone intends
-        model.train();
-        using var images = torch.randn(4, 3, 32, 32);
-        using var labels = torch.tensor(new float[] { 1, 0, 0, 0, 1, 0, 0, 0, 1, 1, 1, 0 }).reshape(4, 3);
-        using var optimizer = torch.optim.AdamW(model.parameters(), lr: 3e-3);
-        var losses = new List<float>();
-        for (int step = 0; step < 20; step++)
+        TinyModelChecks.AssertAFewStepsLowerTheLoss(model, steps: 20, (images, labels) =>
         {
-            using var scope = torch.NewDisposeScope();
-            optimizer.zero_grad();
-            var terms = model.ComputeLoss(images, labels);
-            var loss = terms.Total;
+            var loss = model.ComputeLoss(images, labels).Total;
             loss.backward();
-            optimizer.step();
-            losses.Add(loss.item<float>());
-        }
-        Assert.All(losses, l => Assert.True(float.IsFinite(l)));
-        Assert.True(losses[^1] < 0.7f * losses[0], $"loss {losses[0]} → {losses[^1]}");
+            return loss;
+        });
     }
 
     [Fact]
@@ -323,22 +306,11 @@ public class WeakTrInferenceTests
         var accumulated = WeakTrInference.AccumulatedMaps(model, image, options);
         Assert.True(model.training);                                   // mode restored
 
-        model.eval();
-        Tensor expected = torch.zeros(3, 32, 32);
-        using (torch.no_grad())
+        var expected = TinyModelChecks.MultiScaleFlipReference(model, image, input =>
         {
-            foreach (var size in new long[] { 32, 16 })
-            {
-                var scaled = size == 32 ? image.unsqueeze(0) : nn.functional.interpolate(image.unsqueeze(0), size: new[] { size, size }, mode: InterpolationMode.Bilinear, align_corners: false);
-                foreach (var flip in new[] { false, true })
-                {
-                    using var output = model.Forward(flip ? scaled.flip(3) : scaled);
-                    var up = nn.functional.interpolate(output.FineCam.relu(), size: new long[] { 32, 32 }, mode: InterpolationMode.Bilinear, align_corners: false);
-                    if (flip) up = up.flip(3);
-                    expected = expected + up.squeeze(0);
-                }
-            }
-        }
+            using var output = model.Forward(input);
+            return output.FineCam.relu();
+        });
         TensorAssert.Close(expected, accumulated, 1e-5, "accumulated");
         Assert.True(expected.max().item<float>() > 0);
 
@@ -393,28 +365,15 @@ public class WeakTrTensorLifetimeTests
     public void Training_steps_and_inference_do_not_leak_tensors(WeakTrFusion fusion)
     {
         torch.manual_seed(64);
-        var config = WeakTrModelTests.Tiny(fusion, classes: 2) with
-        {
-            Backbone = new VitConfig { ImageSize = 16, PatchSize = 8, EmbedDim = 8, Depth = 2, NumHeads = 2, DropPathRate = 0.1 },
-        };
-        using var model = new WeakTrModel(config);
-        using var images = torch.randn(2, 3, 16, 16);
-        using var image = torch.randn(3, 16, 16);
-        using var labels = torch.tensor(new float[] { 1, 0, 0, 1 }).reshape(2, 2);
-        using var optimizer = torch.optim.AdamW(model.parameters(), lr: 1e-3);
-
-        void Step()
-        {
-            using var scope = torch.NewDisposeScope();
-            model.train();
-            optimizer.zero_grad();
-            var terms = model.ComputeLoss(images, labels);
-            terms.Total.backward();
-            optimizer.step();
-            _ = terms.Parts.Select(p => p.Value.item<float>()).ToArray();
-            using var maps = WeakTrInference.LocalizeImage(model, image, new[] { 0, 1 }, new WeakTrInferenceOptions { Scales = new[] { 1.0, 1.5 } });
-        }
-
-        LeakCheck.AssertNoGrowth(Step);
+        using var model = new WeakTrModel(WeakTrModelTests.Tiny(fusion, classes: 2) with { Backbone = TinyModelChecks.LeakCheckBackbone });
+        TinyModelChecks.AssertTrainingAndInferenceDoNotLeak(model,
+            (images, labels) =>
+            {
+                var terms = model.ComputeLoss(images, labels);
+                terms.Total.backward();
+                _ = terms.Parts.Select(p => p.Value.item<float>()).ToArray();
+                return terms.Total;
+            },
+            image => WeakTrInference.LocalizeImage(model, image, new[] { 0, 1 }, new WeakTrInferenceOptions { Scales = new[] { 1.0, 1.5 } }));
     }
 }

@@ -1,0 +1,38 @@
+using TorchSharp;
+using WeakSeg.Models.Vit;
+using WeakSeg.Training;
+using static TorchSharp.torch;
+
+namespace WeakSeg.Methods;
+
+/// <summary>
+/// The part every <see cref="IWsssMethod"/> adapter shares: it owns the model built from its config record and reads the class
+/// count and backbone off that record. An adapter adds its registry name, loss, supported map kinds and maps.
+/// </summary>
+public abstract class WsssMethodBase<TConfig, TModel> : IWsssMethod
+    where TConfig : class, IMethodConfig
+    where TModel : nn.Module
+{
+    protected WsssMethodBase(TConfig config, TModel model)
+    {
+        TypedModel = model;
+        MethodConfig = config;
+    }
+
+    public abstract string Name { get; }
+    public TConfig MethodConfig { get; }
+    public object Config => MethodConfig;
+    public int NumClasses => MethodConfig.NumClasses;
+    public VitConfig Backbone => MethodConfig.BackboneConfig;
+    public nn.Module Model => TypedModel;
+    public abstract IReadOnlyList<LocalizationMapKind> SupportedMapKinds { get; }
+
+    /// <summary>The model as its own type.</summary>
+    protected TModel TypedModel { get; }
+
+    public abstract LossTerms ComputeLoss(TrainBatch batch, TrainStepContext context);
+
+    public abstract Tensor PatchGridMaps(Tensor images, LocalizationMapKind kind);
+
+    public void Dispose() => TypedModel.Dispose();
+}

@@ -286,7 +286,7 @@ public static class WsssPipeline
             var trainSettings = new JsonObject
             {
                 ["labels"] = upstream, ["split"] = options.TrainSplit, ["seed"] = options.Seed,
-                ["config"] = ResultRelevant(JsonNode.Parse((config with { NumClasses = trainSet.NumClasses }).ToJson())!.AsObject()),
+                ["config"] = JsonNode.Parse((config with { NumClasses = trainSet.NumClasses }).CanonicalForTraining().ToJson())!.AsObject(),
             };
             Stage(stage + "-train", trainSettings, () =>
             {
@@ -332,7 +332,6 @@ public static class WsssPipeline
         if (copy[TrainRecipe.TrainerKey] is JsonObject trainer)
             foreach (var key in new[] { "checkpoint_every", "keep_last_checkpoints", "log_every", "collect_garbage_every", "device", "threads" })
                 trainer.Remove(key);
-        foreach (var key in new[] { "checkpoint_every", "log_every" }) copy.Remove(key);
         return copy;
     }
 

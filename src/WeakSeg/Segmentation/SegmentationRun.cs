@@ -143,9 +143,7 @@ public static class SegmentationRun
 
     static IEnumerable<string> Differences(SegmentationRunInfo recorded, SegmentationRunInfo now)
     {
-        var a = recorded.Config with { CheckpointEvery = 1, LogEvery = 1 };
-        var b = now.Config with { CheckpointEvery = 1, LogEvery = 1 };
-        if (a.ToJson() != b.ToJson()) yield return "the training configuration differs from config.json";
+        if (recorded.Config.CanonicalForTraining().ToJson() != now.Config.CanonicalForTraining().ToJson()) yield return "the training configuration differs from config.json";
         if (recorded.DataRoot != now.DataRoot) yield return $"data is {now.DataRoot} but the run used {recorded.DataRoot}";
         if (recorded.Split != now.Split) yield return $"split is {now.Split} but the run used {recorded.Split}";
         if (recorded.Labels != now.Labels) yield return $"labels are {now.Labels} but the run used {recorded.Labels}";

@@ -221,4 +221,30 @@ public class WsssPipelineTests
         Assert.Equal(LocalizationMapKind.Refined, WsssPipeline.DefaultMapKind(MethodRegistry.Cam, MethodPreset.Cpu,
             [LocalizationMapKind.Refined, LocalizationMapKind.Fused]));
     }
+
+    [Fact]
+    public void Changing_tau_redoes_only_the_clipping_decoder_runs()
+    {
+        using var dir = TestPaths.NewTempDir();
+        var data = PipelineTestData.MakeData(dir.File("data"));
+        var options = TinyOptions(data, dir.File("out")) with { Decoders = [SegmentationDecoderLoss.GradientClipping, SegmentationDecoderLoss.Naive] };
+        var first = WsssPipeline.Run(options);
+        var changed = options with { Segmentation = options.Segmentation with { ClipStartValue = 5.0 } };
+        var ledger = new StageLedger(dir.File("out/stages"));
+        // The clipping run was recorded with the old τ: refused, naming its record.
+        var e = Assert.Throws<WeakSegException>(() => WsssPipeline.Run(changed));
+        Assert.Contains(ledger.PathOf("seg-class-to-patch-gradclip-train"), e.Message);
+        Assert.Contains("clip_start_value", e.Message);
+
+        // With that record and its run removed, only the clipping stages run again; the naive decoder and the upper bound
+        // (plain cross-entropy, where τ means nothing) are reused.
+        File.Delete(ledger.PathOf("seg-class-to-patch-gradclip-train"));
+        File.Delete(ledger.PathOf("seg-class-to-patch-gradclip-val"));
+        Directory.Delete(dir.File("out/seg/class-to-patch-gradclip"), recursive: true);
+        var second = WsssPipeline.Run(changed);
+        Assert.Equal(["seg-class-to-patch-gradclip-train", "seg-class-to-patch-gradclip-val"], second.Stages.Where(s => !s.Reused).Select(s => s.Name));
+        Assert.Equal(first.ValMeanIouByDecoder["naive"], second.ValMeanIouByDecoder["naive"]);
+        Assert.Equal(first.UpperBoundMeanIou, second.UpperBoundMeanIou);
+        Assert.Equal(5.0, SegmentationRun.ReadInfo(dir.File("out/seg/class-to-patch-gradclip")).Config.ClipStartValue);
+    }
 }

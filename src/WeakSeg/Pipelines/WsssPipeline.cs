@@ -325,7 +325,8 @@ public static class WsssPipeline
         }
     }
 
-    /// <summary>Drops the fields that cannot change a stage's numbers (logging, checkpoint cadence, threads, device).</summary>
+    /// <summary>Drops the fields that do not change what a stage computes: logging and checkpoint cadence, and threads and device, which
+    /// change only the order of floating-point sums (a run is bitwise repeatable for a given thread count, not across counts).</summary>
     static JsonObject ResultRelevant(JsonObject json)
     {
         var copy = json.DeepClone().AsObject();

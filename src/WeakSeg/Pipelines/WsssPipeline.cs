@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using WeakSeg.Data;
@@ -403,7 +402,4 @@ public static class WsssPipeline
             AtomicFile.WriteAllText(path, json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
         }
     }
-
-    /// <summary>Seconds as text for logs.</summary>
-    public static string FormatSeconds(double s) => s.ToString("F1", CultureInfo.InvariantCulture);
 }

@@ -183,6 +183,12 @@ public static class WsssPipeline
         var recipe = options.CamRecipe.WithNumClasses(trainSet.NumClasses);
         recipe = recipe with { Trainer = recipe.Trainer with { Seed = options.Seed, Device = options.Device, Threads = options.Threads } };
         recipe.EnsureValid();
+        // Checked before any stage is recorded, so that fixing the option does not meet a half-begun stage with the old settings.
+        var segmentationBatch = options.StopAfter == PipelineEnd.Segmentation ? options.Segmentation.BatchSize : 0;
+        foreach (var (what, batch) in new[] { ("CAM training (trainer.batch_size)", recipe.Trainer.BatchSize), ("segmenter (batch_size)", segmentationBatch) })
+            if (batch > trainSet.Samples.Count)
+                throw WeakSegException.ForFile(Path.Combine(dataRoot, "ImageSets", "Segmentation", options.TrainSplit + ".txt"),
+                    $"{trainSet.Samples.Count} images, fewer than one batch of {batch} for the {what}; use a smaller batch (--config / --seg-config) or more images");
         var camRunDir = Path.Combine(outDir, "cam", "run");
         var camTrainSettings = new JsonObject
         {

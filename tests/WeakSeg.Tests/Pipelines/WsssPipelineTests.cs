@@ -247,4 +247,20 @@ public class WsssPipelineTests
         Assert.Equal(first.UpperBoundMeanIou, second.UpperBoundMeanIou);
         Assert.Equal(5.0, SegmentationRun.ReadInfo(dir.File("out/seg/class-to-patch-gradclip")).Config.ClipStartValue);
     }
+
+    [Fact]
+    public void A_batch_larger_than_the_split_is_refused_before_any_stage_is_recorded()
+    {
+        using var dir = TestPaths.NewTempDir();
+        var data = PipelineTestData.MakeData(dir.File("data"));
+        var options = TinyOptions(data, dir.File("out"));
+        var tooBig = options with { CamRecipe = options.CamRecipe with { Trainer = options.CamRecipe.Trainer with { BatchSize = 64 } } };
+        var e = Assert.Throws<WeakSegException>(() => WsssPipeline.Run(tooBig));
+        Assert.Contains(Path.Combine(data, "ImageSets", "Segmentation", "train.txt"), e.Message);
+        Assert.Contains("8 images, fewer than one batch of 64 for the CAM training", e.Message);
+        Assert.False(File.Exists(dir.File("out/stages/cam-train.json")));
+        var segTooBig = Assert.Throws<WeakSegException>(() => WsssPipeline.Run(options with { Segmentation = options.Segmentation with { BatchSize = 9 } }));
+        Assert.Contains("fewer than one batch of 9 for the segmenter", segTooBig.Message);
+        Assert.Equal(StageState.New, new StageLedger(dir.File("out/stages")).Check("cam-train", new System.Text.Json.Nodes.JsonObject()).State);
+    }
 }

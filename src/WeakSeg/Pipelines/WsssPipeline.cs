@@ -130,7 +130,13 @@ public static class WsssPipeline
         Directory.CreateDirectory(outDir);
         var ledger = new StageLedger(Path.Combine(outDir, "stages"));
         var stages = new List<PipelineStage>();
-        var state = new ReportState(options.CamRecipe.Method, Path.Combine(outDir, ReportFile));
+        var state = new ReportState(options.CamRecipe.Method, Path.Combine(outDir, ReportFile), new JsonObject
+        {
+            // what the numbers depend on besides the stage settings: a CPU run is bitwise repeatable for a given seed and thread count
+            ["preset"] = options.Preset.ToString().ToLowerInvariant(),
+            ["fusion"] = options.CamRecipe.ModelConfig is WeakTrConfig weakTr ? WeakTrConfig.FusionName(weakTr.Fusion) : null,
+            ["seed"] = options.Seed, ["threads"] = options.Threads, ["device"] = options.Device,
+        });
 
         // Runs a stage unless the ledger has it done; returns its results (recorded or fresh).
         JsonObject Stage(string name, JsonObject settings, Func<JsonObject> work)
@@ -359,7 +365,7 @@ public static class WsssPipeline
     static JsonNode? Num(double v) => double.IsNaN(v) ? null : JsonValue.Create(v);
 
     /// <summary>The report as it grows; written atomically after every stage.</summary>
-    sealed class ReportState(string method, string path)
+    sealed class ReportState(string method, string path, JsonObject run)
     {
         readonly Stopwatch _wall = Stopwatch.StartNew();
         public LocalizationMapKind Map { get; set; }
@@ -391,6 +397,7 @@ public static class WsssPipeline
             {
                 ["format_version"] = 1,
                 ["method"] = r.Method,
+                ["run"] = run.DeepClone(),
                 ["map"] = Name(r.Map),
                 ["cam_miou"] = Num(r.CamMeanIou),
                 ["threshold"] = double.IsNaN(r.Threshold) ? null : r.Threshold,

@@ -129,6 +129,10 @@ public class WsssPipelineTests
         Assert.Equal(report.ValMeanIou!.Value, json["val_miou_by_decoder"]!["gradclip"]!.GetValue<double>());
         Assert.Equal(report.Stages.Sum(s => Math.Round(s.Seconds, 3)), json["stage_seconds"]!.AsObject().Sum(kv => kv.Value!.GetValue<double>()), 6);
         Assert.True(json["complete"]!.GetValue<bool>());
+        Assert.Equal(3, json["run"]!["seed"]!.GetValue<long>());
+        Assert.Equal(2, json["run"]!["threads"]!.GetValue<int>());
+        Assert.Equal("aaf", json["run"]!["fusion"]!.GetValue<string>());
+        Assert.Equal("cpu", json["run"]!["preset"]!.GetValue<string>());
         // The upper bound is trained on ground truth with the plain cross-entropy.
         Assert.Equal(SegmentationDecoderLoss.Naive, SegmentationRun.ReadInfo(dir.File("out/seg/upper-bound")).Config.Loss);
         Assert.Equal("gt", SegmentationRun.ReadInfo(dir.File("out/seg/upper-bound")).Labels);

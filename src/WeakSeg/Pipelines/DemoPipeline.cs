@@ -170,7 +170,7 @@ public static class DemoPipeline
         var trainer = recipe.Trainer with { Seed = options.Seed, Threads = options.Threads };
         if (options.BatchSize is { } batch) trainer = trainer with { BatchSize = batch };
         if (options.Steps is { } steps) trainer = trainer with { Steps = steps, WarmupSteps = Math.Min(trainer.WarmupSteps, steps / 10) };
-        bool resume = Directory.Exists(Path.Combine(runDir, "checkpoints")) && Directory.EnumerateDirectories(Path.Combine(runDir, "checkpoints")).Any();
+        bool resume = Training.CheckpointStore.HasCheckpointIn(runDir);
         var outcome = reporter.Run($"train {method}", p => TrainPipeline.Run(new TrainRequest
         {
             DataRoot = dataDir, Split = "train", RunDirectory = runDir, Recipe = recipe with { Trainer = trainer },

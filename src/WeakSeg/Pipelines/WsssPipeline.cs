@@ -202,8 +202,7 @@ public static class WsssPipeline
         };
         Stage("cam-train", camTrainSettings, () =>
         {
-            bool resume = File.Exists(RunConfig.PathIn(camRunDir)) && Directory.Exists(Path.Combine(camRunDir, "checkpoints"))
-                          && Directory.EnumerateDirectories(Path.Combine(camRunDir, "checkpoints")).Any();
+            bool resume = Training.CheckpointStore.HasCheckpointIn(camRunDir);
             var outcome = reporter.Run($"train {recipe.Method}", p => TrainPipeline.Run(new TrainRequest
             {
                 DataRoot = dataRoot, Split = options.TrainSplit, RunDirectory = camRunDir, Recipe = recipe, Preset = "pipeline",
@@ -301,8 +300,7 @@ public static class WsssPipeline
             };
             Stage(stage + "-train", trainSettings, () =>
             {
-                bool resume = File.Exists(Path.Combine(runDir, SegmentationRun.ConfigFile))
-                              && new Training.CheckpointStore(Path.Combine(runDir, "checkpoints")).Latest() is not null;
+                bool resume = Training.CheckpointStore.HasCheckpointIn(runDir);
                 var result = reporter.Run($"train segmenter ({stage})", p => SegmentationRun.Train(new SegmentationTrainRequest
                 {
                     DataRoot = dataRoot, Split = options.TrainSplit, LabelsDirectory = labelsDir, RunDirectory = runDir, Config = config,

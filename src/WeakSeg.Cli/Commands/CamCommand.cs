@@ -69,18 +69,7 @@ public static class CamCommand
         return result;
     }
 
-    internal static string MapName(LocalizationMapKind kind) => kind switch
-    {
-        LocalizationMapKind.Fused => "fused",
-        LocalizationMapKind.ClassToPatch => "class-to-patch",
-        _ => "refined",
-    };
+    internal static string MapName(LocalizationMapKind kind) => LocalizationMapKindNames.Name(kind);
 
-    internal static LocalizationMapKind ParseMap(string text) => text switch
-    {
-        "fused" => LocalizationMapKind.Fused,
-        "class-to-patch" => LocalizationMapKind.ClassToPatch,
-        "refined" => LocalizationMapKind.Refined,
-        _ => throw new WeakSegException($"--map: unknown map '{text}' (known: refined, fused, class-to-patch)"),
-    };
+    internal static LocalizationMapKind ParseMap(string text) => LocalizationMapKindNames.Parse(text);
 }

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using WeakSeg.IO;
 
 namespace WeakSeg.Evaluation;
@@ -44,6 +45,17 @@ public static class EvaluationJson
         Number(w, "pixel_accuracy", result.Best.PixelAccuracy);
         PerClass(w, result.Best, result.ClassNames);
     });
+
+    /// <summary>{ "0.00": miou, ... } of a sweep, as in the eval-cam file (NaN as null).</summary>
+    public static JsonObject MeanIouByThreshold(CamSweepResult result)
+    {
+        var json = new JsonObject();
+        for (int i = 0; i < result.Thresholds.Count; i++) json[FormatThreshold(result.Thresholds[i])] = NumberOrNull(result.Metrics[i].MeanIou);
+        return json;
+    }
+
+    /// <summary>A metric as a JSON number, or null when it is undefined (NaN).</summary>
+    public static JsonNode? NumberOrNull(double value) => double.IsNaN(value) ? null : JsonValue.Create(value);
 
     /// <summary>"0.00", "0.05", "0.125": at least two decimals, more only when needed.</summary>
     public static string FormatThreshold(double t) => t.ToString("0.00#######", CultureInfo.InvariantCulture);

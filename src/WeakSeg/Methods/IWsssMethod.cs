@@ -23,6 +23,26 @@ public enum LocalizationMapKind
     ClassToPatch,
 }
 
+/// <summary>The names of <see cref="LocalizationMapKind"/> used on the command line, in folder and stage names and in reports.</summary>
+public static class LocalizationMapKindNames
+{
+    public static string Name(LocalizationMapKind kind) => kind switch
+    {
+        LocalizationMapKind.Fused => "fused",
+        LocalizationMapKind.ClassToPatch => "class-to-patch",
+        _ => "refined",
+    };
+
+    /// <exception cref="WeakSegException">an unknown name</exception>
+    public static LocalizationMapKind Parse(string text) => text switch
+    {
+        "fused" => LocalizationMapKind.Fused,
+        "class-to-patch" => LocalizationMapKind.ClassToPatch,
+        "refined" => LocalizationMapKind.Refined,
+        _ => throw new WeakSegException($"--map: unknown map '{text}' (known: refined, fused, class-to-patch)"),
+    };
+}
+
 /// <summary>Multi-scale/flip inference settings shared by every method.</summary>
 public sealed record LocalizationOptions
 {

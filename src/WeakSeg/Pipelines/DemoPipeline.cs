@@ -207,8 +207,6 @@ public static class DemoPipeline
     {
         var perClass = new JsonObject();
         for (int c = 0; c < sweep.Best.NumClasses; c++) perClass[sweep.ClassNames[c]] = Num(sweep.Best.Iou[c]);
-        var byThreshold = new JsonObject();
-        for (int i = 0; i < sweep.Thresholds.Count; i++) byThreshold[EvaluationJson.FormatThreshold(sweep.Thresholds[i])] = Num(sweep.Metrics[i].MeanIou);
         var stageJson = new JsonObject();
         foreach (var (k, v) in stages) stageJson[k] = Math.Round(v, 3);
         var json = new JsonObject
@@ -225,7 +223,7 @@ public static class DemoPipeline
             ["seconds"] = Math.Round(seconds, 3),
             ["stage_seconds"] = stageJson,
             ["per_class_iou"] = perClass,
-            ["miou_by_threshold"] = byThreshold,
+            ["miou_by_threshold"] = EvaluationJson.MeanIouByThreshold(sweep),
         };
         if (comparison.Count > 0 && options.Compare) json["comparison"] = ComparisonJson(comparison);
         WriteJson(path, json);
@@ -238,7 +236,7 @@ public static class DemoPipeline
 
     static void WriteComparison(string path, IReadOnlyList<ComparisonRow> rows) => WriteJson(path, new JsonObject { ["rows"] = ComparisonJson(rows) });
 
-    static JsonNode? Num(double v) => double.IsNaN(v) ? null : JsonValue.Create(v);
+    static JsonNode? Num(double v) => EvaluationJson.NumberOrNull(v);
 
     static void WriteJson(string path, JsonObject json)
     {

@@ -216,22 +216,22 @@ public static class WsssPipeline
         using (var method = recipe.Factory.Create(recipe.ModelConfig)) supported = method.SupportedMapKinds.ToList();
         var mapKind = options.MapKind ?? DefaultMapKind(recipe.Method, options.Preset, supported);
         if (!supported.Contains(mapKind))
-            throw new WeakSegException($"method '{recipe.Method}' has no {Name(mapKind)} map (it has: {string.Join(", ", supported.Select(Name))})");
+            throw new WeakSegException($"method '{recipe.Method}' has no {LocalizationMapKindNames.Name(mapKind)} map (it has: {string.Join(", ", supported.Select(LocalizationMapKindNames.Name))})");
         state.Map = mapKind;
         var localization = options.Localization with { MapKind = mapKind };
         localization.EnsureValid();
 
         // ---- maps and their sweep ----
-        var map = Name(mapKind);                 // map-dependent stages and folders carry the map's name, so maps can share a folder
+        var map = LocalizationMapKindNames.Name(mapKind);                 // map-dependent stages and folders carry the map's name, so maps can share a folder
         var mapsDir = Path.Combine(outDir, "cam", "maps-" + map);
         var mapSettings = new JsonObject
         {
-            ["cam_train"] = camTrainSettings.DeepClone(), ["map"] = Name(mapKind),
+            ["cam_train"] = camTrainSettings.DeepClone(), ["map"] = map,
             ["scales"] = new JsonArray(localization.Scales.Select(s => (JsonNode?)JsonValue.Create(s)).ToArray()), ["flip"] = localization.Flip,
         };
         Stage("maps-" + map, mapSettings, () =>
         {
-            var summary = reporter.Run($"maps {Name(mapKind)}", p => CamPipeline.Run(new CamRequest
+            var summary = reporter.Run($"maps {map}", p => CamPipeline.Run(new CamRequest
             {
                 RunDirectory = camRunDir, OutDirectory = mapsDir, Split = options.TrainSplit, DataRoot = dataRoot, Localization = localization,
                 Device = options.Device, Threads = options.Threads,
@@ -248,9 +248,7 @@ public static class WsssPipeline
             var sweep = reporter.Run("sweep thresholds", p => CamThresholdSweep.Evaluate(mapsDir, dataRoot, options.TrainSplit,
                 new CamSweepOptions { Thresholds = options.Thresholds }, p));
             EvaluationJson.Write(Path.Combine(outDir, "cam", $"eval-cam-{map}.json"), sweep, options.TrainSplit);
-            var byThreshold = new JsonObject();
-            for (int i = 0; i < sweep.Thresholds.Count; i++) byThreshold[EvaluationJson.FormatThreshold(sweep.Thresholds[i])] = Num(sweep.Metrics[i].MeanIou);
-            return new JsonObject { ["miou"] = Num(sweep.BestMeanIou), ["threshold"] = sweep.BestThreshold, ["miou_by_threshold"] = byThreshold };
+            return new JsonObject { ["miou"] = Num(sweep.BestMeanIou), ["threshold"] = sweep.BestThreshold, ["miou_by_threshold"] = EvaluationJson.MeanIouByThreshold(sweep) };
         });
         state.CamMeanIou = camEval["miou"]?.GetValue<double>() ?? double.NaN;
         state.Threshold = options.PseudoThreshold ?? camEval["threshold"]!.GetValue<double>();
@@ -354,13 +352,8 @@ public static class WsssPipeline
         ["trap_background_elsewhere_probability"] = c.TrapBackgroundElsewhereProbability, ["border_radius"] = c.BorderRadius,
     };
 
-    static string Name(LocalizationMapKind kind) => kind switch
-    {
-        LocalizationMapKind.ClassToPatch => "class-to-patch",
-        _ => kind.ToString().ToLowerInvariant(),
-    };
 
-    static JsonNode? Num(double v) => double.IsNaN(v) ? null : JsonValue.Create(v);
+    static JsonNode? Num(double v) => EvaluationJson.NumberOrNull(v);
 
     /// <summary>The report as it grows; written atomically after every stage.</summary>
     sealed class ReportState(string method, string path, JsonObject run)
@@ -396,7 +389,7 @@ public static class WsssPipeline
                 ["format_version"] = 1,
                 ["method"] = r.Method,
                 ["run"] = run.DeepClone(),
-                ["map"] = Name(r.Map),
+                ["map"] = LocalizationMapKindNames.Name(r.Map),
                 ["cam_miou"] = Num(r.CamMeanIou),
                 ["threshold"] = double.IsNaN(r.Threshold) ? null : r.Threshold,
                 ["pseudo_miou"] = r.PseudoMeanIou is { } p ? Num(p) : null,

@@ -3,7 +3,6 @@ using System.Globalization;
 using Spectre.Console;
 using WeakSeg.Evaluation;
 using WeakSeg.Methods;
-using WeakSeg.Methods.WeakTr;
 using WeakSeg.Pipelines;
 using WeakSeg.Segmentation;
 
@@ -51,11 +50,7 @@ public static class PipelineCommand
             var presetName = parseResult.GetValue(preset)!;
             var recipe = TrainRecipe.Preset(parseResult.GetValue(method)!, MethodRegistry.ParsePreset(presetName), 20);
             if (parseResult.GetValue(config) is { } configPath) recipe = recipe.Overlay(configPath);
-            if (parseResult.GetValue(fusion) is { } fusionName)
-            {
-                if (recipe.ModelConfig is not WeakTrConfig weakTr) throw new WeakSegException($"--fusion applies to --method {MethodRegistry.WeakTr} only");
-                recipe = recipe with { ModelConfig = weakTr with { Fusion = WeakTrConfig.ParseFusion(fusionName) } };
-            }
+            if (parseResult.GetValue(fusion) is { } fusionName) recipe = TrainCommand.WithFusion(recipe, fusionName);
             if (parseResult.GetValue(camSteps) is { } cs)
                 recipe = recipe with { Trainer = recipe.Trainer with { Steps = cs, WarmupSteps = Math.Min(recipe.Trainer.WarmupSteps, cs / 10) } };
             var seg = parseResult.GetValue(segConfig) is { } segPath ? ReadSegmentationConfig(segPath) : SegmentationConfig.FromPreset(presetName);

@@ -44,12 +44,7 @@ public static class TrainCommand
             var recipe = TrainRecipe.Preset(parseResult.GetValue(method)!, presetValue, 20);
             if (parseResult.GetValue(config) is { } configPath) recipe = recipe.Overlay(configPath);
             if (parseResult.GetValue(imageSize) is { } size) recipe = recipe.WithImageSize(size);
-            if (parseResult.GetValue(fusion) is { } fusionName)
-            {
-                if (recipe.ModelConfig is not WeakSeg.Methods.WeakTr.WeakTrConfig weakTr)
-                    throw new WeakSegException($"--fusion applies to --method {MethodRegistry.WeakTr} only");
-                recipe = recipe with { ModelConfig = weakTr with { Fusion = WeakSeg.Methods.WeakTr.WeakTrConfig.ParseFusion(fusionName) } };
-            }
+            if (parseResult.GetValue(fusion) is { } fusionName) recipe = WithFusion(recipe, fusionName);
             var t = recipe.Trainer;
             t = t with
             {
@@ -90,6 +85,14 @@ public static class TrainCommand
             return r.Completed ? 0 : 130;
         });
         return cmd;
+    }
+
+    /// <summary>`--fusion NAME` (weaktr only): the recipe with that head weighting; another method is an error.</summary>
+    internal static TrainRecipe WithFusion(TrainRecipe recipe, string fusionName)
+    {
+        if (recipe.ModelConfig is not WeakSeg.Methods.WeakTr.WeakTrConfig weakTr)
+            throw new WeakSegException($"--fusion applies to --method {MethodRegistry.WeakTr} only");
+        return recipe with { ModelConfig = weakTr with { Fusion = WeakSeg.Methods.WeakTr.WeakTrConfig.ParseFusion(fusionName) } };
     }
 }
 

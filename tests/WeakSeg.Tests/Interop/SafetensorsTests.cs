@@ -80,7 +80,7 @@ public class SafetensorsTests
     [Fact]
     public void Reads_the_shared_fixture_header()
     {
-        var file = SafetensorsFile.Read(Path.Combine(TestPaths.Fixtures, "vit_mct_v2.weights.safetensors"));
+        var file = SafetensorsFile.Read(TestPaths.Fixture("mctformer_v2", "vit_mct_v2.weights.safetensors"));
         Assert.Equal("5", file.Metadata["num_classes"]);
         Assert.Equal(new long[] { 1, 21, 64 }, file.Tensors["pos_embed"].Shape);
         Assert.Equal(5 * 64 * 3 * 3 * 4, file.Tensors["head.weight"].Data.Length);

@@ -8,7 +8,7 @@ using static TorchSharp.torch;
 
 namespace WeakSeg.Tests.Methods;
 
-/// <summary>Golden parity with the independent PyTorch reference (shared/fixtures/README.md).</summary>
+/// <summary>Golden parity with the independent PyTorch reference (tests/fixtures/mctformer_v2/README.md).</summary>
 [Collection("Torch")]
 public class MctFormerFixtureTests
 {
@@ -25,11 +25,11 @@ public class MctFormerFixtureTests
     static MctFormerModel LoadFixtureModel(out WeightImportReport report)
     {
         var model = new MctFormerModel(FixtureConfig);
-        report = TimmWeightImport.LoadFile(model, Path.Combine(TestPaths.Fixtures, "vit_mct_v2.weights.safetensors"));
+        report = TimmWeightImport.LoadFile(model, TestPaths.Fixture("mctformer_v2", "vit_mct_v2.weights.safetensors"));
         return model;
     }
 
-    static SafetensorsFile Io => SafetensorsFile.Read(Path.Combine(TestPaths.Fixtures, "vit_mct_v2.io.safetensors"));
+    static SafetensorsFile Io => SafetensorsFile.Read(TestPaths.Fixture("mctformer_v2", "vit_mct_v2.io.safetensors"));
 
     [Fact]
     public void Fixture_weights_load_completely()
@@ -39,7 +39,7 @@ public class MctFormerFixtureTests
         Assert.Empty(report.Unexpected);
         Assert.Empty(report.Skipped);
         Assert.Equal(44, report.Loaded.Count);   // every key in the fixture file
-        using var file = new DisposableDictionary(SafetensorsFile.Read(Path.Combine(TestPaths.Fixtures, "vit_mct_v2.weights.safetensors")).ToTorchDictionary());
+        using var file = new DisposableDictionary(SafetensorsFile.Read(TestPaths.Fixture("mctformer_v2", "vit_mct_v2.weights.safetensors")).ToTorchDictionary());
         TensorAssert.Close(file["pos_embed"], model.PositionEmbeddingParameter, 0, "pos_embed");
     }
 

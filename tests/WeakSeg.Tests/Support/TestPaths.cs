@@ -13,8 +13,11 @@ public static class TestPaths
         }
     }
 
-    /// <summary>../shared/fixtures beside the repository.</summary>
-    public static string Fixtures => Path.GetFullPath(Path.Combine(RepoRoot, "..", "shared", "fixtures"));
+    /// <summary>The golden fixtures kept in the repository (tests/fixtures; provenance in its README).</summary>
+    public static string Fixtures => Path.Combine(RepoRoot, "tests", "fixtures");
+
+    /// <summary>A fixture file by its path under tests/fixtures, e.g. <c>Fixture("reference", "weaktr_aaf.safetensors")</c>.</summary>
+    public static string Fixture(params string[] parts) => Path.Combine([Fixtures, .. parts]);
 
     /// <summary>A fresh temporary directory, deleted when disposed.</summary>
     public static TempDir NewTempDir() => new();

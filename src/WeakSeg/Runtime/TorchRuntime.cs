@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -8,6 +9,24 @@ public static class TorchRuntime
 {
     static readonly object Gate = new();
     static bool _loaded;
+
+    /// <summary>Runs when WeakSeg.Core is first touched, before any of its code can create a tensor: hooks libtorch's
+    /// loading so the MKL vendor override (<see cref="MklVendorOverride"/>) lands before MKL's first call, whichever
+    /// command, test or library caller uses torch first. Loads nothing by itself.</summary>
+#pragma warning disable CA2255 // a library module initializer is deliberate: the hook must precede the first libtorch call
+    [ModuleInitializer]
+    internal static void HookNativeLoad() => MklVendorOverride.Install();
+#pragma warning restore CA2255
+
+    /// <summary>What the MKL vendor override did (loads libtorch first).</summary>
+    public static MklVendorOverrideStatus MklOverride
+    {
+        get
+        {
+            EnsureLoaded();
+            return MklVendorOverride.Status;
+        }
+    }
 
     /// <summary>Loads libtorch (once) and returns the requested device. Throws <see cref="WeakSegException"/> with the loader's reason.</summary>
     public static Device Initialize(string device = "cpu", int threads = 0)
@@ -38,9 +57,12 @@ public static class TorchRuntime
         lock (Gate)
         {
             if (_loaded) return;
+            MklVendorOverride.IsEnabledByEnvironment();   // a bad WEAKSEG_MKL_VENDOR_OVERRIDE value is one error line
+            if (!MklVendorOverride.Install()) MklVendorOverride.ApplyNow();
             try
             {
-                using var t = torch.zeros(1);
+                using var t = torch.zeros(1);   // no MKL call: the kernel choice is still open here
+                if (MklVendorOverride.Status.State == MklVendorOverrideState.NotLoaded) MklVendorOverride.ApplyNow();
                 _loaded = true;
             }
             catch (Exception e) when (e is not WeakSegException)

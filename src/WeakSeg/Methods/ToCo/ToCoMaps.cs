@@ -14,7 +14,11 @@ public static class ToCoMaps
     /// flipped-back flip CAM is taken, then ReLU; scales are summed; finally per (image, class): cam −= min; cam /= max + 1e-5.
     /// Runs under no_grad without changing the network's mode. inputs [B, 3, H, W] → (cam, aux cam) [B, C, H, W].
     /// </summary>
-    public static (Tensor Cam, Tensor AuxCam) MultiScaleCam(ToCoNetwork network, Tensor inputs, IReadOnlyList<double> scales)
+    public static (Tensor Cam, Tensor AuxCam) MultiScaleCam(ToCoNetwork network, Tensor inputs, IReadOnlyList<double> scales) =>
+        MultiScaleCam(network.CamOnly, inputs, scales);
+
+    /// <summary>The same protocol for any network's cam-only pass: views [2B, 3, h, w] → (cam, aux cam) at the patch grid.</summary>
+    public static (Tensor Cam, Tensor AuxCam) MultiScaleCam(Func<Tensor, (Tensor Cam, Tensor AuxCam)> camOnly, Tensor inputs, IReadOnlyList<double> scales)
     {
         if (inputs.dim() != 4) throw new WeakSegException($"CAM inputs must be [B, 3, H, W]; got [{string.Join(", ", inputs.shape)}]");
         foreach (var s in scales)
@@ -28,7 +32,7 @@ public static class ToCoMaps
             var scaled = scale == 1.0 ? inputs
                 : nn.functional.interpolate(inputs, size: new[] { (long)(scale * h), (long)(scale * w) }, mode: InterpolationMode.Bilinear, align_corners: false);
             var batch = torch.cat(new[] { scaled, scaled.flip(-1) }, 0);
-            var (cam, auxCam) = network.CamOnly(batch);
+            var (cam, auxCam) = camOnly(batch);
             var camView = FlipMax(cam, b, h, w);
             var auxView = FlipMax(auxCam, b, h, w);
             camSum = camSum is null ? camView : StableScalars.Add(camSum, camView);

@@ -6,6 +6,7 @@ namespace WeakSeg.Training;
 /// then, with t = (s − W) / (T − W) ∈ [0, 1):
 ///   warm-up + cosine : lr = min + (base − min) · (1 + cos(π t)) / 2      (base at s = W, → min as s → T)
 ///   poly             : lr = min + (base − min) · (1 − t)^power           (mmseg/Segmenter "poly"; base at s = W, → min as s → T)
+///   poly from start  : lr = min + (base − min) · (1 − s/T)^power         (ToCo/MoRe PolyWarmupAdamW: s counted from 0)
 /// </summary>
 public sealed class LearningRateSchedule
 {
@@ -21,9 +22,12 @@ public sealed class LearningRateSchedule
         if (warmupSteps < 0 || warmupSteps > totalSteps) throw new ArgumentOutOfRangeException(nameof(warmupSteps));
         _values = new double[totalSteps];
         for (long s = 0; s < totalSteps; s++)
-            _values[s] = kind == ScheduleKind.Poly
-                ? PolyAt(s, totalSteps, baseLr, minLr, polyPower, warmupSteps, warmupStartLr)
-                : At(s, totalSteps, baseLr, minLr, warmupSteps, warmupStartLr);
+            _values[s] = kind switch
+            {
+                ScheduleKind.Poly => PolyAt(s, totalSteps, baseLr, minLr, polyPower, warmupSteps, warmupStartLr),
+                ScheduleKind.PolyFromStart => PolyFromStartAt(s, totalSteps, baseLr, minLr, polyPower, warmupSteps, warmupStartLr),
+                _ => At(s, totalSteps, baseLr, minLr, warmupSteps, warmupStartLr),
+            };
     }
 
     public static LearningRateSchedule For(TrainerOptions o) =>
@@ -51,8 +55,21 @@ public sealed class LearningRateSchedule
         return minLr + (baseLr - minLr) * Math.Pow(1.0 - t, power);
     }
 
+    /// <summary>
+    /// Warm-up + poly decay counted from step 0 (ToCo/MoRe PolyWarmupAdamW): during warm-up the same linear rise as
+    /// <see cref="PolyAt"/> (ToCo: start = 1e-6·base), afterwards min + (base − min)·(1 − s/T)^power.
+    /// </summary>
+    public static double PolyFromStartAt(long step, long totalSteps, double baseLr, double minLr, double power, long warmupSteps = 0, double warmupStartLr = 0)
+    {
+        if (step < warmupSteps) return warmupStartLr + (baseLr - warmupStartLr) * step / warmupSteps;
+        return minLr + (baseLr - minLr) * Math.Pow(1.0 - (double)step / totalSteps, power);
+    }
+
     /// <summary>The scheduled rate of <paramref name="step"/> for options <paramref name="o"/> (without precomputing).</summary>
-    public static double At(TrainerOptions o, long step) => o.Schedule == ScheduleKind.Poly
-        ? PolyAt(step, o.Steps, o.BaseLr, o.MinLr, o.PolyPower, o.WarmupSteps, o.WarmupStartLr)
-        : At(step, o.Steps, o.BaseLr, o.MinLr, o.WarmupSteps, o.WarmupStartLr);
+    public static double At(TrainerOptions o, long step) => o.Schedule switch
+    {
+        ScheduleKind.Poly => PolyAt(step, o.Steps, o.BaseLr, o.MinLr, o.PolyPower, o.WarmupSteps, o.WarmupStartLr),
+        ScheduleKind.PolyFromStart => PolyFromStartAt(step, o.Steps, o.BaseLr, o.MinLr, o.PolyPower, o.WarmupSteps, o.WarmupStartLr),
+        _ => At(step, o.Steps, o.BaseLr, o.MinLr, o.WarmupSteps, o.WarmupStartLr),
+    };
 }

@@ -21,6 +21,9 @@ public enum ScheduleKind
     WarmupCosine,
     /// <summary>Linear warm-up (if any), then polynomial decay (base − min)·(1 − t)^power + min (mmseg/Segmenter "poly").</summary>
     Poly,
+    /// <summary>Linear warm-up (if any), then (base − min)·(1 − s/T)^power + min with s counted from step 0, not from the end of
+    /// the warm-up, so the rate drops to base·(1 − W/T)^power when the warm-up ends (ToCo/MoRe PolyWarmupAdamW).</summary>
+    PolyFromStart,
 }
 
 /// <summary>
@@ -120,7 +123,7 @@ public sealed record TrainerOptions
         if (!(Beta2 >= 0 && Beta2 < 1)) e.Add($"{nameof(Beta2)} must be in [0, 1) (got {Beta2}).");
         if (!(Eps > 0)) e.Add($"{nameof(Eps)} must be > 0 (got {Eps}).");
         if (!Enum.IsDefined(Optimizer)) e.Add($"{nameof(Optimizer)} must be AdamW or Sgd (got {Optimizer}).");
-        if (!Enum.IsDefined(Schedule)) e.Add($"{nameof(Schedule)} must be WarmupCosine or Poly (got {Schedule}).");
+        if (!Enum.IsDefined(Schedule)) e.Add($"{nameof(Schedule)} must be WarmupCosine, Poly or PolyFromStart (got {Schedule}).");
         if (!(Momentum >= 0 && Momentum < 1)) e.Add($"{nameof(Momentum)} must be in [0, 1) (got {Momentum}).");
         if (!(PolyPower > 0) || double.IsInfinity(PolyPower)) e.Add($"{nameof(PolyPower)} must be a positive number (got {PolyPower}).");
         if (GradClipNorm is { } c && !(c > 0)) e.Add($"{nameof(GradClipNorm)} must be > 0 when set (got {c}).");

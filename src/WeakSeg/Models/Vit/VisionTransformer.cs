@@ -102,21 +102,26 @@ public class VisionTransformer : Module<Tensor, VitOutput>
         return pos_drop.call(StableScalars.Add(tokens, PositionEmbeddingFor(h, w)));   // not `+`: see StableScalars
     }
 
-    VitOutput Run(Tensor images, bool applyFinalNorm)
+    VitOutput Run(Tensor images, bool applyFinalNorm) => Run(images, applyFinalNorm, -1, out _);
+
+    VitOutput Run(Tensor images, bool applyFinalNorm, int captureBlock, out Tensor? captured)
     {
         using var scope = torch.NewDisposeScope();
         var (h, w) = GridFor(images.shape[2], images.shape[3]);
         var x = EmbedTokens(images);
         var attentions = new List<Tensor>(Depth);
-        foreach (var block in blocks)
+        captured = null;
+        for (int i = 0; i < blocks.Count; i++)
         {
-            var (y, weights) = block.call(x);
+            var (y, weights) = blocks[i].call(x);
             x = y;
             attentions.Add(weights);
+            if (i == captureBlock) captured = x;
         }
         if (applyFinalNorm) x = norm.call(x);
         int c = NumClassTokens;
         var output = new VitOutput(x.narrow(1, 0, c), x.narrow(1, c, x.shape[1] - c), h, w, attentions);
+        captured?.MoveToOuterDisposeScope();
         return output.MoveToOuterDisposeScope();
     }
 
@@ -125,6 +130,18 @@ public class VisionTransformer : Module<Tensor, VitOutput>
 
     /// <summary>Blocks then the final <c>norm</c> on every token (timm forward_features).</summary>
     public VitOutput ForwardFeatures(Tensor images) => Run(images, applyFinalNorm: true);
+
+    /// <summary>
+    /// <see cref="ForwardFeatures"/> plus every token [B, C+N, D] leaving block <paramref name="blockIndex"/> (0-based; negative
+    /// counts from the end, −1 = last block), without the final norm (the "aux layer" of ToCo-style methods).
+    /// </summary>
+    public (VitOutput Output, Tensor BlockTokens) ForwardFeaturesWithBlock(Tensor images, int blockIndex)
+    {
+        int index = blockIndex < 0 ? Depth + blockIndex : blockIndex;
+        if (index < 0 || index >= Depth) throw new WeakSegException($"block index {blockIndex} is outside the {Depth} blocks (use 0..{Depth - 1} or -{Depth}..-1)");
+        var output = Run(images, applyFinalNorm: true, index, out var captured);
+        return (output, captured!);
+    }
 
     /// <summary>Same as <see cref="ForwardFeatures"/>.</summary>
     public override VitOutput forward(Tensor images) => ForwardFeatures(images);

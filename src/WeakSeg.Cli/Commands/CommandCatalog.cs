@@ -23,5 +23,6 @@ public static class CommandCatalog
         yield return CamCommand.Create();
         yield return DemoCommand.Create();
         yield return PipelineCommand.Create();
+        yield return WeightsCommand.Create();
     }
 }

@@ -15,7 +15,7 @@ namespace WeakSeg.Models.Vit;
 /// </summary>
 public class VisionTransformer : Module<Tensor, VitOutput>
 {
-    readonly PatchEmbed patch_embed;
+    readonly Module<Tensor, Tensor> patch_embed;   // PatchEmbed, or HybridEmbed for a ResNet stem (Config.Stem)
     readonly Parameter cls_token;
     readonly Parameter pos_embed;
     readonly Dropout pos_drop;
@@ -28,7 +28,7 @@ public class VisionTransformer : Module<Tensor, VitOutput>
         Config = config;
         int d = config.EmbedDim;
         int n = config.GridSize * config.GridSize;
-        patch_embed = new PatchEmbed(config.PatchSize, config.InChannels, d);
+        patch_embed = config.Stem == VitStem.Patch ? new PatchEmbed(config.PatchSize, config.InChannels, d) : new HybridEmbed(config);
         cls_token = new Parameter(torch.zeros(1, config.NumClassTokens, d));
         pos_embed = new Parameter(torch.zeros(1, config.NumClassTokens + n, d));
         pos_drop = Dropout(config.DropRate);

@@ -47,6 +47,23 @@ public sealed record VitConfig
     /// <summary>How position embeddings follow other input sizes (MCTformer/DINO: scale-factor rule).</summary>
     public PositionEmbeddingResize PositionEmbeddingResize { get; init; } = PositionEmbeddingResize.DinoScaleFactor;
 
+    /// <summary>How images become tokens: <c>patch</c> (ViT/DeiT) or a hybrid ImageNet ResNet-18 trunk (<c>resnet18-s8</c>,
+    /// <c>resnet18-s16</c>; <see cref="PatchSize"/> must equal its stride). Every class-token method runs on either.</summary>
+    public VitStem Stem { get; init; } = VitStem.Patch;
+
+    /// <summary>Hybrid stems: start the CNN from the packaged ImageNet weights (true) or from random weights (false).</summary>
+    public bool PretrainedStem { get; init; } = true;
+
+    /// <summary>Hybrid stems: ONNX file of the CNN weights; null = the packaged ResNet-18.</summary>
+    public string? StemOnnx { get; init; }
+
+    /// <summary>Hybrid stems: keep the CNN fixed (no gradients; bit-identical through training). BatchNorm statistics stay the
+    /// pretrained ones in either case.</summary>
+    public bool FreezeStem { get; init; } = true;
+
+    /// <summary>Hybrid stems that are not frozen: multiplier of the scheduled learning rate for the CNN's parameters.</summary>
+    public double StemLearningRateScale { get; init; } = 0.1;
+
     /// <summary>Patches per side at <see cref="ImageSize"/>.</summary>
     public int GridSize => ImageSize / PatchSize;
 
@@ -88,6 +105,12 @@ public sealed record VitConfig
         else if (EmbedDim % NumHeads != 0) errors.Add($"EmbedDim ({EmbedDim}) must be divisible by NumHeads ({NumHeads})");
         if (MlpRatio <= 0) errors.Add($"MlpRatio must be > 0 (got {MlpRatio})");
         if (LayerNormEps <= 0) errors.Add($"LayerNormEps must be > 0 (got {LayerNormEps})");
+        if (VitStems.Stride(Stem) is { } stride)
+        {
+            if (PatchSize != stride) errors.Add($"PatchSize must be {stride} for stem {VitStems.Name(Stem)} (its stride; got {PatchSize})");
+            if (InChannels != 3) errors.Add($"InChannels must be 3 for stem {VitStems.Name(Stem)} (got {InChannels})");
+            if (!(StemLearningRateScale >= 0) || double.IsInfinity(StemLearningRateScale)) errors.Add($"StemLearningRateScale must be a finite number ≥ 0 (got {StemLearningRateScale})");
+        }
         if (NumClassTokens < 1) errors.Add($"NumClassTokens must be ≥ 1 (got {NumClassTokens})");
         foreach (var (field, p) in new[] { ("DropRate", DropRate), ("AttnDropRate", AttnDropRate), ("DropPathRate", DropPathRate) })
             if (p < 0 || p >= 1) errors.Add($"{field} must be in [0, 1) (got {p})");

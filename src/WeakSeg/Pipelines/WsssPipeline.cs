@@ -209,7 +209,7 @@ public static class WsssPipeline
                 Resume = resume, Workers = options.Workers,
             }, reporter.Log, p, cancellationToken));
             if (!outcome.Result.Completed) throw new OperationCanceledException("CAM training was interrupted; run the pipeline again to resume");
-            return new JsonObject { ["steps"] = outcome.Result.Step, ["last_loss"] = outcome.Result.LastLoss, ["images_per_s"] = outcome.Result.ImagesPerSecond };
+            return TrainingResults(outcome.Result);
         });
 
         IReadOnlyList<LocalizationMapKind> supported;
@@ -305,7 +305,7 @@ public static class WsssPipeline
                     Seed = options.Seed, Device = options.Device, Threads = options.Threads, Resume = resume, LoaderWorkers = options.Workers,
                 }, p, cancellationToken, log: reporter.Log));
                 if (!result.Completed) throw new OperationCanceledException($"segmenter training ({stage}) was interrupted; run the pipeline again to resume");
-                return new JsonObject { ["steps"] = result.Step, ["last_loss"] = result.LastLoss, ["images_per_s"] = result.ImagesPerSecond };
+                return TrainingResults(result);
             });
             var predDir = Path.Combine(runDir, "val-pred");
             var valSettings = new JsonObject { ["train"] = trainSettings.DeepClone(), ["split"] = options.ValSplit, ["crf"] = options.Crf };
@@ -354,6 +354,14 @@ public static class WsssPipeline
 
 
     static JsonNode? Num(double v) => EvaluationJson.NumberOrNull(v);
+
+    /// <summary>A training stage's record: a resume that found the training complete (stopped between its final checkpoint and
+    /// model-final.bin) ran no step, so it has no throughput; its loss is the one recorded for the final checkpoint.</summary>
+    static JsonObject TrainingResults(Training.TrainResult result) => new()
+    {
+        ["steps"] = result.Step, ["steps_this_run"] = result.StepsRun, ["last_loss"] = Num(result.LastLoss),
+        ["images_per_s"] = result.StepsRun > 0 ? Num(result.ImagesPerSecond) : null,
+    };
 
     /// <summary>The report as it grows; written atomically after every stage.</summary>
     sealed class ReportState(string method, string path, JsonObject run)

@@ -127,6 +127,18 @@ public static class WsssPipeline
         reporter ??= new SilentStageReporter();
         var outDir = Path.GetFullPath(options.OutDirectory);
         if (File.Exists(outDir)) throw WeakSegException.ForFile(outDir, "output path is a file, expected a directory");
+        bool created = !Directory.Exists(outDir);
+        try { return RunIn(outDir, options, reporter, cancellationToken, stageCompleted); }
+        catch when (created && Directory.Exists(outDir) && !Directory.EnumerateFiles(outDir, "*", SearchOption.AllDirectories).Any())
+        {
+            Directory.Delete(outDir, recursive: true);                                     // a refused run leaves no empty folder behind
+            throw;
+        }
+    }
+
+    static WsssPipelineReport RunIn(string outDir, WsssPipelineOptions options, IStageReporter reporter, CancellationToken cancellationToken,
+        Action<string>? stageCompleted)
+    {
         Directory.CreateDirectory(outDir);
         var ledger = new StageLedger(Path.Combine(outDir, "stages"));
         var stages = new List<PipelineStage>();

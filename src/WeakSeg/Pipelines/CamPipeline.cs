@@ -1,7 +1,9 @@
 using System.Diagnostics;
+using System.Text.Json.Nodes;
 using TorchSharp;
 using WeakSeg.Data;
 using WeakSeg.Evaluation;
+using WeakSeg.IO;
 using WeakSeg.Methods;
 using WeakSeg.Runtime;
 using static TorchSharp.torch;
@@ -50,6 +52,8 @@ public static class CamPipeline
         if (dataset.NumClasses != config.NumClasses)
             throw WeakSegException.ForFile(dataset.Root, $"has {dataset.NumClasses} classes but the run was trained with {config.NumClasses} ({RunConfig.PathIn(request.RunDirectory)})");
         Directory.CreateDirectory(request.OutDirectory);
+        OutputSettings.Claim(request.OutDirectory, "maps", Settings(request, config, dataset),
+            dataset.Samples.Count(sample => CamMapFile.Exists(request.OutDirectory, sample.Name)));
         var transform = new EvalTransform();
         var clock = Stopwatch.StartNew();
         int written = 0, skipped = 0;
@@ -84,6 +88,27 @@ public static class CamPipeline
             progress?.Report(new ProgressUpdate(i + 1, dataset.Samples.Count));
         }
         return new CamSummary(dataset.Samples.Count, written, skipped, method.Name, clock.Elapsed.TotalSeconds);
+    }
+
+    /// <summary>What the maps depend on, recorded beside them (<see cref="OutputSettings"/>): the weights (path and CRC-32, so a
+    /// retrained run is a change), the data, split, map kind, scales, flip and storage type. Threads and device are left out.</summary>
+    public static JsonObject Settings(CamRequest request, RunConfig config, VocDataset dataset)
+    {
+        var weights = Path.GetFullPath(request.Weights ?? TrainPipeline.WeightsOf(request.RunDirectory));
+        return new JsonObject
+        {
+            ["outputs"] = "maps",
+            ["run"] = Path.GetFullPath(request.RunDirectory),
+            ["weights"] = weights,
+            ["weights_crc32"] = Training.CheckpointStore.Crc32Of(weights),
+            ["data"] = dataset.Root,
+            ["split"] = dataset.Split,
+            ["num_classes"] = config.NumClasses,
+            ["map"] = LocalizationMapKindNames.Name(request.Localization.MapKind),
+            ["scales"] = new JsonArray(request.Localization.Scales.Select(x => (JsonNode?)JsonValue.Create(x)).ToArray()),
+            ["flip"] = request.Localization.Flip,
+            ["float16"] = request.Float16,
+        };
     }
 
     /// <summary>Memory the maps of one image may need: the memory available to the process (physical memory or its limit).</summary>

@@ -105,6 +105,7 @@ public sealed record WsssPipelineReport(
 public static class WsssPipeline
 {
     public const string ReportFile = "report.json";
+    const string ComputedWithKey = "computed_with";
     const string SyntheticStage = "data";
 
     /// <summary>
@@ -158,6 +159,7 @@ public static class WsssPipeline
             if (status == StageState.Done)
             {
                 reporter.Log($"{name}: done before, reused ({ledger.PathOf(name)})");
+                state.ComputedWith[name] = recorded![ComputedWithKey]?.DeepClone();               // null: recorded before provenance was
                 stages.Add(new PipelineStage(name, secondsSoFar, true));
                 state.Stages = stages;
                 return recorded!;
@@ -166,6 +168,10 @@ public static class WsssPipeline
             ledger.Begin(name, settings, secondsSoFar);
             var clock = Stopwatch.StartNew();
             var results = work();
+            // threads and device are not settings (a stage computed with other ones is reused), but they decide the last bits of its
+            // numbers, so the record keeps what computed them and report.json reports that rather than this invocation's values
+            results[ComputedWithKey] = new JsonObject { ["threads"] = options.Threads, ["device"] = options.Device };
+            state.ComputedWith[name] = results[ComputedWithKey]!.DeepClone();
             double seconds = Math.Round(secondsSoFar + clock.Elapsed.TotalSeconds, 3);      // as recorded, so a reused stage reports the same
             ledger.Complete(name, settings, seconds, results);
             stages.Add(new PipelineStage(name, seconds, false));
@@ -387,6 +393,30 @@ public static class WsssPipeline
         public Dictionary<string, double> ValByDecoder { get; } = new();
         public double? UpperBoundMeanIou { get; set; }
         public IReadOnlyList<PipelineStage> Stages { get; set; } = [];
+        /// <summary>Per stage, the threads and device that computed its results (null when its record predates this).</summary>
+        public Dictionary<string, JsonNode?> ComputedWith { get; } = new();
+
+        /// <summary>The run section: threads and device are those that computed the results when every stage agrees; otherwise
+        /// null, with the values per stage. This invocation's own values are kept apart.</summary>
+        JsonObject RunSection()
+        {
+            var json = run.DeepClone().AsObject();
+            json["threads_this_invocation"] = json["threads"]?.DeepClone();
+            json["device_this_invocation"] = json["device"]?.DeepClone();
+            foreach (var key in new[] { "threads", "device" })
+            {
+                var values = ComputedWith.Values.Select(c => c?[key]?.ToJsonString()).Distinct().ToList();
+                if (values.Count == 1 && values[0] is not null) json[key] = ComputedWith.Values.First()![key]!.DeepClone();
+                else if (values.Count > 1 || values.Any(v => v is null))
+                {
+                    json[key] = null;
+                    var byStage = new JsonObject();
+                    foreach (var (stage, c) in ComputedWith) byStage[stage] = c?[key]?.DeepClone();
+                    json[key + "_by_stage"] = byStage;
+                }
+            }
+            return json;
+        }
 
         WsssPipelineReport Snapshot() => new(method, Map, CamMeanIou, Threshold, PseudoMeanIou, ValMeanIou, ValByDecoder, UpperBoundMeanIou,
             Stages.Sum(s => s.Seconds), Stages, path);
@@ -408,7 +438,7 @@ public static class WsssPipeline
             {
                 ["format_version"] = 1,
                 ["method"] = r.Method,
-                ["run"] = run.DeepClone(),
+                ["run"] = RunSection(),
                 ["map"] = LocalizationMapKindNames.Name(r.Map),
                 ["cam_miou"] = Num(r.CamMeanIou),
                 ["threshold"] = double.IsNaN(r.Threshold) ? null : r.Threshold,

@@ -51,7 +51,7 @@ public static class CamPipeline
         var dataset = VocDataset.Open(request.DataRoot ?? config.DataRoot, request.Split);
         if (dataset.NumClasses != config.NumClasses)
             throw WeakSegException.ForFile(dataset.Root, $"has {dataset.NumClasses} classes but the run was trained with {config.NumClasses} ({RunConfig.PathIn(request.RunDirectory)})");
-        Directory.CreateDirectory(request.OutDirectory);
+        using var folderLock = FolderLock.Acquire(request.OutDirectory, "output folder");
         OutputSettings.Claim(request.OutDirectory, "maps", Settings(request, config, dataset),
             dataset.Samples.Count(sample => CamMapFile.Exists(request.OutDirectory, sample.Name)));
         var transform = new EvalTransform();

@@ -69,6 +69,7 @@ public static class TrainPipeline
         var loader = new BatchLoader(dataset.Samples, dataset.NumClasses, recipe.Augmentation.ToTransform(recipe.ImageSize),
             options.BatchSize, options.Seed, workers: request.Workers, loadMasks: false);
         VocDataset.CheckFiles(dataset.Samples, dataset.NumClasses, masks: false);
+        using var folderLock = IO.FolderLock.Acquire(request.RunDirectory, "run directory");
         if (!request.Resume && new CheckpointStore(Path.Combine(request.RunDirectory, "checkpoints")).Latest() is { } existing)
             throw WeakSegException.ForFile(Path.Combine(Path.GetFullPath(request.RunDirectory), "checkpoints"),
                 $"already holds checkpoints (latest: step {existing.Step}); pass --resume to continue that run, or choose a new run directory");

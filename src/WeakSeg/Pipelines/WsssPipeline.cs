@@ -130,7 +130,8 @@ public static class WsssPipeline
         if (File.Exists(outDir)) throw WeakSegException.ForFile(outDir, "output path is a file, expected a directory");
         bool created = !Directory.Exists(outDir);
         try { return RunIn(outDir, options, reporter, cancellationToken, stageCompleted); }
-        catch when (created && Directory.Exists(outDir) && !Directory.EnumerateFiles(outDir, "*", SearchOption.AllDirectories).Any())
+        catch when (created && Directory.Exists(outDir)
+                    && !Directory.EnumerateFiles(outDir, "*", SearchOption.AllDirectories).Any(f => Path.GetFileName(f) != FolderLock.FileName))
         {
             Directory.Delete(outDir, recursive: true);                                     // a refused run leaves no empty folder behind
             throw;
@@ -140,7 +141,7 @@ public static class WsssPipeline
     static WsssPipelineReport RunIn(string outDir, WsssPipelineOptions options, IStageReporter reporter, CancellationToken cancellationToken,
         Action<string>? stageCompleted)
     {
-        Directory.CreateDirectory(outDir);
+        using var folderLock = FolderLock.Acquire(outDir, "pipeline output folder");
         var ledger = new StageLedger(Path.Combine(outDir, "stages"));
         var stages = new List<PipelineStage>();
         var state = new ReportState(options.CamRecipe.Method, Path.Combine(outDir, ReportFile), new JsonObject

@@ -68,7 +68,7 @@ public static class PseudoLabelWriter
                 if (outside is { } bad)
                     throw WeakSegException.ForFile(classesPath, $"class index {bad} is outside the foreground classes 1..{k} of the maps' dataset");
             }
-        Directory.CreateDirectory(outDir);
+        using var folderLock = FolderLock.Acquire(outDir, "output folder");
         OutputSettings.Claim(outDir, "pseudo labels", new JsonObject
         {
             ["outputs"] = "pseudo-labels",

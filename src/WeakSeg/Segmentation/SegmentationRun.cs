@@ -132,6 +132,7 @@ public static class SegmentationRun
         var loader = new BatchLoader(samples, dataset.NumClasses, TrainTransformFor(config), config.BatchSize, request.Seed,
             workers: Math.Max(1, request.LoaderWorkers), loadMasks: true);
         VocDataset.CheckFiles(samples, dataset.NumClasses, masks: true);
+        using var folderLock = FolderLock.Acquire(runDir, "run directory");
         if (!request.Resume) WriteInfo(runDir, info);
         var batches = new DelegateBatchStream(start => loader.Stream(start).Select(b =>
         {

@@ -22,7 +22,9 @@ public static class Program
         var config = new InvocationConfiguration { EnableDefaultExceptionHandler = false };
         try
         {
-            return root.Parse(args).Invoke(config);
+            var parsed = root.Parse(args);
+            if (parsed.Errors.Count > 0) return CliErrors.ReportParseError(parsed);
+            return parsed.Invoke(config);
         }
         catch (Exception e)
         {
@@ -37,7 +39,8 @@ public static class CliErrors
     public static int Report(Exception e)
     {
         var debug = Environment.GetEnvironmentVariable("WEAKSEG_DEBUG") == "1";
-        var ex = e is AggregateException { InnerExceptions.Count: 1 } ae ? ae.InnerException! : e;
+        // Parallel work that fails in several places (e.g. a full disk) reports its first failure.
+        var ex = e is AggregateException ae && ae.Flatten().InnerExceptions is { Count: > 0 } inner ? inner[0] : e;
         var line = ex switch
         {
             WeakSegException w => w.Message,
@@ -52,4 +55,33 @@ public static class CliErrors
         if (debug) Console.Error.WriteLine(ex);
         return 1;
     }
+
+    /// <summary>A command line that does not parse: its first error as one line, and where the help is (not the help itself).</summary>
+    public static int ReportParseError(ParseResult parsed)
+    {
+        var message = Readable(parsed.Errors[0].Message);
+        var command = string.Join(' ', CommandPath(parsed.CommandResult));
+        Console.Error.WriteLine($"error: {message} (see `{command} --help`)");
+        return 1;
+    }
+
+    static IEnumerable<string> CommandPath(System.CommandLine.Parsing.CommandResult? result)
+    {
+        var names = new Stack<string>();
+        for (var r = result; r is not null; r = r.Parent as System.CommandLine.Parsing.CommandResult)
+            names.Push(r.Parent is null ? "weakseg" : r.Command.Name);
+        return names;
+    }
+
+    /// <summary>The parser's message with .NET type names replaced by what the user types.</summary>
+    internal static string Readable(string message) =>
+        System.Text.RegularExpressions.Regex.Replace(message, @"as expected type '([^']*)'", m => "as " + TypeWord(m.Groups[1].Value));
+
+    static string TypeWord(string type) => type switch
+    {
+        _ when type.Contains("Int32") || type.Contains("Int64") => "an integer",
+        _ when type.Contains("Double") || type.Contains("Single") => "a number",
+        _ when type.Contains("Boolean") => "true or false",
+        _ => "a value of this option",
+    };
 }

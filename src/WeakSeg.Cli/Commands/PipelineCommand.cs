@@ -30,7 +30,8 @@ public static class PipelineCommand
         var scales = new Option<string>("--scales") { Description = "Comma-separated map inference scales.", DefaultValueFactory = _ => CamCommand.FormatScales(new LocalizationOptions().Scales) };
         var noFlip = new Option<bool>("--no-flip") { Description = "Maps without the horizontally flipped image." };
         var thresholds = new Option<string>("--thresholds") { Description = "Background thresholds of the CAM sweep: START:STOP:STEP or a comma list.", DefaultValueFactory = _ => "0:0.95:0.05" };
-        var threshold = new Option<double?>("--threshold") { Description = "Background threshold of the pseudo labels (default: the sweep's best on the training split's masks)." };
+        var threshold = new Option<double?>("--threshold") { Description = $"Background threshold of the pseudo labels (default: {WsssPipeline.DefaultPseudoThreshold.ToString(CultureInfo.InvariantCulture)}, which reads no pixel label)." };
+        var oracleThreshold = new Option<bool>("--oracle-threshold") { Description = "Take the pseudo-label threshold from the sweep on the training split's ground-truth masks (the official scripts' practice; uses pixel labels, marked \"oracle\" in report.json)." };
         var decoders = new Option<string>("--decoders") { Description = "Comma list of decoders retrained on the pseudo labels: gradclip, naive. The first gives val_miou.", DefaultValueFactory = _ => "gradclip" };
         var noUpperBound = new Option<bool>("--no-upper-bound") { Description = "Skip the segmenter trained on ground-truth masks (upper_bound_miou)." };
         var crf = new Option<bool>("--crf") { Description = "Dense CRF on the segmenter's probabilities at val inference (WeakTr's post-processing)." };
@@ -43,7 +44,7 @@ public static class PipelineCommand
 
         var cmd = new Command("pipeline", "The whole WSSS pipeline of a method: train the CAM model → maps → pseudo labels → retrain the segmenter → val mIoU, plus the full-supervision upper bound; resumable; writes OUT/report.json.");
         foreach (var o in new Option[] { method, fusion, data, outDir, split, valSplit, preset, config, segConfig, camSteps, segSteps, map, scales, noFlip,
-                     thresholds, threshold, decoders, noUpperBound, crf, stopAfter, seed, device, threads, workers })
+                     thresholds, threshold, oracleThreshold, decoders, noUpperBound, crf, stopAfter, seed, device, threads, workers })
             cmd.Options.Add(o);
         cmd.SetAction(parseResult =>
         {
@@ -67,6 +68,7 @@ public static class PipelineCommand
                 MapKind = parseResult.GetValue(map) is { } m ? CamCommand.ParseMap(m) : null,
                 Thresholds = CamThresholdSweep.ParseThresholds(parseResult.GetValue(thresholds)!),
                 PseudoThreshold = parseResult.GetValue(threshold),
+                OracleThreshold = parseResult.GetValue(oracleThreshold),
                 Segmentation = seg,
                 Decoders = ParseDecoders(parseResult.GetValue(decoders)!),
                 UpperBound = !parseResult.GetValue(noUpperBound),
@@ -80,6 +82,9 @@ public static class PipelineCommand
             using var cancel = CancelOnCtrlC.Install();
             var report = WsssPipeline.Run(options, new CliStageReporter(), cancel.Token);
             EvalCommand.StdoutConsole().Write(ReportTable(report));
+            var written = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(report.ReportPath))!;
+            Console.WriteLine($"pseudo-label threshold {report.Threshold.ToString("0.00", CultureInfo.InvariantCulture)} ({written["threshold_source"]})");
+            foreach (var skipped in written["skipped_metrics"]!.AsArray()) Console.WriteLine($"skipped {skipped}");
             Console.WriteLine($"wrote {report.ReportPath}");
             return 0;
         });
@@ -113,8 +118,8 @@ public static class PipelineCommand
         table.AddColumn(new TableColumn("mIoU %").RightAligned());
         table.AddColumn(new TableColumn("seconds").RightAligned());
         string Seconds(string prefix) => string.Create(inv, $"{r.Stages.Where(s => s.Name.StartsWith(prefix, StringComparison.Ordinal)).Sum(s => s.Seconds):F0}");
-        table.AddRow("CAM (best threshold " + r.Threshold.ToString("0.00", inv) + ")", Pct(r.CamMeanIou), Seconds("cam-") + " + maps " + Seconds("maps"));
-        table.AddRow("pseudo labels", Pct(r.PseudoMeanIou), Seconds("pseudo"));
+        table.AddRow("CAM (best threshold of the sweep)", Pct(r.CamMeanIou), Seconds("cam-") + " + maps " + Seconds("maps"));
+        table.AddRow("pseudo labels (threshold " + r.Threshold.ToString("0.00", inv) + ")", Pct(r.PseudoMeanIou), Seconds("pseudo"));
         foreach (var (decoder, miou) in r.ValMeanIouByDecoder) table.AddRow($"val, {decoder} decoder", Pct(miou), Seconds($"seg-{CamCommand.MapName(r.Map)}-{decoder}"));
         table.AddRow("val, upper bound (ground truth)", Pct(r.UpperBoundMeanIou), Seconds("upper-bound"));
         table.AddRow("weak / full", r.WeakFullRatio is { } d ? d.ToString("0.000", inv) : "-", string.Create(inv, $"total {r.Seconds:F0}"));

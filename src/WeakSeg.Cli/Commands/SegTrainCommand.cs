@@ -59,8 +59,10 @@ public static class SegTrainCommand
                 InitWeights = parseResult.GetValue(init),
             };
             var result = CliProgress.Run("seg-train", p => SegmentationRun.Train(request, p, log: Console.WriteLine));
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"trained {result.Step} steps, last loss {result.LastLoss:0.0000}, {result.ImagesPerSecond:0.0} images/s; weights {result.FinalWeightsPath}"));
+            Console.WriteLine(result.AlreadyComplete
+                ? $"already complete at step {result.Step}, last loss {TrainCommand.LossText(result.LastLoss)}; weights {result.FinalWeightsPath}"
+                : string.Create(CultureInfo.InvariantCulture,
+                    $"trained {result.Step} steps, last loss {result.LastLoss:0.0000}, {result.ImagesPerSecond:0.0} images/s; weights {result.FinalWeightsPath}"));
             return 0;
         });
         return cmd;

@@ -78,7 +78,9 @@ public static class TrainCommand
             var outcome = CliProgress.Run($"train {recipe.Method}", p => TrainPipeline.Run(request, Console.WriteLine, p, cancel.Token));
             var r = outcome.Result;
             var inv = CultureInfo.InvariantCulture;
-            if (r.Completed)
+            if (r.AlreadyComplete)
+                Console.WriteLine(string.Create(inv, $"already complete at step {r.Step}, last loss {LossText(r.LastLoss)}; weights {r.FinalWeightsPath}"));
+            else if (r.Completed)
                 Console.WriteLine(string.Create(inv, $"trained {r.Step} steps in {r.Seconds:F1} s ({r.ImagesPerSecond:F1} img/s), last loss {r.LastLoss:F4}; weights {r.FinalWeightsPath}"));
             else
                 Console.WriteLine(string.Create(inv, $"stopped at step {r.Step}; checkpoint {r.LatestCheckpoint?.Directory}; continue with --resume"));
@@ -86,6 +88,10 @@ public static class TrainCommand
         });
         return cmd;
     }
+
+    /// <summary>A loss for the summary line ("unknown" when nothing recorded it).</summary>
+    internal static string LossText(float loss) =>
+        float.IsFinite(loss) ? loss.ToString("F4", CultureInfo.InvariantCulture) : "unknown (not recorded by this run's checkpoint or metrics.jsonl)";
 
     /// <summary>`--fusion NAME` (weaktr only): the recipe with that head weighting; another method is an error.</summary>
     internal static TrainRecipe WithFusion(TrainRecipe recipe, string fusionName)

@@ -181,6 +181,8 @@ public sealed class BatchLoader
             if (r.Error != null)
             {
                 if (r.Error is WeakSegException) throw new WeakSegException(r.Error.Message, r.Error);
+                if (r.Error is IOException or UnauthorizedAccessException)
+                    throw new WeakSegException($"loading batch {step} failed: {r.Error.Message}", r.Error);
                 throw new InvalidOperationException($"loading batch {step} failed: {r.Error.Message}", r.Error);
             }
             return r.Batch!;

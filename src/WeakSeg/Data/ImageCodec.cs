@@ -9,10 +9,23 @@ public static class ImageCodec
     /// <summary>Reads a JPEG/PNG/BMP/WebP as RGB.</summary>
     public static RgbImage Load(string path)
     {
-        if (!File.Exists(path)) throw WeakSegException.ForFile(path, "image file not found");
-        byte[] bytes = File.ReadAllBytes(path);
-        if (bytes.Length == 0) throw WeakSegException.ForFile(path, "image file is empty");
-        return Decode(bytes, path);
+        return Decode(InputFiles.ReadAllBytes(path, "image"), path);
+    }
+
+    /// <summary>Width and height from the file's header only (no pixel decode); errors name the file. This is the cheap check of a
+    /// whole dataset before training: unreadable files, special files and images over <see cref="InputLimits.MaxImagePixels"/>.</summary>
+    public static (int Width, int Height) ReadSize(string path)
+    {
+        if (InputFiles.Problem(path, "image") is { } problem) throw WeakSegException.ForFile(path, problem);
+        try
+        {
+            using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read);
+            using var codec = SKCodec.Create(stream);
+            if (codec == null) throw WeakSegException.ForFile(path, "not a readable image (corrupt or unsupported format)");
+            if (InputLimits.PixelProblem(codec.Info.Width, codec.Info.Height) is { } tooLarge) throw WeakSegException.ForFile(path, "image " + tooLarge);
+            return (codec.Info.Width, codec.Info.Height);
+        }
+        catch (IOException e) { throw WeakSegException.ForFile(path, $"image cannot be read ({e.Message})"); }
     }
 
     /// <summary>Decodes encoded image bytes; <paramref name="nameForErrors"/> is used in messages.</summary>
@@ -21,9 +34,12 @@ public static class ImageCodec
         using var data = SKData.CreateCopy(bytes);
         using var codec = SKCodec.Create(data);
         if (codec == null) throw WeakSegException.ForFile(nameForErrors, "not a readable image (corrupt or unsupported format)");
+        if (InputLimits.PixelProblem(codec.Info.Width, codec.Info.Height) is { } tooLarge)      // before the bitmap is allocated
+            throw WeakSegException.ForFile(nameForErrors, "image " + tooLarge);
         var info = new SKImageInfo(codec.Info.Width, codec.Info.Height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
         if (info.Width <= 0 || info.Height <= 0) throw WeakSegException.ForFile(nameForErrors, "image has no pixels");
         using var bitmap = new SKBitmap(info);
+        if (bitmap.GetPixels() == IntPtr.Zero) throw WeakSegException.ForFile(nameForErrors, $"not enough memory to decode a {info.Width}x{info.Height} image");
         var result = codec.GetPixels(info, bitmap.GetPixels());
         if (result == SKCodecResult.IncompleteInput || result == SKCodecResult.ErrorInInput)
             throw WeakSegException.ForFile(nameForErrors, "image is truncated or corrupt (decoder: " + result + ")");

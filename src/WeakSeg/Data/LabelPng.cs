@@ -54,8 +54,7 @@ public static class LabelPng
     /// <summary>Reads a mask; errors name the file.</summary>
     public static LabelMap Read(string path)
     {
-        if (!File.Exists(path)) throw WeakSegException.ForFile(path, "mask file not found");
-        byte[] bytes = File.ReadAllBytes(path);
+        byte[] bytes = InputFiles.ReadAllBytes(path, "mask");
         try { return Decode(bytes); }
         catch (InvalidDataException e) { throw WeakSegException.ForFile(path, "corrupt or unsupported mask PNG: " + e.Message); }
     }
@@ -91,6 +90,7 @@ public static class LabelPng
             if (sawEnd) break;
         }
         if (width <= 0 || height <= 0) throw new InvalidDataException("missing or invalid IHDR");
+        if (InputLimits.PixelProblem(width, height) is { } tooLarge) throw new InvalidDataException("the header " + tooLarge);
         if (!sawEnd) throw new InvalidDataException("file is truncated (no IEND chunk)");
         if (interlace != 0) throw new InvalidDataException("interlaced PNG masks are not supported");
         int channels = colorType switch { 0 => 1, 3 => 1, 2 => 3, 6 => 4, 4 => 2, _ => throw new InvalidDataException($"colour type {colorType} unsupported") };

@@ -1,5 +1,7 @@
 using System.Collections.Concurrent;
 
+using WeakSeg.IO;
+
 namespace WeakSeg.Data;
 
 /// <summary>One image of a split: its files and its image-level foreground classes (1..K, ascending).</summary>
@@ -84,8 +86,10 @@ public sealed class VocDataset
             int[]? classes = null;
             if (!seen.Add(name))
                 problem = new(layout.SplitFile(split), $"image '{name}' is listed twice");
-            else if (!File.Exists(image))
-                problem = new(image, $"image '{name}' is listed in split '{split}' but the JPEG does not exist");
+            else if (InputFiles.Problem(image, "image") is { } fileProblem)
+                problem = new(image, File.Exists(image) || new FileInfo(image).LinkTarget is not null
+                    ? fileProblem                                                           // a link that dangles or loops, a FIFO, a huge file
+                    : $"image '{name}' is listed in split '{split}' but the JPEG does not exist");
             else if (labels != null && labels.TryGetValue(name, out var fromFile))
                 classes = fromFile;
             else if (mask == null)
@@ -110,7 +114,7 @@ public sealed class VocDataset
                     if (bad != null) entries[i].Problem = new(e.Mask!, bad);
                     else entries[i].Classes = mask.ForegroundClasses();
                 }
-                catch (WeakSegException ex) { entries[i].Problem = new(e.Mask!, StripPath(ex.Message, e.Mask!)); }
+                catch (Exception ex) when (IsFileProblem(ex)) { entries[i].Problem = new(e.Mask!, StripPath(ex.Message, e.Mask!)); }
                 long d = Interlocked.Increment(ref done);
                 if (d % 64 == 0 || d == pending.Length) progress?.Report(new ProgressUpdate(d, pending.Length, "reading mask labels"));
             });
@@ -124,6 +128,9 @@ public sealed class VocDataset
         }
         return (new VocDataset(layout, split, names, samples, labels != null), problems);
     }
+
+    /// <summary>Failures of one file that a scan lists with the others instead of stopping at.</summary>
+    static bool IsFileProblem(Exception e) => e is WeakSegException or IOException or UnauthorizedAccessException or OutOfMemoryException or InvalidDataException;
 
     internal static string StripPath(string message, string path) =>
         message.StartsWith(path + ": ", StringComparison.Ordinal) ? message[(path.Length + 2)..] : message;
@@ -158,6 +165,38 @@ public sealed class VocDataset
     }
 
     /// <summary>
+    /// The check before a training run reads <paramref name="samples"/>: every image's header is read (format, size within
+    /// <see cref="InputLimits.MaxImagePixels"/>, a regular file) and, when <paramref name="masks"/>, every mask is decoded and its values
+    /// and size checked against its image. Throws the first problem in list order, with the count of the others, so a bad file is named
+    /// before training instead of hours into it.
+    /// </summary>
+    public static void CheckFiles(IReadOnlyList<VocSample> samples, int numClasses, bool masks)
+    {
+        var problems = new ConcurrentBag<(int Index, DatasetProblem Problem)>();
+        Parallel.For(0, samples.Count, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, i =>
+        {
+            var s = samples[i];
+            int w, h;
+            try { (w, h) = ImageCodec.ReadSize(s.ImagePath); }
+            catch (Exception ex) when (IsFileProblem(ex)) { problems.Add((i, new(s.ImagePath, StripPath(ex.Message, s.ImagePath)))); return; }
+            if (!masks || s.MaskPath is null) return;
+            try
+            {
+                var mask = LabelPng.Read(s.MaskPath);
+                var bad = FindInvalidValue(mask, numClasses);
+                if (bad != null) problems.Add((i, new(s.MaskPath, bad)));
+                else if (mask.Width != w || mask.Height != h)
+                    problems.Add((i, new(s.MaskPath, $"mask is {mask.Width}x{mask.Height} but its image is {w}x{h}")));
+            }
+            catch (Exception ex) when (IsFileProblem(ex)) { problems.Add((i, new(s.MaskPath, StripPath(ex.Message, s.MaskPath)))); }
+        });
+        if (problems.IsEmpty) return;
+        var first = problems.OrderBy(p => p.Index).First().Problem;
+        var more = problems.Count - 1;
+        throw WeakSegException.ForFile(first.Path, first.Problem + (more > 0 ? $" (and {more} more problem{(more > 1 ? "s" : "")}; `weakseg info` lists them)" : ""));
+    }
+
+    /// <summary>
     /// Decodes every image and mask of the split (in parallel) and collects all problems: corrupt or truncated images,
     /// corrupt masks, mask size ≠ image size, mask values outside 0..K ∪ {255}. Also counts class frequencies.
     /// </summary>
@@ -175,7 +214,7 @@ public sealed class VocDataset
                 var s = Samples[i];
                 int w = -1, h = -1;
                 try { var img = ImageCodec.Load(s.ImagePath); w = img.Width; h = img.Height; }
-                catch (WeakSegException ex) { problems.Add((i, new(s.ImagePath, StripPath(ex.Message, s.ImagePath)))); }
+                catch (Exception ex) when (IsFileProblem(ex)) { problems.Add((i, new(s.ImagePath, StripPath(ex.Message, s.ImagePath)))); }
                 if (s.MaskPath != null)
                 {
                     try
@@ -191,7 +230,7 @@ public sealed class VocDataset
                             Interlocked.Increment(ref withMasks);
                         }
                     }
-                    catch (WeakSegException ex) { problems.Add((i, new(s.MaskPath, StripPath(ex.Message, s.MaskPath)))); }
+                    catch (Exception ex) when (IsFileProblem(ex)) { problems.Add((i, new(s.MaskPath, StripPath(ex.Message, s.MaskPath)))); }
                 }
                 long d = Interlocked.Increment(ref done);
                 if (d % 32 == 0 || d == Samples.Count) progress?.Report(new ProgressUpdate(d, Samples.Count, "decoding"));

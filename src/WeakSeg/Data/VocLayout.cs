@@ -66,12 +66,20 @@ public sealed class VocLayout
             var known = Directory.Exists(SplitsDir) ? string.Join(", ", Directory.GetFiles(SplitsDir, "*.txt").Select(Path.GetFileNameWithoutExtension).Order()) : "none";
             throw WeakSegException.ForFile(file, $"split '{split}' not found (available: {known})");
         }
-        var names = File.ReadLines(file)
-            .Select(l => l.Trim())
-            .Where(l => l.Length > 0)
-            .Select(l => l.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries)[0])
-            .Select(n => n.StartsWith('/') ? Path.GetFileNameWithoutExtension(n) : n) // "/JPEGImages/x.jpg /Seg.../x.png" lists
-            .ToList();
+        var names = new List<string>();
+        int lineNumber = 0;
+        foreach (var line in File.ReadLines(file))
+        {
+            lineNumber++;
+            var trimmed = line.Trim();
+            if (trimmed.Length == 0) continue;
+            var name = trimmed.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries)[0];
+            if (name.StartsWith('/')) name = Path.GetFileNameWithoutExtension(name);         // "/JPEGImages/x.jpg /Seg.../x.png" lists
+            // A name is a file name inside the dataset's folders: '..' or a separator would read (and write maps) outside them.
+            if (name.Contains('/') || name.Contains('\\') || name == "." || name == "..")
+                throw WeakSegException.ForFile(file, $"line {lineNumber}: image name '{name}' contains a path separator or '..' (names are file names inside JPEGImages)");
+            names.Add(name);
+        }
         if (names.Count == 0) throw WeakSegException.ForFile(file, $"split '{split}' is empty");
         return names;
     }

@@ -54,8 +54,8 @@ public static class EvaluationJson
         return json;
     }
 
-    /// <summary>A metric as a JSON number, or null when it is undefined (NaN).</summary>
-    public static JsonNode? NumberOrNull(double value) => double.IsNaN(value) ? null : JsonValue.Create(value);
+    /// <summary>A metric as a JSON number, or null when it is undefined (NaN or infinite: JSON has no such numbers).</summary>
+    public static JsonNode? NumberOrNull(double value) => double.IsFinite(value) ? JsonValue.Create(value) : null;
 
     /// <summary>"0.00", "0.05", "0.125": at least two decimals, more only when needed.</summary>
     public static string FormatThreshold(double t) => t.ToString("0.00#######", CultureInfo.InvariantCulture);

@@ -3,8 +3,9 @@ using System.Text;
 namespace WeakSeg.IO;
 
 /// <summary>
-/// Writes files so that a reader never sees a half-written one: the content goes to <c>path + ".tmp"</c>, which is then
-/// renamed over <paramref name="path"/> (an atomic replace on the same file system). Long jobs use this for every output,
+/// Writes files so that a reader never sees a half-written one: the content goes to <c>path.PID-RANDOM.tmp</c>, which is then
+/// renamed over <paramref name="path"/> (an atomic replace on the same file system). The temporary name is unique per writer, so
+/// two processes writing the same file never write into, or delete, each other's temporary file: the last rename wins whole. Long jobs use this for every output,
 /// so an interrupted run keeps what it finished.
 /// </summary>
 public static class AtomicFile
@@ -20,7 +21,7 @@ public static class AtomicFile
         var full = Path.GetFullPath(path);
         var dir = Path.GetDirectoryName(full);
         if (createDirectory && dir != null) Directory.CreateDirectory(dir);
-        var tmp = full + ".tmp";
+        var tmp = TemporaryPathFor(full);
         try
         {
             writeFile(tmp);
@@ -32,6 +33,10 @@ public static class AtomicFile
             throw;
         }
     }
+
+    /// <summary>A temporary name beside <paramref name="fullPath"/> that no other writer uses: the process id and a random part.</summary>
+    public static string TemporaryPathFor(string fullPath) =>
+        $"{fullPath}.{Environment.ProcessId}-{Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(4)).ToLowerInvariant()}.tmp";
 
     public static void WriteAllBytes(string path, ReadOnlySpan<byte> bytes, bool createDirectory = true)
     {

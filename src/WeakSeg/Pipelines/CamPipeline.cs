@@ -1,9 +1,12 @@
 using System.Diagnostics;
+using System.Text.Json.Nodes;
 using TorchSharp;
 using WeakSeg.Data;
 using WeakSeg.Evaluation;
+using WeakSeg.IO;
 using WeakSeg.Methods;
 using WeakSeg.Runtime;
+using static TorchSharp.torch;
 
 namespace WeakSeg.Pipelines;
 
@@ -48,7 +51,9 @@ public static class CamPipeline
         var dataset = VocDataset.Open(request.DataRoot ?? config.DataRoot, request.Split);
         if (dataset.NumClasses != config.NumClasses)
             throw WeakSegException.ForFile(dataset.Root, $"has {dataset.NumClasses} classes but the run was trained with {config.NumClasses} ({RunConfig.PathIn(request.RunDirectory)})");
-        Directory.CreateDirectory(request.OutDirectory);
+        using var folderLock = FolderLock.Acquire(request.OutDirectory, "output folder");
+        OutputSettings.Claim(request.OutDirectory, "maps", Settings(request, config, dataset),
+            dataset.Samples.Count(sample => CamMapFile.Exists(request.OutDirectory, sample.Name)));
         var transform = new EvalTransform();
         var clock = Stopwatch.StartNew();
         int written = 0, skipped = 0;
@@ -67,7 +72,14 @@ public static class CamPipeline
                 float[] values = [];
                 if (sample.Classes.Length > 0)
                 {
-                    var maps = method.Localize(input, sample.Classes, request.Localization);           // [K', H, W]
+                    EnsureFitsInMemory(method.Backbone, sample.Name, h, w, request.Localization, MemoryBudgetBytes);
+                    Tensor maps;
+                    try { maps = method.Localize(input, sample.Classes, request.Localization); }        // [K', H, W]
+                    catch (Exception e) when (IsAllocationFailure(e))
+                    {
+                        throw new WeakSegException($"image '{sample.Name}' ({w}x{h}): out of memory computing its maps at scales " +
+                            $"{string.Join(",", request.Localization.Scales)} ({FirstLine(e.Message)}); use smaller --scales or smaller images");
+                    }
                     values = maps.cpu().data<float>().ToArray();
                 }
                 CamMapFile.Write(request.OutDirectory, sample.Name, values, sample.Classes, h, w, request.Float16);
@@ -77,4 +89,53 @@ public static class CamPipeline
         }
         return new CamSummary(dataset.Samples.Count, written, skipped, method.Name, clock.Elapsed.TotalSeconds);
     }
+
+    /// <summary>What the maps depend on, recorded beside them (<see cref="OutputSettings"/>): the weights (path and CRC-32, so a
+    /// retrained run is a change), the data, split, map kind, scales, flip and storage type. Threads and device are left out.</summary>
+    public static JsonObject Settings(CamRequest request, RunConfig config, VocDataset dataset)
+    {
+        var weights = Path.GetFullPath(request.Weights ?? TrainPipeline.WeightsOf(request.RunDirectory));
+        return new JsonObject
+        {
+            ["outputs"] = "maps",
+            ["run"] = Path.GetFullPath(request.RunDirectory),
+            ["weights"] = weights,
+            ["weights_crc32"] = Training.CheckpointStore.Crc32Of(weights),
+            ["data"] = dataset.Root,
+            ["split"] = dataset.Split,
+            ["num_classes"] = config.NumClasses,
+            ["map"] = LocalizationMapKindNames.Name(request.Localization.MapKind),
+            ["scales"] = new JsonArray(request.Localization.Scales.Select(x => (JsonNode?)JsonValue.Create(x)).ToArray()),
+            ["flip"] = request.Localization.Flip,
+            ["float16"] = request.Float16,
+        };
+    }
+
+    /// <summary>Memory the maps of one image may need: the memory available to the process (physical memory or its limit).</summary>
+    public static long MemoryBudgetBytes => GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
+
+    /// <summary>
+    /// Refuses an image whose largest scale cannot fit: the forward pass holds, for each view (flip doubles them) and each layer, an
+    /// attention matrix of heads × T² floats over the T tokens of the scaled image (sides rounded to the patch size, as
+    /// <see cref="MultiScaleCam"/> does). That lower bound is checked against <paramref name="budgetBytes"/> before libtorch allocates,
+    /// because an allocation failure inside libtorch can end the process instead of raising an error.
+    /// </summary>
+    public static void EnsureFitsInMemory(Models.Vit.VitConfig backbone, string imageName, int height, int width, LocalizationOptions options, long budgetBytes)
+    {
+        double scale = options.Scales.Max();
+        long p = backbone.PatchSize;
+        long h = Math.Max(p, (long)Math.Round(height * scale / p) * p), w = Math.Max(p, (long)Math.Round(width * scale / p) * p);
+        double tokens = (double)(h / p) * (w / p) + 1;
+        double bytes = (options.Flip ? 2 : 1) * (double)backbone.Depth * backbone.NumHeads * tokens * tokens * sizeof(float);
+        if (bytes > budgetBytes)
+            throw new WeakSegException($"image '{imageName}' ({width}x{height}) at scale {scale} is {w}x{h} pixels, {tokens - 1:0} patches: " +
+                $"its attention maps alone need {bytes / (1L << 30):0.#} GiB, more than the {budgetBytes / (double)(1L << 30):0.#} GiB of memory; " +
+                "use smaller --scales (or smaller images)");
+    }
+
+    static bool IsAllocationFailure(Exception e) => e is OutOfMemoryException || e is InsufficientExecutionStackException ||
+        e.Message.Contains("can't allocate memory", StringComparison.OrdinalIgnoreCase) ||
+        e.Message.Contains("out of memory", StringComparison.OrdinalIgnoreCase);
+
+    static string FirstLine(string message) => message.Split('\n')[0].Trim();
 }

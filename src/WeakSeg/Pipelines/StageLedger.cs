@@ -59,9 +59,29 @@ public sealed class StageLedger(string directory)
             ["status"] = status,
             ["seconds"] = Math.Round(seconds, 3),
             ["settings"] = settings.DeepClone(),
-            ["results"] = results?.DeepClone(),
+            ["results"] = results is null ? null : WithoutNonFinite(results.DeepClone()),
         };
         AtomicFile.WriteAllText(PathOf(stage), json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
+    }
+
+    /// <summary>The node with every NaN or infinite number replaced by null: JSON cannot hold them, and a record that cannot be written
+    /// would stop every later run of the pipeline at this stage.</summary>
+    internal static JsonNode? WithoutNonFinite(JsonNode? node)
+    {
+        switch (node)
+        {
+            case JsonObject o:
+                foreach (var key in o.Select(kv => kv.Key).ToList()) o[key] = WithoutNonFinite(o[key]?.DeepClone());
+                return o;
+            case JsonArray a:
+                for (int i = 0; i < a.Count; i++) a[i] = WithoutNonFinite(a[i]?.DeepClone());
+                return a;
+            case JsonValue v when v.TryGetValue<double>(out var d) && !double.IsFinite(d):
+            case JsonValue w when w.TryGetValue<float>(out var f) && !float.IsFinite(f):
+                return null;
+            default:
+                return node;
+        }
     }
 
     /// <summary>Top-level keys (dotted into nested objects) whose values differ.</summary>

@@ -62,10 +62,19 @@ public static class TrainPipeline
                 if (!JsonNode.DeepEquals(previous.Recipe.ToJson()[key], recipe.ToJson()[key]))
                     throw WeakSegException.ForFile(configPath, $"cannot resume: '{key}' differs from the run's configuration (use the same options or a new run directory)");
         }
-        else config.Save(request.RunDirectory);
 
+        // Every check that can refuse the run comes before config.json is written, so a refused run leaves nothing behind.
         var options = recipe.Trainer;
         var device = TorchRuntime.Initialize(options.Device, options.Threads);
+        var loader = new BatchLoader(dataset.Samples, dataset.NumClasses, recipe.Augmentation.ToTransform(recipe.ImageSize),
+            options.BatchSize, options.Seed, workers: request.Workers, loadMasks: false);
+        VocDataset.CheckFiles(dataset.Samples, dataset.NumClasses, masks: false);
+        using var folderLock = IO.FolderLock.Acquire(request.RunDirectory, "run directory");
+        if (!request.Resume && new CheckpointStore(Path.Combine(request.RunDirectory, "checkpoints")).Latest() is { } existing)
+            throw WeakSegException.ForFile(Path.Combine(Path.GetFullPath(request.RunDirectory), "checkpoints"),
+                $"already holds checkpoints (latest: step {existing.Step}); pass --resume to continue that run, or choose a new run directory");
+        if (!request.Resume) config.Save(request.RunDirectory);
+
         TorchRuntime.Seed(options.Seed);
         using var method = recipe.Factory.Create(recipe.ModelConfig);
         method.Model.to(device);
@@ -77,8 +86,6 @@ public static class TrainPipeline
             log?.Invoke($"--init {weights}: {import}");
         }
 
-        var loader = new BatchLoader(dataset.Samples, dataset.NumClasses, recipe.Augmentation.ToTransform(recipe.ImageSize),
-            options.BatchSize, options.Seed, workers: request.Workers, loadMasks: false);
         var batches = new DelegateBatchStream(start => loader.Stream(start).Select(b =>
         {
             var (images, labels) = b.ToTensors(device);

@@ -134,13 +134,7 @@ public sealed record TrainRecipe(string Method, object ModelConfig, TrainerOptio
     public TrainRecipe Overlay(string path)
     {
         if (!File.Exists(path)) throw WeakSegException.ForFile(path, "config file not found");
-        JsonObject file;
-        try
-        {
-            file = JsonNode.Parse(File.ReadAllText(path)) as JsonObject ?? throw WeakSegException.ForFile(path, "expected a JSON object");
-        }
-        catch (JsonException e) { throw WeakSegException.ForFile(path, "not valid JSON: " + e.Message); }
-        return Overlay(file, path);
+        return Overlay(IO.JsonFiles.ReadObject(path), path);
     }
 
     public TrainRecipe Overlay(JsonObject overlay, string source)

@@ -55,11 +55,17 @@ public sealed record WsssPipelineOptions
     /// <summary>The preset the recipes come from; decides the default map (see <see cref="WsssPipeline.DefaultMapKind"/>).</summary>
     public MethodPreset Preset { get; init; } = MethodPreset.Cpu;
 
-    /// <summary>Background thresholds swept on the train split's masks (cam_miou = the best).</summary>
+    /// <summary>Background thresholds swept on the train split's masks (cam_miou = the best), when the split has masks.</summary>
     public IReadOnlyList<double> Thresholds { get; init; } = CamThresholdSweep.Range(0.0, 0.95, 0.05);
 
-    /// <summary>Background threshold of the pseudo labels; null = the sweep's best.</summary>
+    /// <summary>Background threshold of the pseudo labels; null = <see cref="WsssPipeline.DefaultPseudoThreshold"/>, or the sweep's best
+    /// with <see cref="OracleThreshold"/>.</summary>
     public double? PseudoThreshold { get; init; }
+
+    /// <summary>Take the pseudo-label threshold from the sweep on the training split's ground-truth masks (what the official MCTformer
+    /// and WeakTr scripts do). Pixel labels then shape the pseudo labels, so the run is no longer weakly supervised; report.json says
+    /// so (threshold_source "oracle").</summary>
+    public bool OracleThreshold { get; init; }
 
     /// <summary>Retraining configuration; the decoder loss is set per entry of <see cref="Decoders"/>.</summary>
     public SegmentationConfig Segmentation { get; init; } = SegmentationConfig.Cpu;
@@ -105,6 +111,12 @@ public sealed record WsssPipelineReport(
 public static class WsssPipeline
 {
     public const string ReportFile = "report.json";
+
+    /// <summary>Background threshold of the pseudo labels when none is given: ToCo's <c>--bkg_thre</c> default
+    /// (<see cref="CamToLabel.DefaultThreshold"/>). It reads no pixel label, unlike the official MCTformer/WeakTr practice of taking
+    /// the best threshold of a sweep on the training masks, which <see cref="WsssPipelineOptions.OracleThreshold"/> reproduces.</summary>
+    public const double DefaultPseudoThreshold = CamToLabel.DefaultThreshold;
+    const string ComputedWithKey = "computed_with";
     const string SyntheticStage = "data";
 
     /// <summary>
@@ -127,7 +139,20 @@ public static class WsssPipeline
         reporter ??= new SilentStageReporter();
         var outDir = Path.GetFullPath(options.OutDirectory);
         if (File.Exists(outDir)) throw WeakSegException.ForFile(outDir, "output path is a file, expected a directory");
-        Directory.CreateDirectory(outDir);
+        bool created = !Directory.Exists(outDir);
+        try { return RunIn(outDir, options, reporter, cancellationToken, stageCompleted); }
+        catch when (created && Directory.Exists(outDir)
+                    && !Directory.EnumerateFiles(outDir, "*", SearchOption.AllDirectories).Any(f => Path.GetFileName(f) != FolderLock.FileName))
+        {
+            Directory.Delete(outDir, recursive: true);                                     // a refused run leaves no empty folder behind
+            throw;
+        }
+    }
+
+    static WsssPipelineReport RunIn(string outDir, WsssPipelineOptions options, IStageReporter reporter, CancellationToken cancellationToken,
+        Action<string>? stageCompleted)
+    {
+        using var folderLock = FolderLock.Acquire(outDir, "pipeline output folder");
         var ledger = new StageLedger(Path.Combine(outDir, "stages"));
         var stages = new List<PipelineStage>();
         var state = new ReportState(options.CamRecipe.Method, Path.Combine(outDir, ReportFile), new JsonObject
@@ -146,6 +171,7 @@ public static class WsssPipeline
             if (status == StageState.Done)
             {
                 reporter.Log($"{name}: done before, reused ({ledger.PathOf(name)})");
+                state.ComputedWith[name] = recorded![ComputedWithKey]?.DeepClone();               // null: recorded before provenance was
                 stages.Add(new PipelineStage(name, secondsSoFar, true));
                 state.Stages = stages;
                 return recorded!;
@@ -154,6 +180,10 @@ public static class WsssPipeline
             ledger.Begin(name, settings, secondsSoFar);
             var clock = Stopwatch.StartNew();
             var results = work();
+            // threads and device are not settings (a stage computed with other ones is reused), but they decide the last bits of its
+            // numbers, so the record keeps what computed them and report.json reports that rather than this invocation's values
+            results[ComputedWithKey] = new JsonObject { ["threads"] = options.Threads, ["device"] = options.Device };
+            state.ComputedWith[name] = results[ComputedWithKey]!.DeepClone();
             double seconds = Math.Round(secondsSoFar + clock.Elapsed.TotalSeconds, 3);      // as recorded, so a reused stage reports the same
             ledger.Complete(name, settings, seconds, results);
             stages.Add(new PipelineStage(name, seconds, false));
@@ -183,7 +213,16 @@ public static class WsssPipeline
             dataSettings = new JsonObject { ["root"] = dataRoot };
         }
         var trainSet = VocDataset.Open(dataRoot, options.TrainSplit);
-        if (options.StopAfter == PipelineEnd.Segmentation) VocDataset.Open(dataRoot, options.ValSplit);   // fail now, not after an hour of training
+        var valSet = options.StopAfter == PipelineEnd.Segmentation ? VocDataset.Open(dataRoot, options.ValSplit) : null;   // fail now, not after an hour of training
+        // Masks are read only to score (cam_miou, pseudo_miou, val_miou) and for the upper bound, never to make the pseudo labels
+        // (unless --oracle-threshold): a dataset with image labels only runs, and the metrics that need masks are skipped.
+        bool trainMasks = trainSet.Samples.All(s => s.MaskPath is not null);
+        bool valMasks = valSet is not null && valSet.Samples.All(s => s.MaskPath is not null);
+        if (options.OracleThreshold && !trainMasks)
+            throw new WeakSegException($"--oracle-threshold needs a ground-truth mask for every image of split '{options.TrainSplit}' ({trainSet.Samples.Count(s => s.MaskPath is null)} have none)");
+        if (!trainMasks) state.Skip($"cam_miou, pseudo_miou and upper_bound_miou: split '{options.TrainSplit}' has images without ground-truth masks");
+        if (valSet is not null && !valMasks) state.Skip($"val_miou: split '{options.ValSplit}' has images without ground-truth masks (its predictions are written)");
+        foreach (var line in state.Skipped) reporter.Log("skipped " + line);
 
         // ---- CAM model ----
         var recipe = options.CamRecipe.WithNumClasses(trainSet.NumClasses);
@@ -209,7 +248,7 @@ public static class WsssPipeline
                 Resume = resume, Workers = options.Workers,
             }, reporter.Log, p, cancellationToken));
             if (!outcome.Result.Completed) throw new OperationCanceledException("CAM training was interrupted; run the pipeline again to resume");
-            return new JsonObject { ["steps"] = outcome.Result.Step, ["last_loss"] = outcome.Result.LastLoss, ["images_per_s"] = outcome.Result.ImagesPerSecond };
+            return TrainingResults(outcome.Result);
         });
 
         IReadOnlyList<LocalizationMapKind> supported;
@@ -243,25 +282,36 @@ public static class WsssPipeline
             ["maps"] = mapSettings.DeepClone(),
             ["thresholds"] = new JsonArray(options.Thresholds.Select(t => (JsonNode?)JsonValue.Create(t)).ToArray()),
         };
-        var camEval = Stage("cam-eval-" + map, sweepSettings, () =>
+        JsonObject? camEval = null;
+        if (trainMasks)
         {
-            var sweep = reporter.Run("sweep thresholds", p => CamThresholdSweep.Evaluate(mapsDir, dataRoot, options.TrainSplit,
-                new CamSweepOptions { Thresholds = options.Thresholds }, p));
-            EvaluationJson.Write(Path.Combine(outDir, "cam", $"eval-cam-{map}.json"), sweep, options.TrainSplit);
-            return new JsonObject { ["miou"] = Num(sweep.BestMeanIou), ["threshold"] = sweep.BestThreshold, ["miou_by_threshold"] = EvaluationJson.MeanIouByThreshold(sweep) };
-        });
-        state.CamMeanIou = camEval["miou"]?.GetValue<double>() ?? double.NaN;
-        state.Threshold = options.PseudoThreshold ?? camEval["threshold"]!.GetValue<double>();
+            camEval = Stage("cam-eval-" + map, sweepSettings, () =>
+            {
+                var sweep = reporter.Run("sweep thresholds", p => CamThresholdSweep.Evaluate(mapsDir, dataRoot, options.TrainSplit,
+                    new CamSweepOptions { Thresholds = options.Thresholds }, p));
+                EvaluationJson.Write(Path.Combine(outDir, "cam", $"eval-cam-{map}.json"), sweep, options.TrainSplit);
+                return new JsonObject { ["miou"] = Num(sweep.BestMeanIou), ["threshold"] = sweep.BestThreshold, ["miou_by_threshold"] = EvaluationJson.MeanIouByThreshold(sweep) };
+            });
+            state.CamMeanIou = camEval["miou"]?.GetValue<double>() ?? double.NaN;
+        }
+        (state.Threshold, state.ThresholdSource) = options.PseudoThreshold is { } given ? (given, "given")
+            : options.OracleThreshold ? (camEval!["threshold"]!.GetValue<double>(), "oracle: the best of the sweep on the training split's ground-truth masks (pixel labels used)")
+            : (DefaultPseudoThreshold, "default: a fixed background threshold; no pixel label read");
         state.Write();
         if (options.StopAfter == PipelineEnd.Cam) return state.Finish();
 
         // ---- pseudo labels ----
         var pseudoDir = Path.Combine(outDir, "pseudo-" + map);
-        var pseudoSettings = new JsonObject { ["cam_eval"] = sweepSettings.DeepClone(), ["threshold"] = state.Threshold };
+        var pseudoSettings = new JsonObject
+        {
+            ["maps"] = mapSettings.DeepClone(), ["threshold"] = state.Threshold, ["threshold_source"] = state.ThresholdSource.Split(':')[0],
+            ["cam_eval"] = options.OracleThreshold && options.PseudoThreshold is null ? sweepSettings.DeepClone() : null,
+        };
         var pseudo = Stage("pseudo-" + map, pseudoSettings, () =>
         {
             reporter.Run("pseudo labels", p => PseudoLabelWriter.Run(mapsDir, pseudoDir,
                 new PseudoLabelConfig { Threshold = (float)state.Threshold, Overwrite = true }, p));
+            if (!trainMasks) return new JsonObject { ["miou"] = null };
             var evaluation = reporter.Run("evaluate pseudo labels", p => SegmentationEvaluator.EvaluateDirectory(pseudoDir, dataRoot, options.TrainSplit, null, p));
             EvaluationJson.Write(Path.Combine(outDir, $"eval-pseudo-{map}.json"), evaluation);
             return new JsonObject { ["miou"] = Num(evaluation.Metrics.MeanIou) };
@@ -276,11 +326,14 @@ public static class WsssPipeline
             var name = DecoderName(decoder);
             var miou = Segment($"seg-{map}-{name}", Path.Combine(outDir, "seg", $"{map}-{name}"), options.Segmentation with { Loss = decoder }, pseudoDir,
                 new JsonObject { ["pseudo"] = pseudoSettings.DeepClone() });
-            state.ValByDecoder[name] = miou;
-            state.ValMeanIou ??= miou;
+            if (miou is { } scored)
+            {
+                state.ValByDecoder[name] = scored;
+                state.ValMeanIou ??= scored;
+            }
             state.Write();
         }
-        if (options.UpperBound)
+        if (options.UpperBound && trainMasks)
         {
             state.UpperBoundMeanIou = Segment("upper-bound", Path.Combine(outDir, "seg", "upper-bound"),
                 options.Segmentation with { Loss = SegmentationDecoderLoss.Naive }, null, new JsonObject { ["data"] = dataSettings.DeepClone() });
@@ -289,7 +342,7 @@ public static class WsssPipeline
         return state.Finish();
 
         // Trains (or resumes) a segmenter on labelsDir (null = ground truth), predicts the val split and scores it.
-        double Segment(string stage, string runDir, SegmentationConfig config, string? labelsDir, JsonObject upstream)
+        double? Segment(string stage, string runDir, SegmentationConfig config, string? labelsDir, JsonObject upstream)
         {
             var trainSettings = new JsonObject
             {
@@ -305,7 +358,7 @@ public static class WsssPipeline
                     Seed = options.Seed, Device = options.Device, Threads = options.Threads, Resume = resume, LoaderWorkers = options.Workers,
                 }, p, cancellationToken, log: reporter.Log));
                 if (!result.Completed) throw new OperationCanceledException($"segmenter training ({stage}) was interrupted; run the pipeline again to resume");
-                return new JsonObject { ["steps"] = result.Step, ["last_loss"] = result.LastLoss, ["images_per_s"] = result.ImagesPerSecond };
+                return TrainingResults(result);
             });
             var predDir = Path.Combine(runDir, "val-pred");
             var valSettings = new JsonObject { ["train"] = trainSettings.DeepClone(), ["split"] = options.ValSplit, ["crf"] = options.Crf };
@@ -315,20 +368,20 @@ public static class WsssPipeline
                 var (model, _, _) = SegmentationRun.Load(runDir, device);
                 using (model)
                 {
-                    var valSet = VocDataset.Open(dataRoot, options.ValSplit);
                     var inference = new SegmentationInferenceOptions
                     {
                         Scales = config.InferenceScales, Flip = config.InferenceFlip,
                         Refine = options.Crf ? SegmentationRefiners.DenseCrf(DenseCrfConfig.FromPreset("mctformer-seg")) : null,
                     };
                     reporter.Run($"predict {options.ValSplit} ({stage})", p =>
-                        SegmentationInference.Run(new SegmentationPredictor(model, device), valSet.Samples, predDir, inference, p, cancellationToken));
+                        SegmentationInference.Run(new SegmentationPredictor(model, device), valSet!.Samples, predDir, inference, p, cancellationToken));
                 }
+                if (!valMasks) return new JsonObject { ["miou"] = null };
                 var evaluation = reporter.Run($"evaluate {options.ValSplit} ({stage})", p => SegmentationEvaluator.EvaluateDirectory(predDir, dataRoot, options.ValSplit, null, p));
                 EvaluationJson.Write(Path.Combine(runDir, "eval-" + options.ValSplit + ".json"), evaluation);
                 return new JsonObject { ["miou"] = Num(evaluation.Metrics.MeanIou) };
             });
-            return val["miou"]?.GetValue<double>() ?? double.NaN;
+            return val["miou"]?.GetValue<double>();
         }
     }
 
@@ -355,6 +408,14 @@ public static class WsssPipeline
 
     static JsonNode? Num(double v) => EvaluationJson.NumberOrNull(v);
 
+    /// <summary>A training stage's record: a resume that found the training complete (stopped between its final checkpoint and
+    /// model-final.bin) ran no step, so it has no throughput; its loss is the one recorded for the final checkpoint.</summary>
+    static JsonObject TrainingResults(Training.TrainResult result) => new()
+    {
+        ["steps"] = result.Step, ["steps_this_run"] = result.StepsRun, ["last_loss"] = Num(result.LastLoss),
+        ["images_per_s"] = result.StepsRun > 0 ? Num(result.ImagesPerSecond) : null,
+    };
+
     /// <summary>The report as it grows; written atomically after every stage.</summary>
     sealed class ReportState(string method, string path, JsonObject run)
     {
@@ -362,11 +423,41 @@ public static class WsssPipeline
         public LocalizationMapKind Map { get; set; }
         public double CamMeanIou { get; set; } = double.NaN;
         public double Threshold { get; set; } = double.NaN;
+        /// <summary>Where the pseudo-label threshold came from: "default", "given" or "oracle" (with a reason after a colon).</summary>
+        public string ThresholdSource { get; set; } = "";
+        readonly List<string> _skipped = new();
+        /// <summary>Metrics not computed, each with why.</summary>
+        public IReadOnlyList<string> Skipped => _skipped;
+        public void Skip(string what) => _skipped.Add(what);
         public double? PseudoMeanIou { get; set; }
         public double? ValMeanIou { get; set; }
         public Dictionary<string, double> ValByDecoder { get; } = new();
         public double? UpperBoundMeanIou { get; set; }
         public IReadOnlyList<PipelineStage> Stages { get; set; } = [];
+        /// <summary>Per stage, the threads and device that computed its results (null when its record predates this).</summary>
+        public Dictionary<string, JsonNode?> ComputedWith { get; } = new();
+
+        /// <summary>The run section: threads and device are those that computed the results when every stage agrees; otherwise
+        /// null, with the values per stage. This invocation's own values are kept apart.</summary>
+        JsonObject RunSection()
+        {
+            var json = run.DeepClone().AsObject();
+            json["threads_this_invocation"] = json["threads"]?.DeepClone();
+            json["device_this_invocation"] = json["device"]?.DeepClone();
+            foreach (var key in new[] { "threads", "device" })
+            {
+                var values = ComputedWith.Values.Select(c => c?[key]?.ToJsonString()).Distinct().ToList();
+                if (values.Count == 1 && values[0] is not null) json[key] = ComputedWith.Values.First()![key]!.DeepClone();
+                else if (values.Count > 1 || values.Any(v => v is null))
+                {
+                    json[key] = null;
+                    var byStage = new JsonObject();
+                    foreach (var (stage, c) in ComputedWith) byStage[stage] = c?[key]?.DeepClone();
+                    json[key + "_by_stage"] = byStage;
+                }
+            }
+            return json;
+        }
 
         WsssPipelineReport Snapshot() => new(method, Map, CamMeanIou, Threshold, PseudoMeanIou, ValMeanIou, ValByDecoder, UpperBoundMeanIou,
             Stages.Sum(s => s.Seconds), Stages, path);
@@ -388,10 +479,12 @@ public static class WsssPipeline
             {
                 ["format_version"] = 1,
                 ["method"] = r.Method,
-                ["run"] = run.DeepClone(),
+                ["run"] = RunSection(),
                 ["map"] = LocalizationMapKindNames.Name(r.Map),
                 ["cam_miou"] = Num(r.CamMeanIou),
                 ["threshold"] = double.IsNaN(r.Threshold) ? null : r.Threshold,
+                ["threshold_source"] = ThresholdSource.Length == 0 ? null : ThresholdSource,
+                ["skipped_metrics"] = new JsonArray(Skipped.Select(x => (JsonNode?)JsonValue.Create(x)).ToArray()),
                 ["pseudo_miou"] = r.PseudoMeanIou is { } p ? Num(p) : null,
                 ["val_miou"] = r.ValMeanIou is { } v ? Num(v) : null,
                 ["val_miou_by_decoder"] = byDecoder,

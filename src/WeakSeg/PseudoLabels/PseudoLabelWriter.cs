@@ -1,5 +1,7 @@
 using WeakSeg.Data;
+using System.Text.Json.Nodes;
 using WeakSeg.Evaluation;
+using WeakSeg.IO;
 
 namespace WeakSeg.PseudoLabels;
 
@@ -10,6 +12,8 @@ public sealed record PseudoLabelConfig
     public float Threshold { get; init; } = CamToLabel.DefaultThreshold;
     /// <summary>Optional band of maximum class scores labelled 255; e.g. ToCo's low/high thresholds 0.25/0.7.</summary>
     public UncertainBand? Uncertain { get; init; }
+    /// <summary>Foreground classes K of the maps' dataset; null = the K recorded beside the maps by `weakseg cam`, if any.</summary>
+    public int? NumClasses { get; init; }
     /// <summary>Rewrite labels that already exist (default: skip them, so an interrupted run resumes).</summary>
     public bool Overwrite { get; init; }
     public int MaxParallelism { get; init; } = Environment.ProcessorCount;
@@ -51,7 +55,29 @@ public static class PseudoLabelWriter
         config.Validate();
         var names = CamMapFile.ListNames(camDir);
         if (names.Count == 0) throw WeakSegException.ForFile(camDir, "contains no map files (NAME.npy)");
-        Directory.CreateDirectory(outDir);
+        // The class count of the maps' dataset (recorded by `weakseg cam`, or given): every image's classes are checked before any
+        // label is written, so a class index outside the dataset never reaches a PNG.
+        var camSettings = OutputSettings.Read(camDir);
+        int? numClasses = config.NumClasses ?? camSettings?["num_classes"]?.GetValue<int>();
+        if (numClasses is { } k)
+            foreach (var name in names)
+            {
+                var classesPath = CamMapFile.ClassesPath(camDir, name);
+                if (!File.Exists(classesPath)) continue;                                    // reported by CamMapFile.Read, with the map
+                var outside = Interop.Npy.Read(classesPath).ToInt64().Where(c => c < 1 || c > k).Select(c => (long?)c).FirstOrDefault();
+                if (outside is { } bad)
+                    throw WeakSegException.ForFile(classesPath, $"class index {bad} is outside the foreground classes 1..{k} of the maps' dataset");
+            }
+        using var folderLock = FolderLock.Acquire(outDir, "output folder");
+        OutputSettings.Claim(outDir, "pseudo labels", new JsonObject
+        {
+            ["outputs"] = "pseudo-labels",
+            ["cams"] = Path.GetFullPath(camDir),
+            ["maps"] = camSettings?.DeepClone(),
+            ["threshold"] = config.Threshold,
+            ["uncertain"] = config.Uncertain is { } band ? new JsonArray(band.Low, band.High) : null,
+            ["refiner"] = refiner?.Description,
+        }, names.Count(name => File.Exists(Path.Combine(outDir, name + ".png"))), replace: config.Overwrite);
         int written = 0, skipped = 0;
         long ignore = 0, total = 0, done = 0;
         var gate = new object();
@@ -65,7 +91,7 @@ public static class PseudoLabelWriter
                 if (!config.Overwrite && File.Exists(path)) Interlocked.Increment(ref skipped);
                 else
                 {
-                    var maps = CamMapFile.Read(camDir, name);
+                    var maps = CamMapFile.Read(camDir, name, numClasses);
                     var label = refiner is null ? CamToLabel.Convert(maps, config.Threshold, config.Uncertain) : refiner.Label(maps, config);
                     LabelPng.Write(path, label);
                     long ign = label.Labels.LongCount(v => v == LabelMap.Ignore);

@@ -263,6 +263,7 @@ public sealed record SegmentationConfig
     /// <summary>Parses a configuration written by <see cref="ToJson"/>; errors name <paramref name="sourcePath"/>.</summary>
     public static SegmentationConfig FromJson(string json, string sourcePath = "<config>")
     {
+        IO.JsonFiles.Parse(json, sourcePath);                                   // a duplicate key is an error, not the last value winning
         try
         {
             return JsonSerializer.Deserialize(json, SegmentationJsonContext.Default.SegmentationConfig)

@@ -127,11 +127,13 @@ public static class SegmentationRun
             if (new CheckpointStore(Path.Combine(runDir, "checkpoints")).Latest() is { } existing)
                 throw WeakSegException.ForFile(Path.Combine(runDir, "checkpoints"),
                     $"already holds checkpoints (latest: step {existing.Step}); pass --resume to continue that run, or choose a new run directory");
-            WriteInfo(runDir, info);
         }
-
+        // Every check that can refuse the run comes before config.json is written, so a refused run leaves nothing behind.
         var loader = new BatchLoader(samples, dataset.NumClasses, TrainTransformFor(config), config.BatchSize, request.Seed,
             workers: Math.Max(1, request.LoaderWorkers), loadMasks: true);
+        VocDataset.CheckFiles(samples, dataset.NumClasses, masks: true);
+        using var folderLock = FolderLock.Acquire(runDir, "run directory");
+        if (!request.Resume) WriteInfo(runDir, info);
         var batches = new DelegateBatchStream(start => loader.Stream(start).Select(b =>
         {
             var (images, labels) = b.ToTensors(device);

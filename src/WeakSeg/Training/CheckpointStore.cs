@@ -1,4 +1,6 @@
+using System.Buffers.Binary;
 using System.Globalization;
+using System.IO.Hashing;
 using System.Text.Json;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -74,6 +76,7 @@ public sealed class CheckpointStore
             fs.Flush(true);
         }
         WriteFlushed(Path.Combine(temp, RngFile), rngState);
+        state = state with { Checksums = new[] { ModelFile, OptimizerFile, RngFile }.ToDictionary(f => f, f => Crc32Of(Path.Combine(temp, f))) };
         WriteFlushed(Path.Combine(temp, StateFile), JsonSerializer.SerializeToUtf8Bytes(state, TrainingJsonContext.Default.CheckpointState));
 
         if (System.IO.Directory.Exists(final))
@@ -112,6 +115,60 @@ public sealed class CheckpointStore
                    ?? throw WeakSegException.ForFile(path, "empty checkpoint state");
         }
         catch (JsonException e) { throw WeakSegException.ForFile(path, "unreadable checkpoint state: " + e.Message); }
+    }
+
+    /// <summary>
+    /// Checks the files of <paramref name="checkpoint"/> before libtorch reads them (a corrupt generator state aborts the process inside
+    /// libtorch rather than raising an error): each file exists and matches the CRC-32 recorded at save time, and rng.bin has the layout
+    /// of a CPU generator state. The error names the file, and the older checkpoint to fall back on when there is one.
+    /// </summary>
+    public void Verify(CheckpointInfo checkpoint, CheckpointState state)
+    {
+        string Fallback()
+        {
+            var older = List().LastOrDefault(c => c.Step < checkpoint.Step);
+            return older is null
+                ? " (no older checkpoint: start a new run directory)"
+                : $" (delete {checkpoint.Directory} to resume from the older checkpoint of step {older.Step})";
+        }
+        foreach (var file in new[] { ModelFile, OptimizerFile, RngFile })
+        {
+            var path = Path.Combine(checkpoint.Directory, file);
+            if (!File.Exists(path)) throw WeakSegException.ForFile(path, "checkpoint file not found" + Fallback());
+            if (state.Checksums is { } sums && sums.TryGetValue(file, out var expected) && Crc32Of(path) is var actual && actual != expected)
+                throw WeakSegException.ForFile(path, $"corrupt checkpoint file: its CRC-32 is {actual} but {expected} was recorded when it was written" + Fallback());
+        }
+        if (RngStateProblem(File.ReadAllBytes(checkpoint.RngPath)) is { } problem)
+            throw WeakSegException.ForFile(checkpoint.RngPath, "corrupt RNG state: " + problem + Fallback());
+    }
+
+    /// <summary>Size in bytes of torch's CPU generator state (CPUGeneratorImplState: the legacy THGeneratorState of an mt19937 plus the
+    /// cached float normal sample).</summary>
+    public const int CpuRngStateBytes = 5056;
+
+    /// <summary>
+    /// Why <paramref name="bytes"/> is not a CPU generator state torch.set_rng_state accepts (null when it is): the size, and the
+    /// mt19937 fields libtorch validates (left in 1..624, seeded set, next ≤ 624). Layout: u64 initial seed, i32 left, i32 seeded,
+    /// u64 next, u64[624] state, f64 normal x/y/rho, i32 normal valid, f32 next float normal, bool valid.
+    /// </summary>
+    public static string? RngStateProblem(ReadOnlySpan<byte> bytes)
+    {
+        if (bytes.Length != CpuRngStateBytes) return $"{bytes.Length} bytes, expected {CpuRngStateBytes} (a CPU generator state)";
+        int left = BinaryPrimitives.ReadInt32LittleEndian(bytes[8..]);
+        int seeded = BinaryPrimitives.ReadInt32LittleEndian(bytes[12..]);
+        ulong next = BinaryPrimitives.ReadUInt64LittleEndian(bytes[16..]);
+        const int mersenneN = 624;
+        if (seeded == 0 || left < 1 || left > mersenneN || next > mersenneN)
+            return $"not a valid mt19937 state (left {left}, seeded {seeded}, next {next})";
+        return null;
+    }
+
+    /// <summary>CRC-32 of a file as 8 lower-case hex digits.</summary>
+    public static string Crc32Of(string path)
+    {
+        var crc = new Crc32();
+        using (var fs = File.OpenRead(path)) crc.Append(fs);
+        return BinaryPrimitives.ReadUInt32LittleEndian(crc.GetCurrentHash()).ToString("x8", CultureInfo.InvariantCulture);
     }
 
     /// <summary>Loads checkpoint weights into <paramref name="model"/> (strict: every key must match).</summary>

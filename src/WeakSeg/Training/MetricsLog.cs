@@ -73,6 +73,19 @@ public sealed class MetricsLog : IDisposable
         if (double.IsFinite(v)) w.WriteNumber(name, v); else w.WriteString(name, v.ToString(System.Globalization.CultureInfo.InvariantCulture));
     }
 
+    /// <summary>The loss logged for <paramref name="step"/> in the log at <paramref name="path"/> (null when no readable line has it).</summary>
+    public static float? LossAt(string path, long step)
+    {
+        if (!File.Exists(path)) return null;
+        foreach (var line in File.ReadLines(path))
+        {
+            if (!TryReadStep(line, out var s) || s != step) continue;
+            using var doc = JsonDocument.Parse(line);
+            if (doc.RootElement.TryGetProperty("loss", out var loss) && loss.ValueKind == JsonValueKind.Number) return loss.GetSingle();
+        }
+        return null;
+    }
+
     static bool TryReadStep(string line, out long step)
     {
         step = 0;

@@ -18,13 +18,19 @@ public sealed record StepReport(long Step, long TotalSteps, float Loss, IReadOnl
 /// <summary>How a <see cref="Trainer.Run"/> ended.</summary>
 /// <param name="Step">optimizer updates done</param>
 /// <param name="Completed">true when all steps ran; false when cancelled (a checkpoint of <paramref name="Step"/> was written)</param>
-/// <param name="LastLoss">loss of the last step run by this call (NaN if none ran)</param>
+/// <param name="LastLoss">loss of the last step trained: run by this call, or, when the call ran none (a resume of a run whose
+/// checkpoint is already at the final step), the loss recorded for the checkpoint's step (NaN only if nothing records it)</param>
 /// <param name="LatestCheckpoint">the newest complete checkpoint</param>
 /// <param name="FinalWeightsPath">run/model-final.bin when completed, else null</param>
 /// <param name="Seconds">training wall time since the run began (carried over resumes)</param>
-/// <param name="ImagesPerSecond">throughput of this call</param>
+/// <param name="ImagesPerSecond">throughput of this call (0 when it ran no step)</param>
+/// <param name="StepsRun">optimizer steps run by this call (0 for a resume that found the training already complete)</param>
 public sealed record TrainResult(long Step, bool Completed, float LastLoss, CheckpointInfo? LatestCheckpoint,
-    string? FinalWeightsPath, double Seconds, double ImagesPerSecond);
+    string? FinalWeightsPath, double Seconds, double ImagesPerSecond, long StepsRun)
+{
+    /// <summary>The call found every step done (it only wrote the final weights, if they were missing).</summary>
+    public bool AlreadyComplete => Completed && StepsRun == 0;
+}
 
 /// <summary>
 /// The training loop shared by every WSSS method: AdamW (or SGD with momentum, <see cref="TrainerOptions.Optimizer"/>) with
@@ -76,6 +82,7 @@ public sealed class Trainer
         double secondsBefore = 0;
         CheckpointInfo? latest = store.Latest();
         byte[]? rngToRestore = null;
+        float lossBefore = float.NaN;
         if (resume)
         {
             if (latest is null) throw WeakSegException.ForFile(store.Directory, "no checkpoint to resume from");
@@ -86,10 +93,12 @@ public sealed class Trainer
                     string.Join("; ", diffs.Select(d => $"{d.Field} is {d.Now} but the checkpoint used {d.Checkpoint}")) +
                     " (use the same options, or start a new run directory)");
             if (state.Step > o.Steps) throw WeakSegException.ForFile(latest.StatePath, $"checkpoint step {state.Step} is beyond Steps = {o.Steps}");
+            store.Verify(latest, state);
             CheckpointStore.LoadModel(latest.ModelPath, model);
             rngToRestore = CheckpointStore.ReadRngState(latest);
             start = state.Step;
             secondsBefore = state.ElapsedSeconds;
+            lossBefore = state.LastLoss ?? MetricsLog.LossAt(MetricsPath, start) ?? float.NaN;     // older checkpoints do not record it
         }
         else
         {
@@ -117,7 +126,8 @@ public sealed class Trainer
         long lastSaved = resume ? start : -1;
         long imagesThisCall = 0, imagesSinceLog = 0;
         double secondsAtLastLog = secondsBefore;
-        float lastLoss = float.NaN;
+        float lastLoss = lossBefore;
+        double ImagesPerSecond() => imagesThisCall == 0 ? 0 : imagesThisCall / Math.Max(1e-9, clock.Elapsed.TotalSeconds);
 
         CheckpointInfo SaveCheckpoint(long stepsDone, double lr)
         {
@@ -126,6 +136,7 @@ public sealed class Trainer
             var info = store.Save(new CheckpointState
             {
                 Step = stepsDone, LearningRate = lr, ElapsedSeconds = Seconds(), WrittenUtc = DateTime.UtcNow, Options = o,
+                LastLoss = float.IsFinite(lastLoss) ? lastLoss : null,
             }, model, optimizer, rngBytes);
             store.Prune(o.KeepLastCheckpoints);
             lastSaved = stepsDone;
@@ -140,7 +151,7 @@ public sealed class Trainer
             if (cancellationToken.IsCancellationRequested)
             {
                 if (s != lastSaved && s > 0) SaveCheckpoint(s, schedule[s - 1]);
-                return new TrainResult(s, false, lastLoss, latest, null, Seconds(), imagesThisCall / Math.Max(1e-9, clock.Elapsed.TotalSeconds));
+                return new TrainResult(s, false, lastLoss, latest, null, Seconds(), ImagesPerSecond(), s - start);
             }
 
             var report = RunStep(s, trainable, parameters, setup, schedule, stream, device, Seconds, latest);
@@ -170,8 +181,7 @@ public sealed class Trainer
 
         if (lastSaved != o.Steps) SaveCheckpoint(o.Steps, schedule[o.Steps - 1]);
         AtomicFile.Commit(FinalWeightsPath, tmp => CheckpointStore.SaveModelFlushed(model, tmp));
-        return new TrainResult(o.Steps, true, lastLoss, latest, FinalWeightsPath, Seconds(),
-            imagesThisCall / Math.Max(1e-9, clock.Elapsed.TotalSeconds));
+        return new TrainResult(o.Steps, true, lastLoss, latest, FinalWeightsPath, Seconds(), ImagesPerSecond(), o.Steps - start);
     }
 
     StepReport RunStep(long s, ITrainable trainable, List<(string Name, Parameter Parameter)> parameters, OptimizerSetup optimizer,

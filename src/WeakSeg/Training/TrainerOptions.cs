@@ -196,6 +196,11 @@ public sealed record CheckpointState
     public double ElapsedSeconds { get; init; }
     public DateTime WrittenUtc { get; init; }
     public TrainerOptions Options { get; init; } = new();
+    /// <summary>Loss of the step that ended at this checkpoint (null in checkpoints written before it was recorded).</summary>
+    public float? LastLoss { get; init; }
+    /// <summary>CRC-32 (hex) of model.bin, optimizer.bin and rng.bin as written, checked before a resume hands them to libtorch
+    /// (null in checkpoints written before checksums were recorded).</summary>
+    public Dictionary<string, string>? Checksums { get; init; }
 }
 
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, WriteIndented = true,

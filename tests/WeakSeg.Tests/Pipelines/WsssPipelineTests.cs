@@ -73,6 +73,7 @@ public class WsssPipelineTests
         Seed = 3,
         Threads = 2,
         Workers = 1,
+        OracleThreshold = true,                         // these tests check the sweep; the default (mask-free) path is in LabelOnlyPipelineTests
     };
 
     /// <summary>Passes progress through, and cancels once a stage whose title starts with <paramref name="title"/> reports step <paramref name="step"/>.</summary>

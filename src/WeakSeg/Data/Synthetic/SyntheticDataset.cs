@@ -22,6 +22,21 @@ public static class SyntheticDataset
         if (string.IsNullOrWhiteSpace(outDir)) throw new WeakSegException("synthetic dataset output directory is empty");
         var root = Path.GetFullPath(outDir);
         if (File.Exists(root)) throw WeakSegException.ForFile(root, "output path is a file, expected a directory");
+        bool created = !Directory.Exists(root);
+        try { return GenerateInto(root, config, progress); }
+        catch (Exception e)
+        {
+            // A half-written dataset is worse than none: a folder this call created is removed (one it was given keeps what it held).
+            if (created) try { Directory.Delete(root, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+            // Parallel writers fail together (e.g. a full disk): report the first failure, not an AggregateException of all of them.
+            if (e is AggregateException ae && ae.Flatten().InnerExceptions is { Count: > 0 } inner)
+                throw inner[0] is WeakSegException w ? w : new WeakSegException(inner[0].Message + (created ? $" (the partial dataset {root} was removed)" : ""), inner[0]);
+            throw;
+        }
+    }
+
+    static SyntheticDatasetSummary GenerateInto(string root, SyntheticDatasetConfig config, IProgress<ProgressUpdate>? progress)
+    {
         Directory.CreateDirectory(root);
         var layout = new VocLayout(root);
         Directory.CreateDirectory(layout.ImagesDir);

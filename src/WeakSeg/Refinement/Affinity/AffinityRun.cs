@@ -56,6 +56,7 @@ public static class AffinityRun
     /// <summary>Parses an affinity run configuration (snake_case JSON; unknown keys are errors naming <paramref name="sourcePath"/>).</summary>
     public static AffinityRunConfig ParseConfig(string json, string sourcePath)
     {
+        IO.JsonFiles.Parse(json, sourcePath);                                   // a duplicate key is an error, not the last value winning
         try { return JsonSerializer.Deserialize(json, AffinityJsonContext.Default.AffinityRunConfig) ?? throw WeakSegException.ForFile(sourcePath, "empty configuration"); }
         catch (JsonException e) { throw WeakSegException.ForFile(sourcePath, "bad affinity run configuration: " + e.Message); }
     }

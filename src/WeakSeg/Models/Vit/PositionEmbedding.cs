@@ -14,6 +14,10 @@ public enum PositionEmbeddingResize
 
     /// <summary>timm rule (resample_abs_pos_embed): bicubic interpolation to the target size, align_corners false, antialias on.</summary>
     TimmSize,
+
+    /// <summary>Segmenter rule (WeakTr online retraining, resize_pos_embed): bilinear interpolation to the target size,
+    /// align_corners false, no antialias.</summary>
+    BilinearSize,
 }
 
 /// <summary>Position-embedding resizing; the class-token (prefix) rows are never changed.</summary>
@@ -49,6 +53,9 @@ public static class PositionEmbedding
             PositionEmbeddingResize.TimmSize => nn.functional.interpolate(grid,
                 size: new long[] { gridHeight, gridWidth },
                 mode: InterpolationMode.Bicubic, align_corners: false, antialias: true),
+            PositionEmbeddingResize.BilinearSize => nn.functional.interpolate(grid,
+                size: new long[] { gridHeight, gridWidth },
+                mode: InterpolationMode.Bilinear, align_corners: false),
             _ => throw new ArgumentOutOfRangeException(nameof(policy)),
         };                                                                               // [1, D, h, w]
         if (resized.shape[2] != gridHeight || resized.shape[3] != gridWidth)

@@ -71,6 +71,9 @@ public sealed class MaskTransformerDecoder : Module<Tensor, Tensor>
     /// <summary>Decoder width D.</summary>
     public int Dim { get; }
 
+    /// <summary>Factor on the patch-class cosines before the class LayerNorm: 1 (official) or 1/√D (paper Eq. 8).</summary>
+    public double MaskScale => _maskScale;
+
     /// <summary>Patch tokens [B, N, D_enc] (N = h·w, row-major) → class masks [B, C, h, w] (before upsampling).</summary>
     public Tensor Forward(Tensor patchTokens, int gridHeight, int gridWidth)
     {

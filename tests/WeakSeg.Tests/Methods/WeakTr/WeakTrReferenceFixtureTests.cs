@@ -188,6 +188,44 @@ public class WeakTrReferenceFixtureTests
         Assert.True(model.named_parameters().First(p => p.name == "head.weight").parameter.grad!.abs().sum().item<float>() > 0);
     }
 
+    [Theory]
+    [InlineData("ms_cam", new[] { 1.0, 1.25 }, true)]
+    [InlineData("ss_cam", new[] { 1.0 }, false)]   // the official image list [s1] alone: one view, no flip
+    public void Multi_scale_flip_fine_cams_match_the_official_map_generation(string name, double[] scales, bool flip)
+    {
+        // The official generate_attention_maps_ms: per view the fine CAM, bilinear to the image, × label, un-flipped, summed; then each
+        // present class min-max normalised. WeakSeg sums the same views with the shared MultiScaleCam (the 1.25 view is the bilinear
+        // 40×40 resize, as the fixture's s2); the min-max step is applied here only to compare (WeakSeg's own maps are divided by
+        // their maximum instead).
+        using var model = LoadTiny();
+        var io = Tiny;
+        using var scope = torch.NewDisposeScope();
+        var image = io.ToTorch("ms_image_s1");
+        var label = io.ToTorch("ms_label")[0];                                     // [5]
+        var sum = WeakSeg.Methods.MultiScaleCam.Accumulate(model, 8, image, scales, flip, views =>
+        {
+            using var output = model.Forward(views);
+            return output.FineCam.relu();                                           // what the method's refined map returns
+        });                                                                          // [5, 32, 32]
+        var expected = io.ToTorch(name);
+        Assert.Equal(32, expected.shape[2]);
+        int present = 0;
+        for (int c = 0; c < 5; c++)
+        {
+            if (label[c].item<float>() == 0)
+            {
+                Assert.Equal(0f, expected[c].abs().max().item<float>());
+                continue;
+            }
+            present++;
+            var map = sum[c];
+            var min = map.min();
+            var normalised = map.sub(min).div(map.max().sub(min).add(1e-8));
+            TensorAssert.Close(expected[c], normalised, Tolerance, $"{name} class {c}");
+        }
+        Assert.True(present > 0);
+    }
+
     [Fact]
     public void Contiguous_grouping_takes_each_heads_own_channel_slice()
     {

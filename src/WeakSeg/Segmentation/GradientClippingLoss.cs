@@ -4,27 +4,32 @@ using static TorchSharp.torch;
 
 namespace WeakSeg.Segmentation;
 
-/// <summary>The clipping decision for one batch.</summary>
-/// <param name="Keep">[B, H, W] bool: labelled pixels that contribute to the loss</param>
-/// <param name="PatchMeans">[B, Lh, Lw] λ_i, the mean G over the labelled pixels of each S×S patch (NaN for a patch without labelled pixels)</param>
-/// <param name="GlobalMean">λ_global: mean of the λ_i of every patch of the batch that has labelled pixels (NaN when none has)</param>
-/// <param name="Clipping">true when λ_global ≤ τ, i.e. the mask M was applied</param>
-public sealed record ClipDecision(Tensor Keep, Tensor PatchMeans, double GlobalMean, bool Clipping);
+/// <summary>What one batch's clipping did.</summary>
+/// <param name="LossMap">[B, H, W] per-pixel loss after clipping (= the CE map when the gate is shut or for the naive decoder)</param>
+/// <param name="Kept">[B, H, W] bool: pixels whose loss still passes a gradient (ignored pixels count as kept, they carry a 0 loss)</param>
+/// <param name="PatchMeans">[1, Lh, Lw] λ_i, the mean G of each S×S patch of the batch-averaged map; null when the gate is shut</param>
+/// <param name="Threshold">[1, Lh, Lw] max(λ_i, λ_global), shared by every image of the batch; null when the gate is shut</param>
+/// <param name="GlobalMean">λ_global, the mean G of the batch</param>
+/// <param name="Clipping">true when λ_global ≤ τ, i.e. the threshold was applied</param>
+public sealed record ClipResult(Tensor LossMap, Tensor Kept, Tensor? PatchMeans, Tensor? Threshold, double GlobalMean, bool Clipping);
 
 /// <summary>
-/// WeakTr's gradient-clipping decoder loss (paper §3.2, Eq. 9–17), and the naive decoder's plain CE.
+/// WeakTr's gradient-clipping decoder loss as the official online-retraining code computes it (paper §3.2, Eq. 9–17), and the naive
+/// decoder's plain CE.
 /// <list type="number">
-/// <item>CE_p = per-pixel cross-entropy of the (upsampled) logits against the CAM seeds; pixels labelled 255 are ignored everywhere.</item>
-/// <item>G_p = the per-pixel "gradient": by default CE_p itself (Eq. 9 writes G = CE; τ = 1.2 from Table 5 only makes sense on the
-///   CE scale, since a true logit-gradient norm ‖softmax − onehot‖₂ never exceeds √2 ≈ 1.41 and would make τ = 1.2 gate almost
-///   nothing); <see cref="ClipSignal.LogitGradientNorm"/> selects ‖softmax(z_p) − onehot(y_p)‖₂ = ‖∂CE_p/∂z_p‖₂ instead. G is detached.</item>
-/// <item>The image is split into S×S patches from the top-left (edge patches are smaller when S does not divide the size);
-///   λ_i = mean of G over the labelled pixels of patch i; λ_global = mean of λ_i over all patches of all images of the batch
-///   that contain a labelled pixel (Eq. 11 per image; the paper gates on "λ_global of the current batch", so the batch's patches are pooled).</item>
-/// <item>If λ_global ≤ τ: M_p = [G_p ≤ max(λ_i(p), λ_global)], else M_p = 1 (Eq. 14, 17).</item>
-/// <item>Loss = Σ_p M_p·CE_p / Σ_p M_p over labelled pixels — the mean over the pixels that still contribute, so clipped pixels
-///   are treated like ignored ones (the naive decoder's CE mean over labelled pixels is the special case M = 1). 0 when no pixel is kept.</item>
+/// <item>CE_p = per-pixel cross-entropy of the (upsampled) logits against the CAM seeds, 0 at pixels labelled 255.</item>
+/// <item>G_p, the paper's "gradient", is CE_p itself (official). <see cref="ClipSignal.LogitGradientNorm"/> uses ‖softmax − onehot‖₂
+///   instead (a variant, not in the official code).</item>
+/// <item>λ_global = the mean of G over the batch. If λ_global &gt; τ nothing is clipped.</item>
+/// <item>Otherwise G is averaged over the batch ([H, W]), then over each S×S patch: λ_i; the threshold max(λ_i, λ_global) is shared by
+///   every image of the batch, and each pixel's loss becomes min(CE_p, threshold) — clipped pixels keep the threshold's value but pass
+///   no gradient (the threshold is a constant).</item>
+/// <item>The loss is the mean of the (clipped) map.</item>
 /// </list>
+/// Official quirks, with a corrected variant each: ignored pixels count as zeros in λ_global, λ_i and the final mean
+/// (<see cref="IgnoredPixelsInMeans.CountAsZero"/>; <see cref="IgnoredPixelsInMeans.Exclude"/> averages over labelled pixels only), and
+/// an image side that S does not divide is an error (the official avg_pool2d(padding = H mod S) cannot produce the right size;
+/// <see cref="ClipPatchRemainder.SmallerEdgePatches"/> lets the last patches of a row/column be smaller).
 /// </summary>
 public static class GradientClippingLoss
 {
@@ -46,69 +51,104 @@ public static class GradientClippingLoss
         return norm.mul(valid.to_type(norm.dtype)).MoveToOuterDisposeScope();
     }
 
-    /// <summary>
-    /// The clipping mask for per-pixel signal <paramref name="g"/> [B, H, W] and labelled-pixel mask <paramref name="valid"/> [B, H, W] (bool),
-    /// with S = <paramref name="patchSize"/> and τ = <paramref name="startValue"/> (see the class summary).
-    /// </summary>
-    public static ClipDecision Decide(Tensor g, Tensor valid, int patchSize, double startValue)
+    /// <summary>Mean of <paramref name="map"/> [B, H, W] over all pixels (official) or over the labelled ones (0 when there are none).</summary>
+    public static Tensor Mean(Tensor map, Tensor valid, IgnoredPixelsInMeans ignored) => ignored switch
     {
-        if (patchSize < 1) throw new ArgumentOutOfRangeException(nameof(patchSize));
-        using var scope = torch.NewDisposeScope();
-        using var _ = torch.no_grad();
+        IgnoredPixelsInMeans.CountAsZero => map.mean(),
+        IgnoredPixelsInMeans.Exclude => map.mul(valid.to_type(map.dtype)).sum().div(valid.sum().to_type(map.dtype).clamp_min(1)),
+        _ => throw new ArgumentOutOfRangeException(nameof(ignored)),
+    };
+
+    /// <summary>
+    /// λ_i: the mean of <paramref name="g"/> [B, H, W] per S×S patch of the batch-averaged map → [1, Lh, Lw]. Ignored pixels are zeros in
+    /// the averages (official) or left out of them (<see cref="IgnoredPixelsInMeans.Exclude"/>: a patch without labelled pixels gets 0).
+    /// </summary>
+    public static Tensor PatchMeans(Tensor g, Tensor valid, int patchSize, IgnoredPixelsInMeans ignored, ClipPatchRemainder remainder)
+    {
+        if (patchSize < 1) throw new WeakSegException($"gradient-clipping patch size must be ≥ 1 (got {patchSize})");
         long b = g.shape[0], h = g.shape[1], w = g.shape[2];
+        if (remainder == ClipPatchRemainder.Error && (h % patchSize != 0 || w % patchSize != 0))
+            throw new WeakSegException($"gradient clipping: the {h}×{w} prediction is not divisible into {patchSize}×{patchSize} patches " +
+                                       "(the official code fails here; use ClipPatchRemainder = SmallerEdgePatches or a crop divisible by the patch size)");
+        using var scope = torch.NewDisposeScope();
         long lh = (h + patchSize - 1) / patchSize, lw = (w + patchSize - 1) / patchSize;
-        var v = valid.to_type(ScalarType.Float32);
-        var gv = g.detach().to_type(ScalarType.Float32).mul(v);
+        var weights = ignored == IgnoredPixelsInMeans.CountAsZero ? torch.ones_like(g) : valid.to_type(g.dtype);
         var padding = new long[] { 0, lw * patchSize - w, 0, lh * patchSize - h };
-        var gPadded = nn.functional.pad(gv, padding).reshape(b, lh, patchSize, lw, patchSize);
-        var vPadded = nn.functional.pad(v, padding).reshape(b, lh, patchSize, lw, patchSize);
-        var sums = gPadded.sum(new long[] { 2, 4 });                     // [B, Lh, Lw]
-        var counts = vPadded.sum(new long[] { 2, 4 });
-        var hasPixels = counts.gt(0);
-        var patchMeans = torch.where(hasPixels, sums.div(counts.clamp_min(1)), torch.full_like(sums, double.NaN));
-        long populated = hasPixels.sum().item<long>();
-        double global = populated == 0 ? double.NaN : torch.where(hasPixels, patchMeans, torch.zeros_like(patchMeans)).sum().item<float>() / populated;
-        bool clipping = populated > 0 && global <= startValue;
-        Tensor keep;
-        if (clipping)
-        {
-            var threshold = torch.where(hasPixels, patchMeans.clamp_min(global), torch.zeros_like(patchMeans));   // max(λ_i, λ_global)
-            var perPixel = threshold.reshape(b, lh, 1, lw, 1).expand(b, lh, patchSize, lw, patchSize)
-                .reshape(b, lh * patchSize, lw * patchSize).narrow(1, 0, h).narrow(2, 0, w);
-            keep = valid.logical_and(g.detach().to_type(ScalarType.Float32).le(perPixel));
-        }
-        else keep = valid.clone();
-        return new ClipDecision(keep.MoveToOuterDisposeScope(), patchMeans.MoveToOuterDisposeScope(), global, clipping);
+        var sums = nn.functional.pad(g.mul(weights), padding).reshape(b, lh, patchSize, lw, patchSize).sum(new long[] { 0, 2, 4 });
+        var counts = nn.functional.pad(weights, padding).reshape(b, lh, patchSize, lw, patchSize).sum(new long[] { 0, 2, 4 });
+        return sums.div(counts.clamp_min(1)).unsqueeze(0).MoveToOuterDisposeScope();           // [1, Lh, Lw]
     }
 
     /// <summary>
-    /// The retraining loss for logits [B, C, H, W] and labels [B, H, W] (int64, 255 = ignore). Parts for the log:
-    /// "ce" (plain CE mean over labelled pixels), and for the clipping decoder "lambda_global", "kept" (share of labelled pixels kept)
-    /// and "clipping" (1 when the mask was applied).
+    /// Clips the per-pixel CE map <paramref name="ce"/> [B, H, W] (0 at ignored pixels), S = <paramref name="patchSize"/> and
+    /// τ = <paramref name="startValue"/>. The clipping signal G is the CE map itself (official) unless <paramref name="otherSignal"/>
+    /// [B, H, W] is given.
     /// </summary>
-    public static LossTerms Compute(Tensor logits, Tensor target, SegmentationDecoderLoss loss, ClipSignal signal, int patchSize, double startValue)
+    public static ClipResult Clip(Tensor ce, Tensor valid, int patchSize, double startValue,
+        IgnoredPixelsInMeans ignored = IgnoredPixelsInMeans.CountAsZero, ClipPatchRemainder remainder = ClipPatchRemainder.Error,
+        Tensor? otherSignal = null)
+    {
+        using var scope = torch.NewDisposeScope();
+        var signal = (otherSignal ?? ce).detach();
+        double global;
+        using (torch.no_grad()) global = Mean(signal, valid, ignored).item<float>();
+        if (!(global <= startValue))
+            return new ClipResult(ce.alias().MoveToOuterDisposeScope(), torch.ones_like(valid).MoveToOuterDisposeScope(), null, null, global, false);
+
+        long b = ce.shape[0], h = ce.shape[1], w = ce.shape[2];
+        Tensor patchMeans, threshold, perPixel;
+        using (torch.no_grad())
+        {
+            patchMeans = PatchMeans(signal, valid, patchSize, ignored, remainder);              // [1, Lh, Lw]
+            threshold = patchMeans.clamp_min(global);                                           // max(λ_i, λ_global)
+            long lh = threshold.shape[1], lw = threshold.shape[2];
+            perPixel = threshold.reshape(lh, 1, lw, 1).expand(lh, patchSize, lw, patchSize)
+                .reshape(lh * patchSize, lw * patchSize).narrow(0, 0, h).narrow(1, 0, w).expand(b, h, w);   // [B, H, W]
+        }
+        Tensor lossMap, kept;
+        if (otherSignal is null)
+        {
+            // official: clamp(CE − thr, max = 0) + thr = min(CE, thr); the clamp passes the gradient where CE ≤ thr
+            lossMap = ce.sub(perPixel).clamp_max(0).add(perPixel);
+            kept = signal.le(perPixel);
+        }
+        else
+        {
+            // another signal: pixels above the threshold keep their CE value without a gradient
+            kept = signal.le(perPixel);
+            lossMap = torch.where(kept, ce, ce.detach());
+        }
+        return new ClipResult(lossMap.MoveToOuterDisposeScope(), kept.MoveToOuterDisposeScope(), patchMeans.MoveToOuterDisposeScope(),
+            threshold.MoveToOuterDisposeScope(), global, true);
+    }
+
+    /// <summary>
+    /// The retraining loss for logits [B, C, H, W] and labels [B, H, W] (int64, 255 = ignore): the mean of the (clipped) CE map. Parts for
+    /// the log: "ce" (the unclipped mean), and for the clipping decoder "lambda_global", "kept" (share of labelled pixels still passing a
+    /// gradient) and "clipping" (1 when the threshold was applied).
+    /// </summary>
+    public static LossTerms Compute(Tensor logits, Tensor target, SegmentationDecoderLoss loss, ClipSignal signal, int patchSize, double startValue,
+        IgnoredPixelsInMeans ignored = IgnoredPixelsInMeans.CountAsZero, ClipPatchRemainder remainder = ClipPatchRemainder.Error)
     {
         if (logits.dim() != 4 || target.dim() != 3 || logits.shape[0] != target.shape[0] || logits.shape[2] != target.shape[1] || logits.shape[3] != target.shape[2])
-            throw new ArgumentException($"logits [{string.Join(", ", logits.shape)}] and labels [{string.Join(", ", target.shape)}] do not match");
+            throw new WeakSegException($"logits [{string.Join(", ", logits.shape)}] and labels [{string.Join(", ", target.shape)}] do not match");
         var ce = PixelCrossEntropy(logits, target);                       // [B, H, W], 0 where ignored
         var valid = target.ne(IgnoreIndex);
-        var validCount = valid.sum().to_type(ScalarType.Float32);
-        var plainMean = ce.sum().div(validCount.clamp_min(1));
+        var plainMean = Mean(ce, valid, ignored);
         if (loss == SegmentationDecoderLoss.Naive)
             return new LossTerms(plainMean, [("ce", plainMean.detach())]);
 
-        var g = signal == ClipSignal.CrossEntropy ? ce.detach() : LogitGradientNorm(logits, target);
-        var decision = Decide(g, valid, patchSize, startValue);
-        var keep = decision.Keep.to_type(ce.dtype);
-        var keptCount = keep.sum();
-        var total = ce.mul(keep).sum().div(keptCount.clamp_min(1));
-        var keptShare = keptCount.div(validCount.clamp_min(1));
+        var other = signal == ClipSignal.CrossEntropy ? null : LogitGradientNorm(logits, target);
+        var result = Clip(ce, valid, patchSize, startValue, ignored, remainder, other);
+        var total = Mean(result.LossMap, valid, ignored);
+        var keptLabelled = result.Kept.logical_and(valid).sum().to_type(ScalarType.Float32);
+        var keptShare = keptLabelled.div(valid.sum().to_type(ScalarType.Float32).clamp_min(1));
         return new LossTerms(total,
         [
             ("ce", plainMean.detach()),
-            ("lambda_global", torch.tensor(double.IsNaN(decision.GlobalMean) ? 0f : (float)decision.GlobalMean)),
-            ("kept", keptShare.detach()),
-            ("clipping", torch.tensor(decision.Clipping ? 1f : 0f)),
+            ("lambda_global", torch.tensor((float)result.GlobalMean)),
+            ("kept", keptShare),
+            ("clipping", torch.tensor(result.Clipping ? 1f : 0f)),
         ]);
     }
 }

@@ -15,11 +15,11 @@ namespace WeakSeg.Segmentation;
 ///   x        = decoder_norm(blocks(x))                     pre-norm transformer blocks (the backbone's <see cref="Block"/>)
 ///   T̂, Q̂     = x[:, :N] · proj_patch, x[:, N:] · proj_classes
 ///   T̂_norm, Q̂_norm = T̂/‖T̂‖₂, Q̂/‖Q̂‖₂                       L2 over D, per token and per class
-///   masks    = mask_norm(T̂_norm · Q̂_normᵀ / √D)            [B, N, C]; mask_norm = LayerNorm over the C classes (affine)
+///   masks    = mask_norm(T̂_norm · Q̂_normᵀ)                 [B, N, C]; mask_norm = LayerNorm over the C classes (affine)
 /// </code>
 /// returned as a [B, C, h, w] grid; <see cref="SegmenterModel"/> upsamples it bilinearly to the input size.
-/// The /√D follows WeakTr's Eq. 8 (Segmenter itself has no such factor; the LayerNorm over classes removes any constant scale
-/// up to its ε, so the two agree up to ε). proj_patch/proj_classes start as D^−½·N(0, 1) matrices (Segmenter init).
+/// Official: no 1/√D on the cosine (D^−½ only initialises proj_patch/proj_classes). WeakTr's Eq. 8 writes /√D; that variant is
+/// <c>scaleBySqrtDim</c> (the LayerNorm over classes removes a constant scale only up to its ε, so the two differ slightly).
 /// </summary>
 public sealed class MaskTransformerDecoder : Module<Tensor, Tensor>
 {
@@ -31,16 +31,20 @@ public sealed class MaskTransformerDecoder : Module<Tensor, Tensor>
     readonly Parameter proj_classes;
     readonly LayerNorm mask_norm;
     readonly double _invSqrtDim;
+    readonly double _maskScale;
 
     /// <param name="encoderDim">width of the encoder's patch tokens</param>
     /// <param name="dim">decoder width D</param>
     /// <param name="numClasses">C = K + 1 output classes (background included)</param>
-    public MaskTransformerDecoder(int encoderDim, int dim, int heads, int layers, int numClasses, double dropout = 0.1, double layerNormEps = 1e-5)
+    /// <param name="scaleBySqrtDim">divide the cosines by √D (paper Eq. 8); false = official</param>
+    public MaskTransformerDecoder(int encoderDim, int dim, int heads, int layers, int numClasses, double dropout = 0.1, double layerNormEps = 1e-5,
+        bool scaleBySqrtDim = false)
         : base(nameof(MaskTransformerDecoder))
     {
         NumClasses = numClasses;
         Dim = dim;
         _invSqrtDim = 1.0 / Math.Sqrt(dim);
+        _maskScale = scaleBySqrtDim ? _invSqrtDim : 1.0;
         proj_dec = Linear(encoderDim, dim);
         cls_emb = new Parameter(torch.zeros(1, numClasses, dim));
         blocks = new ModuleList<Block>();
@@ -67,6 +71,9 @@ public sealed class MaskTransformerDecoder : Module<Tensor, Tensor>
     /// <summary>Decoder width D.</summary>
     public int Dim { get; }
 
+    /// <summary>Factor on the patch-class cosines before the class LayerNorm: 1 (official) or 1/√D (paper Eq. 8).</summary>
+    public double MaskScale => _maskScale;
+
     /// <summary>Patch tokens [B, N, D_enc] (N = h·w, row-major) → class masks [B, C, h, w] (before upsampling).</summary>
     public Tensor Forward(Tensor patchTokens, int gridHeight, int gridWidth)
     {
@@ -78,7 +85,7 @@ public sealed class MaskTransformerDecoder : Module<Tensor, Tensor>
         x = decoder_norm.call(x);
         var patches = torch.matmul(x.narrow(1, 0, n), proj_patch);                                // [B, N, D]
         var classes = torch.matmul(x.narrow(1, n, NumClasses), proj_classes);                     // [B, C, D]
-        var masks = ClassMasks(patches, classes, _invSqrtDim);                                    // [B, N, C]
+        var masks = ClassMasks(patches, classes, _maskScale);                                      // [B, N, C]
         masks = mask_norm.call(masks);
         return masks.transpose(1, 2).reshape(b, NumClasses, gridHeight, gridWidth).MoveToOuterDisposeScope();
     }
@@ -95,6 +102,7 @@ public sealed class MaskTransformerDecoder : Module<Tensor, Tensor>
     {
         var t = nn.functional.normalize(patches, p: 2, dim: -1);
         var q = nn.functional.normalize(classes, p: 2, dim: -1);
-        return torch.matmul(t, q.transpose(1, 2)).mul(scale);
+        var cosines = torch.matmul(t, q.transpose(1, 2));
+        return scale == 1.0 ? cosines : cosines.mul(scale);
     }
 }

@@ -22,6 +22,24 @@ public enum ClipSignal
     LogitGradientNorm,
 }
 
+/// <summary>How ignored pixels (label 255, CE 0) enter the gradient-clipping decoder's means (λ_global, λ_i and the loss).</summary>
+public enum IgnoredPixelsInMeans
+{
+    /// <summary>Official: they count as zeros (every mean is over all B·H·W pixels).</summary>
+    CountAsZero,
+    /// <summary>Corrected: means are over the labelled pixels only.</summary>
+    Exclude,
+}
+
+/// <summary>What the gradient-clipping decoder does when S does not divide the prediction's height or width.</summary>
+public enum ClipPatchRemainder
+{
+    /// <summary>Official: an error (avg_pool2d with padding = H mod S yields a grid of the wrong size).</summary>
+    Error,
+    /// <summary>Corrected: patches start at the top-left and the last row/column of patches is smaller.</summary>
+    SmallerEdgePatches,
+}
+
 /// <summary>
 /// WeakTr online retraining: a Segmenter-style mask-transformer decoder on a plain ViT, trained on CAM seeds with the
 /// gradient-clipping loss. Defaults are the paper's values (WeakTr appendix "WeakTr Online Retraining", Tables 5, 6, 10),
@@ -63,6 +81,24 @@ public sealed record SegmentationConfig
 
     /// <summary>Clipping start value τ: clip only when λ_global ≤ τ. 1.2 (best in Table 5).</summary>
     public double ClipStartValue { get; init; } = 1.2;
+
+    /// <summary>Ignored pixels in the decoder loss's means (official: counted as zeros, for the naive decoder too).</summary>
+    public IgnoredPixelsInMeans IgnoredPixels { get; init; } = IgnoredPixelsInMeans.CountAsZero;
+
+    /// <summary>Crop sides not divisible by <see cref="ClipPatchSize"/> (official: an error).</summary>
+    public ClipPatchRemainder ClipPatchRemainder { get; init; } = ClipPatchRemainder.Error;
+
+    /// <summary>LayerNorm ε of the encoder and decoder: 1e-5 (official online retraining, nn.LayerNorm's default; the DeiT weights
+    /// were trained with 1e-6, the corrected value).</summary>
+    public double LayerNormEps { get; init; } = 1e-5;
+
+    /// <summary>Position-embedding resize for other grids: bilinear to the target size (official Segmenter resize_pos_embed);
+    /// <see cref="PositionEmbeddingResize.TimmSize"/> is the bicubic rule the DeiT weights come from.</summary>
+    public PositionEmbeddingResize PositionEmbeddingResize { get; init; } = PositionEmbeddingResize.BilinearSize;
+
+    /// <summary>Divide the decoder's patch-class cosines by √D as the paper's Eq. 8 writes (false = official: no factor; the LayerNorm
+    /// over classes that follows removes a constant scale only up to its ε).</summary>
+    public bool ScaleMasksBySqrtDim { get; init; }
 
     /// <summary>Steps at the start of training during which the clipping decoder never clips (plain CE on every labelled pixel), whatever
     /// λ_global is; after them the τ rule applies. 0 = the paper's rule alone (the τ gate is its only delay). Not in the paper: a CPU-preset
@@ -144,7 +180,11 @@ public sealed record SegmentationConfig
 
     /// <summary>The encoder configuration actually built: one class token, position grid at the crop, <see cref="EncoderDropPath"/>.</summary>
     [JsonIgnore]
-    public VitConfig EncoderConfig => Backbone with { ImageSize = CropSize, NumClassTokens = 1, DropPathRate = EncoderDropPath };
+    public VitConfig EncoderConfig => Backbone with
+    {
+        ImageSize = CropSize, NumClassTokens = 1, DropPathRate = EncoderDropPath, LayerNormEps = LayerNormEps,
+        PositionEmbeddingResize = PositionEmbeddingResize,
+    };
 
     /// <summary>Sliding-window stride in pixels (≥ 1).</summary>
     [JsonIgnore] public int WindowStride => Math.Max(1, (int)Math.Round(CropSize * WindowStrideFraction));
@@ -158,7 +198,7 @@ public sealed record SegmentationConfig
     {
         var c = this with { CheckpointEvery = 1, LogEvery = 1 };
         if (Loss == SegmentationDecoderLoss.Naive)
-            c = c with { ClipPatchSize = 1, ClipStartValue = 1, ClipSignal = ClipSignal.CrossEntropy, ClipWarmupSteps = 0 };
+            c = c with { ClipPatchSize = 1, ClipStartValue = 1, ClipSignal = ClipSignal.CrossEntropy, ClipWarmupSteps = 0, ClipPatchRemainder = ClipPatchRemainder.Error };
         return c;
     }
 
@@ -233,6 +273,13 @@ public sealed record SegmentationConfig
         if (EncoderDropPath is < 0 or >= 1) e.Add($"EncoderDropPath must be in [0, 1) (got {EncoderDropPath})");
         if (ClipPatchSize < 1) e.Add($"ClipPatchSize must be ≥ 1 (got {ClipPatchSize})");
         if (!(ClipStartValue > 0)) e.Add($"ClipStartValue must be > 0 (got {ClipStartValue})");
+        if (!Enum.IsDefined(IgnoredPixels)) e.Add($"IgnoredPixels must be CountAsZero or Exclude (got {IgnoredPixels})");
+        if (!Enum.IsDefined(ClipPatchRemainder)) e.Add($"ClipPatchRemainder must be Error or SmallerEdgePatches (got {ClipPatchRemainder})");
+        else if (Loss == SegmentationDecoderLoss.GradientClipping && ClipPatchRemainder == ClipPatchRemainder.Error && CropSize >= 1
+                 && ClipPatchSize >= 1 && CropSize % ClipPatchSize != 0)
+            e.Add($"CropSize ({CropSize}) must be a multiple of ClipPatchSize ({ClipPatchSize}) (the official clipping fails otherwise; set ClipPatchRemainder = SmallerEdgePatches)");
+        if (!(LayerNormEps > 0)) e.Add($"LayerNormEps must be > 0 (got {LayerNormEps})");
+        if (!Enum.IsDefined(PositionEmbeddingResize)) e.Add($"PositionEmbeddingResize must be DinoScaleFactor, TimmSize or BilinearSize (got {PositionEmbeddingResize})");
         if (ClipWarmupSteps < 0) e.Add($"ClipWarmupSteps must be ≥ 0 (got {ClipWarmupSteps})");
         if (Steps < 1) e.Add($"Steps must be ≥ 1 (got {Steps})");
         if (WarmupSteps < 0) e.Add($"WarmupSteps must be ≥ 0 (got {WarmupSteps})");

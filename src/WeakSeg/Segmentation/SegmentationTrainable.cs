@@ -27,6 +27,6 @@ public sealed class SegmentationTrainable(SegmenterModel model) : ITrainable
         var logits = Segmenter.call(batch.Images);
         // during the clip warm-up no λ_global can be ≤ −∞, so the mask is never applied (plain CE; the parts are still logged)
         double tau = context.Step < c.ClipWarmupSteps ? double.NegativeInfinity : c.ClipStartValue;
-        return GradientClippingLoss.Compute(logits, masks, c.Loss, c.ClipSignal, c.ClipPatchSize, tau);
+        return GradientClippingLoss.Compute(logits, masks, c.Loss, c.ClipSignal, c.ClipPatchSize, tau, c.IgnoredPixels, c.ClipPatchRemainder);
     }
 }

@@ -23,7 +23,7 @@ public sealed class SegmenterModel : Module<Tensor, Tensor>
         var enc = config.EncoderConfig;
         encoder = new VisionTransformer(enc, "encoder");
         decoder = new MaskTransformerDecoder(enc.EmbedDim, config.ResolvedDecoderDim, config.ResolvedDecoderHeads, config.DecoderLayers,
-            config.NumClasses + 1, config.DecoderDropout);
+            config.NumClasses + 1, config.DecoderDropout, config.LayerNormEps, config.ScaleMasksBySqrtDim);
         RegisterComponents();
     }
 
@@ -37,17 +37,24 @@ public sealed class SegmenterModel : Module<Tensor, Tensor>
     /// <summary>C = K + 1 output classes.</summary>
     public int NumOutputClasses => decoder.NumClasses;
 
-    /// <summary>Images [B, 3, H, W] (H, W multiples of the patch size) → logits [B, K+1, H, W].</summary>
+    /// <summary>
+    /// Images [B, 3, H, W] → logits [B, K+1, H, W]. As the official Segmenter: the images are padded with zeros at the right and bottom
+    /// to multiples of the patch size, the decoder grid is upsampled bilinearly to the padded size and cropped back to H×W.
+    /// </summary>
     public override Tensor forward(Tensor images)
     {
         using var scope = torch.NewDisposeScope();
         int p = encoder.PatchSize;
-        if (images.dim() != 4 || images.shape[2] % p != 0 || images.shape[3] % p != 0)
-            throw new WeakSegException($"segmenter input must be [B, 3, H, W] with H and W multiples of {p}; got [{string.Join(", ", images.shape)}]");
-        using var features = encoder.ForwardFeatures(images);
-        var grid = decoder.Forward(features.PatchTokens, features.GridHeight, features.GridWidth);     // [B, C, h, w]
-        var logits = nn.functional.interpolate(grid, size: new[] { images.shape[2], images.shape[3] },
+        if (images.dim() != 4 || images.shape[2] < 1 || images.shape[3] < 1)
+            throw new WeakSegException($"segmenter input must be [B, 3, H, W]; got [{string.Join(", ", images.shape)}]");
+        long h = images.shape[2], w = images.shape[3];
+        long padBottom = (p - h % p) % p, padRight = (p - w % p) % p;
+        var padded = padBottom == 0 && padRight == 0 ? images : nn.functional.pad(images, new long[] { 0, padRight, 0, padBottom });
+        using var features = encoder.ForwardFeatures(padded);
+        var grid = decoder.Forward(features.PatchTokens, features.GridHeight, features.GridWidth);     // [B, C, h/p, w/p]
+        var logits = nn.functional.interpolate(grid, size: new[] { h + padBottom, w + padRight },
             mode: InterpolationMode.Bilinear, align_corners: false);
+        if (padBottom != 0 || padRight != 0) logits = logits.narrow(2, 0, h).narrow(3, 0, w);
         return logits.MoveToOuterDisposeScope();
     }
 }

@@ -4,75 +4,80 @@ using static TorchSharp.torch;
 
 namespace WeakSeg.Tests.Segmentation;
 
+/// <summary>The official gradient clipping on hand-computed cases (the golden parity is in <see cref="WeakTrRetrainingFixtureTests"/>).</summary>
 [Collection("Torch")]
 public class GradientClippingLossTests
 {
-    // 4×4 signal, S = 2, pixel (3,3) ignored. Patch means (labelled pixels only):
-    //   top-left {0.1, 0.5, 0.3, 0.9} → 0.45      top-right {2, 2, 2, 1} → 1.75
-    //   bottom-left {0.2 ×4} → 0.2                 bottom-right {0.4, 3.0, 0.4} → 3.8/3
-    // λ_global = (0.45 + 1.75 + 0.2 + 1.26667)/4 = 0.916667.
-    static readonly float[] Signal =
+    // A 4×4 CE map, S = 2, pixel (3,3) ignored (CE 0). Official means count the ignored pixel as 0:
+    //   λ_global = 13.4 / 16 = 0.8375
+    //   patch means: top-left {0.1, 0.5, 0.3, 0.9} → 0.45   top-right {2, 2, 2, 1} → 1.75
+    //                bottom-left {0.2 ×4} → 0.2              bottom-right {0.4, 3.0, 0.4, 0} → 0.95
+    //   thresholds max(λ_i, λ_global): 0.8375, 1.75, 0.8375, 0.95
+    static readonly float[] Ce =
     [
         0.1f, 0.5f, 2.0f, 2.0f,
         0.3f, 0.9f, 2.0f, 1.0f,
         0.2f, 0.2f, 0.4f, 3.0f,
-        0.2f, 0.2f, 0.4f, 9.0f,
+        0.2f, 0.2f, 0.4f, 0.0f,
     ];
 
     static Tensor Valid() => torch.tensor(Enumerable.Range(0, 16).Select(i => i != 15).ToArray(), new long[] { 1, 4, 4 });
 
     [Fact]
-    public void Mask_keeps_pixels_at_or_below_max_of_patch_and_global_mean_when_global_mean_is_below_tau()
+    public void Loss_becomes_min_of_ce_and_the_patch_threshold_when_the_batch_mean_is_below_tau()
     {
         using var scope = torch.NewDisposeScope();
-        var g = torch.tensor(Signal, new long[] { 1, 4, 4 });
-        var d = GradientClippingLoss.Decide(g, Valid(), patchSize: 2, startValue: 1.2);
-        Assert.True(d.Clipping);
-        Assert.Equal(3.666667 / 4, d.GlobalMean, 5);
-        var means = d.PatchMeans.data<float>().ToArray();
-        Assert.Equal(new[] { 0.45, 1.75, 0.2, Math.Round(3.8 / 3, 5) }, means.Select(m => Math.Round(m, 5)).ToArray());
-        // top-left: threshold max(0.45, 0.9167) keeps 0.9; top-right: 1.75 drops the 2.0s; bottom-right: 1.2667 drops 3.0; ignored never kept.
-        bool[] expected =
+        var ce = torch.tensor(Ce, new long[] { 1, 4, 4 }).requires_grad_(true);
+        var result = GradientClippingLoss.Clip(ce, Valid(), patchSize: 2, startValue: 1.2);
+        Assert.True(result.Clipping);
+        Assert.Equal(0.8375, result.GlobalMean, 5);
+        Assert.Equal(new[] { 0.45, 1.75, 0.2, 0.95 }, result.PatchMeans!.data<float>().ToArray().Select(m => Math.Round(m, 5)).ToArray());
+        Assert.Equal(new[] { 0.8375, 1.75, 0.8375, 0.95 }, result.Threshold!.data<float>().ToArray().Select(m => Math.Round(m, 5)).ToArray());
+        double[] expected =
         [
-            true, true, false, false,
-            true, true, false, true,
-            true, true, true, false,
-            true, true, true, false,
+            0.1, 0.5, 1.75, 1.75,
+            0.3, 0.8375, 1.75, 1.0,
+            0.2, 0.2, 0.4, 0.95,
+            0.2, 0.2, 0.4, 0.0,
         ];
-        Assert.Equal(expected, d.Keep.data<bool>().ToArray());
+        Assert.Equal(expected, result.LossMap.data<float>().ToArray().Select(v => Math.Round(v, 5)).ToArray());
+        // clipped pixels keep the threshold's value but pass no gradient; the mean is over all 16 pixels
+        result.LossMap.mean().backward();
+        var grad = ce.grad!.data<float>().ToArray();
+        for (int i = 0; i < 16; i++)
+            Assert.True(Math.Abs((expected[i] < Ce[i] - 1e-6 ? 0 : 1.0 / 16) - grad[i]) < 1e-6, $"gradient of pixel {i}: {grad[i]}");
+        Assert.Equal(5, result.Kept.logical_not().sum().item<long>());
     }
 
     [Fact]
-    public void Mask_is_all_labelled_pixels_when_global_mean_exceeds_tau()
+    public void Nothing_is_clipped_when_the_batch_mean_exceeds_tau()
     {
         using var scope = torch.NewDisposeScope();
-        var g = torch.tensor(Signal, new long[] { 1, 4, 4 });
-        var below = GradientClippingLoss.Decide(g, Valid(), 2, startValue: 0.91);   // λ_global 0.9167 > 0.91: no clipping
-        Assert.False(below.Clipping);
-        Assert.Equal(Enumerable.Range(0, 16).Select(i => i != 15).ToArray(), below.Keep.data<bool>().ToArray());
-        var above = GradientClippingLoss.Decide(g, Valid(), 2, startValue: 0.92);   // 0.9167 ≤ 0.92: clipping
-        Assert.True(above.Clipping);
-        Assert.Equal(11, above.Keep.data<bool>().ToArray().Count(k => k));
+        var ce = torch.tensor(Ce, new long[] { 1, 4, 4 });
+        var shut = GradientClippingLoss.Clip(ce, Valid(), 2, startValue: 0.83);       // 0.8375 > 0.83
+        Assert.False(shut.Clipping);
+        Assert.Null(shut.Threshold);
+        Assert.Equal(Ce, shut.LossMap.data<float>().ToArray());
+        var open = GradientClippingLoss.Clip(ce, Valid(), 2, startValue: 0.84);       // 0.8375 ≤ 0.84
+        Assert.True(open.Clipping);
+        var never = GradientClippingLoss.Clip(ce, Valid(), 2, startValue: double.NegativeInfinity);   // the trainer's clip warm-up
+        Assert.False(never.Clipping);
     }
 
     [Fact]
-    public void Edge_patches_are_smaller_when_S_does_not_divide_the_size_and_the_batch_pools_patches()
+    public void The_threshold_map_is_shared_by_the_batch()
     {
+        // two images: λ_i is the mean over both images' pixels of the patch
         using var scope = torch.NewDisposeScope();
-        // Two 1×3 images, S = 2: patches {a0,a1},{a2},{b0,b1},{b2}.
-        var g = torch.tensor(new float[] { 1, 3, 10, 0, 0, 2 }, new long[] { 2, 1, 3 });
-        var valid = torch.ones(2, 1, 3, dtype: ScalarType.Bool);
-        var d = GradientClippingLoss.Decide(g, valid, 2, startValue: 100);
-        Assert.Equal(new float[] { 2, 10, 0, 2 }, d.PatchMeans.data<float>().ToArray());
-        Assert.Equal(3.5, d.GlobalMean, 5);           // (2 + 10 + 0 + 2)/4
-        // thresholds: 3.5 (keeps 1 and 3), 10 (keeps 10), 3.5 (keeps 0, 0), 3.5 (keeps 2)
-        Assert.All(d.Keep.data<bool>().ToArray(), Assert.True);
-        var tight = GradientClippingLoss.Decide(torch.tensor(new float[] { 1, 5, 10, 0, 0, 2 }, new long[] { 2, 1, 3 }), valid, 2, 100);
-        // means 3, 10, 0, 2 → global 3.75; first patch threshold 3.75 drops the 5
-        Assert.Equal(new[] { true, false, true, true, true, true }, tight.Keep.data<bool>().ToArray());
+        var ce = torch.tensor(new float[] { 0, 0, 0, 4, /* image 2 */ 2, 2, 2, 2 }, new long[] { 2, 2, 2 });
+        var valid = torch.ones(new long[] { 2, 2, 2 }, ScalarType.Bool);
+        var result = GradientClippingLoss.Clip(ce, valid, 2, 10);
+        Assert.Equal(1.5, result.GlobalMean, 6);
+        Assert.Equal(1.5f, result.PatchMeans![0, 0, 0].item<float>(), 6);
+        // image 1's 4 is above 1.5 (clipped) although it is its image's only non-zero pixel; image 2's 2s are clipped too
+        Assert.Equal(new float[] { 0, 0, 0, 1.5f, 1.5f, 1.5f, 1.5f, 1.5f }, result.LossMap.data<float>().ToArray());
     }
 
-    // 1×4 image, two classes, S = 2. Per-pixel CE: ln(1+e^-2), ln 2, ln(1+e^-3), ln(1+e^3).
     static (Tensor Logits, Tensor Target, double[] Ce) HandCase()
     {
         var logits = torch.tensor(new float[] { 2, 0, 0, 0, /* class 1: */ 0, 0, 3, 3 }, new long[] { 1, 2, 1, 4 }).requires_grad_(true);
@@ -82,40 +87,38 @@ public class GradientClippingLossTests
     }
 
     [Fact]
-    public void Loss_is_the_mean_CE_over_kept_pixels_and_clipped_pixels_get_no_gradient()
+    public void Compute_logs_the_parts_and_the_naive_decoder_is_the_plain_mean()
     {
         using var scope = torch.NewDisposeScope();
         var (logits, target, ce) = HandCase();
-        // patch means 0.410 and 1.549 → λ_global 0.979 ≤ 1.2: thresholds 0.979 and 1.549 drop only pixel 3 (CE 3.049).
-        var terms = GradientClippingLoss.Compute(logits, target, SegmentationDecoderLoss.GradientClipping, ClipSignal.CrossEntropy, 2, 1.2);
-        Assert.Equal((ce[0] + ce[1] + ce[2]) / 3, terms.Total.item<float>(), 5);
+        // 1×4 map, S = 2: λ_global = mean CE = 0.979 ≤ 1.2; patch means 0.410 and 1.549; thresholds 0.979 and 1.549 clip pixel 3.
+        var terms = GradientClippingLoss.Compute(logits, target, SegmentationDecoderLoss.GradientClipping, ClipSignal.CrossEntropy, 2, 1.2,
+            IgnoredPixelsInMeans.CountAsZero, ClipPatchRemainder.SmallerEdgePatches);
+        double threshold = (ce[2] + ce[3]) / 2;
+        Assert.Equal((ce[0] + ce[1] + ce[2] + threshold) / 4, terms.Total.item<float>(), 5);
         var parts = terms.Parts.ToDictionary(p => p.Name, p => p.Value.item<float>());
         Assert.Equal(ce.Average(), parts["ce"], 5);
         Assert.Equal(ce.Average(), parts["lambda_global"], 5);
         Assert.Equal(0.75, parts["kept"], 5);
         Assert.Equal(1, parts["clipping"]);
-        terms.Total.backward();
-        var grad = logits.grad!.data<float>().ToArray();        // [class0: p0..p3, class1: p0..p3]
-        Assert.Equal(0f, grad[3]);
-        Assert.Equal(0f, grad[7]);
-        // pixel 0: ∂/∂z0 of CE/3 = (softmax0 − 1)/3
-        double p0 = 1 / (1 + Math.Exp(-2));
-        Assert.Equal((p0 - 1) / 3, grad[0], 5);
+
+        var naive = GradientClippingLoss.Compute(logits, target, SegmentationDecoderLoss.Naive, ClipSignal.CrossEntropy, 2, 1.2);
+        Assert.Equal(ce.Average(), naive.Total.item<float>(), 5);
     }
 
     [Fact]
-    public void Naive_loss_and_ungated_clipping_loss_are_the_plain_mean_CE()
+    public void Another_signal_clips_by_its_own_threshold_and_keeps_the_ce_value_without_gradient()
     {
         using var scope = torch.NewDisposeScope();
-        var (logits, target, ce) = HandCase();
-        var naive = GradientClippingLoss.Compute(logits, target, SegmentationDecoderLoss.Naive, ClipSignal.CrossEntropy, 2, 1.2);
-        Assert.Equal(ce.Average(), naive.Total.item<float>(), 5);
-        var ungated = GradientClippingLoss.Compute(logits, target, SegmentationDecoderLoss.GradientClipping, ClipSignal.CrossEntropy, 2, 0.5);
-        Assert.Equal(ce.Average(), ungated.Total.item<float>(), 5);
-        // an ignored pixel leaves the mean: label pixel 3 as 255
-        var partial = GradientClippingLoss.Compute(logits, torch.tensor(new long[] { 0, 1, 1, 255 }, new long[] { 1, 1, 4 }),
-            SegmentationDecoderLoss.Naive, ClipSignal.CrossEntropy, 2, 1.2);
-        Assert.Equal((ce[0] + ce[1] + ce[2]) / 3, partial.Total.item<float>(), 5);
+        var ce = torch.tensor(new float[] { 1, 2, 3, 4 }, new long[] { 1, 1, 4 }).requires_grad_(true);
+        var signal = torch.tensor(new float[] { 0.1f, 0.9f, 0.2f, 0.2f }, new long[] { 1, 1, 4 });
+        var valid = torch.ones(new long[] { 1, 1, 4 }, ScalarType.Bool);
+        // λ_global 0.35; patches (S = 2, one row): 0.5 and 0.2 → thresholds 0.5, 0.35: pixel 1 (0.9) is clipped
+        var result = GradientClippingLoss.Clip(ce, valid, 2, 1.2, IgnoredPixelsInMeans.CountAsZero, ClipPatchRemainder.SmallerEdgePatches, signal);
+        Assert.Equal(new float[] { 1, 2, 3, 4 }, result.LossMap.data<float>().ToArray());
+        Assert.Equal(new[] { true, false, true, true }, result.Kept.data<bool>().ToArray());
+        result.LossMap.sum().backward();
+        Assert.Equal(new float[] { 1, 0, 1, 1 }, ce.grad!.data<float>().ToArray());
     }
 
     [Fact]

@@ -73,7 +73,12 @@ public class SegmenterHeadTests
             foreach (var (gx, wx) in new[] { (2, 0.9375), (3, 0.0625) })
                 v += wy * wx * grid[0, 1, gy, gx].item<float>();
         Assert.Equal(v, logits[0, 1, 11, 20].item<float>(), 4);
-        Assert.Throws<WeakSegException>(() => model.call(torch.randn(1, 3, 30, 32)));
+        // other sizes are zero-padded at the right/bottom to multiples of the patch size, then the logits are cropped back
+        var odd = torch.randn(1, 3, 30, 37);
+        var oddLogits = model.call(odd);
+        Assert.Equal(new long[] { 1, 4, 30, 37 }, oddLogits.shape);
+        var paddedLogits = model.call(nn.functional.pad(odd, new long[] { 0, 3, 0, 2 }));
+        Assert.True(paddedLogits.narrow(2, 0, 30).narrow(3, 0, 37).sub(oddLogits).abs().max().item<float>() < 1e-6);
     }
 
     [Fact]

@@ -9,21 +9,45 @@ public enum WeakTrFusion
     /// <summary>Baseline "mean-sum": every head has weight 1, so ĈA and P̂A are the plain average of all K·H maps (no FFN).</summary>
     MeanSum,
 
-    /// <summary>Adaptive attention fusion: W = Pooling(A) per image, W' = FFN(W) (paper eq. 3). The method's default.</summary>
+    /// <summary>
+    /// Adaptive attention fusion as the official code computes it: each block's attention-branch output o = proj(softmax(qkᵀ)v) is split
+    /// into H groups of D/H channels, each (head map, channel) is pooled over the tokens, the feature FFN turns the D/H pooled values into
+    /// one scalar per head map and the head FFN turns the K·H scalars into W' (sigmoid). The method's default.
+    /// </summary>
     Aaf,
 
-    /// <summary>"w/ rand. fixed W": W is a randomly initialised, never-trained buffer [1, K·H]; W' = FFN(W) with the trained FFN.</summary>
+    /// <summary>"w/ rand. fixed W": W is a randomly initialised, never-trained buffer [1, K·H]; W' = head FFN(W) with the trained FFN.</summary>
     FixedRandom,
+
+    /// <summary>
+    /// The paper's eq. 3 read literally: W = Pool(A), one scalar per softmax attention map (global average or max over its T×T
+    /// entries), fed to the head FFN (no feature FFN). Not what the official code does; with average pooling every W_i is exactly
+    /// 1/T (a softmax row sums to 1), so W' is a learned per-head constant.
+    /// </summary>
+    PooledAttentionMaps,
 }
 
-/// <summary>Pooling that turns each [T, T] attention map into the scalar W_i (paper eq. 3; Table 9 compares both).</summary>
+/// <summary>Pooling over tokens that turns each head map's input into its descriptor (official <c>--pool-type</c>; paper Table 9).</summary>
 public enum WeakTrPooling
 {
-    /// <summary>Global average pooling (paper appendix A.1 default). Note: a softmax attention map averages to exactly 1/T.</summary>
+    /// <summary>Global average pooling (the paper's appendix A.1).</summary>
     Average,
 
-    /// <summary>Global max pooling (Table 9: same mIoU as average).</summary>
+    /// <summary>Global max pooling (the official VOC and COCO training commands, <c>--pool-type max</c>; Table 9: same mIoU as average).</summary>
     Max,
+}
+
+/// <summary>How the D channels of a block's attention-branch output are split into H groups of D/H for the fusion.</summary>
+public enum WeakTrFeatureGrouping
+{
+    /// <summary>
+    /// Official: <c>.view(k, b, n, -1, h)</c>, so group h holds the interleaved channels h, h + H, h + 2H, … (after the output
+    /// projection there is no per-head structure; this is a quirk of the official code).
+    /// </summary>
+    Interleaved,
+
+    /// <summary>Corrected: group h holds the contiguous slice [h·D/H, (h + 1)·D/H), the layout of head h before the projection.</summary>
+    Contiguous,
 }
 
 /// <summary>
@@ -41,24 +65,38 @@ public sealed record WeakTrConfig : IMethodConfig
     /// <summary>Head-weighting scheme; AAF is the method, the others are the Table 4 ablations.</summary>
     public WeakTrFusion Fusion { get; init; } = WeakTrFusion.Aaf;
 
-    /// <summary>Pooling of each attention map (appendix A.1: global average pooling; Table 9: max gives the same result).</summary>
-    public WeakTrPooling Pooling { get; init; } = WeakTrPooling.Average;
+    /// <summary>Pooling over tokens (official training commands: <c>--pool-type max</c>; appendix A.1: average; Table 9: equal).</summary>
+    public WeakTrPooling Pooling { get; init; } = WeakTrPooling.Max;
 
-    /// <summary>Hidden width of the 2-layer FFN (appendix A.1 and Table 8: 18 is best; = K·H / 4 for DeiT-S's 72 heads).</summary>
+    /// <summary>
+    /// Hidden width of the head FFN Linear(K·H → hidden) → ReLU → Linear(hidden → K·H) → Sigmoid (appendix A.1 and Table 8: 18 is
+    /// best, = K·H / 4 for DeiT-S's 72 heads; the official VOC command's <c>--reduction 8</c> gives int(72 / 8) = 9).
+    /// </summary>
     public int FfnHidden { get; init; } = 18;
 
-    /// <summary>Biases in the FFN's two Linear layers. The paper does not say; the public reference code has none (unverified).</summary>
+    /// <summary>Biases in the head FFN's two Linear layers (official: none).</summary>
     public bool FfnBias { get; init; }
 
     /// <summary>
-    /// Stop gradients at the attention maps entering the fusion, so L_fine trains the FFN and not the backbone through A.
-    /// The paper only requires the fusion weights to be trained by L_fine (§3.1.3); the public reference code detaches (unverified).
+    /// feat_reduction of the official feature FFN Linear(D/H → D/H / FeatureReduction) → Linear(→ 1) (official default 8: DeiT-S
+    /// 64 → 8 → 1). The hidden width is max(1, (D/H) / FeatureReduction).
+    /// </summary>
+    public int FeatureReduction { get; init; } = 8;
+
+    /// <summary>Channel grouping of the attention-branch output into head maps (official: interleaved).</summary>
+    public WeakTrFeatureGrouping FeatureGrouping { get; init; } = WeakTrFeatureGrouping.Interleaved;
+
+    /// <summary>Pool over all T tokens, class tokens included (official, true), or over the N patch tokens only (false).</summary>
+    public bool PoolClassTokens { get; init; } = true;
+
+    /// <summary>
+    /// Stop gradients at the attention maps and attention-branch features entering the fusion, so L_fine trains the fusion FFNs and
+    /// not the backbone (official: detached).
     /// </summary>
     public bool DetachAttention { get; init; } = true;
 
     /// <summary>
-    /// Use ReLU(CAM_coarse) with gradients stopped in eq. 6, as MCTformer-V2 fuses ReLU(PatchCAM) detached (the paper adopts
-    /// "the same method as MCTformer", §3.1.2; shared/specs README). false = raw coarse CAM with gradients (unverified variant).
+    /// Use ReLU(CAM_coarse) with gradients stopped in eq. 6 (official: detached). false = raw coarse CAM with gradients (variant).
     /// </summary>
     public bool DetachCoarseCam { get; init; } = true;
 
@@ -94,6 +132,12 @@ public sealed record WeakTrConfig : IMethodConfig
     /// <summary>Number of fused attention maps K·H.</summary>
     public int NumAttentionHeads => Backbone.Depth * Backbone.NumHeads;
 
+    /// <summary>D/H: channels per head map of the attention-branch output.</summary>
+    public int FeatureChannels => Backbone.NumHeads > 0 ? Backbone.EmbedDim / Backbone.NumHeads : 0;
+
+    /// <summary>Hidden width of the feature FFN: max(1, (D/H) / <see cref="FeatureReduction"/>).</summary>
+    public int FeatureHidden => Math.Max(1, FeatureChannels / Math.Max(1, FeatureReduction));
+
     /// <summary>
     /// Trainer options for this schedule: steps = epochs × batches per epoch, warm-up = warm-up epochs × batches per epoch,
     /// AdamW with the paper's decay and linearly scaled learning rate. Other fields come from <paramref name="baseOptions"/>.
@@ -121,9 +165,11 @@ public sealed record WeakTrConfig : IMethodConfig
         var errors = new List<string>();
         if (NumClasses < 1) errors.Add($"NumClasses must be ≥ 1 (got {NumClasses})");
         errors.AddRange(BackboneConfig.Validate().Select(e => "Backbone." + e));
-        if (!Enum.IsDefined(Fusion)) errors.Add($"Fusion must be mean-sum, aaf or fixed-random (got {(int)Fusion})");
+        if (!Enum.IsDefined(Fusion)) errors.Add($"Fusion must be mean-sum, aaf, fixed-random or pooled-attention-maps (got {(int)Fusion})");
         if (!Enum.IsDefined(Pooling)) errors.Add($"Pooling must be average or max (got {(int)Pooling})");
+        if (!Enum.IsDefined(FeatureGrouping)) errors.Add($"FeatureGrouping must be interleaved or contiguous (got {(int)FeatureGrouping})");
         if (FfnHidden < 1) errors.Add($"FfnHidden must be ≥ 1 (got {FfnHidden})");
+        if (FeatureReduction < 1) errors.Add($"FeatureReduction must be ≥ 1 (got {FeatureReduction})");
         if (BatchSize < 1) errors.Add($"BatchSize must be ≥ 1 (got {BatchSize})");
         if (!(LearningRatePer512 > 0) || double.IsInfinity(LearningRatePer512)) errors.Add($"LearningRatePer512 must be a positive number (got {LearningRatePer512})");
         if (!(WeightDecay >= 0)) errors.Add($"WeightDecay must be ≥ 0 (got {WeightDecay})");
@@ -141,13 +187,15 @@ public sealed record WeakTrConfig : IMethodConfig
         if (errors.Count > 0) throw new WeakSegException("invalid WeakTr configuration: " + string.Join("; ", errors));
     }
 
-    /// <summary>Parses the CLI spelling of a fusion scheme: mean-sum, aaf, fixed-random (case-insensitive; '_' accepted for '-').</summary>
+    /// <summary>Parses the CLI spelling of a fusion scheme: mean-sum, aaf, fixed-random, pooled-attention-maps (case-insensitive;
+    /// '_' accepted for '-').</summary>
     public static WeakTrFusion ParseFusion(string text) => text.Trim().ToLowerInvariant().Replace('_', '-') switch
     {
         "mean-sum" or "meansum" => WeakTrFusion.MeanSum,
         "aaf" => WeakTrFusion.Aaf,
         "fixed-random" or "fixedrandom" or "rand-fixed" => WeakTrFusion.FixedRandom,
-        _ => throw new WeakSegException($"unknown WeakTr fusion '{text}' (expected mean-sum, aaf or fixed-random)"),
+        "pooled-attention-maps" or "pooled-maps" => WeakTrFusion.PooledAttentionMaps,
+        _ => throw new WeakSegException($"unknown WeakTr fusion '{text}' (expected mean-sum, aaf, fixed-random or pooled-attention-maps)"),
     };
 
     /// <summary>The CLI spelling of a fusion scheme.</summary>
@@ -156,6 +204,7 @@ public sealed record WeakTrConfig : IMethodConfig
         WeakTrFusion.MeanSum => "mean-sum",
         WeakTrFusion.Aaf => "aaf",
         WeakTrFusion.FixedRandom => "fixed-random",
+        WeakTrFusion.PooledAttentionMaps => "pooled-attention-maps",
         _ => throw new ArgumentOutOfRangeException(nameof(fusion)),
     };
 }

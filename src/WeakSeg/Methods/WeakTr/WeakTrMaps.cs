@@ -5,51 +5,91 @@ using static TorchSharp.torch;
 namespace WeakSeg.Methods.WeakTr;
 
 /// <summary>
-/// WeakTr's attention fusion and fine CAM as pure functions (paper eq. 3–6).
-/// Head order: the K·H maps are indexed layer-major, i = k·H + h (block k, head h), in both the pooled W and the weights W'.
+/// WeakTr's attention fusion and fine CAM as pure functions (paper eq. 3–6, as the official code computes them).
+/// Head-map order: the K·H maps are indexed head-major, i = h·K + k (head h of block k), in the attention maps, the pooled
+/// features and the weights W' (official order).
 /// Token order: attention rows are queries and columns keys, class tokens first (T = C + N), as <see cref="VitOutput"/>.
 /// </summary>
 public static class WeakTrMaps
 {
-    /// <summary>
-    /// W = Pooling(A): one scalar per attention map (global average or max over its T×T entries).
-    /// Per-block attentions [B, H, T, T] (K of them) → [B, K·H], layer-major.
-    /// Note: a softmax attention map has rows summing to 1, so its global average is exactly 1/T for every head and image.
-    /// </summary>
-    public static Tensor PoolHeads(IReadOnlyList<Tensor> attentions, WeakTrPooling pooling)
-    {
-        CheckAttentions(attentions);
-        using var scope = torch.NewDisposeScope();
-        var perLayer = attentions.Select(a => pooling switch
-        {
-            WeakTrPooling.Average => a.mean(new long[] { 2, 3 }),
-            WeakTrPooling.Max => a.amax(new long[] { 2, 3 }),
-            _ => throw new ArgumentOutOfRangeException(nameof(pooling)),
-        }).ToList();                                                                                  // K × [B, H]
-        return torch.cat(perLayer, 1).MoveToOuterDisposeScope();                                     // [B, K·H]
-    }
-
-    /// <summary>
-    /// Weighted head mean Â = (1/KH) Σ_i W'_i A_i (paper eq. 4–5 before slicing). Per-block attentions [B, H, T, T] and
-    /// weights [B, K·H] (layer-major) → [B, T, T]. With all weights 1 this is the plain average of the K·H maps ("mean-sum").
-    /// </summary>
-    public static Tensor FuseHeads(IReadOnlyList<Tensor> attentions, Tensor headWeights)
+    /// <summary>Per-block attentions K × [B, H, T, T] → [B, K·H, T, T], map h·K + k = attentions[k][:, h].</summary>
+    public static Tensor HeadMajorAttention(IReadOnlyList<Tensor> attentions)
     {
         CheckAttentions(attentions);
         long b = attentions[0].shape[0], h = attentions[0].shape[1], t = attentions[0].shape[2];
-        long kh = attentions.Count * h;
-        if (headWeights.dim() != 2 || headWeights.shape[0] != b || headWeights.shape[1] != kh)
-            throw new WeakSegException($"head weights must be [{b}, {kh}]; got [{string.Join(", ", headWeights.shape)}]");
+        using var stacked = torch.stack(attentions, 2);                                       // [B, H, K, T, T]
+        return stacked.reshape(b, h * attentions.Count, t, t);
+    }
+
+    /// <summary>
+    /// Per-block attention-branch outputs K × [B, T, D] → head-map features [B, K·H, T, D/H], map h·K + k.
+    /// Interleaved (official): group h = channels h, h + H, h + 2H, …; contiguous: channels [h·D/H, (h + 1)·D/H).
+    /// </summary>
+    public static Tensor HeadMajorFeatures(IReadOnlyList<Tensor> attentionOutputs, int numHeads, WeakTrFeatureGrouping grouping)
+    {
+        if (attentionOutputs.Count == 0) throw new WeakSegException("no attention-branch outputs to fuse");
+        var first = attentionOutputs[0].shape;
+        if (first.Length != 3 || numHeads < 1 || first[2] % numHeads != 0)
+            throw new WeakSegException($"attention-branch output must be [B, T, D] with D divisible by {numHeads} heads; got [{string.Join(", ", first)}]");
+        foreach (var o in attentionOutputs)
+            if (!o.shape.SequenceEqual(first))
+                throw new WeakSegException($"all blocks' attention-branch outputs must have the same shape; got [{string.Join(", ", o.shape)}] and [{string.Join(", ", first)}]");
+        long k = attentionOutputs.Count, b = first[0], t = first[1], d = first[2], dh = d / numHeads;
         using var scope = torch.NewDisposeScope();
-        Tensor? sum = null;
-        for (int k = 0; k < attentions.Count; k++)
+        var stacked = torch.stack(attentionOutputs, 0);                                       // [K, B, T, D]
+        var grouped = grouping switch
         {
-            // One batched matrix product per block: [B, 1, H] · [B, H, T·T] → [B, 1, T·T]; no [B, K·H, T, T] copy is made.
-            var w = headWeights.narrow(1, k * h, h).unsqueeze(1);
-            var weighted = torch.bmm(w, attentions[k].reshape(b, h, t * t));
-            sum = sum is null ? weighted : sum + weighted;
-        }
-        return sum!.div(kh).reshape(b, t, t).MoveToOuterDisposeScope();
+            WeakTrFeatureGrouping.Interleaved => stacked.reshape(k, b, t, dh, numHeads).permute(1, 4, 0, 2, 3),   // [B, H, K, T, D/H]
+            WeakTrFeatureGrouping.Contiguous => stacked.reshape(k, b, t, numHeads, dh).permute(1, 3, 0, 2, 4),
+            _ => throw new ArgumentOutOfRangeException(nameof(grouping)),
+        };
+        return grouped.reshape(b, numHeads * k, t, dh).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// Pools each (head map, channel) over the tokens: features [B, M, T, D/H] → [B, M, D/H]. All T tokens (official) or only the
+    /// N patch tokens after the first <paramref name="numClassTokens"/> when <paramref name="includeClassTokens"/> is false.
+    /// </summary>
+    public static Tensor PoolFeatures(Tensor features, WeakTrPooling pooling, int numClassTokens, bool includeClassTokens)
+    {
+        if (features.dim() != 4) throw new WeakSegException($"head-map features must be [B, M, T, D/H]; got [{string.Join(", ", features.shape)}]");
+        long t = features.shape[2];
+        if (!includeClassTokens && (numClassTokens < 0 || numClassTokens >= t))
+            throw new WeakSegException($"cannot drop {numClassTokens} class tokens from {t} tokens");
+        using var tokens = includeClassTokens ? features.alias() : features.narrow(2, numClassTokens, t - numClassTokens);
+        return pooling switch
+        {
+            WeakTrPooling.Average => tokens.mean(new long[] { 2 }),
+            WeakTrPooling.Max => tokens.amax(new long[] { 2 }),
+            _ => throw new ArgumentOutOfRangeException(nameof(pooling)),
+        };
+    }
+
+    /// <summary>
+    /// The <see cref="WeakTrFusion.PooledAttentionMaps"/> descriptor: one scalar per softmax attention map (global average or max over
+    /// its T×T entries). maps [B, M, T, T] → [B, M]. A softmax map's global average is exactly 1/T.
+    /// </summary>
+    public static Tensor PoolMaps(Tensor maps, WeakTrPooling pooling) => pooling switch
+    {
+        WeakTrPooling.Average => maps.mean(new long[] { 2, 3 }),
+        WeakTrPooling.Max => maps.amax(new long[] { 2, 3 }),
+        _ => throw new ArgumentOutOfRangeException(nameof(pooling)),
+    };
+
+    /// <summary>
+    /// Weighted head mean Â = (1/M) Σ_i W'_i A_i (paper eq. 4–5 before slicing; the official AAF returns the weighted maps, the model
+    /// averages them). maps [B, M, T, T] and weights [B, M] → [B, T, T]. With all weights 1 this is the plain average ("mean-sum").
+    /// </summary>
+    public static Tensor FuseHeads(Tensor maps, Tensor headWeights)
+    {
+        if (maps.dim() != 4 || maps.shape[2] != maps.shape[3])
+            throw new WeakSegException($"attention maps must be [B, M, T, T]; got [{string.Join(", ", maps.shape)}]");
+        long b = maps.shape[0], m = maps.shape[1], t = maps.shape[2];
+        if (headWeights.dim() != 2 || headWeights.shape[0] != b || headWeights.shape[1] != m)
+            throw new WeakSegException($"head weights must be [{b}, {m}]; got [{string.Join(", ", headWeights.shape)}]");
+        using var scope = torch.NewDisposeScope();
+        var weighted = maps.mul(headWeights.reshape(b, m, 1, 1));                             // [B, M, T, T]
+        return weighted.mean(new long[] { 1 }).MoveToOuterDisposeScope();
     }
 
     /// <summary>ĈA: the class-to-patch block Â[:C, C:] on the patch grid. fused [B, T, T] → [B, C, h, w] (row c = class token c as query).</summary>

@@ -12,7 +12,7 @@ namespace WeakSeg.Methods.WeakTr;
 /// <param name="ClassLogits">[B, C] mean over the embedding dim of each class token (L_CLS-token).</param>
 /// <param name="CoarseCam">[B, C, h, w] <c>head</c> = Conv2d(D, C, 3, padding 1) on the patch grid (eq. 1–2).</param>
 /// <param name="CoarseLogits">[B, C] global average pool of <paramref name="CoarseCam"/> (L_Coarse-CAM).</param>
-/// <param name="HeadWeights">[B, K·H] W' (layer-major); all ones for mean-sum.</param>
+/// <param name="HeadWeights">[B, K·H] W' (head-major, map h·K + k); all ones for mean-sum.</param>
 /// <param name="CrossAttention">[B, C, h, w] ĈA (eq. 4).</param>
 /// <param name="PatchAttention">[B, N, N] P̂A (eq. 5), rows = query patches.</param>
 /// <param name="FineCam">[B, C, h, w] eq. 6.</param>
@@ -37,12 +37,17 @@ public sealed record WeakTrOutput(VitOutput Backbone, Tensor ClassLogits, Tensor
 }
 
 /// <summary>
-/// WeakTr end-to-end CAM generation (paper §3.1): a ViT with C class tokens; coarse CAM from a conv head on the patch tokens;
-/// all K·H self-attention maps fused with head weights W' (mean-sum, AAF or fixed-random) into ĈA and P̂A; fine CAM =
-/// P̂A · (CAM ⊙ ĈA). Three multilabel soft-margin losses on class-token, coarse-CAM and fine-CAM logits (eq. 7).
-/// No final norm is applied (as MCTformer, whose backbone WeakTr reuses).
-/// Checkpoint keys beyond the backbone: <c>head.*</c>, <c>adaptive_attention_fusion.attn_head_ffn.{0,2}.weight</c> (AAF and
-/// fixed-random), <c>fixed_head_weights</c> (fixed-random: the frozen W, a buffer).
+/// WeakTr end-to-end CAM generation (paper §3.1, official models.py): a ViT with C class tokens; coarse CAM from a conv head on the
+/// patch tokens; all K·H self-attention maps weighted by W' (mean-sum, AAF, fixed-random or pooled attention maps) and averaged into
+/// one map Â whose class-to-patch block is ĈA and whose patch-to-patch block is P̂A (the official AAF returns the same weighted maps
+/// for both, as the paper's eq. 4–5 weight both with the same W'); fine CAM = P̂A · (ReLU(coarse) ⊙ ĈA). Three multilabel
+/// soft-margin losses on class-token, coarse-CAM and fine-CAM logits (eq. 7). No final norm is applied.
+/// AAF (official): W' = head FFN(feature FFN(Pool_tokens(o))) with o the blocks' attention-branch outputs (see
+/// <see cref="WeakTrFusion.Aaf"/>). Attention and features entering the fusion and the coarse CAM of the fine branch are detached,
+/// so L_fine trains only the fusion FFNs.
+/// Checkpoint keys beyond the backbone (official names): <c>head.*</c>, <c>adaptive_attention_fusion.attn_head_ffn.{0,2}.weight</c>,
+/// <c>adaptive_attention_fusion.attn_feat_ffn.{0,1}.{weight,bias}</c> (AAF), <c>fixed_head_weights</c> (fixed-random: the frozen W,
+/// a buffer).
 /// </summary>
 public sealed class WeakTrModel : VisionTransformer
 {
@@ -59,7 +64,9 @@ public sealed class WeakTrModel : VisionTransformer
         register_module(nameof(head), head);
         if (config.Fusion != WeakTrFusion.MeanSum)
         {
-            adaptive_attention_fusion = new AdaptiveAttentionFusion(kh, config.FfnHidden, config.FfnBias);
+            bool features = config.Fusion == WeakTrFusion.Aaf;
+            adaptive_attention_fusion = new AdaptiveAttentionFusion(kh, config.FfnHidden,
+                features ? config.FeatureChannels : 0, features ? config.FeatureHidden : 0, config.FfnBias);
             register_module(nameof(adaptive_attention_fusion), adaptive_attention_fusion);
         }
         if (config.Fusion == WeakTrFusion.FixedRandom)
@@ -76,7 +83,7 @@ public sealed class WeakTrModel : VisionTransformer
 
     public WeakTrFusion Fusion => MethodConfig.Fusion;
 
-    /// <summary>The FFN of AAF / fixed-random; null for mean-sum.</summary>
+    /// <summary>The fusion FFNs of AAF / fixed-random / pooled attention maps; null for mean-sum.</summary>
     public AdaptiveAttentionFusion? AttentionFusion => adaptive_attention_fusion;
 
     /// <summary>The frozen W [1, K·H] of fixed-random (a buffer: saved, moved with the model, never trained); null otherwise.</summary>
@@ -88,26 +95,31 @@ public sealed class WeakTrModel : VisionTransformer
     public override VitOutput forward(Tensor images) => ForwardBlocks(images);
 
     /// <summary>
-    /// W' for a batch of per-block attentions [B, H, T, T] → [B, K·H] (layer-major): ones (mean-sum), FFN(Pooling(A)) (AAF) or
-    /// FFN(fixed W) broadcast over the batch (fixed-random).
+    /// W' [B, K·H] (head-major) for head-major attention maps [B, K·H, T, T] and head-map features [B, K·H, T, D/H]: ones (mean-sum),
+    /// head FFN(feature FFN(Pool(features))) (AAF), head FFN(fixed W) broadcast over the batch (fixed-random) or head FFN(Pool(maps))
+    /// (pooled attention maps).
     /// </summary>
-    public Tensor HeadWeights(IReadOnlyList<Tensor> attentions)
+    public Tensor HeadWeights(Tensor maps, Tensor features)
     {
-        if (attentions.Count != Depth) throw new WeakSegException($"expected attention of {Depth} blocks; got {attentions.Count}");
-        long batch = attentions[0].shape[0];
+        long batch = maps.shape[0];
         switch (Fusion)
         {
             case WeakTrFusion.MeanSum:
-                return torch.ones(batch, MethodConfig.NumAttentionHeads, dtype: attentions[0].dtype, device: attentions[0].device);
+                return torch.ones(batch, MethodConfig.NumAttentionHeads, dtype: maps.dtype, device: maps.device);
             case WeakTrFusion.Aaf:
             {
-                using var pooled = WeakTrMaps.PoolHeads(attentions, MethodConfig.Pooling);
-                return adaptive_attention_fusion!.call(pooled);
+                using var pooled = WeakTrMaps.PoolFeatures(features, MethodConfig.Pooling, NumClassTokens, MethodConfig.PoolClassTokens);
+                return adaptive_attention_fusion!.WeightsFromFeatures(pooled);
             }
             case WeakTrFusion.FixedRandom:
             {
                 using var fixedW = FixedHeadWeights!.expand(batch, -1);
                 return adaptive_attention_fusion!.call(fixedW);
+            }
+            case WeakTrFusion.PooledAttentionMaps:
+            {
+                using var pooled = WeakTrMaps.PoolMaps(maps, MethodConfig.Pooling);
+                return adaptive_attention_fusion!.call(pooled);
             }
             default:
                 throw new ArgumentOutOfRangeException(nameof(Fusion));
@@ -124,11 +136,17 @@ public sealed class WeakTrModel : VisionTransformer
         var coarseCam = head.call(backbone.PatchGrid());                                            // [B, C, h, w]
         var coarseLogits = coarseCam.mean(new long[] { 2, 3 });                                     // [B, C]
 
-        IReadOnlyList<Tensor> attentions = MethodConfig.DetachAttention
-            ? backbone.Attentions.Select(a => a.detach()).ToList()
-            : backbone.Attentions;
-        var headWeights = HeadWeights(attentions);                                                  // [B, K·H]
-        var fused = WeakTrMaps.FuseHeads(attentions, headWeights);                                  // [B, T, T]
+        var maps = WeakTrMaps.HeadMajorAttention(backbone.Attentions);                              // [B, K·H, T, T]
+        var features = Fusion == WeakTrFusion.Aaf
+            ? WeakTrMaps.HeadMajorFeatures(backbone.BlockAttentionOutputs, Config.NumHeads, MethodConfig.FeatureGrouping)   // [B, K·H, T, D/H]
+            : maps;                                                                                 // unused by the other fusions
+        if (MethodConfig.DetachAttention)
+        {
+            maps = maps.detach();
+            features = features.detach();
+        }
+        var headWeights = HeadWeights(maps, features);                                              // [B, K·H]
+        var fused = WeakTrMaps.FuseHeads(maps, headWeights);                                        // [B, T, T]
         var crossAttention = WeakTrMaps.CrossAttention(fused, c, backbone.GridHeight, backbone.GridWidth);   // [B, C, h, w]
         var patchAttention = WeakTrMaps.PatchAttention(fused, c);                                   // [B, N, N]
         var camInput = MethodConfig.DetachCoarseCam ? coarseCam.detach().relu() : coarseCam;

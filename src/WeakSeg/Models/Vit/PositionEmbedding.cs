@@ -20,6 +20,9 @@ public enum PositionEmbeddingResize
     /// applied on every forward pass.
     /// </summary>
     BicubicSize,
+    /// <summary>Segmenter rule (WeakTr online retraining, resize_pos_embed): bilinear interpolation to the target size,
+    /// align_corners false, no antialias.</summary>
+    BilinearSize,
 }
 
 /// <summary>Position-embedding resizing; the class-token (prefix) rows are never changed.</summary>
@@ -58,6 +61,9 @@ public static class PositionEmbedding
             PositionEmbeddingResize.BicubicSize => nn.functional.interpolate(grid,
                 size: new long[] { gridHeight, gridWidth },
                 mode: InterpolationMode.Bicubic, align_corners: false, antialias: false),
+            PositionEmbeddingResize.BilinearSize => nn.functional.interpolate(grid,
+                size: new long[] { gridHeight, gridWidth },
+                mode: InterpolationMode.Bilinear, align_corners: false),
             _ => throw new ArgumentOutOfRangeException(nameof(policy)),
         };                                                                               // [1, D, h, w]
         if (resized.shape[2] != gridHeight || resized.shape[3] != gridWidth)

@@ -110,17 +110,19 @@ public class VisionTransformer : Module<Tensor, VitOutput>
         var (h, w) = GridFor(images.shape[2], images.shape[3]);
         var x = EmbedTokens(images);
         var attentions = new List<Tensor>(Depth);
+        var attentionOutputs = new List<Tensor>(Depth);
         captured = null;
         for (int i = 0; i < blocks.Count; i++)
         {
-            var (y, weights) = blocks[i].call(x);
-            x = y;
-            attentions.Add(weights);
+            var result = blocks[i].call(x);
+            x = result.Output;
+            attentions.Add(result.Weights);
+            attentionOutputs.Add(result.AttentionOutput);
             if (i == captureBlock) captured = x;
         }
         if (applyFinalNorm) x = norm.call(x);
         int c = NumClassTokens;
-        var output = new VitOutput(x.narrow(1, 0, c), x.narrow(1, c, x.shape[1] - c), h, w, attentions);
+        var output = new VitOutput(x.narrow(1, 0, c), x.narrow(1, c, x.shape[1] - c), h, w, attentions, attentionOutputs);
         captured?.MoveToOuterDisposeScope();
         return output.MoveToOuterDisposeScope();
     }

@@ -109,8 +109,16 @@ public sealed class DropPath : Module<Tensor, Tensor>
     }
 }
 
-/// <summary>Pre-norm transformer block: x + DropPath(Attn(LN(x))), then x + DropPath(MLP(LN(x))). Returns the attention map too.</summary>
-public sealed class Block : Module<Tensor, (Tensor Output, Tensor Weights)>
+/// <summary>What a <see cref="Block"/> returns.</summary>
+/// <param name="Output">x' [B, T, D], the block's output tokens.</param>
+/// <param name="Weights">Post-softmax attention [B, H, T, T] (before attention dropout).</param>
+/// <param name="AttentionOutput">o = proj(softmax(qkᵀ)v) [B, T, D]: the attention branch's output after the output projection, before
+/// drop-path and the residual add (WeakTr's adaptive attention fusion pools it).</param>
+public readonly record struct BlockOutput(Tensor Output, Tensor Weights, Tensor AttentionOutput);
+
+/// <summary>Pre-norm transformer block: x + DropPath(Attn(LN(x))), then x + DropPath(MLP(LN(x))). Returns the attention map and the
+/// attention branch's output too.</summary>
+public sealed class Block : Module<Tensor, BlockOutput>
 {
     readonly LayerNorm norm1;
     readonly Attention attn;
@@ -128,12 +136,12 @@ public sealed class Block : Module<Tensor, (Tensor Output, Tensor Weights)>
         RegisterComponents();
     }
 
-    /// <summary>x [B, T, D] → (x' [B, T, D], attention [B, H, T, T]).</summary>
-    public override (Tensor Output, Tensor Weights) forward(Tensor x)
+    /// <summary>x [B, T, D] → (x' [B, T, D], attention [B, H, T, T], attention-branch output o [B, T, D]).</summary>
+    public override BlockOutput forward(Tensor x)
     {
         var (attended, weights) = attn.call(norm1.call(x));
         var y = StableScalars.Add(x, drop_path.call(attended));                      // not `+`: see StableScalars
         var output = StableScalars.Add(y, drop_path.call(mlp.call(norm2.call(y))));
-        return (output, weights);
+        return new BlockOutput(output, weights, attended);
     }
 }

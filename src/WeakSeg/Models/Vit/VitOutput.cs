@@ -11,8 +11,14 @@ namespace WeakSeg.Models.Vit;
 /// <param name="GridHeight">Patch rows h.</param>
 /// <param name="GridWidth">Patch columns w.</param>
 /// <param name="Attentions">Per block, post-softmax attention [B, H, T, T] with T = C + N (class tokens first).</param>
-public sealed record VitOutput(Tensor ClassTokens, Tensor PatchTokens, int GridHeight, int GridWidth, IReadOnlyList<Tensor> Attentions) : IDisposable
+/// <param name="AttentionOutputs">Per block, the attention branch's output o = proj(softmax(qkᵀ)v) [B, T, D] before the residual add
+/// (empty when the producer does not record it).</param>
+public sealed record VitOutput(Tensor ClassTokens, Tensor PatchTokens, int GridHeight, int GridWidth, IReadOnlyList<Tensor> Attentions,
+    IReadOnlyList<Tensor>? AttentionOutputs = null) : IDisposable
 {
+    /// <summary><see cref="AttentionOutputs"/>, or an empty list.</summary>
+    public IReadOnlyList<Tensor> BlockAttentionOutputs => AttentionOutputs ?? [];
+
     public int NumClassTokens => (int)ClassTokens.shape[1];
 
     /// <summary>Patch tokens as a feature map [B, D, h, w].</summary>
@@ -27,6 +33,7 @@ public sealed record VitOutput(Tensor ClassTokens, Tensor PatchTokens, int GridH
         ClassTokens.MoveToOuterDisposeScope();
         PatchTokens.MoveToOuterDisposeScope();
         foreach (var a in Attentions) a.MoveToOuterDisposeScope();
+        foreach (var o in BlockAttentionOutputs) o.MoveToOuterDisposeScope();
         return this;
     }
 
@@ -36,6 +43,7 @@ public sealed record VitOutput(Tensor ClassTokens, Tensor PatchTokens, int GridH
         ClassTokens.DetachFromDisposeScope();
         PatchTokens.DetachFromDisposeScope();
         foreach (var a in Attentions) a.DetachFromDisposeScope();
+        foreach (var o in BlockAttentionOutputs) o.DetachFromDisposeScope();
         return this;
     }
 
@@ -44,5 +52,6 @@ public sealed record VitOutput(Tensor ClassTokens, Tensor PatchTokens, int GridH
         ClassTokens.Dispose();
         PatchTokens.Dispose();
         foreach (var a in Attentions) a.Dispose();
+        foreach (var o in BlockAttentionOutputs) o.Dispose();
     }
 }

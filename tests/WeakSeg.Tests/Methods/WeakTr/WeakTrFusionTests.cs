@@ -98,21 +98,21 @@ public class WeakTrFusionTests
     [Theory]
     [InlineData(WeakTrPooling.Average)]
     [InlineData(WeakTrPooling.Max)]
-    public void Aaf_weights_fused_attention_and_fine_cam_match_a_hand_computation(WeakTrPooling pooling)
+    public void Pooled_attention_map_weights_fused_attention_and_fine_cam_match_a_hand_computation(WeakTrPooling pooling)
     {
         torch.manual_seed(41);
-        using var model = new WeakTrModel(HandConfig(WeakTrFusion.Aaf, pooling));
+        using var model = new WeakTrModel(HandConfig(WeakTrFusion.PooledAttentionMaps, pooling));
         SetFfn(model);
         using var scope = torch.NewDisposeScope();
         var a = HandAttention();
-        var attention = new[] { ToTensor(a) };
+        var attention = WeakTrMaps.HeadMajorAttention(new[] { ToTensor(a) });    // K = 1: map index = head
 
         // W = pooled map per head; W' = FFN(W).
         var w = a.Select(m => pooling == WeakTrPooling.Average ? m.Cast<double>().Average() : m.Cast<double>().Max()).ToArray();
-        var pooled = WeakTrMaps.PoolHeads(attention, pooling);
+        var pooled = WeakTrMaps.PoolMaps(attention, pooling);
         TensorAssert.Close(torch.tensor(w.Select(v => (float)v).ToArray()).reshape(1, 2), pooled, 1e-6, "W");
         var expectedWeights = HandFfn(w);
-        var weights = model.HeadWeights(attention);
+        var weights = model.HeadWeights(attention, attention);
         TensorAssert.Close(torch.tensor(expectedWeights.Select(v => (float)v).ToArray()).reshape(1, 2), weights, 1e-6, "W'");
         Assert.True(Math.Abs(expectedWeights[0] - expectedWeights[1]) > 0.05, "the example must weight the heads differently");
 
@@ -136,7 +136,7 @@ public class WeakTrFusionTests
         // Head weights 1 and 0 pick head 0 alone, divided by KH = 2. ĈA[0, p] = a0[0, 2 + p] / 2, P̂A[j, k] = a0[2 + j, 2 + k] / 2.
         using var scope = torch.NewDisposeScope();
         var a = HandAttention();
-        var attention = new[] { ToTensor(a) };
+        var attention = ToTensor(a);
         var fused = WeakTrMaps.FuseHeads(attention, torch.tensor(new float[] { 1, 0 }).reshape(1, 2));
         // a0[0, 3] = (0 + 9 + 0) % 11 / 10 = 0.9 → ĈA[0, patch 1] = 0.45; a0[3, 4] = (21 + 12) % 11 / 10 = 0 → P̂A[1, 2] = 0.
         Assert.Equal(0.45f, WeakTrMaps.CrossAttention(fused, C, 2, 2)[0, 0, 0, 1].item<float>(), 6);
@@ -156,9 +156,10 @@ public class WeakTrFusionTests
         Assert.DoesNotContain(model.named_parameters(), p => p.name.StartsWith("adaptive_attention_fusion", StringComparison.Ordinal));
         using var scope = torch.NewDisposeScope();
         var attention = Enumerable.Range(0, 3).Select(_ => torch.rand(2, 2, T, T)).ToList();
-        var weights = model.HeadWeights(attention);
+        var maps = WeakTrMaps.HeadMajorAttention(attention);
+        var weights = model.HeadWeights(maps, maps);
         TensorAssert.Close(torch.ones(2, 6), weights, 0, "mean-sum weights");
-        var fused = WeakTrMaps.FuseHeads(attention, weights);
+        var fused = WeakTrMaps.FuseHeads(maps, weights);
         var plainAverage = torch.stack(attention, 0).mean(new long[] { 0, 2 });                    // over layers and heads
         TensorAssert.Close(plainAverage, fused, 1e-6, "plain average");
         // MCTformer's class-to-patch map sums the head means over layers: mean-sum's ĈA is that divided by K.
@@ -167,15 +168,16 @@ public class WeakTrFusionTests
     }
 
     [Fact]
-    public void Fused_maps_use_layer_major_head_order()
+    public void Fused_maps_use_the_official_head_major_order()
     {
-        // K = 2 blocks of H = 2 heads; weight only map i = k·H + h = 1·2 + 0 (block 1, head 0).
+        // K = 2 blocks of H = 2 heads; weight only map i = h·K + k = 0·2 + 1 (head 0 of block 1).
         using var scope = torch.NewDisposeScope();
         var attention = new[] { torch.rand(1, 2, T, T), torch.rand(1, 2, T, T) };
-        var fused = WeakTrMaps.FuseHeads(attention, torch.tensor(new float[] { 0, 0, 4, 0 }).reshape(1, 4));
+        var maps = WeakTrMaps.HeadMajorAttention(attention);
+        var fused = WeakTrMaps.FuseHeads(maps, torch.tensor(new float[] { 0, 4, 0, 0 }).reshape(1, 4));
         TensorAssert.Close(attention[1].select(1, 0), fused, 1e-6, "block 1 head 0");   // 4 / KH = 1
-        var pooled = WeakTrMaps.PoolHeads(attention, WeakTrPooling.Max);
-        Assert.Equal(attention[1][0, 1].max().item<float>(), pooled[0, 3].item<float>());
+        var pooled = WeakTrMaps.PoolMaps(maps, WeakTrPooling.Max);
+        Assert.Equal(attention[0][0, 1].max().item<float>(), pooled[0, 2].item<float>());   // head 1 of block 0 = 1·2 + 0
     }
 
     [Fact]
@@ -184,17 +186,19 @@ public class WeakTrFusionTests
         // A fact the paper does not mention: each softmax row sums to 1, so a global average over the T×T map is 1/T,
         // whatever the image. With average pooling the AAF input is a constant vector; max pooling does depend on the image.
         torch.manual_seed(43);
-        using var model = new WeakTrModel(HandConfig(WeakTrFusion.Aaf) with { Backbone = HandConfig(WeakTrFusion.Aaf).Backbone with { Depth = 2 } });
+        var config = HandConfig(WeakTrFusion.PooledAttentionMaps);
+        using var model = new WeakTrModel(config with { Backbone = config.Backbone with { Depth = 2 } });
         model.eval();
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
         NonUniformInit.Apply(model);
         using var output = model.Forward(torch.randn(3, 3, 16, 16));
-        var average = WeakTrMaps.PoolHeads(output.Backbone.Attentions, WeakTrPooling.Average);
+        var maps = WeakTrMaps.HeadMajorAttention(output.Backbone.Attentions);
+        var average = WeakTrMaps.PoolMaps(maps, WeakTrPooling.Average);
         TensorAssert.Close(torch.full(new long[] { 3, 4 }, 1.0 / T), average, 1e-6, "1/T");
-        var max = WeakTrMaps.PoolHeads(output.Backbone.Attentions, WeakTrPooling.Max);
+        var max = WeakTrMaps.PoolMaps(maps, WeakTrPooling.Max);
         Assert.True((max[0] - max[1]).abs().max().item<float>() > 1e-3, "max pooling differs between images");
-        // Hence W' is the same for every image under average pooling.
+        // Hence W' of the pooled-attention-maps variant is the same for every image under average pooling.
         TensorAssert.Close(output.HeadWeights[0].expand(3, -1), output.HeadWeights, 1e-6, "same W' per image");
     }
 
@@ -202,9 +206,9 @@ public class WeakTrFusionTests
     public void Bad_shapes_are_reported()
     {
         using var scope = torch.NewDisposeScope();
-        var attention = new[] { torch.rand(1, 2, T, T) };
+        var attention = torch.rand(1, 2, T, T);
         Assert.Contains("head weights must be [1, 2]", Assert.Throws<WeakSegException>(() => WeakTrMaps.FuseHeads(attention, torch.ones(1, 3))).Message);
         Assert.Contains("expected 2 class tokens + 3×3 patches", Assert.Throws<WeakSegException>(() => WeakTrMaps.CrossAttention(torch.rand(1, T, T), 2, 3, 3)).Message);
-        Assert.Contains("same shape", Assert.Throws<WeakSegException>(() => WeakTrMaps.PoolHeads(new[] { torch.rand(1, 2, T, T), torch.rand(1, 2, 5, 5) }, WeakTrPooling.Max)).Message);
+        Assert.Contains("same shape", Assert.Throws<WeakSegException>(() => WeakTrMaps.HeadMajorAttention(new[] { torch.rand(1, 2, T, T), torch.rand(1, 2, 5, 5) })).Message);
     }
 }

@@ -29,8 +29,9 @@ public class WeakTrModelTests
     [Fact]
     public void Forward_matches_a_brute_force_reading_of_eq_2_to_6_on_the_models_own_attention()
     {
+        // the pooled-attention-maps fusion (eq. 3 read literally); the official AAF's parity is in WeakTrReferenceFixtureTests
         torch.manual_seed(51);
-        using var model = new WeakTrModel(Tiny());
+        using var model = new WeakTrModel(Tiny(WeakTrFusion.PooledAttentionMaps) with { Pooling = WeakTrPooling.Average });
         NonUniformInit.Apply(model);
         model.eval();
         using var scope = torch.NewDisposeScope();
@@ -50,9 +51,9 @@ public class WeakTrModelTests
         TensorAssert.Close(cam, output.CoarseCam, 1e-5, "coarse cam");
         TensorAssert.Close(cam.mean(new long[] { 2, 3 }), output.CoarseLogits, 1e-5, "coarse logits");
 
-        // W' = σ(W2 · ReLU(W1 · W)) with W = average of each map, layer-major.
+        // W' = σ(W2 · ReLU(W1 · W)) with W = average of each map, head-major (map i = head i / K of block i mod K).
         var attn = output.Backbone.Attentions.Select(Values).ToArray();            // [layer] → flat [B, H, T, T]
-        double A(int bi, int i, int q, int k) => attn[i / heads][((bi * heads + i % heads) * t + q) * t + k];
+        double A(int bi, int i, int q, int k) => attn[i % layers][((bi * heads + i / layers) * t + q) * t + k];
         var w1 = Values(model.AttentionFusion!.InputLayer.weight!);                // [3, 4]
         var w2 = Values(model.AttentionFusion!.OutputLayer.weight!);               // [4, 3]
         var coarse = Values(output.CoarseCam);                                    // [B, C, N]
@@ -202,6 +203,7 @@ public class WeakTrModelTests
     [InlineData(WeakTrFusion.Aaf)]
     [InlineData(WeakTrFusion.FixedRandom)]
     [InlineData(WeakTrFusion.MeanSum)]
+    [InlineData(WeakTrFusion.PooledAttentionMaps)]
     public void Every_parameter_gets_a_finite_gradient(WeakTrFusion fusion)
     {
         torch.manual_seed(55);
@@ -238,8 +240,11 @@ public class WeakTrModelTests
         }
         string[] common = ["cls_token", "head.bias", "head.weight", "norm.bias", "norm.weight", "patch_embed.proj.bias", "patch_embed.proj.weight", "pos_embed"];
         Assert.Equal(common, Extra(WeakTrFusion.MeanSum).Except([]).ToArray());
-        Assert.Equal(common.Concat(["adaptive_attention_fusion.attn_head_ffn.0.weight", "adaptive_attention_fusion.attn_head_ffn.2.weight"]).OrderBy(k => k, StringComparer.Ordinal),
-            Extra(WeakTrFusion.Aaf));
+        string[] headFfn = ["adaptive_attention_fusion.attn_head_ffn.0.weight", "adaptive_attention_fusion.attn_head_ffn.2.weight"];
+        string[] featureFfn = ["adaptive_attention_fusion.attn_feat_ffn.0.bias", "adaptive_attention_fusion.attn_feat_ffn.0.weight",
+            "adaptive_attention_fusion.attn_feat_ffn.1.bias", "adaptive_attention_fusion.attn_feat_ffn.1.weight"];
+        Assert.Equal(common.Concat(headFfn).Concat(featureFfn).OrderBy(k => k, StringComparer.Ordinal), Extra(WeakTrFusion.Aaf));
+        Assert.Equal(common.Concat(headFfn).OrderBy(k => k, StringComparer.Ordinal), Extra(WeakTrFusion.PooledAttentionMaps));
         Assert.Contains("fixed_head_weights", Extra(WeakTrFusion.FixedRandom));
         using var withBias = new WeakTrModel(Tiny() with { FfnBias = true });
         Assert.Contains("adaptive_attention_fusion.attn_head_ffn.0.bias", withBias.state_dict().Keys);

@@ -13,6 +13,7 @@ import time
 
 import torch
 
+sys.dont_write_bytecode = True   # no __pycache__ in the repository
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from weakseg_models import MctFormerV2, Segmenter, clipping_loss  # noqa: E402
 

@@ -18,16 +18,6 @@ public static class TorchRuntime
     internal static void HookNativeLoad() => MklVendorOverride.Install();
 #pragma warning restore CA2255
 
-    /// <summary>What the MKL vendor override did (loads libtorch first).</summary>
-    public static MklVendorOverrideStatus MklOverride
-    {
-        get
-        {
-            EnsureLoaded();
-            return MklVendorOverride.Status;
-        }
-    }
-
     /// <summary>Loads libtorch (once) and returns the requested device. Throws <see cref="WeakSegException"/> with the loader's reason.</summary>
     public static Device Initialize(string device = "cpu", int threads = 0)
     {

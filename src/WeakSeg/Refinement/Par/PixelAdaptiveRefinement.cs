@@ -99,17 +99,18 @@ public sealed class PixelAdaptiveRefinement
         long h = masks.shape[2], w = masks.shape[3];
         int pad = Config.Dilations.Max();
         var weights = affinity.unbind(2).Select(a => a.contiguous()).ToArray();             // K × [B, 1, H, W]
-        var current = masks;
+        var current = masks.clone();
+        var next = torch.empty_like(current);
         for (int it = 0; it < iterations; it++)
         {
             using var step = torch.NewDisposeScope();
             var padded = ReplicatePad(current, pad);
             var views = NeighbourViews(padded, h, w);
-            var next = torch.zeros_like(current);
+            next.zero_();
             for (int k = 0; k < views.Count; k++) next.addcmul_(views[k], weights[k], StableScalars.One);
-            current = next.MoveToOuterDisposeScope();
+            (current, next) = (next, current);                                              // two buffers, reused
         }
-        return (ReferenceEquals(current, masks) ? masks.clone() : current).MoveToOuterDisposeScope();
+        return current.MoveToOuterDisposeScope();
     }
 
     /// <summary>

@@ -157,6 +157,24 @@ public class ToCoNetworkTests
         }
         Assert.Equal(0.01, options.WeightDecay);
         Assert.Empty(options.NoWeightDecayNames);
+        Assert.True(options.DecayAllParameters);
+    }
+
+    [Fact]
+    public void Optimizer_groups_decay_every_parameter_and_give_the_heads_ten_times_the_rate()
+    {
+        using var network = new ToCoNetwork(TinyConfig());
+        ITrainable trainable = new ToCoTrainable(network);
+        var options = TinyConfig().ToTrainerOptions();
+        using var setup = ParameterGroups.Create(trainable.TrainableParameters(), options, trainable.LearningRateScale);
+        Assert.All(setup.WeightDecays, wd => Assert.Equal(0.01, wd));                 // biases and norm weights included, as the reference
+        Assert.Equal(new[] { 1.0, 10.0 }, setup.LearningRateScales);
+        Assert.Contains("encoder.norm.bias", setup.GroupParameterNames[0]);
+        Assert.Equal(new[] { "classifier.weight", "aux_classifier.weight", "decoder.conv6.weight", "decoder.conv7.weight", "decoder.conv8.weight" },
+            setup.GroupParameterNames[1]);
+        var usual = ParameterGroups.Create(trainable.TrainableParameters(), options with { DecayAllParameters = false }, trainable.LearningRateScale);
+        Assert.Contains(0.0, usual.WeightDecays);
+        usual.Dispose();
     }
 }
 

@@ -146,8 +146,11 @@ public sealed class PixelAdaptiveRefinement
     static Tensor ReplicatePad(Tensor x, int pad)
     {
         long h = x.shape[2], w = x.shape[3];
-        using var rows = torch.arange(-pad, h + pad, dtype: ScalarType.Int64, device: x.device).clamp_(0, h - 1);
-        using var cols = torch.arange(-pad, w + pad, dtype: ScalarType.Int64, device: x.device).clamp_(0, w - 1);
+        using var first = 0L.ToScalar();
+        using var lastRow = (h - 1).ToScalar();
+        using var lastColumn = (w - 1).ToScalar();
+        using var rows = torch.arange(-pad, h + pad, dtype: ScalarType.Int64, device: x.device).clamp_(first, lastRow);
+        using var cols = torch.arange(-pad, w + pad, dtype: ScalarType.Int64, device: x.device).clamp_(first, lastColumn);
         using var padRows = x.index_select(2, rows);
         return padRows.index_select(3, cols);
     }

@@ -46,3 +46,56 @@ public static class ParBench
         }
     }
 }
+
+/// <summary>
+/// Seconds per training step of the ToCo and MoRe cpu presets (batch of random 96×96 images, segmentation and every
+/// other term active, AdamW step included). Usage: <c>dotnet run -c Release -- single-stage-step [--threads N] [--steps S]</c>.
+/// </summary>
+public static class SingleStageStepBench
+{
+    public static void Run(string[] args)
+    {
+        int threads = 1, steps = 4;
+        for (int i = 0; i + 1 < args.Length; i++)
+        {
+            if (args[i] == "--threads") threads = int.Parse(args[i + 1], CultureInfo.InvariantCulture);
+            if (args[i] == "--steps") steps = int.Parse(args[i + 1], CultureInfo.InvariantCulture);
+        }
+        TorchRuntime.Initialize("cpu", threads);
+        torch.manual_seed(0);
+        var toco = WeakSeg.Methods.ToCo.ToCoConfig.Cpu with { Segmentation = new WeakSeg.Methods.ToCo.LossWeight(0.1, 0) };
+        var more = WeakSeg.Methods.MoRe.MoReConfig.Cpu with { Segmentation = new WeakSeg.Methods.ToCo.LossWeight(0.12, 0) };
+        Measure("toco", new WeakSeg.Methods.ToCo.ToCoTrainable(new WeakSeg.Methods.ToCo.ToCoNetwork(toco)), toco.NumClasses, toco.BatchSize, toco.CropSize, steps, threads);
+        Measure("more", new WeakSeg.Methods.MoRe.MoReTrainable(new WeakSeg.Methods.MoRe.MoReNetwork(more)), more.NumClasses, more.BatchSize, more.CropSize, steps, threads);
+    }
+
+    static void Measure(string name, WeakSeg.Training.ITrainable trainable, int classes, int batch, int crop, int steps, int threads)
+    {
+        var parameters = trainable.Model.parameters().ToList();
+        using var optimizer = torch.optim.AdamW(parameters, 1e-4);
+        trainable.Model.train();
+        var process = Process.GetCurrentProcess();
+        var wall = new List<double>();
+        var cpu = new List<double>();
+        for (int s = 0; s <= steps; s++)
+        {
+            using var scope = torch.NewDisposeScope();
+            var images = torch.randn(batch, 3, crop, crop);
+            var labels = torch.zeros(batch, classes);
+            for (int i = 0; i < batch; i++) { labels[i, i % classes] = 1f; labels[i, (3 * i + 1) % classes] = 1f; }
+            process.Refresh();
+            var cpuBefore = process.TotalProcessorTime;
+            var clock = Stopwatch.StartNew();
+            optimizer.zero_grad();
+            var terms = trainable.ComputeLoss(new WeakSeg.Training.TrainBatch(images, labels), new WeakSeg.Training.TrainStepContext(s, steps + 1, 1e-4, new Random(s)));
+            terms.Total.backward();
+            optimizer.step();
+            process.Refresh();
+            if (s == 0) continue;                                                   // warm-up step
+            wall.Add(clock.Elapsed.TotalSeconds);
+            cpu.Add((process.TotalProcessorTime - cpuBefore).TotalSeconds);
+        }
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"{name} cpu preset, batch {batch} of {crop}×{crop}, threads {threads}: wall {wall.Min():0.000} s/step min ({batch / wall.Min():0.0} images/s), process CPU {cpu.Min():0.000} s/step min, of {steps} steps"));
+    }
+}

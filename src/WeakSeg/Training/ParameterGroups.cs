@@ -73,7 +73,7 @@ public static class ParameterGroups
         {
             double scale = learningRateScale?.Invoke(name) ?? 1.0;
             if (!(scale >= 0) || double.IsInfinity(scale)) throw new WeakSegException($"learning-rate scale of parameter '{name}' must be a finite number ≥ 0 (got {scale}).");
-            var key = (scale, !IsExemptFromWeightDecay(name, p, options.NoWeightDecayNames));
+            var key = (scale, options.DecayAllParameters || !IsExemptFromWeightDecay(name, p, options.NoWeightDecayNames));
             int i = keys.IndexOf(key);
             if (i < 0) { keys.Add(key); members.Add([]); i = keys.Count - 1; }
             members[i].Add((name, p));

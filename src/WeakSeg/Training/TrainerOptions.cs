@@ -58,6 +58,9 @@ public sealed record TrainerOptions
     /// <summary>Parameter names (last dotted segment) kept out of weight decay besides biases and 1-D tensors. timm ViT no_weight_decay().</summary>
     public string[] NoWeightDecayNames { get; init; } = ["pos_embed", "cls_token", "dist_token"];
 
+    /// <summary>Decay every parameter, biases and norm weights included (ToCo/MoRe's optimiser groups); false = the usual exemptions.</summary>
+    public bool DecayAllParameters { get; init; }
+
     /// <summary>AdamW β1 (PyTorch default 0.9).</summary>
     public double Beta1 { get; init; } = 0.9;
 
@@ -156,6 +159,7 @@ public sealed record TrainerOptions
         if (WeightDecay != now.WeightDecay) yield return (nameof(WeightDecay), F(WeightDecay), F(now.WeightDecay));
         if (!NoWeightDecayNames.SequenceEqual(now.NoWeightDecayNames))
             yield return (nameof(NoWeightDecayNames), string.Join(",", NoWeightDecayNames), string.Join(",", now.NoWeightDecayNames));
+        if (DecayAllParameters != now.DecayAllParameters) yield return (nameof(DecayAllParameters), DecayAllParameters.ToString(), now.DecayAllParameters.ToString());
         if (Beta1 != now.Beta1) yield return (nameof(Beta1), F(Beta1), F(now.Beta1));
         if (Beta2 != now.Beta2) yield return (nameof(Beta2), F(Beta2), F(now.Beta2));
         if (Eps != now.Eps) yield return (nameof(Eps), F(Eps), F(now.Eps));

@@ -166,7 +166,7 @@ public sealed record MoReConfig : IMethodConfig
         {
             Steps = Steps, BatchSize = BatchSize, BaseLr = LearningRate, MinLr = 0.0, WarmupStartLr = LearningRate * 1e-6,
             WarmupSteps = Math.Min(WarmupSteps, Steps), WeightDecay = WeightDecay, Beta1 = 0.9, Beta2 = 0.999, Eps = 1e-8,
-            Optimizer = OptimizerKind.AdamW, Schedule = ScheduleKind.PolyFromStart, PolyPower = PolyPower, NoWeightDecayNames = [],
+            Optimizer = OptimizerKind.AdamW, Schedule = ScheduleKind.PolyFromStart, PolyPower = PolyPower, NoWeightDecayNames = [], DecayAllParameters = true,
         };
     }
 

@@ -73,7 +73,8 @@ public static class MoReLoss
         var classIndex = torch.arange(1, k + 1, dtype: ScalarType.Int64, device: mask.device).reshape(1, k, 1);
         var flags = mask.reshape(b, 1, -1).to_type(ScalarType.Int64).eq(classIndex).to_type(loss.dtype);   // [B, K, N]
         var perClass = loss.mul(flags).sum(2).div(flags.sum(2).add(eps));                      // [B, K]
-        var present = classLabels.to_type(loss.dtype).eq(1.0).to_type(loss.dtype);
+        using var presentLabel = 1.0.ToScalar();
+        var present = classLabels.to_type(loss.dtype).eq(presentLabel).to_type(loss.dtype);
         return perClass.mul(present).sum(1).mean().MoveToOuterDisposeScope();
     }
 
@@ -83,8 +84,11 @@ public static class MoReLoss
         using var scope = torch.NewDisposeScope();
         var m = mask.to_type(ScalarType.Int64);
         var roi = torch.zeros_like(m);
-        roi.masked_fill_(m.eq(255L), 1L);
-        roi.masked_fill_(m.ne(255L).logical_and(m.ge(1L)), 2L);
+        using var ignore = 255L.ToScalar();
+        using var one = 1L.ToScalar();
+        using var two = 2L.ToScalar();
+        roi.masked_fill_(m.eq(ignore), one);
+        roi.masked_fill_(m.ne(ignore).logical_and(m.ge(one)), two);
         return roi.MoveToOuterDisposeScope();
     }
 
@@ -157,6 +161,7 @@ public static class MoReLoss
         var labels = classLabels.to_type(patches.dtype);
         using var one = 1.0.ToScalar();
         using var half = 0.5.ToScalar();
+        using var zero = 0.0.ToScalar();
         var selections = new List<UncertainTokenSelection>();
         var terms = new List<Tensor>();
         for (int i = 0; i < b; i++)
@@ -169,12 +174,12 @@ public static class MoReLoss
             var tokens = patches[i].reshape(featureMap.shape[1], -1).index_select(1, torch.tensor(flat, device: featureMap.device)).t();   // [n, D]
             var a = torch.matmul(tokens, q[i].t()).abs();                                       // [n, K]
             var present = labels[i];
-            var absent = present.eq(0.0).to_type(a.dtype);
+            var absent = present.eq(zero).to_type(a.dtype);
             var positive = a.mul(present).sum(1).div(present.sum().add(one));
             var negative = a.mul(absent).sum(1).div(absent.sum().add(one));
             terms.Add(positive.neg().add(one).mul(half).add(negative.mul(half)));               // [n]
         }
-        var loss = terms.Count == 0 ? featureMap.sum().mul(0.0.ToScalar()) : torch.cat(terms, 0).mean();
+        var loss = terms.Count == 0 ? featureMap.sum().mul(zero) : torch.cat(terms, 0).mean();
         return (loss.MoveToOuterDisposeScope(), selections);
     }
 

@@ -146,7 +146,7 @@ public sealed record ToCoConfig : IMethodConfig
     /// Trainer options of the official schedule: AdamW (0.9, 0.999, eps 1e-8, decay <see cref="WeightDecay"/>), linear warm-up
     /// from <see cref="WarmupRatio"/>·rate, then poly counted from step 0 (<see cref="ScheduleKind.PolyFromStart"/>).
     /// The 10× head rate comes from <see cref="ToCoTrainable.LearningRateScale"/>. Other fields from <paramref name="baseOptions"/>.
-    /// Note: WeakSeg exempts biases and norm weights from decay; the reference decays every parameter.
+    /// Every parameter is decayed, biases and norm weights included, as the reference.
     /// </summary>
     public TrainerOptions ToTrainerOptions(TrainerOptions? baseOptions = null)
     {
@@ -167,7 +167,7 @@ public sealed record ToCoConfig : IMethodConfig
             Optimizer = OptimizerKind.AdamW,
             Schedule = ScheduleKind.PolyFromStart,
             PolyPower = PolyPower,
-            NoWeightDecayNames = [],
+            NoWeightDecayNames = [], DecayAllParameters = true,
         };
     }
 

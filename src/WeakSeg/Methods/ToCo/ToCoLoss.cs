@@ -51,8 +51,10 @@ public static class ToCoLoss
         var similarity = torch.matmul(tokens.transpose(1, 2), tokens).abs();                 // [B, N, N]
         using var one = 1.0.ToScalar();
         using var half = 0.5.ToScalar();
-        var positive = affinityMask.eq(1L).to_type(similarity.dtype);
-        var negative = affinityMask.eq(0L).to_type(similarity.dtype);
+        using var positiveLabel = 1L.ToScalar();
+        using var negativeLabel = 0L.ToScalar();
+        var positive = affinityMask.eq(positiveLabel).to_type(similarity.dtype);
+        var negative = affinityMask.eq(negativeLabel).to_type(similarity.dtype);
         var positiveTerm = similarity.mul(positive).sum().div(positive.sum().add(one));
         var negativeTerm = similarity.mul(negative).sum().div(negative.sum().add(one));
         var loss = positiveTerm.neg().add(one).mul(half).add(negativeTerm.mul(half));
@@ -73,7 +75,8 @@ public static class ToCoLoss
         using var scope = torch.NewDisposeScope();
         var target = label.to_type(ScalarType.Int64);
         using var ignore = ignoreIndex.ToScalar();
-        var isBackground = target.eq(0L);
+        using var backgroundLabel0 = 0L.ToScalar();
+        var isBackground = target.eq(backgroundLabel0);
         var isIgnored = target.eq(ignore);
         var backgroundLabel = target.masked_fill(isBackground.logical_not(), ignore);
         var foregroundLabel = target.masked_fill(isBackground, ignore);
@@ -104,7 +107,8 @@ public static class ToCoLoss
     {
         using var scope = torch.NewDisposeScope();
         using var ignore = ignoreIndex.ToScalar();
-        long background = label.eq(0L).sum().item<long>();
+        using var zero = 0L.ToScalar();
+        long background = label.eq(zero).sum().item<long>();
         long ignored = label.eq(ignore).sum().item<long>();
         return (background, label.numel() - background - ignored);
     }
@@ -130,7 +134,8 @@ public static class ToCoLoss
         var s = student.reshape(views, b, -1).permute(1, 0, 2);                                  // [B, V, K]
         var t = teacher.reshape(2, b, -1).permute(1, 0, 2);                                      // [B, 2, K]
         var logits = torch.matmul(t, s.transpose(1, 2)).mul(invTemperature).exp();               // [B, 2, V]
-        var positive = flags.to_type(logits.dtype).ne(0.0).to_type(logits.dtype).unsqueeze(1);  // [B, 1, V]
+        using var zero = 0.0.ToScalar();
+        var positive = flags.to_type(logits.dtype).ne(zero).to_type(logits.dtype).unsqueeze(1);  // [B, 1, V]
         var negativeSum = logits.mul(positive.neg().add(one)).sum(2, keepdim: true);             // [B, 2, 1]
         var terms = logits.div(logits.add(negativeSum).add(eps)).log().neg().mul(positive);     // [B, 2, V]
         var perImage = terms.sum(new long[] { 1, 2 });                                           // [B]

@@ -91,11 +91,12 @@ public static class ToCoPseudoLabels
         using var scope = torch.NewDisposeScope();
         var boxes = imageBox.to_type(ScalarType.Int64).cpu().data<long>().ToArray();
         var inside = torch.zeros(new[] { b, h, w }, ScalarType.Bool, label.device);
+        using var yes = true.ToScalar();
         for (long i = 0; i < b; i++)
         {
             long r0 = Math.Clamp(boxes[4 * i], 0, h), r1 = Math.Clamp(boxes[4 * i + 1], 0, h);
             long c0 = Math.Clamp(boxes[4 * i + 2], 0, w), c1 = Math.Clamp(boxes[4 * i + 3], 0, w);
-            if (r1 > r0 && c1 > c0) inside[i].narrow(0, r0, r1 - r0).narrow(1, c0, c1 - c0).fill_(true);
+            if (r1 > r0 && c1 > c0) inside[i].narrow(0, r0, r1 - r0).narrow(1, c0, c1 - c0).fill_(yes);
         }
         using var ignore = ignoreIndex.ToScalar();
         return label.masked_fill(inside.logical_not(), ignore).MoveToOuterDisposeScope();
@@ -131,7 +132,8 @@ public static class ToCoPseudoLabels
         var std = torch.tensor(PixelStd, device: images.device).reshape(1, 3, 1, 1);
         var mean = torch.tensor(PixelMean, device: images.device).reshape(1, 3, 1, 1);
         using var divisor = 255.0.ToScalar();
-        return images.to_type(ScalarType.Float32).mul(std).add_(mean).clamp_(0, 255).trunc_().div_(divisor).MoveToOuterDisposeScope();
+        using var black = 0.0.ToScalar();
+        return images.to_type(ScalarType.Float32).mul(std).add_(mean).clamp_(black, divisor).trunc_().div_(divisor).MoveToOuterDisposeScope();
     }
 
     /// <summary>
@@ -160,6 +162,8 @@ public static class ToCoPseudoLabels
         var smallCams = nn.functional.interpolate(cams, size: new[] { hs, ws }, mode: InterpolationMode.Bilinear, align_corners: false);
         var labels = classLabels.cpu().to_type(ScalarType.Float32).data<float>().ToArray();
         long c = classLabels.shape[1];
+        using var highLevel = highThreshold.ToScalar();
+        using var lowLevel = lowThreshold.ToScalar();
 
         var labelHigh = new List<Tensor>();
         var labelLow = new List<Tensor>();
@@ -170,8 +174,8 @@ public static class ToCoPseudoLabels
             var keyIndex = torch.tensor(keys.ToArray(), device: cams.device);
             var presentIndex = torch.tensor(keys.Skip(1).Select(k => k - 1).ToArray(), dtype: ScalarType.Int64, device: cams.device);
             var present = smallCams[i].index_select(0, presentIndex);                           // [K-1, hs, ws]
-            var high = torch.full(new[] { 1L, hs, ws }, highThreshold, dtype: ScalarType.Float32, device: cams.device);
-            var low = torch.full(new[] { 1L, hs, ws }, lowThreshold, dtype: ScalarType.Float32, device: cams.device);
+            var high = torch.full(new[] { 1L, hs, ws }, highLevel, dtype: ScalarType.Float32, device: cams.device);
+            var low = torch.full(new[] { 1L, hs, ws }, lowLevel, dtype: ScalarType.Float32, device: cams.device);
             var stackHigh = torch.cat(new[] { high, present }, 0).softmax(0);
             var stackLow = torch.cat(new[] { low, present }, 0).softmax(0);
             var masks = torch.cat(new[] { stackHigh, stackLow }, 0).unsqueeze(0);            // [1, 2K, hs, ws]: one affinity for both

@@ -99,17 +99,18 @@ public sealed class PixelAdaptiveRefinement
         long h = masks.shape[2], w = masks.shape[3];
         int pad = Config.Dilations.Max();
         var weights = affinity.unbind(2).Select(a => a.contiguous()).ToArray();             // K × [B, 1, H, W]
-        var current = masks;
+        var current = masks.clone();
+        var next = torch.empty_like(current);
         for (int it = 0; it < iterations; it++)
         {
             using var step = torch.NewDisposeScope();
             var padded = ReplicatePad(current, pad);
             var views = NeighbourViews(padded, h, w);
-            var next = torch.zeros_like(current);
+            next.zero_();
             for (int k = 0; k < views.Count; k++) next.addcmul_(views[k], weights[k], StableScalars.One);
-            current = next.MoveToOuterDisposeScope();
+            (current, next) = (next, current);                                              // two buffers, reused
         }
-        return (ReferenceEquals(current, masks) ? masks.clone() : current).MoveToOuterDisposeScope();
+        return current.MoveToOuterDisposeScope();
     }
 
     /// <summary>
@@ -145,8 +146,11 @@ public sealed class PixelAdaptiveRefinement
     static Tensor ReplicatePad(Tensor x, int pad)
     {
         long h = x.shape[2], w = x.shape[3];
-        using var rows = torch.arange(-pad, h + pad, dtype: ScalarType.Int64, device: x.device).clamp_(0, h - 1);
-        using var cols = torch.arange(-pad, w + pad, dtype: ScalarType.Int64, device: x.device).clamp_(0, w - 1);
+        using var first = 0L.ToScalar();
+        using var lastRow = (h - 1).ToScalar();
+        using var lastColumn = (w - 1).ToScalar();
+        using var rows = torch.arange(-pad, h + pad, dtype: ScalarType.Int64, device: x.device).clamp_(first, lastRow);
+        using var cols = torch.arange(-pad, w + pad, dtype: ScalarType.Int64, device: x.device).clamp_(first, lastColumn);
         using var padRows = x.index_select(2, rows);
         return padRows.index_select(3, cols);
     }

@@ -157,5 +157,50 @@ public class ToCoNetworkTests
         }
         Assert.Equal(0.01, options.WeightDecay);
         Assert.Empty(options.NoWeightDecayNames);
+        Assert.True(options.DecayAllParameters);
+    }
+
+    [Fact]
+    public void Optimizer_groups_decay_every_parameter_and_give_the_heads_ten_times_the_rate()
+    {
+        using var network = new ToCoNetwork(TinyConfig());
+        ITrainable trainable = new ToCoTrainable(network);
+        var options = TinyConfig().ToTrainerOptions();
+        using var setup = ParameterGroups.Create(trainable.TrainableParameters(), options, trainable.LearningRateScale);
+        Assert.All(setup.WeightDecays, wd => Assert.Equal(0.01, wd));                 // biases and norm weights included, as the reference
+        Assert.Equal(new[] { 1.0, 10.0 }, setup.LearningRateScales);
+        Assert.Contains("encoder.norm.bias", setup.GroupParameterNames[0]);
+        Assert.Equal(new[] { "classifier.weight", "aux_classifier.weight", "decoder.conv6.weight", "decoder.conv7.weight", "decoder.conv8.weight" },
+            setup.GroupParameterNames[1]);
+        var usual = ParameterGroups.Create(trainable.TrainableParameters(), options with { DecayAllParameters = false }, trainable.LearningRateScale);
+        Assert.Contains(0.0, usual.WeightDecays);
+        usual.Dispose();
+    }
+}
+
+/// <summary>Preset sanity: both presets validate and the paper values are the official ones.</summary>
+public class ToCoPresetTests
+{
+    [Fact]
+    public void Paper_and_cpu_presets_are_valid_and_keep_the_official_values()
+    {
+        ToCoConfig.Paper.EnsureValid();
+        ToCoConfig.Cpu.EnsureValid();
+        WeakSeg.Methods.MoRe.MoReConfig.Paper.EnsureValid();
+        WeakSeg.Methods.MoRe.MoReConfig.Cpu.EnsureValid();
+        var p = ToCoConfig.Paper;
+        Assert.Equal((0.7, 0.25, 0.5), (p.HighThreshold, p.LowThreshold, p.BackgroundThreshold));
+        Assert.Equal(new[] { 1.0, 0.5, 1.5 }, p.CamScales);
+        Assert.Equal(new[] { 1, 2, 4, 8, 12, 24 }, p.Par.Dilations);
+        Assert.Equal((10, 0.3, 0.01), (p.Par.Iterations, p.Par.W1, p.Par.W2));
+        Assert.Equal(new LossWeight(0.2), p.PatchContrast);
+        Assert.Equal(new LossWeight(0.1, 2001), p.Segmentation);
+        Assert.Equal(0.0, p.Segmentation.At(2000));
+        Assert.Equal(0.1, p.Segmentation.At(2001));
+        var m = WeakSeg.Methods.MoRe.MoReConfig.Paper;
+        Assert.Equal((0.3, 0.2, 0.1, 0.12), (m.PatchContrast.Weight, m.ConfidentRelation.Weight, m.UncertainRelation.Weight, m.Segmentation.Weight));
+        Assert.Equal(24, m.BackboneConfig.NumClassTokens);
+        var e = Assert.Throws<WeakSegException>(() => (m with { LateRelationThresholds = (0.3, 0.35) }).EnsureValid());
+        Assert.Contains("LateRelationThresholds thresholds out of order: low (0.35) must be below high (0.3)", e.Message);
     }
 }

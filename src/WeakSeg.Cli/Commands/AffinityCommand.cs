@@ -16,7 +16,6 @@ public static class AffinityCommand
         var cmd = new Command("affinity", "Affinity network (PSA): learn pixel affinities from class maps, then refine maps by a random walk.");
         cmd.Subcommands.Add(CreateTrain());
         cmd.Subcommands.Add(CreateInfer());
-        cmd.Subcommands.Add(AffinityDevMapsCommand.Create());
         return cmd;
     }
 

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text.Json;
 using Spectre.Console;
 using TorchSharp;
+using WeakSeg.Methods;
 using WeakSeg.Methods.MctFormer;
 using WeakSeg.Models.Vit;
 using WeakSeg.Runtime;
@@ -263,7 +264,7 @@ public static class BenchTrainCommand
         public LossTerms ComputeLoss(TrainBatch batch, TrainStepContext context)
         {
             var output = model.Forward(batch.Images);   // tensors belong to the step's scope
-            return new LossTerms(MctFormerLoss.Total(output, batch.Labels));
+            return MctFormerLoss.Compute(output, batch.Labels);
         }
     }
 

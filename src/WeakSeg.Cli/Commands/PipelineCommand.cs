@@ -13,8 +13,8 @@ public static class PipelineCommand
 {
     public static Command Create()
     {
-        var method = new Option<string>("--method") { Description = $"CAM method: {string.Join(", ", MethodRegistry.Names)}.", DefaultValueFactory = _ => MethodRegistry.WeakTr };
-        var fusion = new Option<string?>("--fusion") { Description = "weaktr only: head weighting aaf (default), mean-sum or fixed-random (paper Table 4)." };
+        var method = new Option<string>("--method") { Description = $"CAM method: {string.Join(", ", MethodRegistry.Names)}.", DefaultValueFactory = _ => BuiltInMethods.PipelineMethod };
+        var recipeOptions = new RecipeOptions();
         var data = new Option<string?>("--data") { Description = "Dataset root in VOC layout (default: generate the built-in benchmark into OUT/data)." };
         var outDir = new Option<string>("--out") { Description = "Output folder (stages/, cam/, pseudo/, seg/, report.json). Run again with the same options to resume.", DefaultValueFactory = _ => Path.Combine("runs", "pipeline") };
         var split = new Option<string>("--split") { Description = "Training split: image labels for the CAM model, pseudo labels for the segmenter; its masks score cam_miou and pseudo_miou.", DefaultValueFactory = _ => "train" };
@@ -43,15 +43,15 @@ public static class PipelineCommand
         var workers = new Option<int>("--workers") { Description = "Image-decoding threads (never changes the batches).", DefaultValueFactory = _ => 2 };
 
         var cmd = new Command("pipeline", "The whole WSSS pipeline of a method: train the CAM model → maps → pseudo labels → retrain the segmenter → val mIoU, plus the full-supervision upper bound; resumable; writes OUT/report.json.");
-        foreach (var o in new Option[] { method, fusion, data, outDir, split, valSplit, preset, config, segConfig, camSteps, segSteps, map, scales, noFlip,
-                     thresholds, threshold, oracleThreshold, decoders, noUpperBound, crf, stopAfter, seed, device, threads, workers })
+        foreach (var o in new Option[] { method, data, outDir, split, valSplit, preset, config, segConfig, camSteps, segSteps, map, scales, noFlip,
+                     thresholds, threshold, oracleThreshold, decoders, noUpperBound, crf, stopAfter, seed, device, threads, workers }.Concat(recipeOptions.All))
             cmd.Options.Add(o);
         cmd.SetAction(parseResult =>
         {
             var presetName = parseResult.GetValue(preset)!;
             var recipe = TrainRecipe.Preset(parseResult.GetValue(method)!, MethodRegistry.ParsePreset(presetName), 20);
             if (parseResult.GetValue(config) is { } configPath) recipe = recipe.Overlay(configPath);
-            if (parseResult.GetValue(fusion) is { } fusionName) recipe = TrainCommand.WithFusion(recipe, fusionName);
+            recipe = recipeOptions.Apply(recipe, parseResult);
             if (parseResult.GetValue(camSteps) is { } cs)
                 recipe = recipe with { Trainer = recipe.Trainer with { Steps = cs, WarmupSteps = Math.Min(recipe.Trainer.WarmupSteps, cs / 10) } };
             var seg = parseResult.GetValue(segConfig) is { } segPath ? ReadSegmentationConfig(segPath) : SegmentationConfig.FromPreset(presetName);

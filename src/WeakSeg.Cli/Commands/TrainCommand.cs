@@ -10,8 +10,8 @@ public static class TrainCommand
 {
     public static Command Create()
     {
-        var cpu = TrainRecipe.Preset(MethodRegistry.MctFormerV2, MethodPreset.Cpu, 20);
-        var paper = TrainRecipe.Preset(MethodRegistry.MctFormerV2, MethodPreset.Paper, 20);
+        var cpu = TrainRecipe.Preset(BuiltInMethods.DemoMethod, MethodPreset.Cpu, 20);
+        var paper = TrainRecipe.Preset(BuiltInMethods.DemoMethod, MethodPreset.Paper, 20);
         string Both(Func<TrainRecipe, object> f) => string.Create(CultureInfo.InvariantCulture, $"default: cpu {f(cpu)}, paper {f(paper)}");
 
         var method = new Option<string>("--method") { Description = $"Method: {string.Join(", ", MethodRegistry.Names)}.", Required = true };
@@ -32,19 +32,20 @@ public static class TrainCommand
         var threads = new Option<int?>("--threads") { Description = "libtorch intra-op threads (0 = libtorch's choice)." };
         var workers = new Option<int>("--workers") { Description = "Image-decoding threads (never changes the batches).", DefaultValueFactory = _ => new TrainRequest { DataRoot = "", RunDirectory = "", Recipe = cpu }.Workers };
         var resume = new Option<bool>("--resume") { Description = "Continue the run in --out from its latest checkpoint (exact on CPU)." };
-        var fusion = new Option<string?>("--fusion") { Description = "weaktr only: head weighting aaf (default), mean-sum or fixed-random (paper Table 4)." };
         var checkpointEvery = new Option<long?>("--checkpoint-every") { Description = $"Checkpoint interval in steps ({Both(r => r.Trainer.CheckpointEvery)})." };
 
-        var cmd = new Command("train", "Train a WSSS method (MCTformer-V1/V2 or a baseline) on image-level labels.");
-        foreach (var o in new Option[] { method, data, outDir, split, preset, config, steps, batch, lr, warmup, imageSize, init, seed, device, threads, workers, resume, fusion, checkpointEvery })
+        var recipeOptions = new RecipeOptions();
+
+        var cmd = new Command("train", "Train a registered WSSS method on image-level labels.");
+        foreach (var o in new Option[] { method, data, outDir, split, preset, config, steps, batch, lr, warmup, imageSize, init, seed, device, threads, workers, resume, checkpointEvery }.Concat(recipeOptions.All))
             cmd.Options.Add(o);
         cmd.SetAction(parseResult =>
         {
             var presetValue = MethodRegistry.ParsePreset(parseResult.GetValue(preset)!);
             var recipe = TrainRecipe.Preset(parseResult.GetValue(method)!, presetValue, 20);
             if (parseResult.GetValue(config) is { } configPath) recipe = recipe.Overlay(configPath);
+            recipe = recipeOptions.Apply(recipe, parseResult);
             if (parseResult.GetValue(imageSize) is { } size) recipe = recipe.WithImageSize(size);
-            if (parseResult.GetValue(fusion) is { } fusionName) recipe = WithFusion(recipe, fusionName);
             var t = recipe.Trainer;
             t = t with
             {
@@ -92,14 +93,6 @@ public static class TrainCommand
     /// <summary>A loss for the summary line ("unknown" when nothing recorded it).</summary>
     internal static string LossText(float loss) =>
         float.IsFinite(loss) ? loss.ToString("F4", CultureInfo.InvariantCulture) : "unknown (not recorded by this run's checkpoint or metrics.jsonl)";
-
-    /// <summary>`--fusion NAME` (weaktr only): the recipe with that head weighting; another method is an error.</summary>
-    internal static TrainRecipe WithFusion(TrainRecipe recipe, string fusionName)
-    {
-        if (recipe.ModelConfig is not WeakSeg.Methods.WeakTr.WeakTrConfig weakTr)
-            throw new WeakSegException($"--fusion applies to --method {MethodRegistry.WeakTr} only");
-        return recipe with { ModelConfig = weakTr with { Fusion = WeakSeg.Methods.WeakTr.WeakTrConfig.ParseFusion(fusionName) } };
-    }
 }
 
 /// <summary>Ctrl-C requests cancellation (the trainer checkpoints and returns) instead of killing the process; a second Ctrl-C kills.</summary>

@@ -72,7 +72,7 @@ public interface IWsssMethod : ITrainable, IDisposable
     string Name { get; }
 
     /// <summary>The method configuration the model was built from (a config record).</summary>
-    object Config { get; }
+    IMethodConfig Config { get; }
 
     /// <summary>Foreground classes K.</summary>
     int NumClasses { get; }
@@ -80,11 +80,9 @@ public interface IWsssMethod : ITrainable, IDisposable
     /// <summary>The backbone shape actually built (patch size, training input size).</summary>
     VitConfig Backbone { get; }
 
-    /// <summary>Map kinds this method can produce.</summary>
-    IReadOnlyList<LocalizationMapKind> SupportedMapKinds { get; }
-
     /// <summary>
-    /// Raw (non-normalised) maps of all K classes on the patch grid for a batch: images [B, 3, h·p, w·p] → [B, K, h, w].
+    /// Raw (non-normalised) maps of all K classes on the patch grid for a batch: images [B, 3, h·p, w·p] → [B, K, h, w]. The kinds a
+    /// method accepts are its registration's <see cref="IWsssMethodFactory.Maps"/>.
     /// Called under no_grad with the model in eval mode by <see cref="MultiScaleLocalization"/>.
     /// </summary>
     Tensor PatchGridMaps(Tensor images, LocalizationMapKind kind);

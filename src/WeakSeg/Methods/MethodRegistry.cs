@@ -1,9 +1,5 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using System.Text.Json.Serialization;
-using System.Text.Json.Serialization.Metadata;
-using WeakSeg.Methods.Baselines;
-using WeakSeg.Methods.MctFormer;
 using WeakSeg.Models.Vit;
 
 namespace WeakSeg.Methods;
@@ -18,71 +14,87 @@ public enum MethodPreset
     Cpu,
 }
 
+/// <summary>A method's maps as data: the kinds it produces and the one each preset uses by default.</summary>
+/// <param name="Supported">Kinds the method's <see cref="IWsssMethod.PatchGridMaps"/> accepts.</param>
+/// <param name="PaperDefault">Default of the paper preset (the paper's final map).</param>
+/// <param name="CpuDefault">Default of the cpu preset (the best map of a ViT trained from scratch on the built-in benchmark).</param>
+public sealed record MethodMaps(IReadOnlyList<LocalizationMapKind> Supported, LocalizationMapKind PaperDefault, LocalizationMapKind CpuDefault)
+{
+    public LocalizationMapKind DefaultFor(MethodPreset preset) => preset == MethodPreset.Cpu ? CpuDefault : PaperDefault;
+
+    /// <exception cref="WeakSegException">the method has no <paramref name="kind"/> map</exception>
+    public void Require(LocalizationMapKind kind, string method)
+    {
+        if (!Supported.Contains(kind))
+            throw new WeakSegException($"method '{method}' has no {LocalizationMapKindNames.Name(kind)} map (it has: {string.Join(", ", Supported.Select(LocalizationMapKindNames.Name))})");
+    }
+}
+
 /// <summary>
-/// Builds one method from its config record. Registered in <see cref="MethodRegistry"/> under <see cref="Name"/>
-/// (the analogue of timm's register_model). Configs are passed as <c>object</c> so the registry stays open to new methods;
-/// each factory checks the type.
+/// One registered method: its name, what it offers (<see cref="Maps"/>), its configuration presets and JSON, and how to build it
+/// (the analogue of timm's register_model). Configurations travel as <see cref="IMethodConfig"/>; each factory checks the type.
 /// </summary>
 public interface IWsssMethodFactory
 {
     string Name { get; }
     string Description { get; }
     Type ConfigType { get; }
+    MethodMaps Maps { get; }
 
     /// <summary>The method config of a preset, for <paramref name="numClasses"/> foreground classes.</summary>
-    object DefaultConfig(MethodPreset preset, int numClasses);
-
-    /// <summary>The config with another class count (the dataset decides it).</summary>
-    object WithNumClasses(object config, int numClasses);
-
-    /// <summary>The config with another training input size (backbone position grid).</summary>
-    object WithImageSize(object config, int imageSize);
-
-    /// <summary>Backbone shape of a config.</summary>
-    VitConfig BackboneOf(object config);
+    IMethodConfig DefaultConfig(MethodPreset preset, int numClasses);
 
     /// <summary>Problems with a config, each naming the field.</summary>
-    IReadOnlyList<string> Validate(object config);
+    IReadOnlyList<string> Validate(IMethodConfig config);
 
-    JsonNode ConfigToJson(object config);
+    JsonNode ConfigToJson(IMethodConfig config);
 
     /// <summary>Parses a config (snake_case keys, enums as strings); unknown fields are errors naming the field and <paramref name="source"/>.</summary>
-    object ConfigFromJson(JsonNode node, string source);
+    IMethodConfig ConfigFromJson(JsonNode node, string source);
 
-    IWsssMethod Create(object config);
+    IWsssMethod Create(IMethodConfig config);
 }
 
-/// <summary>A factory for a method whose configuration is the record <typeparamref name="TConfig"/>.</summary>
-public sealed class WsssMethodFactory<TConfig>(
-    string name,
-    string description,
-    JsonTypeInfo<TConfig> jsonType,
-    Func<MethodPreset, int, TConfig> preset,
-    Func<TConfig, int, TConfig> withNumClasses,
-    Func<TConfig, int, TConfig> withImageSize,
-    Func<TConfig, VitConfig> backbone,
-    Func<TConfig, IReadOnlyList<string>> validate,
-    Func<TConfig, IWsssMethod> create) : IWsssMethodFactory where TConfig : class
+/// <summary>
+/// The registration of a method whose configuration is the record <typeparamref name="TConfig"/>. A record type may serve several
+/// registered names (MCTformer V1 and V2): <paramref name="variant"/> turns a preset into this name's variant, and a configuration
+/// that <paramref name="variant"/> would change is refused, naming the field.
+/// </summary>
+public sealed class MethodRegistration<TConfig>(string name, string description, MethodMaps maps, Func<TConfig, IWsssMethod> create,
+    Func<TConfig, TConfig>? variant = null) : IWsssMethodFactory where TConfig : class, IMethodConfig<TConfig>
 {
     public string Name => name;
     public string Description => description;
     public Type ConfigType => typeof(TConfig);
+    public MethodMaps Maps => maps;
 
-    TConfig Typed(object config) => config as TConfig
+    TConfig Typed(IMethodConfig config) => config as TConfig
         ?? throw new WeakSegException($"method '{name}' needs a {typeof(TConfig).Name}, got {config?.GetType().Name ?? "null"}");
 
-    public object DefaultConfig(MethodPreset p, int numClasses) => preset(p, numClasses);
-    public object WithNumClasses(object config, int numClasses) => withNumClasses(Typed(config), numClasses);
-    public object WithImageSize(object config, int imageSize) => withImageSize(Typed(config), imageSize);
-    public VitConfig BackboneOf(object config) => backbone(Typed(config));
-    public IReadOnlyList<string> Validate(object config) => validate(Typed(config));
-    public JsonNode ConfigToJson(object config) => JsonSerializer.SerializeToNode(Typed(config), jsonType)!;
+    public IMethodConfig DefaultConfig(MethodPreset preset, int numClasses)
+    {
+        var config = TConfig.Preset(preset, numClasses);
+        return variant is null ? config : variant(config);
+    }
 
-    public object ConfigFromJson(JsonNode node, string source)
+    public IReadOnlyList<string> Validate(IMethodConfig config)
+    {
+        var typed = Typed(config);
+        var errors = typed.Validate().ToList();
+        if (variant?.Invoke(typed) is { } expected)
+            foreach (var p in typeof(TConfig).GetProperties().Where(p => p.CanWrite))
+                if (!Equals(p.GetValue(typed), p.GetValue(expected)))
+                    errors.Add($"{p.Name} must be {p.GetValue(expected)} for method {name} (got {p.GetValue(typed)})");
+        return errors;
+    }
+
+    public JsonNode ConfigToJson(IMethodConfig config) => JsonSerializer.SerializeToNode(Typed(config), MethodJson.Options)!;
+
+    public IMethodConfig ConfigFromJson(JsonNode node, string source)
     {
         try
         {
-            return node.Deserialize(jsonType) ?? throw WeakSegException.ForFile(source, $"empty '{name}' model configuration");
+            return node.Deserialize<TConfig>(MethodJson.Options) ?? throw WeakSegException.ForFile(source, $"empty '{name}' model configuration");
         }
         catch (JsonException e)
         {
@@ -90,22 +102,25 @@ public sealed class WsssMethodFactory<TConfig>(
         }
     }
 
-    public IWsssMethod Create(object config)
+    public IWsssMethod Create(IMethodConfig config)
     {
         var typed = Typed(config);
-        var errors = validate(typed);
+        var errors = Validate(typed);
         if (errors.Count > 0) throw new WeakSegException($"invalid {name} configuration: " + string.Join("; ", errors));
         return create(typed);
     }
 }
 
-/// <summary>Method name → factory. Built-in: mctformer-v1, mctformer-v2, vit-cls, cam. Later methods call <see cref="Register"/>.</summary>
+/// <summary>
+/// Method name → registration. The built-in methods are listed in <see cref="BuiltInMethods"/>, one line each; a method added at run
+/// time (a plug-in, a test) calls <see cref="Register{TConfig}"/> the same way.
+/// </summary>
 public static class MethodRegistry
 {
-    public const string MctFormerV1 = "mctformer-v1", MctFormerV2 = "mctformer-v2", VitCls = "vit-cls", Cam = "cam", WeakTr = "weaktr";
-
     static readonly object Gate = new();
     static readonly Dictionary<string, IWsssMethodFactory> Factories = new(StringComparer.OrdinalIgnoreCase);
+
+    static MethodRegistry() => BuiltInMethods.RegisterAll();
 
     /// <summary>
     /// Backbone of the <c>cpu</c> preset: patch 8 on 96×96 (12×12 patches), 128 wide, 4 blocks, 4 heads, no stochastic depth.
@@ -119,51 +134,18 @@ public static class MethodRegistry
     /// <summary>Class-to-patch layers summed by the cpu preset (the last 2 of its 4 blocks).</summary>
     public const int CpuCamLayers = 2;
 
-    static MethodRegistry()
+    /// <summary>
+    /// Registers (or replaces) method <paramref name="name"/>: its configuration record <typeparamref name="TConfig"/> (presets, JSON),
+    /// its maps as data and its constructor. One line per method, e.g.
+    /// <c>Register&lt;MctFormerConfig&gt;("mctformer-v2", "…", maps, c => new MctFormerMethod(c), c => c with { Variant = V2 })</c>.
+    /// </summary>
+    public static void Register<TConfig>(string name, string description, MethodMaps maps, Func<TConfig, IWsssMethod> create,
+        Func<TConfig, TConfig>? variant = null) where TConfig : class, IMethodConfig<TConfig>
     {
-        Register(MctFormer(MctFormerV1, MctFormerVariant.V1, "MCTformer-V1: one class token per class; maps = class-to-patch attention, refined by patch affinity."));
-        Register(MctFormer(MctFormerV2, MctFormerVariant.V2, "MCTformer-V2: V1 plus a PatchCAM head; maps = class-to-patch ⊙ PatchCAM, refined by patch affinity."));
-        Register(new WsssMethodFactory<VitClsConfig>(VitCls, "ViT classifier with one class token; map = class-agnostic class-token attention (baseline).",
-            MethodJsonContext.Default.VitClsConfig,
-            (p, k) => p == MethodPreset.Cpu ? new VitClsConfig { NumClasses = k, Backbone = CpuBackbone, CamLayers = CpuCamLayers } : new VitClsConfig { NumClasses = k },
-            (c, k) => c with { NumClasses = k },
-            (c, s) => c with { Backbone = c.Backbone with { ImageSize = s } },
-            c => c.BackboneConfig, c => c.Validate(), c => new VitClsMethod(c)));
-        Register(new WsssMethodFactory<CamBaselineConfig>(Cam, "ViT + global average pooling + linear classifier; map = CAM (baseline).",
-            MethodJsonContext.Default.CamBaselineConfig,
-            (p, k) => p == MethodPreset.Cpu ? new CamBaselineConfig { NumClasses = k, Backbone = CpuBackbone } : new CamBaselineConfig { NumClasses = k },
-            (c, k) => c with { NumClasses = k },
-            (c, s) => c with { Backbone = c.Backbone with { ImageSize = s } },
-            c => c.BackboneConfig, c => c.Validate(), c => new CamMethod(c)));
-        Register(new WsssMethodFactory<WeakSeg.Methods.WeakTr.WeakTrConfig>(WeakTr,
-            "WeakTr: C class tokens, conv coarse CAM, adaptive attention fusion of all heads → fine CAM (fusion: aaf, mean_sum or fixed_random).",
-            MethodJsonContext.Default.WeakTrConfig,
-            (p, k) => p == MethodPreset.Cpu
-                ? new WeakSeg.Methods.WeakTr.WeakTrConfig { NumClasses = k, Backbone = CpuBackbone, FfnHidden = CpuWeakTrFfnHidden }
-                : new WeakSeg.Methods.WeakTr.WeakTrConfig { NumClasses = k },
-            (c, k) => c with { NumClasses = k },
-            (c, s) => c with { Backbone = c.Backbone with { ImageSize = s } },
-            c => c.BackboneConfig, c => c.Validate(), c => new WeakTrMethod(c)));
+        foreach (var kind in new[] { maps.PaperDefault, maps.CpuDefault })
+            if (!maps.Supported.Contains(kind)) throw new ArgumentException($"method '{name}': default map {kind} is not among its maps", nameof(maps));
+        Register(new MethodRegistration<TConfig>(name, description, maps, create, variant));
     }
-
-    /// <summary>WeakTr's FFN hidden width for the cpu preset: K·H / 4, as the paper's 18 = 72 / 4 for DeiT-S (12 blocks × 6 heads).</summary>
-    public static int CpuWeakTrFfnHidden => Math.Max(1, CpuBackbone.Depth * CpuBackbone.NumHeads / 4);
-
-    static WsssMethodFactory<MctFormerConfig> MctFormer(string name, MctFormerVariant variant, string description) => new(
-        name, description, MethodJsonContext.Default.MctFormerConfig,
-        (p, k) => p == MethodPreset.Cpu
-            ? new MctFormerConfig { Variant = variant, NumClasses = k, Backbone = CpuBackbone, CamLayers = CpuCamLayers }
-            : new MctFormerConfig { Variant = variant, NumClasses = k },
-        (c, k) => c with { NumClasses = k },
-        (c, s) => c with { Backbone = c.Backbone with { ImageSize = s } },
-        c => c.BackboneConfig,
-        c =>
-        {
-            var errors = c.Validate().ToList();
-            if (c.Variant != variant) errors.Add($"Variant must be {variant} for method {name} (got {c.Variant})");
-            return errors;
-        },
-        c => new MctFormerMethod(c));
 
     /// <summary>Adds (or replaces) a method under its <see cref="IWsssMethodFactory.Name"/>.</summary>
     public static void Register(IWsssMethodFactory factory)
@@ -201,12 +183,3 @@ public static class MethodRegistry
 
     public static string PresetName(MethodPreset preset) => preset == MethodPreset.Cpu ? "cpu" : "paper";
 }
-
-/// <summary>JSON of method configs: snake_case keys, enums as strings, computed properties not written, unknown fields rejected.</summary>
-[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, WriteIndented = true,
-    UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow, IgnoreReadOnlyProperties = true, UseStringEnumConverter = true)]
-[JsonSerializable(typeof(MctFormerConfig))]
-[JsonSerializable(typeof(VitClsConfig))]
-[JsonSerializable(typeof(CamBaselineConfig))]
-[JsonSerializable(typeof(WeakSeg.Methods.WeakTr.WeakTrConfig))]
-public sealed partial class MethodJsonContext : JsonSerializerContext;

@@ -1,5 +1,5 @@
 using TorchSharp;
-using WeakSeg.Methods.MctFormer;
+using WeakSeg.Methods.Localization;
 using static TorchSharp.torch;
 
 namespace WeakSeg.Methods;
@@ -8,7 +8,7 @@ namespace WeakSeg.Methods;
 /// Method-agnostic image-level inference (the MCTformer CAM protocol): for each scale (sides rounded to a multiple of the
 /// patch size) and optionally its horizontal flip, the method's patch-grid maps are bilinearly resized to the image size and
 /// summed (<see cref="MultiScaleCam"/>); then the maps of the image's classes are selected and each is divided by its maximum
-/// (negatives clamped to 0). For any <see cref="IWsssMethod"/>.
+/// (negatives clamped to 0; <see cref="ClassMaps"/>). For any <see cref="IWsssMethod"/>.
 /// </summary>
 public static class MultiScaleLocalization
 {
@@ -20,14 +20,13 @@ public static class MultiScaleLocalization
             views => method.PatchGridMaps(views, options.MapKind));
     }
 
-    /// <summary>Normalised maps of <paramref name="classes"/> (foreground indices 1..K, in that order): [3, H, W] → [K', H, W].</summary>
+    /// <summary>Normalised maps of <paramref name="classes"/> (foreground classes 1..K, in that order): [3, H, W] → [K', H, W].</summary>
     public static Tensor LocalizeImage(IWsssMethod method, Tensor image, IReadOnlyList<int> classes, LocalizationOptions options)
     {
         foreach (var c in classes)
             if (c < 1 || c > method.NumClasses) throw new WeakSegException($"class {c} is outside 1..{method.NumClasses}");
         using var scope = torch.NewDisposeScope();
         var maps = AccumulatedMaps(method, image, options);
-        var selected = MctFormerInference.SelectClasses(maps, classes.Select(c => c - 1).ToArray());
-        return MctFormerInference.NormalizePerClass(selected).MoveToOuterDisposeScope();
+        return ClassMaps.NormalizePerClass(ClassMaps.SelectClasses(maps, classes)).MoveToOuterDisposeScope();
     }
 }

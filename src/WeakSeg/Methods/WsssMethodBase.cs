@@ -7,7 +7,7 @@ namespace WeakSeg.Methods;
 
 /// <summary>
 /// The part every <see cref="IWsssMethod"/> adapter shares: it owns the model built from its config record and reads the class
-/// count and backbone off that record. An adapter adds its registry name, loss, supported map kinds and maps.
+/// count and backbone off that record. A method adds its registry name, loss and maps.
 /// </summary>
 public abstract class WsssMethodBase<TConfig, TModel> : IWsssMethod
     where TConfig : class, IMethodConfig
@@ -21,11 +21,10 @@ public abstract class WsssMethodBase<TConfig, TModel> : IWsssMethod
 
     public abstract string Name { get; }
     public TConfig MethodConfig { get; }
-    public object Config => MethodConfig;
+    public IMethodConfig Config => MethodConfig;
     public int NumClasses => MethodConfig.NumClasses;
     public VitConfig Backbone => MethodConfig.BackboneConfig;
     public nn.Module Model => TypedModel;
-    public abstract IReadOnlyList<LocalizationMapKind> SupportedMapKinds { get; }
 
     /// <summary>The model as its own type.</summary>
     protected TModel TypedModel { get; }

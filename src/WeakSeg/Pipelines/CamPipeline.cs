@@ -45,8 +45,7 @@ public static class CamPipeline
         request.Localization.EnsureValid();
         var device = TorchRuntime.Initialize(request.Device, request.Threads);
         using var method = TrainPipeline.LoadTrained(request.RunDirectory, out var config, request.Weights);
-        if (!method.SupportedMapKinds.Contains(request.Localization.MapKind))
-            throw new WeakSegException($"method {method.Name} cannot produce '{request.Localization.MapKind}' maps (supported: {string.Join(", ", method.SupportedMapKinds)})");
+        config.Recipe.Factory.Maps.Require(request.Localization.MapKind, method.Name);
         method.Model.to(device);
         var dataset = VocDataset.Open(request.DataRoot ?? config.DataRoot, request.Split);
         if (dataset.NumClasses != config.NumClasses)

@@ -35,7 +35,7 @@ public sealed record DemoOptions
     public SyntheticDatasetConfig Data { get; init; } = new();
 
     /// <summary>Method whose maps become the pseudo labels.</summary>
-    public string Method { get; init; } = MethodRegistry.MctFormerV2;
+    public string Method { get; init; } = BuiltInMethods.DemoMethod;
 
     /// <summary>Training steps; null = the cpu preset's.</summary>
     public long? Steps { get; init; }
@@ -57,8 +57,7 @@ public sealed record DemoOptions
     public bool Compare { get; init; }
 
     /// <summary>Methods of the comparison.</summary>
-    public IReadOnlyList<string> CompareMethods { get; init; } =
-        [MethodRegistry.MctFormerV1, MethodRegistry.MctFormerV2, MethodRegistry.VitCls, MethodRegistry.Cam];
+    public IReadOnlyList<string> CompareMethods { get; init; } = BuiltInMethods.Compared;
 }
 
 /// <summary>One row of the comparison: best-threshold CAM mIoU of a method's maps.</summary>
@@ -88,7 +87,7 @@ public static class DemoPipeline
     public static string DataDirectory(string outDir) => Path.Combine(outDir, "data");
     public static string RunDirectory(string outDir, string method) => Path.Combine(outDir, "runs", method);
     public static string CamDirectory(string outDir, string method, LocalizationMapKind kind) =>
-        Path.Combine(outDir, "cams", method + "-" + kind.ToString().ToLowerInvariant());
+        Path.Combine(outDir, "cams", method + "-" + LocalizationMapKindNames.Name(kind));
 
     public static DemoResult Run(DemoOptions options, IStageReporter? reporter = null, CancellationToken cancellationToken = default)
     {
@@ -122,21 +121,20 @@ public static class DemoPipeline
         {
             var runDir = RunDirectory(outDir, method);
             Stage("train", () => Train(options, method, dataDir, runDir, reporter, cancellationToken));
-            IReadOnlyList<LocalizationMapKind> supported;
-            using (var trained = TrainPipeline.LoadTrained(runDir, out _)) supported = trained.SupportedMapKinds.ToList();
-            if (method == options.Method && !supported.Contains(options.Localization.MapKind))
-                throw new WeakSegException($"method '{method}' has no {options.Localization.MapKind} map (it has: {string.Join(", ", supported)})");
+            var maps = MethodRegistry.Get(method).Maps;
+            if (method == options.Method) maps.Require(options.Localization.MapKind, method);
             // --compare scores every map the method has; otherwise only the demo's map.
-            var kinds = options.Compare ? supported : [options.Localization.MapKind];
+            var kinds = options.Compare ? maps.Supported : [options.Localization.MapKind];
             foreach (var kind in kinds)
             {
                 var camDir = CamDirectory(outDir, method, kind);
-                Stage("cam", () => reporter.Run($"maps {method} {kind.ToString().ToLowerInvariant()}", p => CamPipeline.Run(new CamRequest
+                var map = LocalizationMapKindNames.Name(kind);
+                Stage("cam", () => reporter.Run($"maps {method} {map}", p => CamPipeline.Run(new CamRequest
                 {
                     RunDirectory = runDir, OutDirectory = camDir, Split = "train", DataRoot = dataDir,
                     Localization = options.Localization with { MapKind = kind }, Threads = options.Threads,
                 }, p, cancellationToken)));
-                var sweep = Stage("sweep", () => reporter.Run($"sweep {method} {kind.ToString().ToLowerInvariant()}",
+                var sweep = Stage("sweep", () => reporter.Run($"sweep {method} {map}",
                     p => CamThresholdSweep.Evaluate(camDir, dataDir, "train", new CamSweepOptions(), p)));
                 comparison.Add(new ComparisonRow(method, kind, sweep.BestMeanIou, sweep.BestThreshold));
                 if (method == options.Method && kind == options.Localization.MapKind)
@@ -212,7 +210,7 @@ public static class DemoPipeline
         var json = new JsonObject
         {
             ["method"] = options.Method,
-            ["map"] = options.Localization.MapKind.ToString().ToLowerInvariant(),
+            ["map"] = LocalizationMapKindNames.Name(options.Localization.MapKind),
             ["scales"] = new JsonArray(options.Localization.Scales.Select(s => (JsonNode?)JsonValue.Create(s)).ToArray()),
             ["flip"] = options.Localization.Flip,
             ["split"] = "train",
@@ -231,7 +229,7 @@ public static class DemoPipeline
 
     static JsonArray ComparisonJson(IReadOnlyList<ComparisonRow> rows) => new(rows.Select(r => (JsonNode?)new JsonObject
     {
-        ["method"] = r.Method, ["map"] = r.Map.ToString().ToLowerInvariant(), ["miou"] = Num(r.MeanIou), ["threshold"] = r.Threshold,
+        ["method"] = r.Method, ["map"] = LocalizationMapKindNames.Name(r.Map), ["miou"] = Num(r.MeanIou), ["threshold"] = r.Threshold,
     }).ToArray());
 
     static void WriteComparison(string path, IReadOnlyList<ComparisonRow> rows) => WriteJson(path, new JsonObject { ["rows"] = ComparisonJson(rows) });

@@ -35,7 +35,7 @@ public sealed record AugmentationSettings
 /// augmentation. Starts from a preset (<see cref="Preset"/>), may be overlaid by a JSON file (<see cref="Overlay"/>), then by CLI flags.
 /// JSON form: <c>{ "method": "...", "model": {...}, "trainer": {...}, "augmentation": {...} }</c> (snake_case keys, enums as strings).
 /// </summary>
-public sealed record TrainRecipe(string Method, object ModelConfig, TrainerOptions Trainer, AugmentationSettings Augmentation)
+public sealed record TrainRecipe(string Method, IMethodConfig ModelConfig, TrainerOptions Trainer, AugmentationSettings Augmentation)
 {
     public const string MethodKey = "method", ModelKey = "model", TrainerKey = "trainer", AugmentationKey = "augmentation";
     static readonly string[] RecipeKeys = [MethodKey, ModelKey, TrainerKey, AugmentationKey];
@@ -43,11 +43,11 @@ public sealed record TrainRecipe(string Method, object ModelConfig, TrainerOptio
     public IWsssMethodFactory Factory => MethodRegistry.Get(Method);
 
     /// <summary>Training input side (= crop size).</summary>
-    public int ImageSize => Factory.BackboneOf(ModelConfig).ImageSize;
+    public int ImageSize => ModelConfig.BackboneConfig.ImageSize;
 
     /// <summary>
     /// The preset recipe. paper: the config records' defaults (DeiT-S 224, TrainerOptions' DeiT/MCTformer recipe).
-    /// cpu: <see cref="MethodRegistry.CpuBackbone"/> on 96×96, batch 32, lr 1e-3 with 30 warm-up steps, and
+    /// cpu: the method's cpu config (<see cref="MethodRegistry.CpuBackbone"/> on 96×96), batch 32, lr 1e-3 with 30 warm-up steps, and
     /// RandomResizedCrop area ≥ 0.5 so that crops of the small images keep the image-level labels mostly true.
     /// </summary>
     public static TrainRecipe Preset(string method, MethodPreset preset, int numClasses)
@@ -74,10 +74,10 @@ public sealed record TrainRecipe(string Method, object ModelConfig, TrainerOptio
     public const long CpuSteps = 500;
 
     /// <summary>The recipe with the dataset's class count.</summary>
-    public TrainRecipe WithNumClasses(int numClasses) => this with { ModelConfig = Factory.WithNumClasses(ModelConfig, numClasses) };
+    public TrainRecipe WithNumClasses(int numClasses) => this with { ModelConfig = ModelConfig.WithNumClasses(numClasses) };
 
     /// <summary>The recipe with another training input size (backbone and crop).</summary>
-    public TrainRecipe WithImageSize(int imageSize) => this with { ModelConfig = Factory.WithImageSize(ModelConfig, imageSize) };
+    public TrainRecipe WithImageSize(int imageSize) => this with { ModelConfig = ModelConfig.WithImageSize(imageSize) };
 
     /// <summary>Errors naming the field; empty when valid.</summary>
     public IReadOnlyList<string> Validate()
@@ -148,6 +148,35 @@ public sealed record TrainRecipe(string Method, object ModelConfig, TrainerOptio
         var merged = basis.ToJson();
         Merge(merged, overlay);
         return FromJson(merged, source);
+    }
+
+    /// <summary>
+    /// This recipe with one field set: <c>SECTION.FIELD[.FIELD…]=VALUE</c>, e.g. <c>model.fusion=mean-sum</c> or <c>trainer.steps=200</c>
+    /// (the same overlay as a <c>--config</c> file with that one field). VALUE is read as JSON when it parses (numbers, true/false,
+    /// null, quoted strings, objects), else as a string. Errors name <paramref name="assignment"/>.
+    /// </summary>
+    public TrainRecipe With(string assignment)
+    {
+        var source = "--set " + assignment;
+        int eq = assignment.IndexOf('=');
+        if (eq <= 0) throw new WeakSegException($"{source}: expected KEY=VALUE, e.g. model.fusion=aaf");
+        var path = assignment[..eq].Trim().Split('.');
+        if (path.Any(string.IsNullOrWhiteSpace) || path.Length < 2)
+            throw new WeakSegException($"{source}: expected SECTION.FIELD=VALUE with SECTION one of {string.Join(", ", RecipeKeys.Where(k => k != MethodKey))}");
+        var text = assignment[(eq + 1)..];
+        JsonNode? value;
+        try { value = JsonNode.Parse(text); }
+        catch (JsonException) { value = JsonValue.Create(text); }
+        var overlay = new JsonObject();
+        var node = overlay;
+        foreach (var key in path[..^1])
+        {
+            var child = new JsonObject();
+            node[key] = child;
+            node = child;
+        }
+        node[path[^1]] = value;
+        return Overlay(overlay, source);
     }
 
     static void Merge(JsonObject target, JsonObject overlay)

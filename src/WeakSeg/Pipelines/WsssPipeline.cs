@@ -6,7 +6,6 @@ using WeakSeg.Data.Synthetic;
 using WeakSeg.Evaluation;
 using WeakSeg.IO;
 using WeakSeg.Methods;
-using WeakSeg.Methods.WeakTr;
 using WeakSeg.PseudoLabels;
 using WeakSeg.Refinement;
 using WeakSeg.Runtime;
@@ -46,13 +45,13 @@ public sealed record WsssPipelineOptions
     /// <summary>Recipe of the CAM stage (method, model, trainer, augmentation); its class count becomes the dataset's.</summary>
     public required TrainRecipe CamRecipe { get; init; }
 
-    /// <summary>Map inference; null MapKind is resolved by <see cref="DefaultMapKind"/>.</summary>
+    /// <summary>Map inference; null MapKind is resolved by the method's <see cref="MethodMaps.DefaultFor"/>.</summary>
     public LocalizationOptions Localization { get; init; } = new();
 
-    /// <summary>Map kind; null = <see cref="DefaultMapKind"/> of the method and <see cref="Preset"/>.</summary>
+    /// <summary>Map kind; null = the method's default for <see cref="Preset"/> (<see cref="MethodMaps.DefaultFor"/>).</summary>
     public LocalizationMapKind? MapKind { get; init; }
 
-    /// <summary>The preset the recipes come from; decides the default map (see <see cref="WsssPipeline.DefaultMapKind"/>).</summary>
+    /// <summary>The preset the recipes come from; decides the default map (see <see cref="MethodMaps.DefaultFor"/>).</summary>
     public MethodPreset Preset { get; init; } = MethodPreset.Cpu;
 
     /// <summary>Background thresholds swept on the train split's masks (cam_miou = the best), when the split has masks.</summary>
@@ -119,18 +118,6 @@ public static class WsssPipeline
     const string ComputedWithKey = "computed_with";
     const string SyntheticStage = "data";
 
-    /// <summary>
-    /// The map whose pseudo labels the pipeline uses by default. paper preset: the paper's final map, refined (MCTformer: patch affinity ·
-    /// fused map; WeakTr: the fine CAM PA^ · (coarse ⊙ CA^)). cpu preset (a ViT trained from scratch): class-to-patch attention where the
-    /// method has it, because the conv-head CAM that the fused and fine maps multiply in is poor without pretrained weights. Measured on the
-    /// built-in benchmark (train split, scale 1 + flip, best threshold): WeakTr class-to-patch (AAF-weighted cross attention of all layers)
-    /// 38.5 % vs fine CAM 15.0 % vs coarse CAM 7.8 %; MCTformer-V2 class-to-patch 29.7 % vs refined 16.1 % vs fused 11.1 %.
-    /// </summary>
-    public static LocalizationMapKind DefaultMapKind(string method, MethodPreset preset, IReadOnlyList<LocalizationMapKind> supported) =>
-        preset == MethodPreset.Paper && supported.Contains(LocalizationMapKind.Refined) ? LocalizationMapKind.Refined
-        : supported.Contains(LocalizationMapKind.ClassToPatch) ? LocalizationMapKind.ClassToPatch
-        : supported[0];
-
     public static string DecoderName(SegmentationDecoderLoss loss) => loss == SegmentationDecoderLoss.Naive ? "naive" : "gradclip";
 
     public static WsssPipelineReport Run(WsssPipelineOptions options, IStageReporter? reporter = null, CancellationToken cancellationToken = default,
@@ -159,7 +146,7 @@ public static class WsssPipeline
         {
             // what the numbers depend on besides the stage settings: a CPU run is bitwise repeatable for a given seed and thread count
             ["preset"] = options.Preset.ToString().ToLowerInvariant(),
-            ["fusion"] = options.CamRecipe.ModelConfig is WeakTrConfig weakTr ? WeakTrConfig.FusionName(weakTr.Fusion) : null,
+            ["model"] = options.CamRecipe.ToJson()[TrainRecipe.ModelKey]!.DeepClone(),
             ["seed"] = options.Seed, ["threads"] = options.Threads, ["device"] = options.Device,
         });
 
@@ -251,11 +238,8 @@ public static class WsssPipeline
             return TrainingResults(outcome.Result);
         });
 
-        IReadOnlyList<LocalizationMapKind> supported;
-        using (var method = recipe.Factory.Create(recipe.ModelConfig)) supported = method.SupportedMapKinds.ToList();
-        var mapKind = options.MapKind ?? DefaultMapKind(recipe.Method, options.Preset, supported);
-        if (!supported.Contains(mapKind))
-            throw new WeakSegException($"method '{recipe.Method}' has no {LocalizationMapKindNames.Name(mapKind)} map (it has: {string.Join(", ", supported.Select(LocalizationMapKindNames.Name))})");
+        var mapKind = options.MapKind ?? recipe.Factory.Maps.DefaultFor(options.Preset);
+        recipe.Factory.Maps.Require(mapKind, recipe.Method);
         state.Map = mapKind;
         var localization = options.Localization with { MapKind = mapKind };
         localization.EnsureValid();

@@ -115,12 +115,12 @@ public class PipelineCliTests
         foreach (var stage in new[] { "synth", "train", "cam", "sweep", "pseudo", "eval", "overlays" }) Assert.True(stages.ContainsKey(stage), stage);
         Assert.True(metrics["seconds"]!.GetValue<double>() >= stages.Sum(kv => kv.Value!.GetValue<double>()) - 1e-6);
         Assert.Equal(2, Directory.GetFiles(Path.Combine(outDir, "overlays"), "*.png").Length);
-        var runConfig = RunConfig.Load(DemoPipeline.RunDirectory(outDir, MethodRegistry.MctFormerV2));
+        var runConfig = RunConfig.Load(DemoPipeline.RunDirectory(outDir, BuiltInMethods.MctFormerV2));
         Assert.Equal(2, runConfig.Recipe.Trainer.Steps);
         Assert.Equal(4, runConfig.Recipe.Trainer.BatchSize);
 
         // Second run: data, training and maps are reused (same files, same numbers).
-        var weights = Path.Combine(DemoPipeline.RunDirectory(outDir, MethodRegistry.MctFormerV2), "model-final.bin");
+        var weights = Path.Combine(DemoPipeline.RunDirectory(outDir, BuiltInMethods.MctFormerV2), "model-final.bin");
         var stamp = File.GetLastWriteTimeUtc(weights);
         var second = Cli(args);
         Assert.True(second.Code == 0, second.Err);
@@ -178,7 +178,7 @@ public class PipelineCliTests
         overlay["model"]!["ffn_hidden"] = 2;
         File.WriteAllText(config, overlay.ToJsonString());
         var run = dir.File("run");
-        var train = Cli("train", "--method", "weaktr", "--fusion", "mean-sum", "--data", data, "--out", run, "--config", config, "--seed", "5");
+        var train = Cli("train", "--method", "weaktr", "--set", "model.fusion=mean-sum", "--data", data, "--out", run, "--config", config, "--seed", "5");
         Assert.True(train.Code == 0, train.Err);
         var json = JsonNode.Parse(File.ReadAllText(Path.Combine(run, "config.json")))!;
         Assert.Equal("weaktr", json["method"]!.GetValue<string>());
@@ -203,9 +203,20 @@ public class PipelineCliTests
         var diff = (torch.tensor(saved.Maps, [classes.Length, h, w]) - expected).abs().max().item<float>();
         Assert.True(diff < 1e-4, $"max difference {diff}");
 
+        // A field the method's configuration does not have is an error naming the assignment and the field (--fusion is --set model.fusion=).
         var wrong = Cli("train", "--method", "mctformer-v2", "--fusion", "aaf", "--data", data, "--out", dir.File("run2"));
         Assert.Equal(1, wrong.Code);
-        Assert.Contains("--fusion applies to --method weaktr only", wrong.Err);
+        Assert.Contains("--set model.fusion=aaf: bad 'mctformer-v2' model configuration", wrong.Err);
+        Assert.Contains("'fusion'", wrong.Err);
+        var badValue = Cli("train", "--method", "weaktr", "--set", "model.fusion=sideways", "--data", data, "--out", dir.File("run3"));
+        Assert.Equal(1, badValue.Code);
+        Assert.Contains("'sideways' is not one of MeanSum, Aaf, FixedRandom", badValue.Err);
+        var badKey = Cli("train", "--method", "weaktr", "--set", "fusion", "--data", data, "--out", dir.File("run4"));
+        Assert.Equal(1, badKey.Code);
+        Assert.Contains("--set fusion: expected KEY=VALUE", badKey.Err);
+        var badSection = Cli("train", "--method", "weaktr", "--set", "modle.fusion=aaf", "--data", data, "--out", dir.File("run5"));
+        Assert.Equal(1, badSection.Code);
+        Assert.Contains("unknown field 'modle'", badSection.Err);
     }
 
     [Fact]

@@ -3,6 +3,7 @@ using WeakSeg.Interop;
 using WeakSeg.Methods.MctFormer;
 using WeakSeg.Models.Vit;
 using WeakSeg.Models.Weights;
+using WeakSeg.Training;
 using WeakSeg.Tests.Support;
 using static TorchSharp.torch;
 
@@ -66,19 +67,24 @@ public class MctFormerFixtureTests
         TensorAssert.Close(io.ToTorch($"cams_refined_{size}"), maps.Refined, Tolerance, "cams_refined");
     }
 
+    /// <summary>The loss exactly as training computes it: the method's <see cref="MctFormerMethod.ComputeLoss"/>, which the trainer calls.</summary>
     [Fact]
     public void Loss_and_gradients_match_the_reference()
     {
-        using var model = LoadFixtureModel(out var _);
+        using var method = new MctFormerMethod(FixtureConfig);
+        TimmWeightImport.LoadFile(method.Model, TestPaths.Fixture("mctformer_v2", "vit_mct_v2.weights.safetensors"));
+        var model = method.Model;
         model.train();
         var io = Io;
         using var scope = torch.NewDisposeScope();
         var input = io.ToTorch("input_32");
         var labels = io.ToTorch("labels_32");
         model.zero_grad();
-        using var output = model.Forward(input);
-        var loss = MctFormerLoss.Total(output, labels);
+        ITrainable trainable = method;
+        var terms = trainable.ComputeLoss(new TrainBatch(input, labels), new TrainStepContext(0, 1, 1e-3, new Random(0)));
+        var loss = terms.Total;
         TensorAssert.Close(io.ToTorch("loss_32").reshape(new long[0]), loss, Tolerance, "loss");
+        Assert.Equal(["cls", "patch"], terms.Parts.Select(p => p.Name));
         loss.backward();
         var parameters = model.named_parameters().ToDictionary(p => p.name, p => p.parameter);
         foreach (var key in new[] { "cls_token", "blocks.0.attn.qkv.weight", "head.weight", "pos_embed" })

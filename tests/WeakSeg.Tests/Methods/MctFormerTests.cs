@@ -1,5 +1,8 @@
 using TorchSharp;
+using WeakSeg.Methods;
+using WeakSeg.Methods.Localization;
 using WeakSeg.Methods.MctFormer;
+using WeakSeg.Training;
 using WeakSeg.Models.Vit;
 using WeakSeg.Tests.Support;
 using static TorchSharp.torch;
@@ -17,11 +20,10 @@ public class MctFormerTests
         Backbone = new VitConfig { ImageSize = 32, PatchSize = 8, EmbedDim = 16, Depth = 2, NumHeads = 2, DropPathRate = 0 },
     };
 
-    /// <summary>MCTformer loss of a batch, back-propagated; returns the loss.</summary>
-    internal static Tensor Backward(MctFormerModel model, Tensor images, Tensor labels)
+    /// <summary>The loss training computes (<see cref="MctFormerMethod.ComputeLoss"/>) of a batch, back-propagated; returns the loss.</summary>
+    internal static Tensor Backward(MctFormerMethod method, Tensor images, Tensor labels)
     {
-        using var output = model.Forward(images);
-        var loss = MctFormerLoss.Total(output, labels);
+        var loss = method.ComputeLoss(new TrainBatch(images, labels), new TrainStepContext(0, 1, 1e-3, new Random(0))).Total;
         loss.backward();
         return loss;
     }
@@ -98,17 +100,6 @@ public class MctFormerTests
     }
 
     [Fact]
-    public void Multilabel_soft_margin_matches_a_hand_computation()
-    {
-        using var scope = torch.NewDisposeScope();
-        var logits = torch.tensor(new float[] { 0, 2, -1, 3 }).reshape(2, 2);
-        var labels = torch.tensor(new float[] { 1, 0, 1, 1 }).reshape(2, 2);
-        // sample 0: (log 2 + log(1 + e²)) / 2 ; sample 1: (log(1 + e) + log(1 + e⁻³)) / 2 ; then the batch mean.
-        double s0 = (Math.Log(2) + Math.Log(1 + Math.Exp(2))) / 2, s1 = (Math.Log(1 + Math.E) + Math.Log(1 + Math.Exp(-3))) / 2;
-        Assert.Equal((s0 + s1) / 2, MctFormerLoss.MultilabelSoftMargin(logits, labels).item<float>(), 5);
-    }
-
-    [Fact]
     public void V1_has_no_head_and_its_logits_are_the_class_token_means()
     {
         torch.manual_seed(21);
@@ -120,7 +111,9 @@ public class MctFormerTests
         using var output = model.Forward(images);
         Assert.Null(output.PatchCam);
         TensorAssert.Close(output.Backbone.ClassTokens.mean(new long[] { 2 }), output.ClassLogits, 1e-6, "logits");
-        TensorAssert.Close(MctFormerLoss.MultilabelSoftMargin(output.ClassLogits, labels), MctFormerLoss.Total(output, labels), 0, "V1 loss");
+        var loss = MctFormerLoss.Compute(output, labels);
+        TensorAssert.Close(ClassificationLoss.MultilabelSoftMargin(output.ClassLogits, labels), loss.Total, 0, "V1 loss");
+        Assert.Equal(["cls"], loss.Parts.Select(p => p.Name));
         using var maps = MctFormerMaps.Localize(output, 2);
         Assert.Same(maps.ClassToPatch, maps.Maps);
     }
@@ -150,45 +143,33 @@ public class MctFormerTests
     public void A_few_optimisation_steps_on_a_fixed_batch_lower_the_loss()
     {
         torch.manual_seed(23);
-        using var model = new MctFormerModel(Tiny(MctFormerVariant.V2));
-        TinyModelChecks.AssertAFewStepsLowerTheLoss(model, steps: 10, (images, labels) => Backward(model, images, labels));
+        using var method = new MctFormerMethod(Tiny(MctFormerVariant.V2));
+        TinyModelChecks.AssertAFewStepsLowerTheLoss(method.Model, steps: 10, (images, labels) => Backward(method, images, labels));
     }
 
     [Fact]
     public void Every_parameter_gets_a_finite_gradient()
     {
         torch.manual_seed(24);
-        using var model = new MctFormerModel(Tiny(MctFormerVariant.V2));
+        using var method = new MctFormerMethod(Tiny(MctFormerVariant.V2));
         using var scope = torch.NewDisposeScope();
         var images = torch.randn(2, 3, 32, 32);
         var labels = torch.tensor(new float[] { 1, 0, 1, 0, 1, 1 }).reshape(2, 3);
-        using var output = model.Forward(images);
-        MctFormerLoss.Total(output, labels).backward();
-        TinyModelChecks.AssertEveryParameterButTheFinalNormHasAGradient(model);
-    }
-
-    [Fact]
-    public void Normalisation_and_class_selection_by_hand()
-    {
-        using var scope = torch.NewDisposeScope();
-        var maps = torch.tensor(new float[] { 1, 2, 4, -1, /* class 1 */ 0, 0, 0, 0, /* class 2 */ 0.5f, 0.25f, 0, 0.125f }).reshape(3, 2, 2);
-        var normalised = MctFormerInference.NormalizePerClass(maps);
-        TensorAssert.Close(torch.tensor(new float[] { 0.25f, 0.5f, 1, 0, 0, 0, 0, 0, 1, 0.5f, 0, 0.25f }).reshape(3, 2, 2), normalised, 0, "normalised");
-        var selected = MctFormerInference.SelectClasses(normalised, new[] { 2, 0 });
-        TensorAssert.Close(torch.tensor(new float[] { 1, 0.5f, 0, 0.25f, 0.25f, 0.5f, 1, 0 }).reshape(2, 2, 2), selected, 0, "selected");
-        Assert.Contains("class index 3", Assert.Throws<WeakSegException>(() => MctFormerInference.SelectClasses(maps, new[] { 3 })).Message);
+        Backward(method, images, labels);
+        TinyModelChecks.AssertEveryParameterButTheFinalNormHasAGradient(method.Model);
     }
 
     [Fact]
     public void Multi_scale_flip_inference_sums_upsampled_maps_of_each_view()
     {
         torch.manual_seed(25);
-        using var model = new MctFormerModel(Tiny(MctFormerVariant.V2));
+        using var method = new MctFormerMethod(Tiny(MctFormerVariant.V2));
+        var model = method.Network;
         model.train();
         using var scope = torch.NewDisposeScope();
         var image = torch.randn(3, 32, 32);
-        var options = new MctFormerInferenceOptions { Scales = new[] { 1.0, 0.5 }, Flip = true, MapKind = MctFormerMapKind.Refined };
-        var accumulated = MctFormerInference.AccumulatedMaps(model, image, options);
+        var options = new LocalizationOptions { Scales = new[] { 1.0, 0.5 }, Flip = true, MapKind = LocalizationMapKind.Refined };
+        var accumulated = MultiScaleLocalization.AccumulatedMaps(method, image, options);
         Assert.True(model.training);                                   // mode restored
 
         var expected = TinyModelChecks.MultiScaleFlipReference(model, image, input =>
@@ -198,9 +179,25 @@ public class MctFormerTests
             return maps.Refined.clone();
         });
         TensorAssert.Close(expected, accumulated, 1e-5, "accumulated");
-        var localized = MctFormerInference.LocalizeImage(model, image, new[] { 1 }, options);
+        var localized = MultiScaleLocalization.LocalizeImage(method, image, new[] { 2 }, options);          // class 2 = map 1
         Assert.Equal(new long[] { 1, 32, 32 }, localized.shape);
-        Assert.Equal(1f, localized.max().item<float>(), 5);
+        TensorAssert.Close(expected[1] / expected[1].max(), localized[0], 1e-5, "class 2 normalised");
+    }
+
+    [Fact]
+    public void Each_map_kind_is_the_matching_map_of_one_forward_pass()
+    {
+        torch.manual_seed(27);
+        using var method = new MctFormerMethod(Tiny(MctFormerVariant.V2));
+        method.Model.eval();
+        using var scope = torch.NewDisposeScope();
+        using var noGrad = torch.no_grad();
+        var images = torch.randn(1, 3, 32, 32);
+        using var output = method.Network.Forward(images);
+        using var maps = MctFormerMaps.Localize(output, 2);
+        TensorAssert.Close(maps.ClassToPatch, method.PatchGridMaps(images, LocalizationMapKind.ClassToPatch), 0, "class-to-patch");
+        TensorAssert.Close(maps.Maps, method.PatchGridMaps(images, LocalizationMapKind.Fused), 0, "fused");
+        TensorAssert.Close(maps.Refined, method.PatchGridMaps(images, LocalizationMapKind.Refined), 0, "refined");
     }
 }
 
@@ -211,8 +208,8 @@ public class MctFormerTensorLifetimeTests
     public void Training_steps_and_inference_do_not_leak_tensors()
     {
         torch.manual_seed(26);
-        using var model = new MctFormerModel(new MctFormerConfig { NumClasses = 2, CamLayers = 1, Backbone = TinyModelChecks.LeakCheckBackbone });
-        TinyModelChecks.AssertTrainingAndInferenceDoNotLeak(model, (images, labels) => MctFormerTests.Backward(model, images, labels),
-            image => MctFormerInference.LocalizeImage(model, image, new[] { 0, 1 }, new MctFormerInferenceOptions { Scales = new[] { 1.0, 1.5 } }));
+        using var method = new MctFormerMethod(new MctFormerConfig { NumClasses = 2, CamLayers = 1, Backbone = TinyModelChecks.LeakCheckBackbone });
+        TinyModelChecks.AssertTrainingAndInferenceDoNotLeak(method.Model, (images, labels) => MctFormerTests.Backward(method, images, labels),
+            image => MultiScaleLocalization.LocalizeImage(method, image, new[] { 1, 2 }, new LocalizationOptions { Scales = new[] { 1.0, 1.5 } }));
     }
 }

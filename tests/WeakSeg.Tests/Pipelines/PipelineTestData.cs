@@ -22,7 +22,7 @@ public static class PipelineTestData
 
     public static VitConfig TinyBackbone => new() { ImageSize = 32, PatchSize = 8, EmbedDim = 16, Depth = 2, NumHeads = 2, DropPathRate = 0 };
 
-    public static TrainRecipe TinyRecipe(string method = MethodRegistry.MctFormerV2, long steps = 4) =>
+    public static TrainRecipe TinyRecipe(string method = BuiltInMethods.MctFormerV2, long steps = 4) =>
         TrainRecipe.Preset(method, MethodPreset.Cpu, Classes).Overlay(TinyOverlay(steps), "<test>");
 
     /// <summary>The JSON a --config file holds for the tiny recipe.</summary>

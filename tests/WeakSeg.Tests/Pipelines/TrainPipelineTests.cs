@@ -1,6 +1,8 @@
 using TorchSharp;
 using WeakSeg.Interop;
 using WeakSeg.Methods;
+using WeakSeg.Methods.Baselines;
+using WeakSeg.Methods.MctFormer;
 using WeakSeg.Models.Vit;
 using WeakSeg.Pipelines;
 using WeakSeg.Tests.Support;
@@ -85,7 +87,7 @@ public class TrainPipelineTests
     }
 
     [Fact]
-    public void Generic_localization_equals_MctFormerInference()
+    public void Generic_localization_selects_one_based_classes_of_the_accumulated_maps_and_normalises_them()
     {
         torch.manual_seed(3);
         using var method = new MctFormerMethod(PipelineTestData.TinyMctConfig(WeakSeg.Methods.MctFormer.MctFormerVariant.V2));
@@ -93,11 +95,12 @@ public class TrainPipelineTests
         var image = torch.randn(3, 40, 32);
         var options = new LocalizationOptions { Scales = [1.0, 0.5, 1.5], Flip = true, MapKind = LocalizationMapKind.Refined };
         var generic = ((IWsssMethod)method).Localize(image, [3, 1], options);                                  // classes 3 then 1 (1-based)
-        var reference = WeakSeg.Methods.MctFormer.MctFormerInference.LocalizeImage(method.Network, image, [2, 0],
-            new WeakSeg.Methods.MctFormer.MctFormerInferenceOptions { Scales = [1.0, 0.5, 1.5], Flip = true, MapKind = WeakSeg.Methods.MctFormer.MctFormerMapKind.Refined });
+        var accumulated = MultiScaleLocalization.AccumulatedMaps(method, image, options).clamp_min(0);         // [K, 40, 32]
         Assert.Equal(new long[] { 2, 40, 32 }, generic.shape);
-        TensorAssert.Close(reference, generic, 1e-5, "generic vs MctFormerInference");
+        TensorAssert.Close(accumulated[2] / accumulated[2].max(), generic[0], 1e-5, "class 3 = map 2");
+        TensorAssert.Close(accumulated[0] / accumulated[0].max(), generic[1], 1e-5, "class 1 = map 0");
         Assert.Equal(1f, generic.amax(new long[] { 1, 2 })[0].item<float>(), 5);
+        Assert.Contains("class 4 is outside 1..3", Assert.Throws<WeakSegException>(() => ((IWsssMethod)method).Localize(image, [4], options)).Message);
     }
 
     [Fact]

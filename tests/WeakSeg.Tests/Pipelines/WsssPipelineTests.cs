@@ -55,7 +55,7 @@ public class WsssPipelineTests
     {
         OutDirectory = outDir,
         DataRoot = data,
-        CamRecipe = TrainRecipe.Preset(MethodRegistry.WeakTr, MethodPreset.Cpu, PipelineTestData.Classes).Overlay(new JsonObject
+        CamRecipe = TrainRecipe.Preset(BuiltInMethods.WeakTr, MethodPreset.Cpu, PipelineTestData.Classes).Overlay(new JsonObject
         {
             ["model"] = new JsonObject
             {
@@ -132,7 +132,7 @@ public class WsssPipelineTests
         Assert.True(json["complete"]!.GetValue<bool>());
         Assert.Equal(3, json["run"]!["seed"]!.GetValue<long>());
         Assert.Equal(2, json["run"]!["threads"]!.GetValue<int>());
-        Assert.Equal("aaf", json["run"]!["fusion"]!.GetValue<string>());
+        Assert.Equal("Aaf", json["run"]!["model"]!["fusion"]!.GetValue<string>());
         Assert.Equal("cpu", json["run"]!["preset"]!.GetValue<string>());
         // The upper bound is trained on ground truth with the plain cross-entropy.
         Assert.Equal(SegmentationDecoderLoss.Naive, SegmentationRun.ReadInfo(dir.File("out/seg/upper-bound")).Config.Loss);
@@ -219,12 +219,12 @@ public class WsssPipelineTests
             second.Stages.Where(s => !s.Reused).Select(s => s.Name));
         Assert.Equal(first.UpperBoundMeanIou, second.UpperBoundMeanIou);
         Assert.True(Directory.Exists(dir.File("out/cam/maps-class-to-patch")) && Directory.Exists(dir.File("out/cam/maps-refined")));
-        // The paper preset's default is the paper's final map.
-        Assert.Equal(LocalizationMapKind.Refined, WsssPipeline.DefaultMapKind(MethodRegistry.WeakTr, MethodPreset.Paper,
-            [LocalizationMapKind.Refined, LocalizationMapKind.Fused, LocalizationMapKind.ClassToPatch]));
-        // Without class-to-patch attention (the cam baseline), the method's first map: refined (19.4 % vs 7.8 % for its raw CAM).
-        Assert.Equal(LocalizationMapKind.Refined, WsssPipeline.DefaultMapKind(MethodRegistry.Cam, MethodPreset.Cpu,
-            [LocalizationMapKind.Refined, LocalizationMapKind.Fused]));
+        // The default maps are the registrations' data. The paper preset's default is the paper's final map; cpu's class-to-patch.
+        Assert.Equal(LocalizationMapKind.Refined, MethodRegistry.Get(BuiltInMethods.WeakTr).Maps.DefaultFor(MethodPreset.Paper));
+        Assert.Equal(LocalizationMapKind.ClassToPatch, MethodRegistry.Get(BuiltInMethods.WeakTr).Maps.DefaultFor(MethodPreset.Cpu));
+        // Without class-to-patch attention (the cam baseline), refined (19.4 % vs 7.8 % for its raw CAM).
+        Assert.Equal(LocalizationMapKind.Refined, MethodRegistry.Get(BuiltInMethods.Cam).Maps.DefaultFor(MethodPreset.Cpu));
+        Assert.Equal([LocalizationMapKind.Refined, LocalizationMapKind.Fused], MethodRegistry.Get(BuiltInMethods.Cam).Maps.Supported);
     }
 
     [Fact]

@@ -12,7 +12,7 @@ namespace WeakSeg.Tests.Runtime;
 public class MklVendorOverrideTests
 {
     static bool OverrideExpected =>
-        RuntimeInformation.ProcessArchitecture == Architecture.X64 && OperatingSystem.IsLinux() && X86Base.IsSupported &&
+        RuntimeInformation.ProcessArchitecture == System.Runtime.InteropServices.Architecture.X64 && OperatingSystem.IsLinux() && X86Base.IsSupported &&
         MklVendorOverride.CpuVendorString() != "GenuineIntel" &&
         Environment.GetEnvironmentVariable(MklVendorOverride.EnvironmentVariable) is null or "" or "1";
 

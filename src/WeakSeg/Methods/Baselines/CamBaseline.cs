@@ -5,8 +5,14 @@ using static TorchSharp.torch;
 namespace WeakSeg.Methods.Baselines;
 
 /// <summary>Plain CAM on a ViT: one class token, linear classifier on the global average of the patch tokens.</summary>
-public sealed record CamBaselineConfig : IMethodConfig
+public sealed record CamBaselineConfig : IMethodConfig<CamBaselineConfig>
 {
+    /// <summary>DeiT-S/16 at 224, as MCTformer's paper setup.</summary>
+    public static CamBaselineConfig Paper => new();
+
+    /// <summary>The small ViT of <see cref="MethodRegistry.CpuBackbone"/>.</summary>
+    public static CamBaselineConfig Cpu => new() { Backbone = MethodRegistry.CpuBackbone };
+
     /// <summary>Foreground classes (PASCAL VOC: 20).</summary>
     public int NumClasses { get; init; } = 20;
 
@@ -15,19 +21,13 @@ public sealed record CamBaselineConfig : IMethodConfig
 
     public VitConfig BackboneConfig => Backbone with { NumClassTokens = 1 };
 
-    public IReadOnlyList<string> Validate()
-    {
-        var errors = new List<string>();
-        if (NumClasses < 1) errors.Add($"NumClasses must be ≥ 1 (got {NumClasses})");
-        errors.AddRange(BackboneConfig.Validate().Select(e => "Backbone." + e));
-        return errors;
-    }
+    string IMethodConfig.Title => "CAM baseline";
 
-    public void EnsureValid()
-    {
-        var errors = Validate();
-        if (errors.Count > 0) throw new WeakSegException("invalid CAM baseline configuration: " + string.Join("; ", errors));
-    }
+    public CamBaselineConfig WithNumClasses(int numClasses) => this with { NumClasses = numClasses };
+
+    public CamBaselineConfig WithImageSize(int imageSize) => this with { Backbone = Backbone with { ImageSize = imageSize } };
+
+    public IReadOnlyList<string> Validate() => this.CommonErrors();
 }
 
 /// <param name="Backbone">Final tokens (after the final norm) and attention.</param>

@@ -8,8 +8,14 @@ namespace WeakSeg.Methods.Baselines;
 /// <c>vit-cls</c> baseline: one class token with a linear classifier; the map is the class-token→patch attention of the last
 /// layers, the same class-agnostic map for every class (the MCTformer paper's motivating baseline).
 /// </summary>
-public sealed record VitClsConfig : IMethodConfig
+public sealed record VitClsConfig : IMethodConfig<VitClsConfig>
 {
+    /// <summary>DeiT-S/16 at 224, as MCTformer's paper setup.</summary>
+    public static VitClsConfig Paper => new();
+
+    /// <summary>The small ViT of <see cref="MethodRegistry.CpuBackbone"/>, summing its last <see cref="MethodRegistry.CpuCamLayers"/> layers.</summary>
+    public static VitClsConfig Cpu => new() { Backbone = MethodRegistry.CpuBackbone, CamLayers = MethodRegistry.CpuCamLayers };
+
     public int NumClasses { get; init; } = 20;
 
     public VitConfig Backbone { get; init; } = VitConfig.Small;
@@ -19,19 +25,17 @@ public sealed record VitClsConfig : IMethodConfig
 
     public VitConfig BackboneConfig => Backbone with { NumClassTokens = 1 };
 
+    string IMethodConfig.Title => "vit-cls";
+
+    public VitClsConfig WithNumClasses(int numClasses) => this with { NumClasses = numClasses };
+
+    public VitClsConfig WithImageSize(int imageSize) => this with { Backbone = Backbone with { ImageSize = imageSize } };
+
     public IReadOnlyList<string> Validate()
     {
-        var errors = new List<string>();
-        if (NumClasses < 1) errors.Add($"NumClasses must be ≥ 1 (got {NumClasses})");
-        errors.AddRange(BackboneConfig.Validate().Select(e => "Backbone." + e));
+        var errors = this.CommonErrors();
         if (CamLayers < 1 || CamLayers > Backbone.Depth) errors.Add($"CamLayers must be in [1, Backbone.Depth = {Backbone.Depth}] (got {CamLayers})");
         return errors;
-    }
-
-    public void EnsureValid()
-    {
-        var errors = Validate();
-        if (errors.Count > 0) throw new WeakSegException("invalid vit-cls configuration: " + string.Join("; ", errors));
     }
 }
 

@@ -10,8 +10,14 @@ public enum MctFormerVariant
 }
 
 /// <summary>MCTformer model and map settings. Defaults: the paper's VOC setup (shared/specs README "Verified facts").</summary>
-public sealed record MctFormerConfig : IMethodConfig
+public sealed record MctFormerConfig : IMethodConfig<MctFormerConfig>
 {
+    /// <summary>The paper's VOC setup: V2, DeiT-S/16 at 224, the last 3 layers' class-to-patch attention.</summary>
+    public static MctFormerConfig Paper => new();
+
+    /// <summary>The small ViT of <see cref="MethodRegistry.CpuBackbone"/>, summing its last <see cref="MethodRegistry.CpuCamLayers"/> layers.</summary>
+    public static MctFormerConfig Cpu => new() { Backbone = MethodRegistry.CpuBackbone, CamLayers = MethodRegistry.CpuCamLayers };
+
     /// <summary>V2 (PatchCAM head, fused maps) is the paper's best model.</summary>
     public MctFormerVariant Variant { get; init; } = MctFormerVariant.V2;
 
@@ -30,18 +36,16 @@ public sealed record MctFormerConfig : IMethodConfig
     /// <summary>The backbone configuration actually built (C = NumClasses class tokens).</summary>
     public VitConfig BackboneConfig => Backbone with { NumClassTokens = NumClasses };
 
+    string IMethodConfig.Title => "MCTformer";
+
+    public MctFormerConfig WithNumClasses(int numClasses) => this with { NumClasses = numClasses };
+
+    public MctFormerConfig WithImageSize(int imageSize) => this with { Backbone = Backbone with { ImageSize = imageSize } };
+
     public IReadOnlyList<string> Validate()
     {
-        var errors = new List<string>();
-        if (NumClasses < 1) errors.Add($"NumClasses must be ≥ 1 (got {NumClasses})");
-        errors.AddRange(BackboneConfig.Validate().Select(e => "Backbone." + e));
+        var errors = this.CommonErrors();
         if (CamLayers < 1 || CamLayers > Backbone.Depth) errors.Add($"CamLayers must be in [1, Backbone.Depth = {Backbone.Depth}] (got {CamLayers})");
         return errors;
-    }
-
-    public void EnsureValid()
-    {
-        var errors = Validate();
-        if (errors.Count > 0) throw new WeakSegException("invalid MCTformer configuration: " + string.Join("; ", errors));
     }
 }

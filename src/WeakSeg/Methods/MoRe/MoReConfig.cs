@@ -10,7 +10,7 @@ namespace WeakSeg.Methods.MoRe;
 /// (scripts/train_voc.py, logs/voc_train.log); <see cref="Cpu"/> is the small from-scratch setting. MoRe drops ToCo's
 /// class-token contrast; the dense-CRF energy regulariser (weight 0.05) is not part of the loss here.
 /// </summary>
-public sealed record MoReConfig : IMethodConfig
+public sealed record MoReConfig : IMethodConfig<MoReConfig>
 {
     /// <summary>Foreground classes C = class tokens (VOC 20).</summary>
     public int NumClasses { get; init; } = 20;
@@ -124,6 +124,15 @@ public sealed record MoReConfig : IMethodConfig
     public int BatchSize { get; init; } = 4;
 
     /// <summary>The official VOC settings.</summary>
+    /// <summary>What error messages call this configuration.</summary>
+    public string Title => "MoRe";
+
+    /// <summary>This configuration for <paramref name="numClasses"/> foreground classes (the dataset decides it).</summary>
+    public MoReConfig WithNumClasses(int numClasses) => this with { NumClasses = numClasses };
+
+    /// <summary>This configuration with training crops of <paramref name="imageSize"/> (the backbone's position grid follows).</summary>
+    public MoReConfig WithImageSize(int imageSize) => this with { CropSize = imageSize, Backbone = Backbone with { ImageSize = imageSize } };
+
     public static MoReConfig Paper => new();
 
     /// <summary>

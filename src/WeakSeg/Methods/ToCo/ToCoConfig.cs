@@ -18,7 +18,7 @@ public sealed record LossWeight(double Weight, long StartStep = 0)
 /// Not part of the loss here: class-token contrast (its loss is <see cref="ToCoLoss.ClassTokenContrast"/>; its crops and
 /// EMA projection head are not built) and the dense-CRF energy regulariser (weight 0.05, needs a bilateral filter).
 /// </summary>
-public sealed record ToCoConfig : IMethodConfig
+public sealed record ToCoConfig : IMethodConfig<ToCoConfig>
 {
     /// <summary>Foreground classes C (VOC 20); the decoder predicts C + 1 with background first.</summary>
     public int NumClasses { get; init; } = 20;
@@ -105,6 +105,15 @@ public sealed record ToCoConfig : IMethodConfig
     public int BatchSize { get; init; } = 4;
 
     /// <summary>The official VOC settings.</summary>
+    /// <summary>What error messages call this configuration.</summary>
+    public string Title => "ToCo";
+
+    /// <summary>This configuration for <paramref name="numClasses"/> foreground classes (the dataset decides it).</summary>
+    public ToCoConfig WithNumClasses(int numClasses) => this with { NumClasses = numClasses };
+
+    /// <summary>This configuration with training crops of <paramref name="imageSize"/> (the backbone's position grid follows).</summary>
+    public ToCoConfig WithImageSize(int imageSize) => this with { CropSize = imageSize, Backbone = Backbone with { ImageSize = imageSize } };
+
     public static ToCoConfig Paper => new();
 
     /// <summary>

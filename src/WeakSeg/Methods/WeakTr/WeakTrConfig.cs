@@ -54,8 +54,17 @@ public enum WeakTrFeatureGrouping
 /// WeakTr end-to-end CAM generation (paper §3.1, appendix A.1). Defaults are the paper's values; values not stated in the paper
 /// are marked "unverified" and exist to be overridden.
 /// </summary>
-public sealed record WeakTrConfig : IMethodConfig
+public sealed record WeakTrConfig : IMethodConfig<WeakTrConfig>
 {
+    /// <summary>The paper's setup (appendix A.1): DeiT-S/16 at 224, AAF with an 18-wide FFN.</summary>
+    public static WeakTrConfig Paper => new();
+
+    /// <summary>The small ViT of <see cref="MethodRegistry.CpuBackbone"/> with an FFN of <see cref="CpuFfnHidden"/>.</summary>
+    public static WeakTrConfig Cpu => new() { Backbone = MethodRegistry.CpuBackbone, FfnHidden = CpuFfnHidden };
+
+    /// <summary>The FFN hidden width of the cpu preset: K·H / 4, as the paper's 18 = 72 / 4 for DeiT-S (12 blocks × 6 heads).</summary>
+    public static int CpuFfnHidden => Math.Max(1, MethodRegistry.CpuBackbone.Depth * MethodRegistry.CpuBackbone.NumHeads / 4);
+
     /// <summary>Foreground classes = class tokens C (PASCAL VOC: 20; §3.1.1 "C learnable class tokens").</summary>
     public int NumClasses { get; init; } = 20;
 
@@ -145,7 +154,7 @@ public sealed record WeakTrConfig : IMethodConfig
     public TrainerOptions ToTrainerOptions(long batchesPerEpoch, TrainerOptions? baseOptions = null)
     {
         if (batchesPerEpoch < 1) throw new WeakSegException($"batches per epoch must be ≥ 1 (got {batchesPerEpoch})");
-        EnsureValid();
+        this.EnsureValid();
         var o = baseOptions ?? new TrainerOptions();
         return o with
         {
@@ -159,12 +168,16 @@ public sealed record WeakTrConfig : IMethodConfig
         };
     }
 
+    string IMethodConfig.Title => "WeakTr";
+
+    public WeakTrConfig WithNumClasses(int numClasses) => this with { NumClasses = numClasses };
+
+    public WeakTrConfig WithImageSize(int imageSize) => this with { Backbone = Backbone with { ImageSize = imageSize } };
+
     /// <summary>Problems with this configuration, each naming the field; empty when valid.</summary>
     public IReadOnlyList<string> Validate()
     {
-        var errors = new List<string>();
-        if (NumClasses < 1) errors.Add($"NumClasses must be ≥ 1 (got {NumClasses})");
-        errors.AddRange(BackboneConfig.Validate().Select(e => "Backbone." + e));
+        var errors = this.CommonErrors();
         if (!Enum.IsDefined(Fusion)) errors.Add($"Fusion must be mean-sum, aaf, fixed-random or pooled-attention-maps (got {(int)Fusion})");
         if (!Enum.IsDefined(Pooling)) errors.Add($"Pooling must be average or max (got {(int)Pooling})");
         if (!Enum.IsDefined(FeatureGrouping)) errors.Add($"FeatureGrouping must be interleaved or contiguous (got {(int)FeatureGrouping})");
@@ -178,13 +191,6 @@ public sealed record WeakTrConfig : IMethodConfig
         if (!(MinLearningRate >= 0)) errors.Add($"MinLearningRate must be ≥ 0 (got {MinLearningRate})");
         if (!(WarmupStartLearningRate >= 0)) errors.Add($"WarmupStartLearningRate must be ≥ 0 (got {WarmupStartLearningRate})");
         return errors;
-    }
-
-    /// <summary>Throws a <see cref="WeakSegException"/> listing every problem.</summary>
-    public void EnsureValid()
-    {
-        var errors = Validate();
-        if (errors.Count > 0) throw new WeakSegException("invalid WeakTr configuration: " + string.Join("; ", errors));
     }
 
     /// <summary>Parses the CLI spelling of a fusion scheme: mean-sum, aaf, fixed-random, pooled-attention-maps (case-insensitive;

@@ -168,11 +168,3 @@ public sealed class WeakTrModel : VisionTransformer
         return WeakTrLoss.Compute(output, labels);
     }
 }
-
-/// <summary>Adapter to the shared <see cref="Trainer"/>: trains every parameter of <paramref name="model"/> with <see cref="WeakTrModel.ComputeLoss"/>.</summary>
-public sealed class WeakTrTrainable(WeakTrModel model) : ITrainable
-{
-    public nn.Module Model => model;
-
-    public LossTerms ComputeLoss(TrainBatch batch, TrainStepContext context) => model.ComputeLoss(batch.Images, batch.Labels);
-}

@@ -1,6 +1,7 @@
 using TorchSharp;
 using WeakSeg.Methods.MctFormer;
 using WeakSeg.Methods;
+using WeakSeg.Methods.Localization;
 using WeakSeg.Methods.WeakTr;
 using WeakSeg.Models.Vit;
 using WeakSeg.Tests.Support;
@@ -280,15 +281,16 @@ public class WeakTrModelTests
     }
 
     [Fact]
-    public void Trainable_adapter_returns_the_models_loss()
+    public void The_method_trains_with_the_models_loss()
     {
         torch.manual_seed(58);
-        using var model = new WeakTrModel(Tiny());
+        using var method = new WeakTrMethod(Tiny());
+        var model = method.Network;
         model.eval();
         using var scope = torch.NewDisposeScope();
         var images = torch.randn(2, 3, 16, 16);
         var labels = torch.tensor(new float[] { 1, 0, 1, 0, 1, 0 }).reshape(2, 3);
-        ITrainable trainable = new WeakTrTrainable(model);
+        ITrainable trainable = method;
         Assert.Same(model, trainable.Model);
         var viaAdapter = trainable.ComputeLoss(new TrainBatch(images, labels), new TrainStepContext(0, 1, 1e-3, new Random(0)));
         Assert.Equal(model.ComputeLoss(images, labels).Total.item<float>(), viaAdapter.Total.item<float>(), 6);
@@ -303,12 +305,13 @@ public class WeakTrInferenceTests
     {
         torch.manual_seed(61);
         var config = WeakTrModelTests.Tiny() with { Backbone = WeakTrModelTests.Tiny().Backbone with { ImageSize = 32 } };
-        using var model = new WeakTrModel(config);
+        using var method = new WeakTrMethod(config);
+        var model = method.Network;
         model.train();
         using var scope = torch.NewDisposeScope();
         var image = torch.randn(3, 32, 32);
-        var options = new WeakTrInferenceOptions { Scales = new[] { 1.0, 0.5 }, Flip = true };
-        var accumulated = WeakTrInference.AccumulatedMaps(model, image, options);
+        var options = new LocalizationOptions { Scales = new[] { 1.0, 0.5 }, Flip = true, MapKind = LocalizationMapKind.Refined };
+        var accumulated = MultiScaleLocalization.AccumulatedMaps(method, image, options);
         Assert.True(model.training);                                   // mode restored
 
         var expected = TinyModelChecks.MultiScaleFlipReference(model, image, input =>
@@ -319,9 +322,9 @@ public class WeakTrInferenceTests
         TensorAssert.Close(expected, accumulated, 1e-5, "accumulated");
         Assert.True(expected.max().item<float>() > 0);
 
-        var localized = WeakTrInference.LocalizeImage(model, image, new[] { 2, 0 }, options);
-        TensorAssert.Close(expected[2] / expected[2].max(), localized[0], 1e-5, "class 2 normalised");
-        TensorAssert.Close(expected[0] / expected[0].max(), localized[1], 1e-5, "class 0 normalised");
+        var localized = MultiScaleLocalization.LocalizeImage(method, image, new[] { 3, 1 }, options);   // one-based classes
+        TensorAssert.Close(expected[2] / expected[2].max(), localized[0], 1e-5, "class 3 = map 2, normalised");
+        TensorAssert.Close(expected[0] / expected[0].max(), localized[1], 1e-5, "class 1 = map 0, normalised");
     }
 
     [Fact]
@@ -350,14 +353,15 @@ public class WeakTrInferenceTests
     public void Coarse_and_cross_attention_map_kinds()
     {
         torch.manual_seed(63);
-        using var model = new WeakTrModel(WeakTrModelTests.Tiny());
-        model.eval();
+        using var method = new WeakTrMethod(WeakTrModelTests.Tiny());
+        method.Model.eval();
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
         var images = torch.randn(1, 3, 16, 16);
-        using var output = model.Forward(images);
-        TensorAssert.Close(output.CoarseCam.relu(), WeakTrInference.MapsAtPatchGrid(model, images, WeakTrMapKind.Coarse), 0, "coarse");
-        TensorAssert.Close(output.CrossAttention, WeakTrInference.MapsAtPatchGrid(model, images, WeakTrMapKind.CrossAttention), 0, "cross");
+        using var output = method.Network.Forward(images);
+        TensorAssert.Close(output.FineCam.relu(), method.PatchGridMaps(images, LocalizationMapKind.Refined), 0, "fine");
+        TensorAssert.Close(output.CoarseCam.relu(), method.PatchGridMaps(images, LocalizationMapKind.Fused), 0, "coarse");
+        TensorAssert.Close(output.CrossAttention.relu(), method.PatchGridMaps(images, LocalizationMapKind.ClassToPatch), 0, "cross");
     }
 }
 
@@ -370,7 +374,8 @@ public class WeakTrTensorLifetimeTests
     public void Training_steps_and_inference_do_not_leak_tensors(WeakTrFusion fusion)
     {
         torch.manual_seed(64);
-        using var model = new WeakTrModel(WeakTrModelTests.Tiny(fusion, classes: 2) with { Backbone = TinyModelChecks.LeakCheckBackbone });
+        using var method = new WeakTrMethod(WeakTrModelTests.Tiny(fusion, classes: 2) with { Backbone = TinyModelChecks.LeakCheckBackbone });
+        var model = method.Network;
         TinyModelChecks.AssertTrainingAndInferenceDoNotLeak(model,
             (images, labels) =>
             {
@@ -379,6 +384,6 @@ public class WeakTrTensorLifetimeTests
                 _ = terms.Parts.Select(p => p.Value.item<float>()).ToArray();
                 return terms.Total;
             },
-            image => WeakTrInference.LocalizeImage(model, image, new[] { 0, 1 }, new WeakTrInferenceOptions { Scales = new[] { 1.0, 1.5 } }));
+            image => MultiScaleLocalization.LocalizeImage(method, image, new[] { 1, 2 }, new LocalizationOptions { Scales = new[] { 1.0, 1.5 } }));
     }
 }

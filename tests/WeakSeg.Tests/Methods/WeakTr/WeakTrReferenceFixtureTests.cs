@@ -202,7 +202,7 @@ public class WeakTrReferenceFixtureTests
         using var scope = torch.NewDisposeScope();
         var image = io.ToTorch("ms_image_s1");
         var label = io.ToTorch("ms_label")[0];                                     // [5]
-        var sum = WeakSeg.Methods.MultiScaleCam.Accumulate(model, 8, image, scales, flip, views =>
+        var sum = WeakSeg.Methods.Localization.MultiScaleCam.Accumulate(model, 8, image, scales, flip, views =>
         {
             using var output = model.Forward(views);
             return output.FineCam.relu();                                           // what the method's refined map returns

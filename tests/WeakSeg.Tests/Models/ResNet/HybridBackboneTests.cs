@@ -145,7 +145,7 @@ public class HybridBackboneTests
         var json = factory.ConfigToJson(factory.DefaultConfig(MethodPreset.Cpu, 3));
         json["backbone"]!["stem"] = "resnet18-s8";
         var config = factory.ConfigFromJson(json, "test");
-        Assert.Equal(VitStem.ResNet18Stride8, factory.BackboneOf(config).Stem);
+        Assert.Equal(VitStem.ResNet18Stride8, config.BackboneConfig.Stem);
         Assert.Contains("\"stem\": \"resnet18-s8\"", factory.ConfigToJson(config).ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
 
         torch.manual_seed(2);
@@ -154,7 +154,7 @@ public class HybridBackboneTests
         using var scope = torch.NewDisposeScope();
         using var _ = torch.no_grad();
         var images = torch.randn(1, 3, 96, 96);
-        foreach (var kind in method.SupportedMapKinds)
+        foreach (var kind in factory.Maps.Supported)
         {
             var maps = method.PatchGridMaps(images, kind);
             Assert.Equal(12, maps.shape[^1]);   // 96 / 8 tokens per side

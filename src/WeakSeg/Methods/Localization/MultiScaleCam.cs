@@ -2,7 +2,7 @@ using TorchSharp;
 using WeakSeg.Models;
 using static TorchSharp.torch;
 
-namespace WeakSeg.Methods;
+namespace WeakSeg.Methods.Localization;
 
 /// <summary>
 /// Multi-scale + flip accumulation of patch-grid maps (the MCTformer/WeakTr CAM protocol), shared by every method:

@@ -7,7 +7,7 @@ namespace WeakSeg.Methods;
 /// <summary>
 /// JSON of every method configuration record: snake_case keys, enums as their names, computed properties not written, unknown
 /// fields rejected. Enum names are read ignoring case, '-' and '_' (<c>"MeanSum"</c>, <c>"mean-sum"</c> and <c>"mean_sum"</c> are
-/// one value), so that <c>--set model.fusion=mean-sum</c> works. Any record works without registering it here.
+/// one value; a member's JsonStringEnumMemberName is its written name), so that <c>--set model.fusion=mean-sum</c> works. Any record works without registering it here.
 /// </summary>
 public static class MethodJson
 {
@@ -33,20 +33,25 @@ public static class MethodJson
     {
         static string Fold(string name) => name.Replace("-", "").Replace("_", "").ToLowerInvariant();
 
+        /// <summary>The JSON name of each member: its <see cref="JsonStringEnumMemberNameAttribute"/> where it has one, else its C# name.</summary>
+        static readonly Dictionary<T, string> JsonNames = Enum.GetValues<T>().Distinct().ToDictionary(v => v, v =>
+            typeof(T).GetField(v.ToString())?.GetCustomAttributes(typeof(JsonStringEnumMemberNameAttribute), false)
+                .OfType<JsonStringEnumMemberNameAttribute>().FirstOrDefault()?.Name ?? v.ToString());
+
         public override T Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
         {
             if (reader.TokenType == JsonTokenType.Number && reader.TryGetInt32(out var number) && Enum.IsDefined(typeof(T), number))
                 return (T)Enum.ToObject(typeof(T), number);
             if (reader.TokenType != JsonTokenType.String) throw new JsonException($"expected one of {string.Join(", ", Enum.GetNames<T>())}");
             var text = reader.GetString() ?? "";
-            foreach (var name in Enum.GetNames<T>())
-                if (Fold(name) == Fold(text)) return Enum.Parse<T>(name);
-            throw new JsonException($"'{text}' is not one of {string.Join(", ", Enum.GetNames<T>())}");
+            foreach (var (value, jsonName) in JsonNames)
+                if (Fold(jsonName) == Fold(text) || Fold(value.ToString()) == Fold(text)) return value;
+            throw new JsonException($"'{text}' is not one of {string.Join(", ", JsonNames.Values)}");
         }
 
         public override void Write(Utf8JsonWriter writer, T value, JsonSerializerOptions options)
         {
-            if (Enum.IsDefined(value)) writer.WriteStringValue(value.ToString());
+            if (JsonNames.TryGetValue(value, out var jsonName)) writer.WriteStringValue(jsonName);
             else writer.WriteNumberValue(Convert.ToInt64(value, System.Globalization.CultureInfo.InvariantCulture));
         }
     }

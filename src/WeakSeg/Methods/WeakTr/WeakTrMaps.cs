@@ -92,6 +92,28 @@ public static class WeakTrMaps
         return weighted.mean(new long[] { 1 }).MoveToOuterDisposeScope();
     }
 
+    /// <summary>
+    /// <see cref="FuseHeads"/> on the per-block attentions K × [B, H, T, T] without building the [B, K·H, T, T] stack: one batched
+    /// product per block, [B, 1, H] · [B, H, T·T], with the weights of block k's heads (map h·K + k). → [B, T, T].
+    /// </summary>
+    public static Tensor FuseBlocks(IReadOnlyList<Tensor> attentions, Tensor headWeights)
+    {
+        CheckAttentions(attentions);
+        long b = attentions[0].shape[0], h = attentions[0].shape[1], t = attentions[0].shape[2], k = attentions.Count;
+        if (headWeights.dim() != 2 || headWeights.shape[0] != b || headWeights.shape[1] != h * k)
+            throw new WeakSegException($"head weights must be [{b}, {h * k}]; got [{string.Join(", ", headWeights.shape)}]");
+        using var scope = torch.NewDisposeScope();
+        var perBlock = headWeights.reshape(b, h, k);                                            // [B, H, K]: map h·K + k
+        Tensor? sum = null;
+        for (int i = 0; i < k; i++)
+        {
+            var w = perBlock.select(2, i).unsqueeze(1);                                         // [B, 1, H]
+            var weighted = torch.bmm(w, attentions[i].reshape(b, h, t * t));                   // [B, 1, T·T]
+            sum = sum is null ? weighted : sum.add(weighted);
+        }
+        return sum!.div(h * k).reshape(b, t, t).MoveToOuterDisposeScope();
+    }
+
     /// <summary>ĈA: the class-to-patch block Â[:C, C:] on the patch grid. fused [B, T, T] → [B, C, h, w] (row c = class token c as query).</summary>
     public static Tensor CrossAttention(Tensor fused, int numClassTokens, int gridHeight, int gridWidth)
     {

@@ -95,21 +95,26 @@ public sealed class WeakTrModel : VisionTransformer
     public override VitOutput forward(Tensor images) => ForwardBlocks(images);
 
     /// <summary>
-    /// W' [B, K·H] (head-major) for head-major attention maps [B, K·H, T, T] and head-map features [B, K·H, T, D/H]: ones (mean-sum),
-    /// head FFN(feature FFN(Pool(features))) (AAF), head FFN(fixed W) broadcast over the batch (fixed-random) or head FFN(Pool(maps))
-    /// (pooled attention maps).
+    /// W' [B, K·H] (head-major, map h·K + k) from the per-block attentions K × [B, H, T, T] and attention-branch outputs K × [B, T, D]:
+    /// ones (mean-sum), head FFN(feature FFN(Pool(head-map features))) (AAF), head FFN(fixed W) broadcast over the batch (fixed-random)
+    /// or head FFN(Pool(maps)) (pooled attention maps). Inputs and features are detached when <see cref="WeakTrConfig.DetachAttention"/>.
     /// </summary>
-    public Tensor HeadWeights(Tensor maps, Tensor features)
+    public Tensor HeadWeights(IReadOnlyList<Tensor> attentions, IReadOnlyList<Tensor> attentionOutputs)
     {
-        long batch = maps.shape[0];
+        if (attentions.Count != Depth) throw new WeakSegException($"expected attention of {Depth} blocks; got {attentions.Count}");
+        var first = attentions[0];
+        long batch = first.shape[0];
         switch (Fusion)
         {
             case WeakTrFusion.MeanSum:
-                return torch.ones(batch, MethodConfig.NumAttentionHeads, dtype: maps.dtype, device: maps.device);
+                return torch.ones(batch, MethodConfig.NumAttentionHeads, dtype: first.dtype, device: first.device);
             case WeakTrFusion.Aaf:
             {
-                using var pooled = WeakTrMaps.PoolFeatures(features, MethodConfig.Pooling, NumClassTokens, MethodConfig.PoolClassTokens);
-                return adaptive_attention_fusion!.WeightsFromFeatures(pooled);
+                using var scope = torch.NewDisposeScope();
+                var features = WeakTrMaps.HeadMajorFeatures(attentionOutputs, Config.NumHeads, MethodConfig.FeatureGrouping);   // [B, K·H, T, D/H]
+                if (MethodConfig.DetachAttention) features = features.detach();
+                var pooled = WeakTrMaps.PoolFeatures(features, MethodConfig.Pooling, NumClassTokens, MethodConfig.PoolClassTokens);
+                return adaptive_attention_fusion!.WeightsFromFeatures(pooled).MoveToOuterDisposeScope();
             }
             case WeakTrFusion.FixedRandom:
             {
@@ -118,8 +123,9 @@ public sealed class WeakTrModel : VisionTransformer
             }
             case WeakTrFusion.PooledAttentionMaps:
             {
-                using var pooled = WeakTrMaps.PoolMaps(maps, MethodConfig.Pooling);
-                return adaptive_attention_fusion!.call(pooled);
+                using var scope = torch.NewDisposeScope();
+                var pooled = WeakTrMaps.PoolMaps(WeakTrMaps.HeadMajorAttention(attentions), MethodConfig.Pooling);
+                return adaptive_attention_fusion!.call(pooled).MoveToOuterDisposeScope();
             }
             default:
                 throw new ArgumentOutOfRangeException(nameof(Fusion));
@@ -136,17 +142,11 @@ public sealed class WeakTrModel : VisionTransformer
         var coarseCam = head.call(backbone.PatchGrid());                                            // [B, C, h, w]
         var coarseLogits = coarseCam.mean(new long[] { 2, 3 });                                     // [B, C]
 
-        var maps = WeakTrMaps.HeadMajorAttention(backbone.Attentions);                              // [B, K·H, T, T]
-        var features = Fusion == WeakTrFusion.Aaf
-            ? WeakTrMaps.HeadMajorFeatures(backbone.BlockAttentionOutputs, Config.NumHeads, MethodConfig.FeatureGrouping)   // [B, K·H, T, D/H]
-            : maps;                                                                                 // unused by the other fusions
-        if (MethodConfig.DetachAttention)
-        {
-            maps = maps.detach();
-            features = features.detach();
-        }
-        var headWeights = HeadWeights(maps, features);                                              // [B, K·H]
-        var fused = WeakTrMaps.FuseHeads(maps, headWeights);                                        // [B, T, T]
+        IReadOnlyList<Tensor> attentions = MethodConfig.DetachAttention
+            ? backbone.Attentions.Select(a => a.detach()).ToList()
+            : backbone.Attentions;
+        var headWeights = HeadWeights(attentions, backbone.BlockAttentionOutputs);                 // [B, K·H], head-major
+        var fused = WeakTrMaps.FuseBlocks(attentions, headWeights);                                 // [B, T, T]
         var crossAttention = WeakTrMaps.CrossAttention(fused, c, backbone.GridHeight, backbone.GridWidth);   // [B, C, h, w]
         var patchAttention = WeakTrMaps.PatchAttention(fused, c);                                   // [B, N, N]
         var camInput = MethodConfig.DetachCoarseCam ? coarseCam.detach().relu() : coarseCam;

@@ -105,14 +105,15 @@ public class WeakTrFusionTests
         SetFfn(model);
         using var scope = torch.NewDisposeScope();
         var a = HandAttention();
-        var attention = WeakTrMaps.HeadMajorAttention(new[] { ToTensor(a) });    // K = 1: map index = head
+        var blocks = new[] { ToTensor(a) };
+        var attention = WeakTrMaps.HeadMajorAttention(blocks);                   // K = 1: map index = head
 
         // W = pooled map per head; W' = FFN(W).
         var w = a.Select(m => pooling == WeakTrPooling.Average ? m.Cast<double>().Average() : m.Cast<double>().Max()).ToArray();
         var pooled = WeakTrMaps.PoolMaps(attention, pooling);
         TensorAssert.Close(torch.tensor(w.Select(v => (float)v).ToArray()).reshape(1, 2), pooled, 1e-6, "W");
         var expectedWeights = HandFfn(w);
-        var weights = model.HeadWeights(attention, attention);
+        var weights = model.HeadWeights(blocks, []);
         TensorAssert.Close(torch.tensor(expectedWeights.Select(v => (float)v).ToArray()).reshape(1, 2), weights, 1e-6, "W'");
         Assert.True(Math.Abs(expectedWeights[0] - expectedWeights[1]) > 0.05, "the example must weight the heads differently");
 
@@ -157,9 +158,10 @@ public class WeakTrFusionTests
         using var scope = torch.NewDisposeScope();
         var attention = Enumerable.Range(0, 3).Select(_ => torch.rand(2, 2, T, T)).ToList();
         var maps = WeakTrMaps.HeadMajorAttention(attention);
-        var weights = model.HeadWeights(maps, maps);
+        var weights = model.HeadWeights(attention, []);
         TensorAssert.Close(torch.ones(2, 6), weights, 0, "mean-sum weights");
         var fused = WeakTrMaps.FuseHeads(maps, weights);
+        TensorAssert.Close(fused, WeakTrMaps.FuseBlocks(attention, weights), 1e-6, "per-block fusion");
         var plainAverage = torch.stack(attention, 0).mean(new long[] { 0, 2 });                    // over layers and heads
         TensorAssert.Close(plainAverage, fused, 1e-6, "plain average");
         // MCTformer's class-to-patch map sums the head means over layers: mean-sum's ĈA is that divided by K.
@@ -174,8 +176,10 @@ public class WeakTrFusionTests
         using var scope = torch.NewDisposeScope();
         var attention = new[] { torch.rand(1, 2, T, T), torch.rand(1, 2, T, T) };
         var maps = WeakTrMaps.HeadMajorAttention(attention);
-        var fused = WeakTrMaps.FuseHeads(maps, torch.tensor(new float[] { 0, 4, 0, 0 }).reshape(1, 4));
+        var oneMap = torch.tensor(new float[] { 0, 4, 0, 0 }).reshape(1, 4);
+        var fused = WeakTrMaps.FuseHeads(maps, oneMap);
         TensorAssert.Close(attention[1].select(1, 0), fused, 1e-6, "block 1 head 0");   // 4 / KH = 1
+        TensorAssert.Close(attention[1].select(1, 0), WeakTrMaps.FuseBlocks(attention, oneMap), 1e-6, "per-block: block 1 head 0");
         var pooled = WeakTrMaps.PoolMaps(maps, WeakTrPooling.Max);
         Assert.Equal(attention[0][0, 1].max().item<float>(), pooled[0, 2].item<float>());   // head 1 of block 0 = 1·2 + 0
     }

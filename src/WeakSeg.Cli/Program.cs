@@ -75,7 +75,9 @@ public static class CliErrors
 
     /// <summary>The parser's message with .NET type names replaced by what the user types.</summary>
     internal static string Readable(string message) =>
-        System.Text.RegularExpressions.Regex.Replace(message, @"as expected type '([^']*)'", m => "as " + TypeWord(m.Groups[1].Value));
+        System.Text.RegularExpressions.Regex.Replace(
+            System.Text.RegularExpressions.Regex.Replace(message, @"as expected type '([^']*)'", m => "as " + TypeWord(m.Groups[1].Value)),
+            @"\s*[\r\n]+\s*", " ");                                                  // the parser's lists of choices, on one line
 
     static string TypeWord(string type) => type switch
     {

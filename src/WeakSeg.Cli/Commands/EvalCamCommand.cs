@@ -86,7 +86,9 @@ public static class EvalCamCommand
             if (jsonPath != null)
             {
                 EvaluationJson.Write(jsonPath, result, splitName);
-                Console.WriteLine($"wrote {jsonPath}");
+                var plotPath = Path.ChangeExtension(jsonPath, ".png");
+                WeakSeg.Visualization.TrainingPlots.SaveThresholdSweep(result, plotPath);
+                Console.WriteLine($"wrote {jsonPath} and the sweep plot {plotPath}");
             }
             return 0;
         });

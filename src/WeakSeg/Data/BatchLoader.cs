@@ -47,7 +47,7 @@ public sealed class BatchLoader
         LoadsMasks = loadMasks && samples.All(s => s.MaskPath != null);
         BatchesPerEpoch = dropLast ? samples.Count / batchSize : (samples.Count + batchSize - 1) / batchSize;
         if (BatchesPerEpoch == 0)
-            throw new WeakSegException($"the split has {samples.Count} images, fewer than one batch of {batchSize} (use a smaller batch or dropLast: false)");
+            throw new WeakSegException($"the split has {samples.Count} images, fewer than one batch of {batchSize} (use a smaller batch size)");
     }
 
     /// <summary>The batches of one epoch, in order.</summary>

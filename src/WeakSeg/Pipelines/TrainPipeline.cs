@@ -43,6 +43,9 @@ public sealed record TrainOutcome(TrainResult Result, RunConfig Config, WeightIm
 /// </summary>
 public static class TrainPipeline
 {
+    /// <summary>The loss and learning-rate curve written beside metrics.jsonl when a run completes.</summary>
+    public const string LossCurveFile = "loss.png";
+
     public static TrainOutcome Run(TrainRequest request, Action<string>? log = null, IProgress<ProgressUpdate>? progress = null,
         CancellationToken cancellationToken = default)
     {
@@ -95,6 +98,8 @@ public static class TrainPipeline
                     $"{recipe.ImageSize}px, batch {options.BatchSize}, {options.Steps} steps ({loader.BatchesPerEpoch} per epoch)");
         var trainer = new Trainer(options, request.RunDirectory);
         var result = trainer.Run(method, batches, request.Resume, progress, cancellationToken);
+        if (result.Completed && File.Exists(trainer.MetricsPath))
+            Visualization.TrainingPlots.SaveLossCurve(trainer.MetricsPath, Path.Combine(trainer.RunDirectory, LossCurveFile));
         return new TrainOutcome(result, config, import);
     }
 

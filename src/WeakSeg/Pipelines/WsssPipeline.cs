@@ -274,6 +274,7 @@ public static class WsssPipeline
                 var sweep = reporter.Run("sweep thresholds", p => CamThresholdSweep.Evaluate(mapsDir, dataRoot, options.TrainSplit,
                     new CamSweepOptions { Thresholds = options.Thresholds }, p));
                 EvaluationJson.Write(Path.Combine(outDir, "cam", $"eval-cam-{map}.json"), sweep, options.TrainSplit);
+                Visualization.TrainingPlots.SaveThresholdSweep(sweep, Path.Combine(outDir, "cam", $"eval-cam-{map}.png"));
                 return new JsonObject { ["miou"] = Num(sweep.BestMeanIou), ["threshold"] = sweep.BestThreshold, ["miou_by_threshold"] = EvaluationJson.MeanIouByThreshold(sweep) };
             });
             state.CamMeanIou = camEval["miou"]?.GetValue<double>() ?? double.NaN;

@@ -140,7 +140,10 @@ public static class SegmentationRun
             return new TrainBatch(images, labels, b.MasksToTensor(device));
         }));
         var trainer = new Trainer(config.ToTrainerOptions(request.Seed, request.Device, request.Threads), runDir) { StepCompleted = stepCompleted };
-        return trainer.Run(new SegmentationTrainable(model), batches, request.Resume, progress, cancellationToken);
+        var result = trainer.Run(new SegmentationTrainable(model), batches, request.Resume, progress, cancellationToken);
+        if (result.Completed && File.Exists(trainer.MetricsPath))
+            Visualization.TrainingPlots.SaveLossCurve(trainer.MetricsPath, Path.Combine(trainer.RunDirectory, Pipelines.TrainPipeline.LossCurveFile));
+        return result;
     }
 
     static IEnumerable<string> Differences(SegmentationRunInfo recorded, SegmentationRunInfo now)

@@ -38,6 +38,13 @@ public static class TrainingPlots
         SavePng(plot, pngPath, width, height);
     }
 
+    /// <summary>The sweep of <paramref name="sweep"/> (its defined points: a threshold whose mIoU is undefined is left out).</summary>
+    public static void SaveThresholdSweep(Evaluation.CamSweepResult sweep, string pngPath)
+    {
+        var points = sweep.Thresholds.Select((t, i) => (T: t, M: sweep.Metrics[i].MeanIou)).Where(p => double.IsFinite(p.M)).ToList();
+        SaveThresholdSweep(points.Select(p => p.T).ToList(), points.Select(p => p.M).ToList(), pngPath);
+    }
+
     /// <summary>mIoU against the background threshold of a CAM sweep, best point marked.</summary>
     public static void SaveThresholdSweep(IReadOnlyList<double> thresholds, IReadOnlyList<double> miou, string pngPath,
         int width = DefaultWidth, int height = DefaultHeight)

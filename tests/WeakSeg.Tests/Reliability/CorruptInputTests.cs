@@ -152,6 +152,8 @@ public class CorruptInputTests
         Assert.Single(unknown.Err.Trim().Split('\n'));
         Assert.Contains("--stepz", unknown.Err);
         Assert.False(Directory.Exists("o"));
+        var choice = CliRunner.Run("train", "--method", "mctformer-v2", "--data", "d", "--out", "o", "--preset", "gpu");
+        Assert.Equal("error: Argument 'gpu' not recognized. Must be one of: 'cpu' 'paper' (see `weakseg train --help`)", choice.Err.Trim());
     }
 
     [Fact]

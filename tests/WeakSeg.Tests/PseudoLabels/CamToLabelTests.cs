@@ -55,8 +55,11 @@ public class CamToLabelTests
         Assert.Equal([20, 0], LabelPng.Read(Path.Combine(outDir, "b.png")).Labels);
         Assert.Equal(3, File.ReadAllBytes(Path.Combine(outDir, "a.png"))[25]); // IHDR colour type 3 = palette
 
-        var summary = PseudoLabelWriter.Run(cams, outDir, new PseudoLabelConfig { Threshold = 0.5f });
-        Assert.Equal((0, 2), (summary.Written, summary.Skipped));
+        var summary = PseudoLabelWriter.Run(cams, outDir, new PseudoLabelConfig { Threshold = 0.25f, Uncertain = new UncertainBand(0.25f, 0.55f) });
+        Assert.Equal((0, 2), (summary.Written, summary.Skipped));                        // same settings: resumes, skipping both
+        // Other settings are refused (the existing labels are not theirs), naming the folder's settings record.
+        var stale = Assert.Throws<WeakSegException>(() => PseudoLabelWriter.Run(cams, outDir, new PseudoLabelConfig { Threshold = 0.5f }));
+        Assert.Contains("other settings (threshold, uncertain)", stale.Message);
         Assert.Equal([0, 3, 255, 255], LabelPng.Read(Path.Combine(outDir, "a.png")).Labels); // untouched
 
         summary = PseudoLabelWriter.Run(cams, outDir, new PseudoLabelConfig { Threshold = 0.5f, Overwrite = true });

@@ -33,9 +33,10 @@ public static class FolderRules
         ["Evaluation"] = [Root, "IO", "Runtime", "Interop", "Data", "PseudoLabels"],
         ["PseudoLabels"] = [Root, "IO", "Runtime", "Interop", "Data", "Evaluation"],
         ["Visualization"] = [Root, "IO", "Runtime", "Interop", "Data", "Evaluation"],
-        ["Methods"] = [Root, "IO", "Runtime", "Interop", "Models", "Training"],
+        // Single-stage methods (ToCo, MoRe) refine their labels inside training with PAR (Refinement/Par).
+        ["Methods"] = [Root, "IO", "Runtime", "Interop", "Models", "Training", "Refinement"],
         ["Refinement"] = [Root, "IO", "Runtime", "Interop", "Data", "Models", "Training", "Evaluation", "PseudoLabels"],
-        ["Segmentation"] = [Root, "IO", "Runtime", "Interop", "Data", "Models", "Training", "Evaluation", "Refinement"],
+        ["Segmentation"] = [Root, "IO", "Runtime", "Interop", "Data", "Models", "Training", "Evaluation", "Refinement", "Visualization"],
         ["Pipelines"] = [Root, "IO", "Runtime", "Interop", "Data", "Models", "Training", "Evaluation", "PseudoLabels", "Visualization",
             "Methods", "Refinement", "Segmentation"],
         [Cli] = [Root, "IO", "Runtime", "Interop", "Data", "Models", "Training", "Evaluation", "PseudoLabels", "Visualization",

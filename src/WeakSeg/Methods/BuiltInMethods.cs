@@ -1,5 +1,7 @@
 using WeakSeg.Methods.Baselines;
 using WeakSeg.Methods.MctFormer;
+using WeakSeg.Methods.MoRe;
+using WeakSeg.Methods.ToCo;
 using WeakSeg.Methods.WeakTr;
 using static WeakSeg.Methods.LocalizationMapKind;
 
@@ -13,7 +15,8 @@ namespace WeakSeg.Methods;
 public static class BuiltInMethods
 {
     public const string MctFormerV1 = MctFormerMethod.V1Name, MctFormerV2 = MctFormerMethod.V2Name, VitCls = VitClsMethod.MethodName,
-        Cam = CamMethod.MethodName, WeakTr = WeakTrMethod.MethodName;
+        Cam = CamMethod.MethodName, WeakTr = WeakTrMethod.MethodName,
+        ToCo = ToCoMethod.MethodName, MoRe = MoReMethod.MethodName;
 
     /// <summary>The method <c>weakseg demo</c> trains.</summary>
     public const string DemoMethod = MctFormerV2;
@@ -33,6 +36,9 @@ public static class BuiltInMethods
     /// </summary>
     static MethodMaps AllMaps => new([Refined, Fused, ClassToPatch], PaperDefault: Refined, CpuDefault: ClassToPatch);
 
+    /// <summary>Single-stage methods: one map, the final classifier's CAM (as fused: the method's map, without affinity refinement).</summary>
+    static MethodMaps CamOnly => new([Fused], PaperDefault: Fused, CpuDefault: Fused);
+
     internal static void RegisterAll()
     {
         MethodRegistry.Register<MctFormerConfig>(MctFormerV1, "MCTformer-V1: one class token per class; maps = class-to-patch attention, refined by patch affinity.", AllMaps, c => new MctFormerMethod(c), c => c with { Variant = MctFormerVariant.V1 });
@@ -40,5 +46,7 @@ public static class BuiltInMethods
         MethodRegistry.Register<VitClsConfig>(VitCls, "ViT classifier with one class token; map = class-agnostic class-token attention (baseline).", AllMaps, c => new VitClsMethod(c));
         MethodRegistry.Register<CamBaselineConfig>(Cam, "ViT + global average pooling + linear classifier; map = CAM (baseline).", new([Refined, Fused], PaperDefault: Refined, CpuDefault: Refined), c => new CamMethod(c));
         MethodRegistry.Register<WeakTrConfig>(WeakTr, "WeakTr: C class tokens, conv coarse CAM, adaptive attention fusion of all heads → fine CAM (fusion: aaf, mean_sum or fixed_random).", AllMaps, c => new WeakTrMethod(c));
+        MethodRegistry.Register<ToCoConfig>(ToCo, "ToCo (single stage): ViT + GMP classifier, aux classifier, patch-token contrast, PAR-refined segmentation decoder; map = CAM.", CamOnly, c => new ToCoMethod(c));
+        MethodRegistry.Register<MoReConfig>(MoRe, "MoRe (single stage, ToCo base): class tokens with graph class aggregation, relation losses; map = CAM.", CamOnly, c => new MoReMethod(c));
     }
 }

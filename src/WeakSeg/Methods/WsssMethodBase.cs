@@ -32,7 +32,7 @@ public abstract class WsssMethodBase<TConfig, TModel> : IWsssMethod
     public abstract LossTerms ComputeLoss(TrainBatch batch, TrainStepContext context);
 
     /// <summary>The backbone's rate multiplier: a hybrid stem's CNN may train slower (<see cref="VitConfig.StemLearningRateScale"/>).</summary>
-    public double LearningRateScale(string parameterName) => HybridEmbed.LearningRateScale(Backbone, parameterName);
+    public virtual double LearningRateScale(string parameterName) => HybridEmbed.LearningRateScale(Backbone, parameterName);
 
     public abstract Tensor PatchGridMaps(Tensor images, LocalizationMapKind kind);
 

@@ -5,6 +5,12 @@ using WeakSeg.Training;
 
 namespace WeakSeg.Methods.MoRe;
 
+/// <summary>A pair of CAM thresholds (foreground above <see cref="High"/>, background below <see cref="Low"/>); a tuple converts to it.</summary>
+public sealed record ThresholdPair(double High, double Low)
+{
+    public static implicit operator ThresholdPair((double High, double Low) pair) => new(pair.High, pair.Low);
+}
+
 /// <summary>
 /// MoRe (Yang et al., AAAI 2025) settings on the ToCo base. <see cref="Paper"/> holds the official VOC values
 /// (scripts/train_voc.py, logs/voc_train.log); <see cref="Cpu"/> is the small from-scratch setting. MoRe drops ToCo's
@@ -49,13 +55,13 @@ public sealed record MoReConfig : IMethodConfig<MoReConfig>
     public double BackgroundThreshold { get; init; } = 0.5;
 
     /// <summary>CRE mask thresholds before <see cref="CamToMaskStep"/> (aux CAM, 0.5 / 0.25).</summary>
-    public (double High, double Low) EarlyConfidentThresholds { get; init; } = (0.5, 0.25);
+    public ThresholdPair EarlyConfidentThresholds { get; init; } = (0.5, 0.25);
 
     /// <summary>URE mask thresholds before <see cref="CamToMaskStep"/> (aux CAM, 0.7 / 0.25).</summary>
-    public (double High, double Low) EarlyUncertainThresholds { get; init; } = (0.7, 0.25);
+    public ThresholdPair EarlyUncertainThresholds { get; init; } = (0.7, 0.25);
 
     /// <summary>CRE and URE mask thresholds after <see cref="CamToMaskStep"/> (final CAM, 0.6 / 0.35).</summary>
-    public (double High, double Low) LateRelationThresholds { get; init; } = (0.6, 0.35);
+    public ThresholdPair LateRelationThresholds { get; init; } = (0.6, 0.35);
 
     /// <summary>Up to this step (inclusive) the relation masks come from the aux CAM, afterwards from the final CAM (VOC 10 000).</summary>
     public long CamToMaskStep { get; init; } = 10_000;

@@ -1,0 +1,64 @@
+using TorchSharp;
+using WeakSeg.Refinement.Par;
+using WeakSeg.Training;
+using static TorchSharp.torch;
+
+namespace WeakSeg.Methods.ToCo;
+
+/// <summary>
+/// ToCo as an <see cref="IWsssMethod"/>: loss <see cref="ToCoTraining.Loss"/> (the step index picks the loss weights, the images
+/// feed PAR), heads at <see cref="ToCoConfig.HeadLearningRateScale"/>× the rate. Map: the final classifier's CAM
+/// (<see cref="LocalizationMapKind.Fused"/>, the method's map; ToCo has no affinity refinement or class-to-patch attention).
+/// <see cref="Localize"/> follows ToCo's own protocol, <see cref="ToCoMaps.MultiScaleCam(ToCoNetwork, Tensor, IReadOnlyList{double})"/>:
+/// max of a view and its flip, summed over scales, min-max per class.
+/// </summary>
+public sealed class ToCoMethod(ToCoConfig config) : WsssMethodBase<ToCoConfig, ToCoNetwork>(config, new ToCoNetwork(config)), IWsssMethod
+{
+    public const string MethodName = "toco";
+
+    readonly PixelAdaptiveRefinement _par = new(config.Par);
+
+    public override string Name => MethodName;
+    public ToCoNetwork Network => TypedModel;
+
+    public override LossTerms ComputeLoss(TrainBatch batch, TrainStepContext context) =>
+        ToCoTraining.Loss(TypedModel, _par, batch.Images, batch.Labels, context.Step);
+
+    public override double LearningRateScale(string parameterName) =>
+        TypedModel.IsHeadParameter(parameterName) ? MethodConfig.HeadLearningRateScale : base.LearningRateScale(parameterName);
+
+    /// <summary>[B, 3, H, W] → raw CAM [B, K, h, w] of the final classifier.</summary>
+    public override Tensor PatchGridMaps(Tensor images, LocalizationMapKind kind)
+    {
+        RequireCam(kind, Name);
+        var (cam, auxCam) = TypedModel.CamOnly(images);
+        auxCam.Dispose();
+        return cam;
+    }
+
+    /// <summary>ToCo's multi-scale CAM at <paramref name="options"/>' scales (flip always, as the method's protocol), classes selected.</summary>
+    public Tensor Localize(Tensor image, IReadOnlyList<int> classes, LocalizationOptions options)
+    {
+        RequireCam(options.MapKind, Name);
+        options.EnsureValid();
+        using var scope = torch.NewDisposeScope();
+        var (cam, _) = ToCoMaps.MultiScaleCam(TypedModel, image.unsqueeze(0), options.Scales);
+        return SelectClasses(cam, classes, NumClasses).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The single-stage methods' one map kind: <see cref="LocalizationMapKind.Fused"/> (the CAM); any other is an error.</summary>
+    internal static void RequireCam(LocalizationMapKind kind, string method)
+    {
+        if (kind != LocalizationMapKind.Fused)
+            throw new WeakSegException($"method '{method}' has no {LocalizationMapKindNames.Name(kind)} map (it has: fused = the CAM)");
+    }
+
+    /// <summary>maps [1, K, H, W] → the listed classes (1..K) as [K', H, W]; a class outside 1..K is an error naming it.</summary>
+    internal static Tensor SelectClasses(Tensor maps, IReadOnlyList<int> classes, int numClasses)
+    {
+        var bad = classes.Where(c => c < 1 || c > numClasses).ToList();
+        if (bad.Count > 0) throw new WeakSegException($"classes must be in 1..{numClasses} (got {string.Join(", ", bad)})");
+        using var index = torch.tensor(classes.Select(c => (long)(c - 1)).ToArray());
+        return maps[0].index_select(0, index);
+    }
+}

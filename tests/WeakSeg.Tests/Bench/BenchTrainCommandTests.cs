@@ -45,7 +45,9 @@ public sealed class BenchTrainCommandTests
         Assert.Equal((last - first) / first, Get(r, "rss_growth"), 1e-9);
         Assert.True(Get(r, "peak_rss_mb") >= Math.Max(first, last) - 1e-9);
         Assert.InRange(first, 10, 1e6);
-        Assert.InRange(Get(r, "cpu_utilisation"), 0.01, 1.5);
+        // Process CPU time over wall time: one libtorch thread, plus the runtime's JIT and GC threads, which in a 3-second run
+        // on an idle machine can add more than half a core; never more than the machine's cores.
+        Assert.InRange(Get(r, "cpu_utilisation"), 0.01, Environment.ProcessorCount + 0.01);
         Assert.True(Get(r, "loss_last") < Get(r, "loss_first"), "30 AdamW steps on one fixed batch should lower its loss");
     }
 

@@ -33,31 +33,23 @@ public static class MoReTraining
             return ToCoPseudoLabels.CamToLabel(resized, labels, config.BandOptions(high, low)).Label;
         }
 
-        var parts = new List<(string Name, Tensor Value)>();
-        Tensor? total = null;
-        void Add(string name, double weight, Tensor term)
-        {
-            parts.Add((name, term));
-            using var w = weight.ToScalar();
-            var weighted = term.mul(w);
-            total = total is null ? weighted : StableScalars.Add(total, weighted);
-        }
+        var loss = new WeightedLossSum();
 
         double w;
-        if ((w = config.Classification.At(step)) > 0) Add("cls", w, ToCoLoss.MultilabelSoftMargin(output.ClassLogits, labels));
-        if ((w = config.AuxClassification.At(step)) > 0) Add("cls_aux", w, ToCoLoss.MultilabelSoftMargin(output.AuxLogits, labels));
-        if ((w = config.Uniqueness.At(step)) > 0) Add("attri", w, MoReLoss.ClassTokenUniqueness(output.AttributeTokens));
+        if ((w = config.Classification.At(step)) > 0) loss.Add("cls", w, ToCoLoss.MultilabelSoftMargin(output.ClassLogits, labels));
+        if ((w = config.AuxClassification.At(step)) > 0) loss.Add("cls_aux", w, ToCoLoss.MultilabelSoftMargin(output.AuxLogits, labels));
+        if ((w = config.Uniqueness.At(step)) > 0) loss.Add("attri", w, MoReLoss.ClassTokenUniqueness(output.AttributeTokens));
         if ((w = config.PatchContrast.At(step)) > 0)
         {
             var affinity = ToCoPseudoLabels.LabelToAffinityMask(TokenLabel(auxCam, config.HighThreshold, config.LowThreshold));
-            Add("ptc", w, ToCoLoss.MaskedPatchContrast(output.FeatureMap, affinity));
+            loss.Add("ptc", w, ToCoLoss.MaskedPatchContrast(output.FeatureMap, affinity));
         }
         bool early = step <= config.CamToMaskStep;
         if ((w = config.ConfidentRelation.At(step)) > 0)
         {
             var mask = early ? TokenLabel(auxCam, config.EarlyConfidentThresholds.High, config.EarlyConfidentThresholds.Low)
                 : TokenLabel(cam, config.LateRelationThresholds.High, config.LateRelationThresholds.Low);
-            Add("cle", w, MoReLoss.ConfidentRelation(output.AttributeTokens, output.FeatureMap, mask, labels, config.CreTemperature));
+            loss.Add("cle", w, MoReLoss.ConfidentRelation(output.AttributeTokens, output.FeatureMap, mask, labels, config.CreTemperature));
         }
         if ((w = config.UncertainRelation.At(step)) > 0)
         {
@@ -65,7 +57,7 @@ public static class MoReTraining
                 : TokenLabel(cam, config.LateRelationThresholds.High, config.LateRelationThresholds.Low);
             var (ure, _) = MoReLoss.UncertainRelation(output.AttributeTokens, output.FeatureMap, mask, labels,
                 (_, n) => Permutation(random, n), config.UncertainTokens, config.UncertainTokenPosition);
-            Add("une", w, ure);
+            loss.Add("une", w, ure);
         }
         if ((w = config.Segmentation.At(step)) > 0)
         {
@@ -74,10 +66,9 @@ public static class MoReTraining
                 config.HighThreshold, config.LowThreshold, imageBox: null, config.ParDownScale);
             var logits = nn.functional.interpolate(output.Segmentation, size: new[] { refined.shape[1], refined.shape[2] },
                 mode: InterpolationMode.Bilinear, align_corners: false);
-            Add("seg", w, ToCoLoss.Segmentation(logits, refined, config.SegmentationReduction));
+            loss.Add("seg", w, ToCoLoss.Segmentation(logits, refined, config.SegmentationReduction));
         }
-        if (total is null) throw new WeakSegException($"every MoRe loss weight is 0 at step {step}; nothing to train");
-        return new LossTerms(total, parts);
+        return loss.ToLossTerms("MoRe", step);
     }
 
     /// <summary>A uniformly random permutation of 0..n−1 (Fisher–Yates on the step's managed RNG, so resumed runs repeat it).</summary>

@@ -29,20 +29,12 @@ public static class ToCoTraining
         var (cam, auxCam) = ToCoMaps.MultiScaleCam(network, images, config.CamScales);
         var output = network.call(images);
 
-        var parts = new List<(string Name, Tensor Value)>();
-        Tensor? total = null;
-        void Add(string name, double weight, Tensor term)
-        {
-            parts.Add((name, term));
-            using var w = weight.ToScalar();
-            var weighted = term.mul(w);
-            total = total is null ? weighted : StableScalars.Add(total, weighted);
-        }
+        var loss = new WeightedLossSum();
 
         double wCls = config.Classification.At(step);
-        if (wCls > 0) Add("cls", wCls, ToCoLoss.MultilabelSoftMargin(output.ClassLogits, labels));
+        if (wCls > 0) loss.Add("cls", wCls, ToCoLoss.MultilabelSoftMargin(output.ClassLogits, labels));
         double wAux = config.AuxClassification.At(step);
-        if (wAux > 0) Add("cls_aux", wAux, ToCoLoss.MultilabelSoftMargin(output.AuxLogits, labels));
+        if (wAux > 0) loss.Add("cls_aux", wAux, ToCoLoss.MultilabelSoftMargin(output.AuxLogits, labels));
 
         double wPtc = config.PatchContrast.At(step);
         if (wPtc > 0)
@@ -51,7 +43,7 @@ public static class ToCoTraining
             var tokenCam = nn.functional.interpolate(auxCam, size: grid, mode: InterpolationMode.Bilinear, align_corners: false);
             var (_, tokenLabel) = ToCoPseudoLabels.CamToLabel(tokenCam, labels, config.TokenLabelOptions);
             var affinity = ToCoPseudoLabels.LabelToAffinityMask(tokenLabel);
-            Add("ptc", wPtc, ToCoLoss.MaskedPatchContrast(output.FeatureMap, affinity));
+            loss.Add("ptc", wPtc, ToCoLoss.MaskedPatchContrast(output.FeatureMap, affinity));
         }
 
         double wSeg = config.Segmentation.At(step);
@@ -69,17 +61,16 @@ public static class ToCoTraining
                         && (background == 0 || foreground == 0);
             if (skip)
             {
-                parts.Add(("seg_skipped", torch.ones(1)));
+                loss.Report("seg_skipped", torch.ones(1));
             }
             else
             {
-                Add("seg", wSeg, ToCoLoss.Segmentation(logits, refined, config.SegmentationReduction));
-                parts.Add(("seg_skipped", torch.zeros(1)));
+                loss.Add("seg", wSeg, ToCoLoss.Segmentation(logits, refined, config.SegmentationReduction));
+                loss.Report("seg_skipped", torch.zeros(1));
             }
         }
 
-        if (total is null) throw new WeakSegException($"every ToCo loss weight is 0 at step {step}; nothing to train");
-        return new LossTerms(total, parts);
+        return loss.ToLossTerms("ToCo", step);
     }
 }
 

@@ -13,18 +13,7 @@ namespace WeakSeg.Tests.Cli;
 [Collection("Torch")]
 public class PipelineCliTests
 {
-    static (int Code, string Out, string Err) Cli(params string[] args)
-    {
-        var previousOut = Console.Out;
-        var previousErr = Console.Error;
-        // Not disposed: Spectre's static AnsiConsole keeps the writer it first saw, and may write to it from a later test.
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        Console.SetOut(stdout);
-        Console.SetError(stderr);
-        try { return (WeakSeg.Cli.Program.Run(args), stdout.ToString(), stderr.ToString()); }
-        finally { Console.SetOut(previousOut); Console.SetError(previousErr); }
-    }
+    static (int Code, string Out, string Err) Cli(params string[] args) => WeakSeg.Tests.Evaluation.EvalTestData.RunCli(args);
 
     static string Inv(double v) => v.ToString("R", CultureInfo.InvariantCulture);
 

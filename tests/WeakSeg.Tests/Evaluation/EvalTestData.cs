@@ -22,16 +22,23 @@ internal static class EvalTestData
 
     public static LabelMap Mask(int width, int height, params byte[] labels) => new(width, height, labels);
 
+    static readonly object ConsoleGate = new();
+
+    /// <summary>Runs the command line in-process and captures its output (one run at a time: the console is process-wide).</summary>
     public static (int Exit, string Out, string Err) RunCli(params string[] args)
     {
-        var oldOut = Console.Out; var oldErr = Console.Error;
-        var @out = new StringWriter(); var err = new StringWriter();
-        Console.SetOut(@out); Console.SetError(err);
-        try
+        lock (ConsoleGate)
         {
-            int code = WeakSeg.Cli.Program.Run(args);
-            return (code, @out.ToString(), err.ToString());
+            var oldOut = Console.Out; var oldErr = Console.Error;
+            // Not disposed: Spectre's static AnsiConsole keeps the writer it first saw, and may write to it from a later test.
+            var @out = new StringWriter(); var err = new StringWriter();
+            Console.SetOut(@out); Console.SetError(err);
+            try
+            {
+                int code = WeakSeg.Cli.Program.Run(args);
+                return (code, @out.ToString(), err.ToString());
+            }
+            finally { Console.SetOut(oldOut); Console.SetError(oldErr); }
         }
-        finally { Console.SetOut(oldOut); Console.SetError(oldErr); }
     }
 }

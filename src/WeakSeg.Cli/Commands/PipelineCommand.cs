@@ -25,8 +25,8 @@ public static class PipelineCommand
         var segConfig = new Option<string?>("--seg-config") { Description = "Segmenter configuration JSON (the \"config\" object of a seg-train run's config.json) instead of the preset's." };
         var camSteps = new Option<long?>("--cam-steps") { Description = "CAM training steps (default: the preset's)." };
         var segSteps = new Option<long?>("--seg-steps") { Description = "Segmenter training steps (default: the preset's)." };
-        var map = new Option<string?>("--map") { Description = "Map for the pseudo labels: refined, fused or class-to-patch (default: paper preset refined, the papers' final map; cpu preset class-to-patch, the best map of a ViT trained from scratch)." };
-        map.AcceptOnlyFromAmong("refined", "fused", "class-to-patch");
+        var map = new Option<string?>("--map") { Description = "Map for the pseudo labels: refined, fused, class-to-patch or patch-cam (default: paper preset refined, the papers' final map; cpu preset class-to-patch, the best map of a ViT trained from scratch)." };
+        map.AcceptOnlyFromAmong([.. LocalizationMapKindNames.All]);
         var scales = new Option<string>("--scales") { Description = "Comma-separated map inference scales.", DefaultValueFactory = _ => CamCommand.FormatScales(new LocalizationOptions().Scales) };
         var noFlip = new Option<bool>("--no-flip") { Description = "Maps without the horizontally flipped image." };
         var thresholds = new Option<string>("--thresholds") { Description = "Background thresholds of the CAM sweep: START:STOP:STEP or a comma list.", DefaultValueFactory = _ => "0:0.95:0.05" };

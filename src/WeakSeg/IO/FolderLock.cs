@@ -4,6 +4,7 @@ namespace WeakSeg.IO;
 /// Exclusive use of an output folder by one process: an OS lock on <c>DIR/.weakseg.lock</c> (opened with FileShare.None, which .NET
 /// maps to flock on Linux and macOS and a sharing mode on Windows). The OS releases it when the process exits, also on kill -9 or a
 /// crash, so a stale lock file never blocks a later run. A second process on the same folder is refused at once with one line.
+/// Taking the lock also deletes temporary files that killed writers left in the folder (<see cref="AtomicFile.RemoveStaleTemporaryFiles"/>).
 /// </summary>
 public sealed class FolderLock : IDisposable
 {
@@ -22,6 +23,7 @@ public sealed class FolderLock : IDisposable
         try
         {
             var stream = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+            AtomicFile.RemoveStaleTemporaryFiles(dir);
             return new FolderLock(stream);
         }
         catch (IOException) when (File.Exists(path))

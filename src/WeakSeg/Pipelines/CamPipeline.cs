@@ -50,6 +50,14 @@ public static class CamPipeline
         var dataset = VocDataset.Open(request.DataRoot ?? config.DataRoot, request.Split);
         if (dataset.NumClasses != config.NumClasses)
             throw WeakSegException.ForFile(dataset.Root, $"has {dataset.NumClasses} classes but the run was trained with {config.NumClasses} ({RunConfig.PathIn(request.RunDirectory)})");
+        // Every image still to map must fit at the largest scale: checked from the headers before the output folder is made, so a
+        // refusal leaves nothing behind (and comes before any map, not after hours of them).
+        foreach (var sample in dataset.Samples)
+            if (sample.Classes.Length > 0 && !CamMapFile.Exists(request.OutDirectory, sample.Name))
+            {
+                var (width, height) = ImageCodec.ReadSize(sample.ImagePath);
+                EnsureFitsInMemory(method.Backbone, sample.Name, height, width, request.Localization, MemoryBudgetBytes);
+            }
         using var folderLock = FolderLock.Acquire(request.OutDirectory, "output folder");
         OutputSettings.Claim(request.OutDirectory, "maps", Settings(request, config, dataset),
             dataset.Samples.Count(sample => CamMapFile.Exists(request.OutDirectory, sample.Name)));
@@ -71,7 +79,6 @@ public static class CamPipeline
                 float[] values = [];
                 if (sample.Classes.Length > 0)
                 {
-                    EnsureFitsInMemory(method.Backbone, sample.Name, h, w, request.Localization, MemoryBudgetBytes);
                     Tensor maps;
                     try { maps = method.Localize(input, sample.Classes, request.Localization); }        // [K', H, W]
                     catch (Exception e) when (IsAllocationFailure(e))

@@ -57,8 +57,8 @@ public sealed record WsssPipelineOptions
     /// <summary>Background thresholds swept on the train split's masks (cam_miou = the best), when the split has masks.</summary>
     public IReadOnlyList<double> Thresholds { get; init; } = CamThresholdSweep.Range(0.0, 0.95, 0.05);
 
-    /// <summary>Background threshold of the pseudo labels; null = <see cref="WsssPipeline.DefaultPseudoThreshold"/>, or the sweep's best
-    /// with <see cref="OracleThreshold"/>.</summary>
+    /// <summary>Background threshold of the pseudo labels; null = the method's preset value (<see cref="IMethodConfig.PseudoLabelThreshold"/>),
+    /// or the sweep's best with <see cref="OracleThreshold"/>.</summary>
     public double? PseudoThreshold { get; init; }
 
     /// <summary>Take the pseudo-label threshold from the sweep on the training split's ground-truth masks (what the official MCTformer
@@ -111,10 +111,16 @@ public static class WsssPipeline
 {
     public const string ReportFile = "report.json";
 
-    /// <summary>Background threshold of the pseudo labels when none is given: ToCo's <c>--bkg_thre</c> default
-    /// (<see cref="CamToLabel.DefaultThreshold"/>). It reads no pixel label, unlike the official MCTformer/WeakTr practice of taking
-    /// the best threshold of a sweep on the training masks, which <see cref="WsssPipelineOptions.OracleThreshold"/> reproduces.</summary>
-    public const double DefaultPseudoThreshold = CamToLabel.DefaultThreshold;
+    /// <summary>
+    /// The pseudo-label threshold and where it came from: <paramref name="given"/> ("given"); else, with <paramref name="oracle"/>, the
+    /// best of the sweep on the training masks (<paramref name="sweepBest"/>; "oracle"); else the method's preset value
+    /// (<see cref="IMethodConfig.PseudoLabelThreshold"/>; "preset"), a constant of the method that reads no pixel label. The source is
+    /// "KIND: why", KIND first.
+    /// </summary>
+    public static (double Threshold, string Source) ChooseThreshold(double? given, bool oracle, Func<double> sweepBest, IMethodConfig method) =>
+        given is { } t ? (t, "given: --threshold")
+        : oracle ? (sweepBest(), "oracle: the best of the sweep on the training split's ground-truth masks (pixel labels used)")
+        : (method.PseudoLabelThreshold.Value, "preset: " + method.PseudoLabelThreshold.Source + "; no pixel label read");
     const string ComputedWithKey = "computed_with";
     const string SyntheticStage = "data";
 
@@ -279,9 +285,8 @@ public static class WsssPipeline
             });
             state.CamMeanIou = camEval["miou"]?.GetValue<double>() ?? double.NaN;
         }
-        (state.Threshold, state.ThresholdSource) = options.PseudoThreshold is { } given ? (given, "given")
-            : options.OracleThreshold ? (camEval!["threshold"]!.GetValue<double>(), "oracle: the best of the sweep on the training split's ground-truth masks (pixel labels used)")
-            : (DefaultPseudoThreshold, "default: a fixed background threshold; no pixel label read");
+        (state.Threshold, state.ThresholdSource) = ChooseThreshold(options.PseudoThreshold, options.OracleThreshold,
+            () => camEval!["threshold"]!.GetValue<double>(), recipe.ModelConfig);
         state.Write();
         if (options.StopAfter == PipelineEnd.Cam) return state.Finish();
 
@@ -408,7 +413,7 @@ public static class WsssPipeline
         public LocalizationMapKind Map { get; set; }
         public double CamMeanIou { get; set; } = double.NaN;
         public double Threshold { get; set; } = double.NaN;
-        /// <summary>Where the pseudo-label threshold came from: "default", "given" or "oracle" (with a reason after a colon).</summary>
+        /// <summary>Where the pseudo-label threshold came from: "preset", "given" or "oracle" (with a reason after a colon).</summary>
         public string ThresholdSource { get; set; } = "";
         readonly List<string> _skipped = new();
         /// <summary>Metrics not computed, each with why.</summary>

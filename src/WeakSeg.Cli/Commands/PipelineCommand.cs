@@ -78,6 +78,7 @@ public static class PipelineCommand
                 Device = parseResult.GetValue(device)!,
                 Threads = parseResult.GetValue(threads),
                 Workers = parseResult.GetValue(workers),
+                Group = WeakSeg.Runtime.ProcessGroup.World,
             };
             using var cancel = CancelOnCtrlC.Install();
             var report = WsssPipeline.Run(options, new CliStageReporter(), cancel.Token);

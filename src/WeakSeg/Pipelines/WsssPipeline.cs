@@ -182,19 +182,19 @@ public static class WsssPipeline
             if (status == StageState.Unfinished) reporter.Log($"{name}: continuing an unfinished stage");
             if (group.IsRoot) ledger.Begin(name, settings, secondsSoFar);
             var clock = Stopwatch.StartNew();
-            var results = !rootOnly || group.IsRoot ? work() : null;
-            if (group.IsDistributed) results = JsonNode.Parse(group.Broadcast(group.IsRoot ? results!.ToJsonString() : null)!)!.AsObject();
+            var fresh = !rootOnly || group.IsRoot ? work() : null;
+            var results = group.IsDistributed ? JsonNode.Parse(group.Broadcast(group.IsRoot ? fresh!.ToJsonString() : null)!)!.AsObject() : fresh!;
             // threads and device are not settings (a stage computed with other ones is reused), but they decide the last bits of its
             // numbers, so the record keeps what computed them and report.json reports that rather than this invocation's values
             results[ComputedWithKey] = new JsonObject { ["threads"] = options.Threads, ["device"] = options.Device };
             state.ComputedWith[name] = results[ComputedWithKey]!.DeepClone();
             double seconds = Math.Round(secondsSoFar + clock.Elapsed.TotalSeconds, 3);      // as recorded, so a reused stage reports the same
-            if (group.IsRoot) ledger.Complete(name, settings, seconds, results!);
+            if (group.IsRoot) ledger.Complete(name, settings, seconds, results);
             group.Barrier();
             stages.Add(new PipelineStage(name, seconds, false));
             state.Stages = stages;
             stageCompleted?.Invoke(name);
-            return results!;
+            return results;
         }
 
         // ---- data ----

@@ -86,6 +86,56 @@ public class DataParallelTrainingTests(Xunit.Abstractions.ITestOutputHelper outp
         foreach (var (key, values) in w2) Assert.True(values.SequenceEqual(w3[key]), $"weights '{key}' differ after a 2-rank resume");
     }
 
+    /// <summary>
+    /// The pipeline on 2 ranks: it completes with one ledger and report (rank 0's), and its per-image stages under mpirun write exactly
+    /// what one process writes from the same weights (cam maps byte for byte; eval's all-reduced confusion matrix gives the same JSON).
+    /// </summary>
+    [MpiFact]
+    public void Pipeline_runs_on_two_ranks_and_ranked_per_image_stages_equal_one_process()
+    {
+        using var dir = TestPaths.NewTempDir();
+        var data = PipelineTestData.MakeData(dir.File("data"));
+        var camConfig = dir.File("cam.json");
+        File.WriteAllText(camConfig, """
+            {"model": {"backbone": {"image_size": 32, "patch_size": 8, "embed_dim": 16, "depth": 2, "num_heads": 2}, "cam_layers": 2},
+             "trainer": {"steps": 3, "batch_size": 4, "warmup_steps": 1}}
+            """);
+        var segConfig = dir.File("seg.json");
+        File.WriteAllText(segConfig, (WeakSeg.Segmentation.SegmentationConfig.Cpu with
+        {
+            Backbone = new WeakSeg.Models.Vit.VitConfig { PatchSize = 8, EmbedDim = 16, Depth = 1, NumHeads = 2 },
+            CropSize = 32, ClipPatchSize = 8, Steps = 2, BatchSize = 4, WarmupSteps = 1,
+        }).ToJson());
+        var pipe = dir.File("pipe");
+        var run = MpiTestRunner.Ranks(2, "pipeline", "--method", "mctformer-v2", "--data", data, "--out", pipe, "--config", camConfig,
+            "--seg-config", segConfig, "--scales", "1", "--threads", "1", "--workers", "1", "--decoders", "gradclip", "--no-upper-bound");
+        Assert.True(run.Code == 0, run.Stdout + run.Stderr);
+        var report = JsonNode.Parse(File.ReadAllText(Path.Combine(pipe, "report.json")))!;
+        Assert.True(report["pseudo_miou"]!.GetValue<double>() > 0);
+        Assert.All(Directory.GetFiles(Path.Combine(pipe, "stages")), f => Assert.Equal("done", JsonNode.Parse(File.ReadAllText(f))!["status"]!.GetValue<string>()));
+        Assert.Contains("data-parallel over 2 MPI ranks", run.Stdout);
+
+        var camRun = Path.Combine(pipe, "cam", "run");
+        string[] cam = ["cam", "--run", camRun, "--split", "train", "--scales", "1", "--threads", "1"];
+        Assert.Equal(0, MpiTestRunner.Single([.. cam, "--out", dir.File("maps-1")]).Code);
+        var ranked = MpiTestRunner.Ranks(2, [.. cam, "--out", dir.File("maps-2")]);
+        Assert.True(ranked.Code == 0, ranked.Stdout + ranked.Stderr);
+        Assert.Contains("wrote maps of 8 images", ranked.Stdout);                    // the job's count, reported once by rank 0
+        foreach (var f in Directory.GetFiles(dir.File("maps-1")).Where(f => Path.GetFileName(f) != WeakSeg.IO.FolderLock.FileName))
+            Assert.True(File.ReadAllBytes(f).AsSpan().SequenceEqual(File.ReadAllBytes(Path.Combine(dir.File("maps-2"), Path.GetFileName(f)))), Path.GetFileName(f));
+        Assert.Equal(Directory.GetFiles(dir.File("maps-1")).Length, Directory.GetFiles(dir.File("maps-2")).Length);
+
+        var pseudo = Directory.GetDirectories(pipe, "pseudo-*").Single();
+        string[] eval = ["eval", "--pred", pseudo, "--data", data, "--split", "train"];
+        Assert.Equal(0, MpiTestRunner.Single([.. eval, "--json", dir.File("eval-1.json")]).Code);
+        var rankedEval = MpiTestRunner.Ranks(2, [.. eval, "--json", dir.File("eval-2.json")]);
+        Assert.True(rankedEval.Code == 0, rankedEval.Stdout + rankedEval.Stderr);
+        Assert.Equal(File.ReadAllText(dir.File("eval-1.json")), File.ReadAllText(dir.File("eval-2.json")));
+        var both = MpiTestRunner.Ranks(2, [.. eval, "--shard", "1/2"]);
+        Assert.NotEqual(0, both.Code);
+        Assert.Contains("which already split the images; use one or the other", both.Stderr);
+    }
+
     static void CopyDirectory(string from, string to)
     {
         foreach (var d in Directory.GetDirectories(from, "*", SearchOption.AllDirectories)) Directory.CreateDirectory(d.Replace(from, to));

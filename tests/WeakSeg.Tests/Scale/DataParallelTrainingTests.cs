@@ -95,17 +95,7 @@ public class DataParallelTrainingTests(Xunit.Abstractions.ITestOutputHelper outp
     {
         using var dir = TestPaths.NewTempDir();
         var data = PipelineTestData.MakeData(dir.File("data"));
-        var camConfig = dir.File("cam.json");
-        File.WriteAllText(camConfig, """
-            {"model": {"backbone": {"image_size": 32, "patch_size": 8, "embed_dim": 16, "depth": 2, "num_heads": 2}, "cam_layers": 2},
-             "trainer": {"steps": 3, "batch_size": 4, "warmup_steps": 1}}
-            """);
-        var segConfig = dir.File("seg.json");
-        File.WriteAllText(segConfig, (WeakSeg.Segmentation.SegmentationConfig.Cpu with
-        {
-            Backbone = new WeakSeg.Models.Vit.VitConfig { PatchSize = 8, EmbedDim = 16, Depth = 1, NumHeads = 2 },
-            CropSize = 32, ClipPatchSize = 8, Steps = 2, BatchSize = 4, WarmupSteps = 1,
-        }).ToJson());
+        var (camConfig, segConfig) = ShardedStagesTests.WriteTinyPipelineConfigs(dir);
         var pipe = dir.File("pipe");
         var run = MpiTestRunner.Ranks(2, "pipeline", "--method", "mctformer-v2", "--data", data, "--out", pipe, "--config", camConfig,
             "--seg-config", segConfig, "--scales", "1", "--threads", "1", "--workers", "1", "--decoders", "gradclip", "--no-upper-bound");

@@ -19,6 +19,23 @@ public class ShardedStagesTests
 {
     static (int Code, string Out, string Err) Cli(params string[] args) => EvalTestData.RunCli(args);
 
+    /// <summary>--config and --seg-config files of a tiny pipeline (MCTformer-V2 16-wide ViT, 3 steps; 1-block segmenter, 2 steps).</summary>
+    internal static (string CamConfig, string SegConfig) WriteTinyPipelineConfigs(TempDir dir)
+    {
+        var camConfig = dir.File("cam.json");
+        File.WriteAllText(camConfig, """
+            {"model": {"backbone": {"image_size": 32, "patch_size": 8, "embed_dim": 16, "depth": 2, "num_heads": 2}, "cam_layers": 2},
+             "trainer": {"steps": 3, "batch_size": 4, "warmup_steps": 1}}
+            """);
+        var segConfig = dir.File("seg.json");
+        File.WriteAllText(segConfig, (WeakSeg.Segmentation.SegmentationConfig.Cpu with
+        {
+            Backbone = new WeakSeg.Models.Vit.VitConfig { PatchSize = 8, EmbedDim = 16, Depth = 1, NumHeads = 2 },
+            CropSize = 32, ClipPatchSize = 8, Steps = 2, BatchSize = 4, WarmupSteps = 1,
+        }).ToJson());
+        return (camConfig, segConfig);
+    }
+
     static void Ok((int Code, string Out, string Err) r, string what) => Assert.True(r.Code == 0, $"{what}: {r.Out}{r.Err}");
 
     /// <summary>Runs ARGS + --out WHOLE once, and ARGS + --out SHARDED --shard 1/2 and 2/2; the folders must hold the same files, equal
@@ -53,17 +70,7 @@ public class ShardedStagesTests
     {
         using var dir = TestPaths.NewTempDir();
         var data = PipelineTestData.MakeData(dir.File("data"));
-        var camConfig = dir.File("cam.json");
-        File.WriteAllText(camConfig, """
-            {"model": {"backbone": {"image_size": 32, "patch_size": 8, "embed_dim": 16, "depth": 2, "num_heads": 2}, "cam_layers": 2},
-             "trainer": {"steps": 3, "batch_size": 4, "warmup_steps": 1}}
-            """);
-        var segConfig = dir.File("seg.json");
-        File.WriteAllText(segConfig, (WeakSeg.Segmentation.SegmentationConfig.Cpu with
-        {
-            Backbone = new WeakSeg.Models.Vit.VitConfig { PatchSize = 8, EmbedDim = 16, Depth = 1, NumHeads = 2 },
-            CropSize = 32, ClipPatchSize = 8, Steps = 2, BatchSize = 4, WarmupSteps = 1,
-        }).ToJson());
+        var (camConfig, segConfig) = ShardedStagesTests.WriteTinyPipelineConfigs(dir);
         var pipe = dir.File("pipe");
         Ok(Cli("pipeline", "--method", "mctformer-v2", "--data", data, "--out", pipe, "--config", camConfig, "--seg-config", segConfig,
             "--scales", "1", "--threads", "2", "--decoders", "gradclip", "--no-upper-bound"), "pipeline");

@@ -23,9 +23,10 @@ public static class CamCommand
         var weights = new Option<string?>("--weights") { Description = "Weights file (default: RUN/model-final.bin, else the latest checkpoint)." };
         var device = new Option<string>("--device") { Description = "cpu or cuda[:N].", DefaultValueFactory = _ => "cpu" };
         var threads = new Option<int>("--threads") { Description = "libtorch intra-op threads (0 = libtorch's choice).", DefaultValueFactory = _ => 0 };
+        var shard = ShardOption.Create();
 
         var cmd = new Command("cam", "Write localization maps (multi-scale + flip, image's classes only, normalised per class) for every image of a split.");
-        foreach (var o in new Option[] { run, outDir, split, data, scales, noFlip, map, float16, weights, device, threads }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { run, outDir, split, data, scales, noFlip, map, float16, weights, device, threads, shard }) cmd.Options.Add(o);
         cmd.SetAction(parseResult =>
         {
             var request = new CamRequest
@@ -44,10 +45,11 @@ public static class CamCommand
                 Weights = parseResult.GetValue(weights),
                 Device = parseResult.GetValue(device)!,
                 Threads = parseResult.GetValue(threads),
+                Shard = ShardOption.Resolve(parseResult, shard),
             };
             var summary = CliProgress.Run("maps", p => CamPipeline.Run(request, p));
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"{summary.Method}: wrote maps of {summary.Written} images to {request.OutDirectory}, skipped {summary.Skipped} existing ({summary.Seconds:F1} s)"));
+                $"{summary.Method}: wrote maps of {summary.Written} images to {request.OutDirectory}, skipped {summary.Skipped} existing ({summary.Seconds:F1} s){ShardOption.Suffix(request.Shard)}"));
             return 0;
         });
         return cmd;

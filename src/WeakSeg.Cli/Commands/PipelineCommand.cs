@@ -78,6 +78,7 @@ public static class PipelineCommand
                 Device = parseResult.GetValue(device)!,
                 Threads = parseResult.GetValue(threads),
                 Workers = parseResult.GetValue(workers),
+                Group = WeakSeg.Runtime.ProcessGroup.World,
             };
             using var cancel = CancelOnCtrlC.Install();
             return cancel.Run(token => Report(WsssPipeline.Run(options, new CliStageReporter(), token)),

@@ -57,6 +57,7 @@ public static class SegTrainCommand
                 Threads = parseResult.GetValue(threads),
                 Resume = parseResult.GetValue(resume),
                 InitWeights = parseResult.GetValue(init),
+                Group = WeakSeg.Runtime.ProcessGroup.World,
             };
             using var cancel = CancelOnCtrlC.Install();
             var result = CliProgress.Run("seg-train", p => SegmentationRun.Train(request, p, cancel.Token, log: Console.WriteLine));

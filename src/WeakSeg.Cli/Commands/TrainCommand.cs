@@ -79,6 +79,7 @@ public static class TrainCommand
                 InitWeights = parseResult.GetValue(init),
                 Resume = parseResult.GetValue(resume),
                 Workers = parseResult.GetValue(workers),
+                Group = WeakSeg.Runtime.ProcessGroup.World,
             };
             using var cancel = CancelOnCtrlC.Install();
             var outcome = CliProgress.Run($"train {recipe.Method}", p => TrainPipeline.Run(request, Console.WriteLine, p, cancel.Token));

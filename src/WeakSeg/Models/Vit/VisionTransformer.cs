@@ -55,6 +55,18 @@ public class VisionTransformer : Module<Tensor, VitOutput>
     /// <summary>The position embedding parameter [1, C+N, D].</summary>
     public Parameter PositionEmbeddingParameter => pos_embed;
 
+    /// <summary>The patch embedding (image → [B, N, D] tokens), for subclasses that assemble the token sequence themselves.</summary>
+    protected Module<Tensor, Tensor> PatchEmbedding => patch_embed;
+
+    /// <summary>The dropout applied after the position embedding.</summary>
+    protected Dropout PositionDropout => pos_drop;
+
+    /// <summary>The transformer blocks in order.</summary>
+    protected ModuleList<Block> Blocks => blocks;
+
+    /// <summary>The final LayerNorm.</summary>
+    protected LayerNorm FinalNorm => norm;
+
     /// <summary>timm init: truncated normal (std 0.02) for tokens, position embedding and Linear weights; zero Linear biases; LayerNorm 1/0.</summary>
     void InitializeWeights()
     {

@@ -1,5 +1,6 @@
 using TorchSharp;
 using WeakSeg.Methods.ToCo;
+using WeakSeg.Models.Weights;
 using WeakSeg.Refinement.Par;
 using WeakSeg.Training;
 using static TorchSharp.torch;
@@ -31,6 +32,17 @@ public sealed class FsrMethod(FsrConfig config) : WsssMethodBase<FsrConfig, FsrM
         parameterName.StartsWith("student.", StringComparison.Ordinal) && FsrNetwork.IsHeadParameter(parameterName["student.".Length..])
             ? MethodConfig.HeadLearningRateScale
             : base.LearningRateScale(parameterName);
+
+    /// <summary>
+    /// Loads a timm ViT checkpoint into the student's encoder (its cls_token initialises the aggregator's token, as the reference;
+    /// mask_token and the aggregator blocks stay as initialised) and copies the student to the teacher.
+    /// </summary>
+    public WeightImportReport ImportTimmWeights(string path)
+    {
+        var report = TimmWeightImport.LoadFile(TypedModel.Student.Encoder, path);
+        TypedModel.CopyStudentToTeacher();
+        return report;
+    }
 
     /// <summary>[B, 3, H, W] → the student's raw CAM [B, K, h, w].</summary>
     public override Tensor PatchGridMaps(Tensor images, LocalizationMapKind kind)

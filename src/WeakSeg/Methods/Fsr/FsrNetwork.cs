@@ -127,14 +127,15 @@ public sealed class FsrModel : Module<Tensor, FsrOutput>
         patch_center = torch.zeros(1, 1, config.ProjectorOutDim);
         register_buffer(nameof(class_center), class_center);
         register_buffer(nameof(patch_center), patch_center);
+        foreach (var p in teacher.parameters()) p.requires_grad = false;
+        CopyStudentToTeacher();
+    }
+
+    /// <summary>Sets every teacher parameter to the student's (the start of training, and after importing pretrained weights).</summary>
+    public void CopyStudentToTeacher()
+    {
         using var noGrad = torch.no_grad();
-        var studentParameters = student.parameters().ToList();
-        var teacherParameters = teacher.parameters().ToList();
-        for (int i = 0; i < studentParameters.Count; i++)
-        {
-            teacherParameters[i].copy_(studentParameters[i]);
-            teacherParameters[i].requires_grad = false;
-        }
+        foreach (var (s, t) in student.parameters().Zip(teacher.parameters())) t.copy_(s);
     }
 
     public FsrConfig Config { get; }

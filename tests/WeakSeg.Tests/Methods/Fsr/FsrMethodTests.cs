@@ -60,6 +60,29 @@ public class FsrMethodTests
     }
 
     [Fact]
+    public void Pretrained_vit_weights_go_to_the_students_encoder_and_the_teacher()
+    {
+        using var dir = TestPaths.NewTempDir();
+        var config = TinyConfig();
+        torch.manual_seed(11);
+        using var vit = new VisionTransformer(config.BackboneConfig);
+        var checkpoint = dir.File("vit.safetensors");
+        WeakSeg.Interop.SafetensorsFile.Write(checkpoint, vit.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value));
+        using var method = new FsrMethod(config);
+        var report = ((IWsssMethod)method).ImportTimmWeights(checkpoint);
+        Assert.Contains("blocks.0.attn.qkv.weight", report.Loaded);
+        Assert.Contains("cls_token", report.Loaded);
+        Assert.Contains("mask_token", report.Missing);
+        var state = method.Model.state_dict();
+        foreach (var key in new[] { "blocks.1.mlp.fc2.weight", "cls_token", "pos_embed", "patch_embed.proj.weight", "norm.bias" })
+        {
+            var expected = vit.state_dict()[key].data<float>().ToArray();
+            Assert.True(expected.SequenceEqual(state["student.encoder." + key].data<float>().ToArray()), $"student {key}");
+            Assert.True(expected.SequenceEqual(state["teacher.encoder." + key].data<float>().ToArray()), $"teacher {key}");
+        }
+    }
+
+    [Fact]
     public void Momentum_and_teacher_temperature_schedules_match_the_hand_computation()
     {
         // cosine_scheduler(0.9995, 1.0, T): 1 + ½(m₀ − 1)(1 + cos(π s / T)).

@@ -15,6 +15,19 @@ public enum MaskStrategy
     Uncertain,
 }
 
+/// <summary>How the certain token (token 0, the one cer.FSR distils) is pooled from the patch tokens.</summary>
+public enum CertainTokenPooling
+{
+    /// <summary>The certain-feature aggregator: cross-attention blocks from a learnable class token (the method).</summary>
+    Aggregator,
+
+    /// <summary>Global average pooling of the unmasked patch tokens (the paper's Table 4 "GAP" row).</summary>
+    Gap,
+
+    /// <summary>Global max pooling of the unmasked patch tokens (Table 4 "GMP").</summary>
+    Gmp,
+}
+
 /// <summary>The two-view augmentation of FSR (transforms.py MultiviewTransform, global crops), applied to each batch crop.</summary>
 public sealed record FsrViewOptions
 {
@@ -88,6 +101,9 @@ public sealed record FsrConfig : IMethodConfig<FsrConfig>
     /// which attends to every token, mask tokens included.
     /// </summary>
     public bool AggregatorAttentionMask { get; init; } = true;
+
+    /// <summary>How token 0 is made (aggregator; GAP and GMP are the paper's ablation baselines).</summary>
+    public CertainTokenPooling CertainTokenPooling { get; init; } = CertainTokenPooling.Aggregator;
 
     /// <summary>Layer scale γ of the aggregator's two branches with this initial value (first release: 0.1); null = none (released code).</summary>
     public double? AggregatorLayerScale { get; init; }

@@ -10,9 +10,10 @@ namespace WeakSeg.Methods.Fsr;
 /// <summary>What <see cref="FsrEncoder.Forward"/> returns.</summary>
 /// <param name="Tokens">[B, 1 + N, D]: LayerNorm(concat(aggregated class token, patch tokens))</param>
 /// <param name="AuxTokens">[B, N, D] patch tokens leaving the aux block (no norm)</param>
+/// <param name="BlockTokens">[B, N, D] patch tokens leaving the last block (before the final norm)</param>
 /// <param name="GridHeight">patch rows h</param>
 /// <param name="GridWidth">patch columns w</param>
-public sealed record FsrEncoderOutput(Tensor Tokens, Tensor AuxTokens, int GridHeight, int GridWidth)
+public sealed record FsrEncoderOutput(Tensor Tokens, Tensor AuxTokens, Tensor BlockTokens, int GridHeight, int GridWidth)
 {
     /// <summary>Final patch tokens as a map [B, D, h, w].</summary>
     public Tensor PatchGrid() => ToGrid(Tokens.narrow(1, 1, Tokens.shape[1] - 1));
@@ -42,9 +43,12 @@ public sealed class FsrEncoder : VisionTransformer
     /// <param name="aggregatorDepth">cross-attention blocks (2)</param>
     /// <param name="attentionMask">true: the aggregator ignores masked tokens (paper); false: it attends to all (released code)</param>
     /// <param name="layerScale">initial γ of the aggregator's layer scale, or null for none</param>
-    public FsrEncoder(VitConfig backbone, int auxLayer, int aggregatorDepth, bool attentionMask, double? layerScale = null)
+    /// <param name="pooling">how token 0 is made: the aggregator, or GAP / GMP of the unmasked patch tokens (ablation)</param>
+    public FsrEncoder(VitConfig backbone, int auxLayer, int aggregatorDepth, bool attentionMask, double? layerScale = null,
+        CertainTokenPooling pooling = CertainTokenPooling.Aggregator)
         : base(backbone, "FsrEncoder")
     {
+        Pooling = pooling;
         _auxIndex = auxLayer < 0 ? backbone.Depth + auxLayer : auxLayer;
         if (_auxIndex < 0 || _auxIndex >= backbone.Depth)
             throw new WeakSegException($"AuxLayer {auxLayer} is outside the {backbone.Depth} blocks");
@@ -69,6 +73,9 @@ public sealed class FsrEncoder : VisionTransformer
             }
         }
     }
+
+    /// <summary>How token 0 is made.</summary>
+    public CertainTokenPooling Pooling { get; }
 
     /// <summary>Whether the aggregator ignores masked tokens.</summary>
     public bool AttentionMask { get; }
@@ -102,11 +109,32 @@ public sealed class FsrEncoder : VisionTransformer
             x = Blocks[i].call(x).Output;
             if (i == _auxIndex) aux = x;
         }
-        var classToken = ClassTokenParameter.expand(b, -1, -1);
+        var classToken = Pooling == CertainTokenPooling.Aggregator ? Aggregate(x, masked) : Pool(x, masked);
+        var tokens = FinalNorm.call(torch.cat(new[] { classToken, x }, 1));
+        return new FsrEncoderOutput(tokens.MoveToOuterDisposeScope(), aux!.MoveToOuterDisposeScope(), x.MoveToOuterDisposeScope(), h, w);
+    }
+
+    Tensor Aggregate(Tensor x, Tensor? masked)
+    {
+        var classToken = ClassTokenParameter.expand(x.shape[0], -1, -1);
         var attentionMask = AttentionMask ? masked : null;
         foreach (var block in cls_blocks) classToken = block.call(classToken, x, attentionMask);
-        var tokens = FinalNorm.call(torch.cat(new[] { classToken, x }, 1));
-        return new FsrEncoderOutput(tokens.MoveToOuterDisposeScope(), aux!.MoveToOuterDisposeScope(), h, w);
+        return classToken;
+    }
+
+    /// <summary>GAP / GMP over the unmasked tokens (all tokens without a mask): x [B, N, D] → [B, 1, D].</summary>
+    Tensor Pool(Tensor x, Tensor? masked)
+    {
+        if (masked is null) return Pooling == CertainTokenPooling.Gap ? x.mean(new long[] { 1 }, keepdim: true) : x.amax(new long[] { 1 }, keepdim: true);
+        var keep = masked.logical_not().unsqueeze(-1);                                            // [B, N, 1]
+        if (Pooling == CertainTokenPooling.Gap)
+        {
+            using var one = 1.0.ToScalar();
+            var weights = keep.to_type(x.dtype);
+            return x.mul(weights).sum(1, keepdim: true).div(weights.sum(1, keepdim: true).clamp_min(one));
+        }
+        using var minusInfinity = double.NegativeInfinity.ToScalar();
+        return x.masked_fill(keep.logical_not(), minusInfinity).amax(new long[] { 1 }, keepdim: true);
     }
 
     /// <summary>The unmasked forward (<see cref="Forward"/> without a mask) as a ViT output: class token = the aggregated token.</summary>

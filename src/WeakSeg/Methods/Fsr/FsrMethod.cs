@@ -45,21 +45,9 @@ public sealed class FsrMethod(FsrConfig config) : WsssMethodBase<FsrConfig, FsrM
     }
 
     /// <summary>[B, 3, H, W] → the student's raw CAM [B, K, h, w].</summary>
-    public override Tensor PatchGridMaps(Tensor images, LocalizationMapKind kind)
-    {
-        ToCoMethod.RequireCam(kind, Name);
-        var (cam, auxCam) = TypedModel.Student.CamOnly(images);
-        auxCam.Dispose();
-        return cam;
-    }
+    public override Tensor PatchGridMaps(Tensor images, LocalizationMapKind kind) => ToCoMethod.CamPatchGrid(TypedModel.Student.CamOnly, images, kind, Name);
 
     /// <summary>The student's multi-scale CAM (ToCo's protocol, flip always) at <paramref name="options"/>' scales, classes selected.</summary>
-    public Tensor Localize(Tensor image, IReadOnlyList<int> classes, LocalizationOptions options)
-    {
-        ToCoMethod.RequireCam(options.MapKind, Name);
-        options.EnsureValid();
-        using var scope = torch.NewDisposeScope();
-        var (cam, _) = ToCoMaps.MultiScaleCam(TypedModel.Student.CamOnly, image.unsqueeze(0), options.Scales);
-        return ToCoMethod.SelectClasses(cam, classes, NumClasses).MoveToOuterDisposeScope();
-    }
+    public Tensor Localize(Tensor image, IReadOnlyList<int> classes, LocalizationOptions options) =>
+        ToCoMethod.LocalizeCam(TypedModel.Student.CamOnly, image, classes, options, NumClasses, Name);
 }

@@ -47,7 +47,8 @@ public sealed class FsrNetwork : Module<Tensor, FsrOutput>
     {
         config.EnsureValid();
         Config = config;
-        encoder = new FsrEncoder(config.BackboneConfig, config.AuxLayer, config.AggregatorDepth, config.AggregatorAttentionMask, config.AggregatorLayerScale);
+        encoder = new FsrEncoder(config.BackboneConfig, config.AuxLayer, config.AggregatorDepth, config.AggregatorAttentionMask, config.AggregatorLayerScale,
+            config.CertainTokenPooling);
         int d = config.Backbone.EmbedDim;
         decoder = new LargeFovHead(d, config.NumClasses + 1, config.DecoderWidth, config.DecoderDilation);
         projector = new DinoProjector(d, config.ProjectorOutDim, config.ProjectorHiddenDim, config.ProjectorBottleneckDim);

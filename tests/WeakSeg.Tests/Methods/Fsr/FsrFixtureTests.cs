@@ -79,9 +79,9 @@ public class FsrFixtureTests
         Assert.True(io.ToTorch("out_mask").sub(io.ToTorch("out_nomask")).abs().max().item<float>() > 1e-3, "the mask must matter in this case");
     }
 
-    static FsrEncoder LoadEncoder(bool attentionMask)
+    static FsrEncoder LoadEncoder(bool attentionMask, CertainTokenPooling pooling = CertainTokenPooling.Aggregator)
     {
-        var encoder = new FsrEncoder(TinyBackbone with { NumClassTokens = 1 }, auxLayer: -3, aggregatorDepth: 2, attentionMask);
+        var encoder = new FsrEncoder(TinyBackbone with { NumClassTokens = 1 }, auxLayer: -3, aggregatorDepth: 2, attentionMask, pooling: pooling);
         var report = TimmWeightImport.LoadFile(encoder, Weights("fsr_vit_tiny"));
         Assert.Empty(report.Missing);
         Assert.Empty(report.Unexpected);
@@ -138,6 +138,30 @@ public class FsrFixtureTests
         var again = paper.Forward(noisy, mask);
         // The patch embedding is replaced by the mask token, so the pixels under the mask never reach the blocks.
         TensorAssert.Close(p.Tokens, again.Tokens, 1e-5, "masked pixels are invisible");
+    }
+
+    [Theory]
+    [InlineData(CertainTokenPooling.Gap)]
+    [InlineData(CertainTokenPooling.Gmp)]
+    public void Gap_and_gmp_pool_the_unmasked_tokens_into_token_zero(CertainTokenPooling pooling)
+    {
+        var io = Case("fsr_vit_tiny");
+        using var scope = torch.NewDisposeScope();
+        using var encoder = LoadEncoder(attentionMask: true, pooling);
+        using var noGrad = torch.no_grad();
+        var mask = io.ToTorch("mask").to_type(ScalarType.Bool);
+        var output = encoder.Forward(io.ToTorch("inputs"), mask);
+        TensorAssert.Close(io.ToTorch("out_masked").narrow(1, 1, 16), output.Tokens.narrow(1, 1, 16), 1e-4, "patch tokens");
+        var state = encoder.state_dict();
+        var flat = mask.reshape(2, 16).data<bool>().ToArray();
+        for (int b = 0; b < 2; b++)
+        {
+            var kept = torch.tensor(Enumerable.Range(0, 16).Where(i => !flat[b * 16 + i]).Select(i => (long)i).ToArray());
+            var rows = output.BlockTokens[b].index_select(0, kept);                                 // [n, D]
+            var pooled = pooling == CertainTokenPooling.Gap ? rows.mean(new long[] { 0 }) : rows.amax(new long[] { 0 });
+            var expected = nn.functional.layer_norm(pooled, new long[] { 32 }, state["norm.weight"], state["norm.bias"], 1e-6);
+            TensorAssert.Close(expected, output.Tokens[b, 0], 1e-5, $"token 0 of image {b}");
+        }
     }
 
     [Fact]

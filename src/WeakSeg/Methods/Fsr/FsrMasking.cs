@@ -15,6 +15,12 @@ public sealed record MaskOptions(double Ratio = 0.4, int BlockPatches = 4, doubl
         if (BlockPatches < 1) errors.Add($"MaskBlockPatches must be ≥ 1 (got {BlockPatches})");
         else if (gridHeight % BlockPatches != 0 || gridWidth % BlockPatches != 0)
             errors.Add($"MaskBlockPatches ({BlockPatches}) must divide the {gridHeight}×{gridWidth} patch grid");
+        else if (Ratio > 0 && Ratio < 1)
+        {
+            int blocks = gridHeight / BlockPatches * (gridWidth / BlockPatches);
+            if (MaskedBlocks(blocks) >= blocks)
+                errors.Add($"MaskRatio ({Ratio}) with MaskBlockPatches ({BlockPatches}) masks all {blocks} blocks of the {gridHeight}×{gridWidth} patch grid; at least one block must stay unmasked");
+        }
         if (!(LowThreshold < HighThreshold)) errors.Add($"mask thresholds out of order: MaskLowThreshold ({LowThreshold}) must be below MaskHighThreshold ({HighThreshold})");
         return errors;
     }

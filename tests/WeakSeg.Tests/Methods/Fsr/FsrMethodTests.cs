@@ -214,10 +214,11 @@ public class FsrMethodTests
     }
 
     [Theory]
-    [InlineData("MaskRatio", 1.0, 4, 0.2, 0.7)]
-    [InlineData("MaskRatio", 0.0, 4, 0.2, 0.7)]
-    [InlineData("MaskRatio", -0.1, 4, 0.2, 0.7)]
+    [InlineData("MaskRatio must be in (0, 1) (got 1)", 1.0, 4, 0.2, 0.7)]
+    [InlineData("MaskRatio must be in (0, 1) (got 0)", 0.0, 4, 0.2, 0.7)]
+    [InlineData("MaskRatio must be in (0, 1) (got -0.1)", -0.1, 4, 0.2, 0.7)]
     [InlineData("MaskBlockPatches (5) must divide the 12×12 patch grid", 0.4, 5, 0.2, 0.7)]
+    [InlineData("MaskRatio (0.4) with MaskBlockPatches (12) masks all 1 blocks of the 12×12 patch grid; at least one block must stay unmasked", 0.4, 12, 0.2, 0.7)]
     [InlineData("mask thresholds out of order: MaskLowThreshold (0.7) must be below MaskHighThreshold (0.2)", 0.4, 2, 0.7, 0.2)]
     public void Bad_masking_options_are_one_clear_error_naming_the_option(string expected, double ratio, int blockPatches, double low, double high)
     {

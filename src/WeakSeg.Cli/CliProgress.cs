@@ -9,6 +9,7 @@ public static class CliProgress
     /// <summary>Runs <paramref name="work"/> with a progress bar titled <paramref name="title"/>; plain output when not a terminal.</summary>
     public static T Run<T>(string title, Func<IProgress<ProgressUpdate>, T> work)
     {
+        if (WeakSeg.Runtime.ProcessGroup.LaunchedByMpi && !WeakSeg.Runtime.ProcessGroup.World.IsRoot) return work(Silent.Instance);   // rank 0 reports for the job
         if (!AnsiConsole.Profile.Capabilities.Interactive || Console.IsErrorRedirected && Console.IsOutputRedirected)
             return work(new LineProgress(title));
         T result = default!;
@@ -26,6 +27,12 @@ public static class CliProgress
     }
 
     public static void Run(string title, Action<IProgress<ProgressUpdate>> work) => Run<int>(title, p => { work(p); return 0; });
+
+    sealed class Silent : IProgress<ProgressUpdate>
+    {
+        public static readonly Silent Instance = new();
+        public void Report(ProgressUpdate value) { }
+    }
 
     sealed class SpectreProgress(ProgressTask task, string title) : IProgress<ProgressUpdate>
     {

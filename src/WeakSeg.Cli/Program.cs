@@ -1,11 +1,24 @@
 using System.CommandLine;
 using WeakSeg.Cli.Commands;
+using WeakSeg.Runtime;
 
 namespace WeakSeg.Cli;
 
 public static class Program
 {
-    public static int Main(string[] args) => Run(args);
+    public static int Main(string[] args)
+    {
+        if (!ProcessGroup.LaunchedByMpi) return Run(args);
+        // Under mpirun/srun: MPI starts before any command; ranks other than 0 print nothing on stdout (rank 0 speaks for the job).
+        ProcessGroup world;
+        try { world = ProcessGroup.World; }
+        catch (Exception e) { return CliErrors.Report(e); }
+        if (!world.IsRoot) Console.SetOut(TextWriter.Null);
+        int code = Run(args);
+        if (code != 0 && world.IsDistributed && !ProcessGroup.FailureIsAgreed) world.Abort(code);   // no rank waits for this one
+        world.Shutdown();
+        return code;
+    }
 
     /// <summary>Builds the command tree (also used by tests).</summary>
     public static RootCommand BuildRoot()
@@ -51,6 +64,8 @@ public static class CliErrors
             OperationCanceledException => "cancelled",
             _ => $"unexpected {ex.GetType().Name}: {ex.Message.Split('\n')[0]} (set WEAKSEG_DEBUG=1 for the stack trace)",
         };
+        // A failure every MPI rank saw at the same point is reported once, by rank 0.
+        if (ProcessGroup.FailureIsAgreed && !ProcessGroup.World.IsRoot) return 1;
         Console.Error.WriteLine("error: " + line);
         if (debug) Console.Error.WriteLine(ex);
         return 1;

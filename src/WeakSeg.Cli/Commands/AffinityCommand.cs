@@ -155,17 +155,19 @@ public static class AffinityCommand
         var walk = WalkOptions.Create(withThreshold: true);
         var threads = new Option<int>("--threads") { Description = "libtorch threads (0 = default).", DefaultValueFactory = _ => 0 };
         var overwrite = new Option<bool>("--overwrite") { Description = "Rewrite outputs that already exist (default: skip them)." };
+        var shard = ShardOption.Create();
         var cmd = new Command("infer", "Refine class maps by a random walk over the learned affinities (PSA infer_aff.py); writes maps for eval-cam and pseudo.");
-        foreach (var o in new Option[] { run, cams, data, outDir }.Concat(walk.All(true)).Append(threads).Append(overwrite)) cmd.Options.Add(o);
+        foreach (var o in new Option[] { run, cams, data, outDir }.Concat(walk.All(true)).Append(threads).Append(overwrite).Append(shard)) cmd.Options.Add(o);
         cmd.SetAction(r =>
         {
             TorchRuntime.Initialize("cpu", r.GetValue(threads));
             var (net, config) = AffinityRun.Load(r.GetValue(run)!);
             var walkConfig = walk.Read(r, config.Radius);
             var outPath = r.GetValue(outDir)!;
+            var part = ShardOption.Resolve(r, shard);
             var (written, skipped) = CliProgress.Run("random walk", p =>
-                AffinityInference.RefineDirectory(net, r.GetValue(cams)!, r.GetValue(data)!, outPath, walkConfig, r.GetValue(overwrite), p));
-            Console.WriteLine($"wrote {written} refined maps to {outPath}, skipped {skipped} existing (β {walkConfig.Beta}, 2^{walkConfig.LogT} steps, radius {walkConfig.Radius})");
+                AffinityInference.RefineDirectory(net, r.GetValue(cams)!, r.GetValue(data)!, outPath, walkConfig, r.GetValue(overwrite), p, part));
+            Console.WriteLine($"wrote {written} refined maps to {outPath}, skipped {skipped} existing (β {walkConfig.Beta}, 2^{walkConfig.LogT} steps, radius {walkConfig.Radius}){ShardOption.Suffix(part)}");
             return 0;
         });
         return cmd;

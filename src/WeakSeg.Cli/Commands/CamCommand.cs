@@ -17,15 +17,16 @@ public static class CamCommand
         var data = new Option<string?>("--data") { Description = "Dataset root (default: the run's training data)." };
         var scales = new Option<string>("--scales") { Description = "Comma-separated input scales.", DefaultValueFactory = _ => FormatScales(defaults.Scales) };
         var noFlip = new Option<bool>("--no-flip") { Description = "Do not add the horizontally flipped image's maps." };
-        var map = new Option<string>("--map") { Description = "Which map: refined (patch affinity · map), fused (V2: ⊙ PatchCAM; baselines: raw map) or class-to-patch.", DefaultValueFactory = _ => MapName(defaults.MapKind) };
-        map.AcceptOnlyFromAmong("refined", "fused", "class-to-patch");
+        var map = new Option<string>("--map") { Description = "Which map: refined (patch affinity · map), fused (V2: ⊙ PatchCAM; MCTformer+: √(class-to-patch ⊙ PatchCAM); baselines: raw map), class-to-patch or patch-cam (MCTformer+).", DefaultValueFactory = _ => MapName(defaults.MapKind) };
+        map.AcceptOnlyFromAmong([.. LocalizationMapKindNames.All]);
         var float16 = new Option<bool>("--float16") { Description = "Store maps as float16 (half the disk)." };
         var weights = new Option<string?>("--weights") { Description = "Weights file (default: RUN/model-final.bin, else the latest checkpoint)." };
         var device = new Option<string>("--device") { Description = "cpu or cuda[:N].", DefaultValueFactory = _ => "cpu" };
         var threads = new Option<int>("--threads") { Description = "libtorch intra-op threads (0 = libtorch's choice).", DefaultValueFactory = _ => 0 };
+        var shard = ShardOption.Create();
 
         var cmd = new Command("cam", "Write localization maps (multi-scale + flip, image's classes only, normalised per class) for every image of a split.");
-        foreach (var o in new Option[] { run, outDir, split, data, scales, noFlip, map, float16, weights, device, threads }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { run, outDir, split, data, scales, noFlip, map, float16, weights, device, threads, shard }) cmd.Options.Add(o);
         cmd.SetAction(parseResult =>
         {
             var request = new CamRequest
@@ -44,10 +45,11 @@ public static class CamCommand
                 Weights = parseResult.GetValue(weights),
                 Device = parseResult.GetValue(device)!,
                 Threads = parseResult.GetValue(threads),
+                Shard = ShardOption.Resolve(parseResult, shard),
             };
             var summary = CliProgress.Run("maps", p => CamPipeline.Run(request, p));
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"{summary.Method}: wrote maps of {summary.Written} images to {request.OutDirectory}, skipped {summary.Skipped} existing ({summary.Seconds:F1} s)"));
+                $"{summary.Method}: wrote maps of {summary.Written} images to {request.OutDirectory}, skipped {summary.Skipped} existing ({summary.Seconds:F1} s){ShardOption.Suffix(request.Shard)}"));
             return 0;
         });
         return cmd;

@@ -9,6 +9,7 @@ public static class CommandCatalog
     {
         yield return VersionCommand.Create();
         yield return EvalCommand.Create();
+        yield return EvalMergeCommand.Create();
         yield return EvalCamCommand.Create();
         yield return PseudoCommand.Create();
         yield return SynthCommand.Create();

@@ -21,8 +21,9 @@ public static class CrfCommand
         };
         var jobs = new Option<int>("--jobs") { Description = "Images refined at once (each CRF single-threaded); 1 = one image at a time on all cores.", DefaultValueFactory = _ => defaults.MaxParallelism };
         var overwrite = new Option<bool>("--overwrite") { Description = "Rewrite outputs that already exist (default: skip them, so a stopped run resumes)." };
+        var shard = ShardOption.Create();
         var cmd = new Command("crf", "Refine segmentation label PNGs with the dense CRF (unary from the labels, gt_prob 0.7; 255 = unsure).");
-        foreach (var o in new Option[] { pred, data, split, outDir, preset, jobs, overwrite }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { pred, data, split, outDir, preset, jobs, overwrite, shard }) cmd.Options.Add(o);
         cmd.SetAction(parseResult =>
         {
             var options = defaults with
@@ -32,10 +33,11 @@ public static class CrfCommand
                 MaxParallelism = Math.Max(1, parseResult.GetValue(jobs)),
             };
             var outPath = parseResult.GetValue(outDir)!;
+            var part = ShardOption.Resolve(parseResult, shard);
             var summary = CliProgress.Run("dense CRF", p => CrfPostProcessing.RefineDirectory(parseResult.GetValue(pred)!, parseResult.GetValue(data)!,
-                parseResult.GetValue(split)!, outPath, options, p));
+                parseResult.GetValue(split)!, outPath, options, p, part));
             var share = summary.TotalPixels > 0 ? (100.0 * summary.ChangedPixels / summary.TotalPixels).ToString("F2", CultureInfo.InvariantCulture) : "-";
-            Console.WriteLine($"wrote {summary.Written} refined labels to {outPath}, skipped {summary.Skipped} existing; pixels changed by the CRF: {share} %");
+            Console.WriteLine($"wrote {summary.Written} refined labels to {outPath}, skipped {summary.Skipped} existing; pixels changed by the CRF: {share} %{ShardOption.Suffix(part)}");
             return 0;
         });
         return cmd;

@@ -27,8 +27,13 @@ public static class EvalCommand
             DefaultValueFactory = _ => RuleOption(defaults.MeanRule),
         };
         meanOver.AcceptOnlyFromAmong("union", "gt");
+        var shard = ShardOption.Create();
+        var partial = new Option<string?>("--partial")
+        {
+            Description = "With --shard i/N: write this shard's confusion matrix to this JSON file (no metrics); `weakseg eval-merge` adds the N files into the metrics of one evaluation.",
+        };
         var cmd = new Command("eval", "Score predicted segmentation masks against the ground truth of a split (per-class IoU, precision, recall, mIoU).");
-        foreach (var o in new Option[] { pred, data, split, json, predIgnore, meanOver }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { pred, data, split, json, predIgnore, meanOver, shard, partial }) cmd.Options.Add(o);
         cmd.SetAction(parseResult =>
         {
             var console = EvalCommand.StdoutConsole();
@@ -38,20 +43,37 @@ public static class EvalCommand
                 MeanRule = ParseRule(parseResult.GetValue(meanOver)!),
             };
             var splitName = parseResult.GetValue(split)!;
+            var part = ShardOption.Resolve(parseResult, shard);
+            var partialPath = parseResult.GetValue(partial);
+            bool shardJob = !part.IsWhole && part.Group is null;
+            if (shardJob && partialPath is null)
+                throw new WeakSegException($"--shard {part}: a shard scores only its images; pass --partial FILE to write its confusion matrix, then merge the N files with `weakseg eval-merge`");
+            if (!shardJob && partialPath is not null) throw new WeakSegException("--partial is for --shard i/N jobs (one process or MPI ranks report the whole evaluation)");
             var result = CliProgress.Run("evaluating", p =>
-                SegmentationEvaluator.EvaluateDirectory(parseResult.GetValue(pred)!, parseResult.GetValue(data)!, splitName, options, p));
-            console.Write(PerClassTable(result.Metrics, result.ClassNames, $"{splitName}: {result.NumImages} images"));
-            console.MarkupLine($"mIoU [bold]{Pct(result.Metrics.MeanIou)}[/]  pixel accuracy {Pct(result.Metrics.PixelAccuracy)}  " +
-                                   $"mean precision {Pct(result.Metrics.MeanPrecision)}  mean recall {Pct(result.Metrics.MeanRecall)}");
-            var jsonPath = parseResult.GetValue(json);
-            if (jsonPath != null)
+                SegmentationEvaluator.EvaluateDirectory(parseResult.GetValue(pred)!, parseResult.GetValue(data)!, splitName, options, p, part));
+            if (shardJob)
             {
-                EvaluationJson.Write(jsonPath, result);
-                Console.WriteLine($"wrote {jsonPath}");
+                PartialEvaluationFile.Write(partialPath!, result, part, parseResult.GetValue(pred)!, parseResult.GetValue(data)!);
+                Console.WriteLine($"shard {part}: {result.NumImages} images of {splitName}; wrote its confusion matrix to {partialPath} (merge all {part.Count} with `weakseg eval-merge`)");
+                return 0;
             }
+            Report(console, result, splitName, part.Group is { IsRoot: false } ? null : parseResult.GetValue(json));   // rank 0 writes for the job
             return 0;
         });
         return cmd;
+    }
+
+    /// <summary>The per-class table, the summary line and the optional --json file of an evaluation.</summary>
+    internal static void Report(IAnsiConsole console, SegmentationEvaluation result, string splitName, string? jsonPath)
+    {
+        console.Write(PerClassTable(result.Metrics, result.ClassNames, $"{splitName}: {result.NumImages} images"));
+        console.MarkupLine($"mIoU [bold]{Pct(result.Metrics.MeanIou)}[/]  pixel accuracy {Pct(result.Metrics.PixelAccuracy)}  " +
+                               $"mean precision {Pct(result.Metrics.MeanPrecision)}  mean recall {Pct(result.Metrics.MeanRecall)}");
+        if (jsonPath != null)
+        {
+            EvaluationJson.Write(jsonPath, result);
+            Console.WriteLine($"wrote {jsonPath}");
+        }
     }
 
     /// <summary>A Spectre console on the current <see cref="Console.Out"/> (follows redirection, e.g. in tests and pipes).</summary>

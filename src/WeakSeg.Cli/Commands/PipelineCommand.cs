@@ -25,12 +25,12 @@ public static class PipelineCommand
         var segConfig = new Option<string?>("--seg-config") { Description = "Segmenter configuration JSON (the \"config\" object of a seg-train run's config.json) instead of the preset's." };
         var camSteps = new Option<long?>("--cam-steps") { Description = "CAM training steps (default: the preset's)." };
         var segSteps = new Option<long?>("--seg-steps") { Description = "Segmenter training steps (default: the preset's)." };
-        var map = new Option<string?>("--map") { Description = "Map for the pseudo labels: refined, fused or class-to-patch (default: paper preset refined, the papers' final map; cpu preset class-to-patch, the best map of a ViT trained from scratch)." };
-        map.AcceptOnlyFromAmong("refined", "fused", "class-to-patch");
+        var map = new Option<string?>("--map") { Description = "Map for the pseudo labels: refined, fused, class-to-patch or patch-cam (default: paper preset refined, the papers' final map; cpu preset class-to-patch, the best map of a ViT trained from scratch)." };
+        map.AcceptOnlyFromAmong([.. LocalizationMapKindNames.All]);
         var scales = new Option<string>("--scales") { Description = "Comma-separated map inference scales.", DefaultValueFactory = _ => CamCommand.FormatScales(new LocalizationOptions().Scales) };
         var noFlip = new Option<bool>("--no-flip") { Description = "Maps without the horizontally flipped image." };
         var thresholds = new Option<string>("--thresholds") { Description = "Background thresholds of the CAM sweep: START:STOP:STEP or a comma list.", DefaultValueFactory = _ => "0:0.95:0.05" };
-        var threshold = new Option<double?>("--threshold") { Description = $"Background threshold of the pseudo labels (default: {WsssPipeline.DefaultPseudoThreshold.ToString(CultureInfo.InvariantCulture)}, which reads no pixel label)." };
+        var threshold = new Option<double?>("--threshold") { Description = $"Background threshold of the pseudo labels (default: the method's preset value from its official code, which reads no pixel label: {PresetThresholds()})." };
         var oracleThreshold = new Option<bool>("--oracle-threshold") { Description = "Take the pseudo-label threshold from the sweep on the training split's ground-truth masks (the official scripts' practice; uses pixel labels, marked \"oracle\" in report.json)." };
         var decoders = new Option<string>("--decoders") { Description = "Comma list of decoders retrained on the pseudo labels: gradclip, naive. The first gives val_miou.", DefaultValueFactory = _ => "gradclip" };
         var noUpperBound = new Option<bool>("--no-upper-bound") { Description = "Skip the segmenter trained on ground-truth masks (upper_bound_miou)." };
@@ -78,18 +78,28 @@ public static class PipelineCommand
                 Device = parseResult.GetValue(device)!,
                 Threads = parseResult.GetValue(threads),
                 Workers = parseResult.GetValue(workers),
+                Group = WeakSeg.Runtime.ProcessGroup.World,
             };
             using var cancel = CancelOnCtrlC.Install();
-            var report = WsssPipeline.Run(options, new CliStageReporter(), cancel.Token);
-            EvalCommand.StdoutConsole().Write(ReportTable(report));
-            var written = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(report.ReportPath))!;
-            Console.WriteLine($"pseudo-label threshold {report.Threshold.ToString("0.00", CultureInfo.InvariantCulture)} ({written["threshold_source"]})");
-            foreach (var skipped in written["skipped_metrics"]!.AsArray()) Console.WriteLine($"skipped {skipped}");
-            Console.WriteLine($"wrote {report.ReportPath}");
-            return 0;
+            return cancel.Run(token => Report(WsssPipeline.Run(options, new CliStageReporter(), token)),
+                "run the same command again to resume (finished stages are reused, training continues from its checkpoint)");
         });
         return cmd;
     }
+
+    static int Report(WsssPipelineReport report)
+    {
+        EvalCommand.StdoutConsole().Write(ReportTable(report));
+        var written = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(report.ReportPath))!;
+        Console.WriteLine($"pseudo-label threshold {report.Threshold.ToString("0.00", CultureInfo.InvariantCulture)} ({written["threshold_source"]})");
+        foreach (var skipped in written["skipped_metrics"]!.AsArray()) Console.WriteLine($"skipped {skipped}");
+        Console.WriteLine($"wrote {report.ReportPath}");
+        return 0;
+    }
+
+    /// <summary>"name value, …" of every registered method's preset pseudo-label threshold, for help texts.</summary>
+    internal static string PresetThresholds() => string.Join(", ", MethodRegistry.Names.Select(n =>
+        n + " " + MethodRegistry.Get(n).DefaultConfig(MethodPreset.Cpu, 20).PseudoLabelThreshold.Value.ToString(CultureInfo.InvariantCulture)));
 
     internal static IReadOnlyList<SegmentationDecoderLoss> ParseDecoders(string text)
     {

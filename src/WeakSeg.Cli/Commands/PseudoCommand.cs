@@ -27,8 +27,9 @@ public static class PseudoCommand
         var affinity = new Option<string?>("--affinity") { Description = "Affinity run (weakseg affinity train): refine the maps by its random walk first (background before the walk = --threshold); needs --data." };
         var data = new Option<string?>("--data") { Description = "Dataset root in VOC layout (the images), for --crf and --affinity." };
         var walk = AffinityCommand.WalkOptions.Create(withThreshold: false);
+        var shard = ShardOption.Create();
         var cmd = new Command("pseudo", "Convert saved class maps into pseudo-label PNGs (argmax over [threshold; class maps], optional uncertain band → 255; optional random walk and dense CRF).");
-        foreach (var o in new Option[] { cams, outDir, threshold, uncertain, overwrite, crf, crfPreset, affinity, data }.Concat(walk.All(false))) cmd.Options.Add(o);
+        foreach (var o in new Option[] { cams, outDir, threshold, uncertain, overwrite, crf, crfPreset, affinity, data, shard }.Concat(walk.All(false))) cmd.Options.Add(o);
         cmd.SetAction(parseResult =>
         {
             var band = parseResult.GetValue(uncertain);
@@ -39,6 +40,7 @@ public static class PseudoCommand
                 Overwrite = parseResult.GetValue(overwrite),
             };
             var outPath = parseResult.GetValue(outDir)!;
+            var part = ShardOption.Resolve(parseResult, shard);
             IPseudoLabelRefiner? refiner = null;
             var affinityRun = parseResult.GetValue(affinity);
             bool useCrf = parseResult.GetValue(crf);
@@ -55,9 +57,9 @@ public static class PseudoCommand
                 }
                 else refiner = new CrfPseudoLabelRefiner(dataRoot, crfConfig, presetName);
             }
-            var summary = CliProgress.Run("pseudo labels", p => PseudoLabelWriter.Run(parseResult.GetValue(cams)!, outPath, config, p, refiner));
+            var summary = CliProgress.Run("pseudo labels", p => PseudoLabelWriter.Run(parseResult.GetValue(cams)!, outPath, config, p, refiner, part));
             var ignoreShare = summary.TotalPixels > 0 ? (100.0 * summary.IgnorePixels / summary.TotalPixels).ToString("F1", CultureInfo.InvariantCulture) : "-";
-            Console.WriteLine($"wrote {summary.Written} labels to {outPath}, skipped {summary.Skipped} existing; uncertain (255) pixels in written labels: {ignoreShare} %");
+            Console.WriteLine($"wrote {summary.Written} labels to {outPath}, skipped {summary.Skipped} existing; uncertain (255) pixels in written labels: {ignoreShare} %{ShardOption.Suffix(part)}");
             return 0;
         });
         return cmd;

@@ -27,10 +27,12 @@ public static class SegInferCommand
         };
         var device = new Option<string>("--device") { Description = "cpu or cuda[:N].", DefaultValueFactory = _ => "cpu" };
         var threads = new Option<int>("--threads") { Description = "libtorch intra-op threads (0 = libtorch default).", DefaultValueFactory = _ => 0 };
+        var shard = ShardOption.Create();
         var cmd = new Command("seg-infer", "Predict segmentation masks with a trained seg-train run (multi-scale, flip, sliding window); score them with `weakseg eval`.");
-        foreach (var o in new Option[] { run, split, outDir, data, scales, noFlip, crf, crfPreset, overwrite, device, threads }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { run, split, outDir, data, scales, noFlip, crf, crfPreset, overwrite, device, threads, shard }) cmd.Options.Add(o);
         cmd.SetAction(parseResult =>
         {
+            var part = ShardOption.Resolve(parseResult, shard);
             var crfConfig = parseResult.GetValue(crf) ? DenseCrfConfig.FromPreset(parseResult.GetValue(crfPreset)!) : null;
             var dev = TorchRuntime.Initialize(parseResult.GetValue(device)!, parseResult.GetValue(threads));
             var (model, info, weights) = SegmentationRun.Load(parseResult.GetValue(run)!, dev);
@@ -46,9 +48,9 @@ public static class SegInferCommand
                 Refine = crfConfig is null ? null : SegmentationRefiners.DenseCrf(crfConfig),
             };
             var outPath = parseResult.GetValue(outDir)!;
-            var summary = CliProgress.Run("seg-infer", p => SegmentationInference.Run(new SegmentationPredictor(model, dev), dataset.Samples, outPath, options, p));
+            var summary = CliProgress.Run("seg-infer", p => SegmentationInference.Run(new SegmentationPredictor(model, dev), dataset.Samples, outPath, options, p, shard: part));
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"wrote {summary.Written} predictions to {outPath} ({summary.ImagesPerSecond:0.0} images/s), skipped {summary.Skipped} existing; weights {weights}"));
+                $"wrote {summary.Written} predictions to {outPath} ({summary.ImagesPerSecond:0.0} images/s), skipped {summary.Skipped} existing; weights {weights}{ShardOption.Suffix(part)}"));
             return 0;
         });
         return cmd;

@@ -57,8 +57,15 @@ public static class SegTrainCommand
                 Threads = parseResult.GetValue(threads),
                 Resume = parseResult.GetValue(resume),
                 InitWeights = parseResult.GetValue(init),
+                Group = WeakSeg.Runtime.ProcessGroup.World,
             };
-            var result = CliProgress.Run("seg-train", p => SegmentationRun.Train(request, p, log: Console.WriteLine));
+            using var cancel = CancelOnCtrlC.Install();
+            var result = CliProgress.Run("seg-train", p => SegmentationRun.Train(request, p, cancel.Token, log: Console.WriteLine));
+            if (!result.Completed)
+            {
+                Console.WriteLine($"stopped at step {result.Step}; continue with --resume");
+                return cancel.ExitCode;
+            }
             Console.WriteLine(result.AlreadyComplete
                 ? $"already complete at step {result.Step}, last loss {TrainCommand.LossText(result.LastLoss)}; weights {result.FinalWeightsPath}"
                 : string.Create(CultureInfo.InvariantCulture,

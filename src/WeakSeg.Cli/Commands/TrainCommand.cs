@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
+using System.Runtime.InteropServices;
 using WeakSeg.Methods;
 using WeakSeg.Pipelines;
 
@@ -78,6 +79,7 @@ public static class TrainCommand
                 InitWeights = parseResult.GetValue(init),
                 Resume = parseResult.GetValue(resume),
                 Workers = parseResult.GetValue(workers),
+                Group = WeakSeg.Runtime.ProcessGroup.World,
             };
             using var cancel = CancelOnCtrlC.Install();
             var outcome = CliProgress.Run($"train {recipe.Method}", p => TrainPipeline.Run(request, Console.WriteLine, p, cancel.Token));
@@ -89,7 +91,7 @@ public static class TrainCommand
                 Console.WriteLine(string.Create(inv, $"trained {r.Step} steps in {r.Seconds:F1} s ({r.ImagesPerSecond:F1} img/s), last loss {r.LastLoss:F4}; weights {r.FinalWeightsPath}"));
             else
                 Console.WriteLine(string.Create(inv, $"stopped at step {r.Step}; checkpoint {r.LatestCheckpoint?.Directory}; continue with --resume"));
-            return r.Completed ? 0 : 130;
+            return r.Completed ? 0 : cancel.ExitCode;
         });
         return cmd;
     }
@@ -99,30 +101,60 @@ public static class TrainCommand
         float.IsFinite(loss) ? loss.ToString("F4", CultureInfo.InvariantCulture) : "unknown (not recorded by this run's checkpoint or metrics.jsonl)";
 }
 
-/// <summary>Ctrl-C requests cancellation (the trainer checkpoints and returns) instead of killing the process; a second Ctrl-C kills.</summary>
+/// <summary>
+/// Ctrl-C (SIGINT) and SIGTERM (what <c>docker stop</c>, systemd and batch schedulers send) request cancellation instead of ending the
+/// process: training writes a checkpoint at the end of its step and returns, so a rerun resumes exactly. The exit code is then
+/// 128 + the signal's number, as a shell reports a process ended by it: 130 for SIGINT, 143 for SIGTERM. A second signal ends the
+/// process at once (the default action).
+/// </summary>
 internal sealed class CancelOnCtrlC : IDisposable
 {
     readonly CancellationTokenSource _source = new();
-    readonly ConsoleCancelEventHandler _handler;
+    readonly List<PosixSignalRegistration> _registrations = [];
+    int _signal;                                                            // the first signal's number; 0 = none yet
 
     CancelOnCtrlC()
     {
-        _handler = (_, e) =>
+        Handle(PosixSignal.SIGINT, 2, "Ctrl-C");
+        Handle(PosixSignal.SIGTERM, 15, "SIGTERM");
+    }
+
+    void Handle(PosixSignal signal, int number, string name)
+    {
+        try
         {
-            if (_source.IsCancellationRequested) return;
-            e.Cancel = true;
-            Console.Error.WriteLine("stopping after this step (Ctrl-C again to kill)…");
-            _source.Cancel();
-        };
-        Console.CancelKeyPress += _handler;
+            _registrations.Add(PosixSignalRegistration.Create(signal, context =>
+            {
+                if (Interlocked.CompareExchange(ref _signal, number, 0) != 0) return;        // a second signal: the default action
+                context.Cancel = true;
+                Console.Error.WriteLine($"{name}: stopping after this step, with a checkpoint (a second Ctrl-C or SIGTERM kills)…");
+                _source.Cancel();
+            }));
+        }
+        catch (PlatformNotSupportedException) { }                           // a platform without this signal: its default action
     }
 
     public static CancelOnCtrlC Install() => new();
     public CancellationToken Token => _source.Token;
 
+    /// <summary>128 + the number of the signal that stopped the run (130 SIGINT, 143 SIGTERM); 130 when none did.</summary>
+    public int ExitCode => 128 + (Volatile.Read(ref _signal) is > 0 and var n ? n : 2);
+
+    /// <summary>Runs <paramref name="work"/>; a stop it raises because of a signal prints one line (what stopped it and
+    /// <paramref name="howToResume"/>) and returns <see cref="ExitCode"/>.</summary>
+    public int Run(Func<CancellationToken, int> work, string howToResume)
+    {
+        try { return work(Token); }
+        catch (OperationCanceledException) when (Token.IsCancellationRequested)
+        {
+            Console.Error.WriteLine($"stopped by {(ExitCode == 143 ? "SIGTERM" : "Ctrl-C")}; {howToResume}");
+            return ExitCode;
+        }
+    }
+
+    /// <summary>Stops handling the signals (the token source is left to the collector, so a late signal never meets a disposed one).</summary>
     public void Dispose()
     {
-        Console.CancelKeyPress -= _handler;
-        _source.Dispose();
+        foreach (var registration in _registrations) registration.Dispose();
     }
 }

@@ -5,6 +5,9 @@ namespace WeakSeg.Data;
 /// order of epoch e is a permutation drawn from (seed, e) only, and every augmentation decision for sample i in epoch e
 /// comes from an RNG seeded with (seed, e, i) only. Global step s is batch s % <see cref="BatchesPerEpoch"/> of epoch
 /// s / <see cref="BatchesPerEpoch"/>, so <see cref="Stream"/>(s) resumes exactly.
+/// Data-parallel training: with <c>ranks</c> = N &gt; 1, <see cref="BatchSize"/> is the global batch and this loader builds only
+/// rank r's share of each global batch, its positions [r·B/N, (r+1)·B/N) — the same images with the same augmentation as one
+/// process's batch, split over the ranks.
 /// </summary>
 public sealed class BatchLoader
 {
@@ -15,7 +18,13 @@ public sealed class BatchLoader
     int[] _order = [];
 
     public int NumClasses { get; }
+    /// <summary>Images of each global batch (over all ranks).</summary>
     public int BatchSize { get; }
+    /// <summary>This loader's rank among <see cref="Ranks"/> (0 and 1 for one process).</summary>
+    public int Rank { get; }
+    public int Ranks { get; }
+    /// <summary>Images this loader builds per step: <see cref="BatchSize"/> / <see cref="Ranks"/>.</summary>
+    public int LocalBatchSize => BatchSize / Ranks;
     public long Seed { get; }
     public bool Shuffle { get; }
     public bool DropLast { get; }
@@ -27,7 +36,7 @@ public sealed class BatchLoader
     public int SampleCount => _samples.Count;
 
     public BatchLoader(IReadOnlyList<VocSample> samples, int numClasses, TrainTransform transform, int batchSize, long seed,
-        bool shuffle = true, bool dropLast = true, int workers = 2, int prefetch = 4, bool loadMasks = true)
+        bool shuffle = true, bool dropLast = true, int workers = 2, int prefetch = 4, bool loadMasks = true, int rank = 0, int ranks = 1)
     {
         ArgumentNullException.ThrowIfNull(samples);
         ArgumentNullException.ThrowIfNull(transform);
@@ -36,13 +45,17 @@ public sealed class BatchLoader
         if (numClasses < 1 || numClasses > 254) throw new WeakSegException($"number of classes must be in 1..254 (got {numClasses})");
         if (workers < 1) throw new WeakSegException($"workers must be ≥ 1 (got {workers})");
         if (prefetch < 1) throw new WeakSegException($"prefetch must be ≥ 1 (got {prefetch})");
+        if (ranks < 1 || rank < 0 || rank >= ranks) throw new WeakSegException($"rank {rank} of {ranks} ranks is not a valid rank");
+        if (batchSize % ranks != 0)
+            throw new WeakSegException($"batch size {batchSize} is the global batch of {ranks} ranks and must be divisible by {ranks} (each rank loads an equal share)");
+        if (ranks > 1 && !dropLast) throw new WeakSegException("a loader split over ranks drops the last partial batch (every rank needs an equal share)");
         var errors = transform.Validate();
         if (errors.Count > 0) throw new WeakSegException("invalid transform: " + string.Join("; ", errors));
         foreach (var s in samples)
             foreach (var c in s.Classes)
                 if (c < 1 || c > numClasses) throw WeakSegException.ForFile(s.ImagePath, $"image-level class {c} is outside 1..{numClasses}");
         _samples = samples; _transform = transform;
-        NumClasses = numClasses; BatchSize = batchSize; Seed = seed; Shuffle = shuffle; DropLast = dropLast;
+        NumClasses = numClasses; BatchSize = batchSize; Rank = rank; Ranks = ranks; Seed = seed; Shuffle = shuffle; DropLast = dropLast;
         Workers = workers; Prefetch = prefetch;
         LoadsMasks = loadMasks && samples.All(s => s.MaskPath != null);
         BatchesPerEpoch = dropLast ? samples.Count / batchSize : (samples.Count + batchSize - 1) / batchSize;
@@ -96,6 +109,11 @@ public sealed class BatchLoader
         int b = (int)(step % BatchesPerEpoch);
         var order = EpochOrder(epoch);
         int start = b * BatchSize, count = Math.Min(BatchSize, _samples.Count - start);
+        if (Ranks > 1)
+        {
+            start += Rank * LocalBatchSize;                                                // dropLast: every global batch is full
+            count = LocalBatchSize;
+        }
         int s = _transform.CropSize, plane = s * s;
         var images = new float[count * 3 * plane];
         var masks = LoadsMasks ? new byte[count * plane] : null;

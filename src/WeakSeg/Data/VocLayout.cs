@@ -57,7 +57,12 @@ public sealed class VocLayout
         return File.Exists(a) ? a : null;
     }
 
-    /// <summary>Image names of a split list file (first token per line; blank lines skipped). Errors name the file.</summary>
+    /// <summary>
+    /// Image names of a split list file: one name per line, or the two-path form <c>/JPEGImages/NAME.jpg /SegmentationClassAug/NAME.png</c>;
+    /// blank lines skipped. Split lists and labels.txt separate fields by whitespace, so an image name cannot contain a space or a tab:
+    /// a line with more fields is refused (naming the file, the line and its text) rather than read as a shorter name. Other characters,
+    /// non-ASCII ones included, are fine. Errors name the file.
+    /// </summary>
     public IReadOnlyList<string> ReadSplit(string split)
     {
         var file = SplitFile(split);
@@ -73,8 +78,14 @@ public sealed class VocLayout
             lineNumber++;
             var trimmed = line.Trim();
             if (trimmed.Length == 0) continue;
-            var name = trimmed.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries)[0];
-            if (name.StartsWith('/')) name = Path.GetFileNameWithoutExtension(name);         // "/JPEGImages/x.jpg /Seg.../x.png" lists
+            var fields = trimmed.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries);
+            var name = fields[0];
+            bool pathForm = name.StartsWith('/');                                          // "/JPEGImages/x.jpg /Seg.../x.png" lists
+            if (fields.Length > (pathForm ? 2 : 1))
+                throw WeakSegException.ForFile(file, $"line {lineNumber}: '{trimmed}' has {fields.Length} whitespace-separated fields, expected " +
+                    (pathForm ? "an image path and a mask path" : "one image name") +
+                    "; image names cannot contain spaces or tabs (split lists and labels.txt separate fields by whitespace): rename the files");
+            if (pathForm) name = Path.GetFileNameWithoutExtension(name);
             // A name is a file name inside the dataset's folders: '..' or a separator would read (and write maps) outside them.
             if (name.Contains('/') || name.Contains('\\') || name == "." || name == "..")
                 throw WeakSegException.ForFile(file, $"line {lineNumber}: image name '{name}' contains a path separator or '..' (names are file names inside JPEGImages)");

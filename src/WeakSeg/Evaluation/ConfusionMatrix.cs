@@ -119,6 +119,20 @@ public sealed class ConfusionMatrix
         }
     }
 
+    /// <summary>A copy of the flat histogram (length K·(K+1), laid out as <see cref="CountInto"/> fills it).</summary>
+    public long[] Counts()
+    {
+        lock (_gate) return (long[])_counts.Clone();
+    }
+
+    /// <summary>A matrix holding <paramref name="counts"/> (a histogram from <see cref="Counts"/>, e.g. summed over shards).</summary>
+    public static ConfusionMatrix FromCounts(int numClasses, PredIgnorePolicy predIgnore, long[] counts)
+    {
+        var m = new ConfusionMatrix(numClasses, predIgnore);
+        m.AddCounts(counts);
+        return m;
+    }
+
     /// <summary>A copy of the counts as [K, K+1] (last column: predicted 255, counted as missed).</summary>
     public long[,] ToArray()
     {

@@ -1,4 +1,5 @@
 using WeakSeg.Data;
+using WeakSeg.Runtime;
 
 namespace WeakSeg.Evaluation;
 
@@ -13,7 +14,12 @@ public sealed record SegmentationEvalOptions
 
 /// <summary>Result of scoring a directory of predicted masks against a split.</summary>
 public sealed record SegmentationEvaluation(SegmentationMetrics Metrics, IReadOnlyList<string> ClassNames, int NumImages, string Split,
-                                           PredIgnorePolicy PredIgnore);
+                                           PredIgnorePolicy PredIgnore)
+{
+    /// <summary>The confusion histogram the metrics come from (<see cref="ConfusionMatrix.Counts"/>): what a --shard job's partial
+    /// file keeps, so shards merge by adding counts.</summary>
+    public long[] Counts { get; init; } = [];
+}
 
 /// <summary>Scores predicted masks (<c>DIR/NAME.png</c>, palette or grayscale indices, 255 = no prediction) against the ground truth.</summary>
 public static class SegmentationEvaluator
@@ -25,13 +31,14 @@ public static class SegmentationEvaluator
     /// Fails with a message naming the file on: a missing prediction or ground truth, a size mismatch, a label outside the classes.
     /// </summary>
     public static SegmentationEvaluation EvaluateDirectory(string predDir, string dataRoot, string split, SegmentationEvalOptions? options = null,
-                                                           IProgress<ProgressUpdate>? progress = null)
+                                                           IProgress<ProgressUpdate>? progress = null, WorkShard? shard = null)
     {
         options ??= new SegmentationEvalOptions();
+        shard ??= WorkShard.All;
         if (!Directory.Exists(predDir)) throw WeakSegException.ForFile(predDir, "prediction directory not found");
         var layout = new VocLayout(dataRoot);
         var classNames = ClassNames.ForRoot(layout.Root).All.ToArray();
-        var names = layout.ReadSplit(split);
+        var names = shard.Select(layout.ReadSplit(split));
         var missing = names.FirstOrDefault(n => !File.Exists(PredictionPath(predDir, n)));
         if (missing != null)
             throw WeakSegException.ForFile(PredictionPath(predDir, missing), $"prediction not found for image '{missing}' of split '{split}'");
@@ -59,6 +66,16 @@ public static class SegmentationEvaluator
                 return hist;
             },
             matrix.AddCounts);
-        return new SegmentationEvaluation(matrix.ComputeMetrics(options.MeanRule), classNames, names.Count, split, options.PredIgnore);
+        if (shard.Group is { IsDistributed: true } group)
+        {
+            // MPI ranks: one confusion matrix for the job, the sum of the ranks' (on every rank).
+            var counts = matrix.Counts();
+            group.AllreduceSum(counts);
+            Span<long> images = [names.Count];
+            group.AllreduceSum(images);
+            return new SegmentationEvaluation(ConfusionMatrix.FromCounts(K, options.PredIgnore, counts).ComputeMetrics(options.MeanRule), classNames,
+                (int)images[0], split, options.PredIgnore) { Counts = counts };
+        }
+        return new SegmentationEvaluation(matrix.ComputeMetrics(options.MeanRule), classNames, names.Count, split, options.PredIgnore) { Counts = matrix.Counts() };
     }
 }

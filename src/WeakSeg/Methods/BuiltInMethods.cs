@@ -1,6 +1,7 @@
 using WeakSeg.Methods.Baselines;
 using WeakSeg.Methods.Fsr;
 using WeakSeg.Methods.MctFormer;
+using WeakSeg.Methods.MctFormerPlus;
 using WeakSeg.Methods.MoRe;
 using WeakSeg.Methods.ToCo;
 using WeakSeg.Methods.WeakTr;
@@ -44,6 +45,7 @@ public static class BuiltInMethods
     {
         MethodRegistry.Register<MctFormerConfig>(MctFormerV1, "MCTformer-V1: one class token per class; maps = class-to-patch attention, refined by patch affinity.", AllMaps, c => new MctFormerMethod(c), c => c with { Variant = MctFormerVariant.V1 });
         MethodRegistry.Register<MctFormerConfig>(MctFormerV2, "MCTformer-V2: V1 plus a PatchCAM head; maps = class-to-patch ⊙ PatchCAM, refined by patch affinity.", AllMaps, c => new MctFormerMethod(c), c => c with { Variant = MctFormerVariant.V2 });
+        MethodRegistry.Register<MctFormerPlusConfig>(MctFormerPlusMethod.MethodName, "MCTformer+: class/patch position embeddings, GWRP PatchCAM logits, contrastive class-token loss; maps = √(mean class-to-patch ⊙ PatchCAM), refined by patch affinity.", new([Refined, Fused, ClassToPatch, PatchCam], PaperDefault: Refined, CpuDefault: ClassToPatch), c => new MctFormerPlusMethod(c));
         MethodRegistry.Register<VitClsConfig>(VitCls, "ViT classifier with one class token; map = class-agnostic class-token attention (baseline).", AllMaps, c => new VitClsMethod(c));
         MethodRegistry.Register<CamBaselineConfig>(Cam, "ViT + global average pooling + linear classifier; map = CAM (baseline).", new([Refined, Fused], PaperDefault: Refined, CpuDefault: Refined), c => new CamMethod(c));
         MethodRegistry.Register<WeakTrConfig>(WeakTr, "WeakTr: C class tokens, conv coarse CAM, adaptive attention fusion of all heads → fine CAM (fusion: aaf, mean_sum or fixed_random).", AllMaps, c => new WeakTrMethod(c));

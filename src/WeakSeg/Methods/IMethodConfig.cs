@@ -26,6 +26,24 @@ public interface IMethodConfig
 
     /// <summary>This configuration with another training input size (backbone position grid and crop).</summary>
     IMethodConfig WithImageSize(int imageSize);
+
+    /// <summary>
+    /// The background threshold of pseudo labels made from this method's maps when the user gives none: the value of the method's
+    /// official code (cited in <see cref="PresetThreshold.Source"/>). It is a constant of the method, so taking it reads no pixel
+    /// label of the user's data. Presets share it (a cpu preset has no value of its own to cite). Computed, so not part of the
+    /// configuration's JSON. Without one, <see cref="PresetThreshold.Common"/>.
+    /// </summary>
+    PresetThreshold PseudoLabelThreshold => PresetThreshold.Common;
+}
+
+/// <summary>A method's pseudo-label background threshold and where the value comes from.</summary>
+/// <param name="Value">Background score: a pixel whose highest class map is at or below it is background.</param>
+/// <param name="Source">Where the value comes from (repository, file, option), for reports.</param>
+public sealed record PresetThreshold(double Value, string Source)
+{
+    /// <summary>For a method whose authors give no value: 0.5, the usual background threshold of normalised CAMs (ToCo's
+    /// <c>--bkg_thre</c> default, rulixiang/ToCo scripts/dist_train_voc_seg_neg.py).</summary>
+    public static PresetThreshold Common => new(0.5, "no value from the method's authors; the common CAM background threshold 0.5 (ToCo's --bkg_thre default)");
 }
 
 /// <summary>A method configuration record <typeparamref name="TSelf"/> with its named presets.</summary>

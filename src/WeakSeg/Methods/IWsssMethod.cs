@@ -21,15 +21,22 @@ public enum LocalizationMapKind
 
     /// <summary>Class-to-patch attention of the last layers (attention methods only).</summary>
     ClassToPatch,
+
+    /// <summary>ReLU of the PatchCAM head alone (MCTformer+'s <c>patchcam</c> attention type).</summary>
+    PatchCam,
 }
 
 /// <summary>The names of <see cref="LocalizationMapKind"/> used on the command line, in folder and stage names and in reports.</summary>
 public static class LocalizationMapKindNames
 {
+    /// <summary>Every map name, in <see cref="LocalizationMapKind"/> order.</summary>
+    public static IReadOnlyList<string> All => Enum.GetValues<LocalizationMapKind>().Select(Name).ToArray();
+
     public static string Name(LocalizationMapKind kind) => kind switch
     {
         LocalizationMapKind.Fused => "fused",
         LocalizationMapKind.ClassToPatch => "class-to-patch",
+        LocalizationMapKind.PatchCam => "patch-cam",
         _ => "refined",
     };
 
@@ -39,7 +46,8 @@ public static class LocalizationMapKindNames
         "fused" => LocalizationMapKind.Fused,
         "class-to-patch" => LocalizationMapKind.ClassToPatch,
         "refined" => LocalizationMapKind.Refined,
-        _ => throw new WeakSegException($"--map: unknown map '{text}' (known: refined, fused, class-to-patch)"),
+        "patch-cam" => LocalizationMapKind.PatchCam,
+        _ => throw new WeakSegException($"--map: unknown map '{text}' (known: refined, fused, class-to-patch, patch-cam)"),
     };
 }
 

@@ -92,6 +92,12 @@ public sealed class MethodRegistration<TConfig>(string name, string description,
 
     public IMethodConfig ConfigFromJson(JsonNode node, string source)
     {
+        // The serializer skips keys that name computed (get-only) properties without a word; a value there would be silently ignored.
+        if (node is JsonObject fields)
+            foreach (var (key, _) in fields)
+                if (ComputedKeys.Contains(key))
+                    throw WeakSegException.ForFile(source, $"'{key}' of the '{name}' model configuration is computed from its other fields, not a setting" +
+                        (key == PseudoLabelThresholdKey ? " (give the pseudo-label threshold with --threshold)" : ""));
         try
         {
             return node.Deserialize<TConfig>(MethodJson.Options) ?? throw WeakSegException.ForFile(source, $"empty '{name}' model configuration");
@@ -101,6 +107,12 @@ public sealed class MethodRegistration<TConfig>(string name, string description,
             throw WeakSegException.ForFile(source, $"bad '{name}' model configuration: {e.Message}");
         }
     }
+
+    static readonly string PseudoLabelThresholdKey = MethodJson.Options.PropertyNamingPolicy!.ConvertName(nameof(IMethodConfig.PseudoLabelThreshold));
+
+    /// <summary>JSON names of <typeparamref name="TConfig"/>'s computed properties (those without a setter).</summary>
+    static readonly HashSet<string> ComputedKeys = typeof(TConfig).GetProperties(System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Instance)
+        .Where(p => p.CanRead && !p.CanWrite).Select(p => MethodJson.Options.PropertyNamingPolicy!.ConvertName(p.Name)).ToHashSet(StringComparer.Ordinal);
 
     public IWsssMethod Create(IMethodConfig config)
     {

@@ -30,6 +30,9 @@ public sealed record CamRequest
 
     public string Device { get; init; } = "cpu";
     public int Threads { get; init; }
+
+    /// <summary>The images this process maps (every image by default; an MPI rank's or a --shard job's share).</summary>
+    public WorkShard Shard { get; init; } = WorkShard.All;
 }
 
 public sealed record CamSummary(int Images, int Written, int Skipped, string Method, double Seconds);
@@ -50,16 +53,26 @@ public static class CamPipeline
         var dataset = VocDataset.Open(request.DataRoot ?? config.DataRoot, request.Split);
         if (dataset.NumClasses != config.NumClasses)
             throw WeakSegException.ForFile(dataset.Root, $"has {dataset.NumClasses} classes but the run was trained with {config.NumClasses} ({RunConfig.PathIn(request.RunDirectory)})");
-        using var folderLock = FolderLock.Acquire(request.OutDirectory, "output folder");
-        OutputSettings.Claim(request.OutDirectory, "maps", Settings(request, config, dataset),
-            dataset.Samples.Count(sample => CamMapFile.Exists(request.OutDirectory, sample.Name)));
+        // Every image still to map must fit at the largest scale: checked from the headers before the output folder is made, so a
+        // refusal leaves nothing behind (and comes before any map, not after hours of them).
+        foreach (var sample in dataset.Samples)
+            if (sample.Classes.Length > 0 && !CamMapFile.Exists(request.OutDirectory, sample.Name))
+            {
+                var (width, height) = ImageCodec.ReadSize(sample.ImagePath);
+                EnsureFitsInMemory(method.Backbone, sample.Name, height, width, request.Localization, MemoryBudgetBytes);
+            }
+        var shard = request.Shard;
+        using var folderLock = ShardedOutputs.Claim(shard, request.OutDirectory, () => OutputSettings.Claim(request.OutDirectory, "maps",
+            Settings(request, config, dataset), dataset.Samples.Count(sample => CamMapFile.Exists(request.OutDirectory, sample.Name))));
         var transform = new EvalTransform();
         var clock = Stopwatch.StartNew();
         int written = 0, skipped = 0;
-        progress?.Report(new ProgressUpdate(0, dataset.Samples.Count));
-        for (int i = 0; i < dataset.Samples.Count; i++)
+        var mine = Enumerable.Range(0, dataset.Samples.Count).Where(i => shard.Contains(dataset.Samples[i].Name)).ToList();
+        progress?.Report(new ProgressUpdate(0, mine.Count));
+        for (int done = 0; done < mine.Count; done++)
         {
             cancellationToken.ThrowIfCancellationRequested();
+            int i = mine[done];
             var sample = dataset.Samples[i];
             if (CamMapFile.Exists(request.OutDirectory, sample.Name)) skipped++;
             else
@@ -71,7 +84,6 @@ public static class CamPipeline
                 float[] values = [];
                 if (sample.Classes.Length > 0)
                 {
-                    EnsureFitsInMemory(method.Backbone, sample.Name, h, w, request.Localization, MemoryBudgetBytes);
                     Tensor maps;
                     try { maps = method.Localize(input, sample.Classes, request.Localization); }        // [K', H, W]
                     catch (Exception e) when (IsAllocationFailure(e))
@@ -84,9 +96,11 @@ public static class CamPipeline
                 CamMapFile.Write(request.OutDirectory, sample.Name, values, sample.Classes, h, w, request.Float16);
                 written++;
             }
-            progress?.Report(new ProgressUpdate(i + 1, dataset.Samples.Count));
+            progress?.Report(new ProgressUpdate(done + 1, mine.Count));
         }
-        return new CamSummary(dataset.Samples.Count, written, skipped, method.Name, clock.Elapsed.TotalSeconds);
+        Span<long> counts = [mine.Count, written, skipped];
+        shard.SumOverRanks(counts);
+        return new CamSummary((int)counts[0], (int)counts[1], (int)counts[2], method.Name, clock.Elapsed.TotalSeconds);
     }
 
     /// <summary>What the maps depend on, recorded beside them (<see cref="OutputSettings"/>): the weights (path and CRC-32, so a

@@ -58,18 +58,31 @@ public sealed record DemoOptions
 
     /// <summary>Methods of the comparison.</summary>
     public IReadOnlyList<string> CompareMethods { get; init; } = BuiltInMethods.Compared;
+
+    /// <summary>Background threshold of the pseudo labels; null = the method's preset value (<see cref="IMethodConfig.PseudoLabelThreshold"/>),
+    /// or the sweep's best with <see cref="OracleThreshold"/>.</summary>
+    public double? PseudoThreshold { get; init; }
+
+    /// <summary>Take the pseudo-label threshold from the sweep on the train masks (pixel labels then shape the labels; metrics.json
+    /// says so), as <see cref="WsssPipelineOptions.OracleThreshold"/>.</summary>
+    public bool OracleThreshold { get; init; }
 }
 
 /// <summary>One row of the comparison: best-threshold CAM mIoU of a method's maps.</summary>
 public sealed record ComparisonRow(string Method, LocalizationMapKind Map, double MeanIou, double Threshold);
 
-public sealed record DemoResult(double CamMeanIou, double Threshold, double PseudoMeanIou, CamSweepResult Sweep, double Seconds,
+/// <param name="CamMeanIou">The sweep's best CAM mIoU (a metric that reads the train masks), at <c>Sweep.BestThreshold</c>.</param>
+/// <param name="Threshold">The pseudo labels' threshold, from <paramref name="ThresholdSource"/> ("preset: …", "given: …" or "oracle: …").</param>
+/// <param name="PseudoMeanIou">mIoU of the pseudo labels against the train masks (a metric).</param>
+public sealed record DemoResult(double CamMeanIou, double Threshold, string ThresholdSource, double PseudoMeanIou, CamSweepResult Sweep, double Seconds,
     IReadOnlyDictionary<string, double> StageSeconds, IReadOnlyList<ComparisonRow> Comparison, string MetricsPath);
 
 /// <summary>
-/// The end-to-end demo on the built-in benchmark: synth → train (cpu preset) → maps of the train split → threshold sweep →
-/// pseudo labels at the best threshold → their evaluation → overlays → metrics.json. Each stage is skipped when its outputs
-/// exist (data marker, model-final.bin, per-image maps), and training resumes from its checkpoints.
+/// The end-to-end demo on the built-in benchmark, weakly supervised: synth → train on image labels (cpu preset) → maps of the train
+/// split → pseudo labels at the method's preset threshold (no mask opened so far) → then the metrics, which read the train masks:
+/// the threshold sweep (CAM mIoU at its best threshold), the pseudo labels' mIoU, overlays beside the ground truth → metrics.json.
+/// Each stage is skipped when its outputs exist (data marker, model-final.bin, per-image maps), and training resumes from its
+/// checkpoints.
 /// </summary>
 public static class DemoPipeline
 {
@@ -89,7 +102,13 @@ public static class DemoPipeline
     public static string CamDirectory(string outDir, string method, LocalizationMapKind kind) =>
         Path.Combine(outDir, "cams", method + "-" + LocalizationMapKindNames.Name(kind));
 
-    public static DemoResult Run(DemoOptions options, IStageReporter? reporter = null, CancellationToken cancellationToken = default)
+    /// <summary>Metrics of the demo that read the train masks; metrics.json lists them under <c>metrics_reading_masks</c>.</summary>
+    public static readonly IReadOnlyList<string> MaskMetrics = ["cam_miou", "cam_best_threshold", "miou_by_threshold", "per_class_iou", "pseudo_miou"];
+
+    /// <param name="stageCompleted">Called with a stage's name after each stage (several times for repeated ones). "pseudo" comes once
+    /// the pseudo labels are written and before any metric reads a mask (tests use it to show that the weak path opens no mask).</param>
+    public static DemoResult Run(DemoOptions options, IStageReporter? reporter = null, CancellationToken cancellationToken = default,
+        Action<string>? stageCompleted = null)
     {
         reporter ??= new SilentStageReporter();
         var total = Stopwatch.StartNew();
@@ -103,6 +122,7 @@ public static class DemoPipeline
             var clock = Stopwatch.StartNew();
             var result = work();
             stages[name] = stages.GetValueOrDefault(name) + clock.Elapsed.TotalSeconds;
+            stageCompleted?.Invoke(name);
             return result;
         }
 
@@ -114,9 +134,9 @@ public static class DemoPipeline
             return 0;
         });
 
+        // ---- the weak path: image labels → model → maps → pseudo labels; no mask is opened ----
         var methods = options.Compare ? new[] { options.Method }.Concat(options.CompareMethods.Where(m => m != options.Method)).ToList() : [options.Method];
-        var comparison = new List<ComparisonRow>();
-        CamSweepResult? mainSweep = null;
+        var scored = new List<(string Method, LocalizationMapKind Kind, string CamDir)>();
         foreach (var method in methods)
         {
             var runDir = RunDirectory(outDir, method);
@@ -128,36 +148,46 @@ public static class DemoPipeline
             foreach (var kind in kinds)
             {
                 var camDir = CamDirectory(outDir, method, kind);
-                var map = LocalizationMapKindNames.Name(kind);
-                Stage("cam", () => reporter.Run($"maps {method} {map}", p => CamPipeline.Run(new CamRequest
+                Stage("cam", () => reporter.Run($"maps {method} {LocalizationMapKindNames.Name(kind)}", p => CamPipeline.Run(new CamRequest
                 {
                     RunDirectory = runDir, OutDirectory = camDir, Split = "train", DataRoot = dataDir,
                     Localization = options.Localization with { MapKind = kind }, Threads = options.Threads,
                 }, p, cancellationToken)));
-                var sweep = Stage("sweep", () => reporter.Run($"sweep {method} {map}",
-                    p => CamThresholdSweep.Evaluate(camDir, dataDir, "train", new CamSweepOptions(), p)));
-                comparison.Add(new ComparisonRow(method, kind, sweep.BestMeanIou, sweep.BestThreshold));
-                if (method == options.Method && kind == options.Localization.MapKind)
-                {
-                    mainSweep = sweep;
-                    EvaluationJson.Write(Path.Combine(outDir, "eval-cam.json"), sweep, "train");
-                }
+                scored.Add((method, kind, camDir));
             }
         }
-        var best = mainSweep!;
         var mainCams = CamDirectory(outDir, options.Method, options.Localization.MapKind);
+        CamSweepResult Sweep(string method, LocalizationMapKind kind, string camDir) => Stage("sweep", () => reporter.Run(
+            $"sweep {method} {LocalizationMapKindNames.Name(kind)} (reads masks)", p => CamThresholdSweep.Evaluate(camDir, dataDir, "train", new CamSweepOptions(), p)));
+        CamSweepResult? mainSweep = null;
+        var (threshold, thresholdSource) = WsssPipeline.ChooseThreshold(options.PseudoThreshold, options.OracleThreshold,
+            () => (mainSweep = Sweep(options.Method, options.Localization.MapKind, mainCams)).BestThreshold,
+            RunConfig.Load(RunDirectory(outDir, options.Method)).Recipe.ModelConfig);
+        reporter.Log($"pseudo-label threshold {threshold.ToString("0.00", CultureInfo.InvariantCulture)} ({thresholdSource})");
         var pseudoDir = Path.Combine(outDir, "pseudo");
         Stage("pseudo", () => reporter.Run("pseudo labels", p => PseudoLabelWriter.Run(mainCams, pseudoDir,
-            new PseudoLabelConfig { Threshold = (float)best.BestThreshold, Overwrite = true }, p)));
-        var evaluation = Stage("eval", () => reporter.Run("evaluate pseudo labels", p => SegmentationEvaluator.EvaluateDirectory(pseudoDir, dataDir, "train", null, p)));
+            new PseudoLabelConfig { Threshold = (float)threshold, Overwrite = true }, p)));
+
+        // ---- metrics, which read the train masks ----
+        var comparison = new List<ComparisonRow>();
+        foreach (var (method, kind, camDir) in scored)
+        {
+            bool main = method == options.Method && kind == options.Localization.MapKind;
+            var sweep = main && mainSweep is not null ? mainSweep : Sweep(method, kind, camDir);
+            comparison.Add(new ComparisonRow(method, kind, sweep.BestMeanIou, sweep.BestThreshold));
+            if (main) mainSweep = sweep;
+        }
+        var best = mainSweep!;
+        EvaluationJson.Write(Path.Combine(outDir, "eval-cam.json"), best, "train");
+        var evaluation = Stage("eval", () => reporter.Run("evaluate pseudo labels (reads masks)", p => SegmentationEvaluator.EvaluateDirectory(pseudoDir, dataDir, "train", null, p)));
         EvaluationJson.Write(Path.Combine(outDir, "eval-pseudo.json"), evaluation);
         Stage("overlays", () => { WriteOverlays(outDir, dataDir, mainCams, pseudoDir, options.Overlays); return 0; });
 
         var seconds = total.Elapsed.TotalSeconds;
         var metricsPath = Path.Combine(outDir, MetricsFile);
-        WriteMetrics(metricsPath, options, best, evaluation, seconds, stages, comparison);
+        WriteMetrics(metricsPath, options, threshold, thresholdSource, best, evaluation, seconds, stages, comparison);
         if (options.Compare) WriteComparison(Path.Combine(outDir, CompareFile), comparison);
-        return new DemoResult(best.BestMeanIou, best.BestThreshold, evaluation.Metrics.MeanIou, best, seconds, stages,
+        return new DemoResult(best.BestMeanIou, threshold, thresholdSource, evaluation.Metrics.MeanIou, best, seconds, stages,
             options.Compare ? comparison : [], metricsPath);
     }
 
@@ -200,8 +230,8 @@ public static class DemoPipeline
     static void SaveOverlayPanel(string path, RgbImage image, CamMaps maps, IReadOnlyList<string> classNames, LabelMap? pseudo, LabelMap? groundTruth) =>
         WeakSeg.Visualization.OverlayRenderer.SavePanel(path, image, maps, classNames, pseudo, groundTruth);
 
-    static void WriteMetrics(string path, DemoOptions options, CamSweepResult sweep, SegmentationEvaluation pseudo, double seconds,
-        IReadOnlyDictionary<string, double> stages, IReadOnlyList<ComparisonRow> comparison)
+    static void WriteMetrics(string path, DemoOptions options, double threshold, string thresholdSource, CamSweepResult sweep,
+        SegmentationEvaluation pseudo, double seconds, IReadOnlyDictionary<string, double> stages, IReadOnlyList<ComparisonRow> comparison)
     {
         var perClass = new JsonObject();
         for (int c = 0; c < sweep.Best.NumClasses; c++) perClass[sweep.ClassNames[c]] = Num(sweep.Best.Iou[c]);
@@ -215,9 +245,12 @@ public static class DemoPipeline
             ["flip"] = options.Localization.Flip,
             ["split"] = "train",
             ["num_images"] = sweep.NumImages,
+            ["threshold"] = threshold,
+            ["threshold_source"] = thresholdSource,
             ["cam_miou"] = Num(sweep.BestMeanIou),
-            ["threshold"] = sweep.BestThreshold,
+            ["cam_best_threshold"] = sweep.BestThreshold,
             ["pseudo_miou"] = Num(pseudo.Metrics.MeanIou),
+            ["metrics_reading_masks"] = new JsonArray(MaskMetrics.Select(m => (JsonNode?)JsonValue.Create(m)).ToArray()),
             ["seconds"] = Math.Round(seconds, 3),
             ["stage_seconds"] = stageJson,
             ["per_class_iou"] = perClass,

@@ -32,6 +32,10 @@ public sealed record TrainRequest
 
     /// <summary>Image-decoding threads of the <see cref="BatchLoader"/> (never changes the batches).</summary>
     public int Workers { get; init; } = 2;
+
+    /// <summary>The ranks training together (<see cref="ProcessGroup.World"/> under mpirun): the recipe's batch size is the global
+    /// batch, split over the ranks; rank 0 writes the run directory.</summary>
+    public ProcessGroup Group { get; init; } = ProcessGroup.Single;
 }
 
 /// <summary>How a training run ended.</summary>
@@ -69,14 +73,20 @@ public static class TrainPipeline
         // Every check that can refuse the run comes before config.json is written, so a refused run leaves nothing behind.
         var options = recipe.Trainer;
         var device = TorchRuntime.Initialize(options.Device, options.Threads);
+        var group = request.Group;
         var loader = new BatchLoader(dataset.Samples, dataset.NumClasses, recipe.Augmentation.ToTransform(recipe.ImageSize),
-            options.BatchSize, options.Seed, workers: request.Workers, loadMasks: false);
+            options.BatchSize, options.Seed, workers: request.Workers, loadMasks: false, rank: group.Rank, ranks: group.Size);
         VocDataset.CheckFiles(dataset.Samples, dataset.NumClasses, masks: false);
-        using var folderLock = IO.FolderLock.Acquire(request.RunDirectory, "run directory");
-        if (!request.Resume && new CheckpointStore(Path.Combine(request.RunDirectory, "checkpoints")).Latest() is { } existing)
-            throw WeakSegException.ForFile(Path.Combine(Path.GetFullPath(request.RunDirectory), "checkpoints"),
-                $"already holds checkpoints (latest: step {existing.Step}); pass --resume to continue that run, or choose a new run directory");
-        if (!request.Resume) config.Save(request.RunDirectory);
+        IO.FolderLock? folderLock = null;
+        group.OnRoot(() =>
+        {
+            folderLock = IO.FolderLock.Acquire(request.RunDirectory, "run directory");
+            if (!request.Resume && new CheckpointStore(Path.Combine(request.RunDirectory, "checkpoints")).Latest() is { } existing)
+                throw WeakSegException.ForFile(Path.Combine(Path.GetFullPath(request.RunDirectory), "checkpoints"),
+                    $"already holds checkpoints (latest: step {existing.Step}); pass --resume to continue that run, or choose a new run directory");
+            if (!request.Resume) config.Save(request.RunDirectory);
+        });
+        using var heldLock = folderLock;
 
         TorchRuntime.Seed(options.Seed);
         using var method = recipe.Factory.Create(recipe.ModelConfig);
@@ -96,9 +106,10 @@ public static class TrainPipeline
         }));
         log?.Invoke($"{method.Name}: {dataset.Samples.Count} images of '{dataset.Split}', {dataset.NumClasses} classes, " +
                     $"{recipe.ImageSize}px, batch {options.BatchSize}, {options.Steps} steps ({loader.BatchesPerEpoch} per epoch)");
-        var trainer = new Trainer(options, request.RunDirectory);
+        if (group.IsDistributed) log?.Invoke(DataParallel.Describe(group, options));
+        var trainer = new Trainer(options, request.RunDirectory) { Group = group };
         var result = trainer.Run(method, batches, request.Resume, progress, cancellationToken);
-        if (result.Completed && File.Exists(trainer.MetricsPath))
+        if (group.IsRoot && result.Completed && File.Exists(trainer.MetricsPath))
             Visualization.TrainingPlots.SaveLossCurve(trainer.MetricsPath, Path.Combine(trainer.RunDirectory, LossCurveFile));
         return new TrainOutcome(result, config, import);
     }

@@ -57,8 +57,8 @@ public sealed record WsssPipelineOptions
     /// <summary>Background thresholds swept on the train split's masks (cam_miou = the best), when the split has masks.</summary>
     public IReadOnlyList<double> Thresholds { get; init; } = CamThresholdSweep.Range(0.0, 0.95, 0.05);
 
-    /// <summary>Background threshold of the pseudo labels; null = <see cref="WsssPipeline.DefaultPseudoThreshold"/>, or the sweep's best
-    /// with <see cref="OracleThreshold"/>.</summary>
+    /// <summary>Background threshold of the pseudo labels; null = the method's preset value (<see cref="IMethodConfig.PseudoLabelThreshold"/>),
+    /// or the sweep's best with <see cref="OracleThreshold"/>.</summary>
     public double? PseudoThreshold { get; init; }
 
     /// <summary>Take the pseudo-label threshold from the sweep on the training split's ground-truth masks (what the official MCTformer
@@ -84,6 +84,10 @@ public sealed record WsssPipelineOptions
     public string Device { get; init; } = "cpu";
     public int Threads { get; init; }
     public int Workers { get; init; } = 2;
+
+    /// <summary>The ranks running the pipeline together (<see cref="ProcessGroup.World"/> under mpirun): training stages are
+    /// data-parallel, per-image stages split the images by rank, rank 0 alone writes the ledger, reports and evaluation files.</summary>
+    public ProcessGroup Group { get; init; } = ProcessGroup.Single;
 }
 
 /// <summary>One stage of a pipeline run: its time (over every invocation) and whether this invocation reused it.</summary>
@@ -111,10 +115,16 @@ public static class WsssPipeline
 {
     public const string ReportFile = "report.json";
 
-    /// <summary>Background threshold of the pseudo labels when none is given: ToCo's <c>--bkg_thre</c> default
-    /// (<see cref="CamToLabel.DefaultThreshold"/>). It reads no pixel label, unlike the official MCTformer/WeakTr practice of taking
-    /// the best threshold of a sweep on the training masks, which <see cref="WsssPipelineOptions.OracleThreshold"/> reproduces.</summary>
-    public const double DefaultPseudoThreshold = CamToLabel.DefaultThreshold;
+    /// <summary>
+    /// The pseudo-label threshold and where it came from: <paramref name="given"/> ("given"); else, with <paramref name="oracle"/>, the
+    /// best of the sweep on the training masks (<paramref name="sweepBest"/>; "oracle"); else the method's preset value
+    /// (<see cref="IMethodConfig.PseudoLabelThreshold"/>; "preset"), a constant of the method that reads no pixel label. The source is
+    /// "KIND: why", KIND first.
+    /// </summary>
+    public static (double Threshold, string Source) ChooseThreshold(double? given, bool oracle, Func<double> sweepBest, IMethodConfig method) =>
+        given is { } t ? (t, "given: --threshold")
+        : oracle ? (sweepBest(), "oracle: the best of the sweep on the training split's ground-truth masks (pixel labels used)")
+        : (method.PseudoLabelThreshold.Value, "preset: " + method.PseudoLabelThreshold.Source + "; no pixel label read");
     const string ComputedWithKey = "computed_with";
     const string SyntheticStage = "data";
 
@@ -128,7 +138,7 @@ public static class WsssPipeline
         if (File.Exists(outDir)) throw WeakSegException.ForFile(outDir, "output path is a file, expected a directory");
         bool created = !Directory.Exists(outDir);
         try { return RunIn(outDir, options, reporter, cancellationToken, stageCompleted); }
-        catch when (created && Directory.Exists(outDir)
+        catch when (created && options.Group.IsRoot && Directory.Exists(outDir)
                     && !Directory.EnumerateFiles(outDir, "*", SearchOption.AllDirectories).Any(f => Path.GetFileName(f) != FolderLock.FileName))
         {
             Directory.Delete(outDir, recursive: true);                                     // a refused run leaves no empty folder behind
@@ -139,7 +149,11 @@ public static class WsssPipeline
     static WsssPipelineReport RunIn(string outDir, WsssPipelineOptions options, IStageReporter reporter, CancellationToken cancellationToken,
         Action<string>? stageCompleted)
     {
-        using var folderLock = FolderLock.Acquire(outDir, "pipeline output folder");
+        var group = options.Group;
+        var shard = WorkShard.ForGroup(group);
+        FolderLock? folderLock = null;
+        group.OnRoot(() => folderLock = FolderLock.Acquire(outDir, "pipeline output folder"));
+        using var heldLock = folderLock;
         var ledger = new StageLedger(Path.Combine(outDir, "stages"));
         var stages = new List<PipelineStage>();
         var state = new ReportState(options.CamRecipe.Method, Path.Combine(outDir, ReportFile), new JsonObject
@@ -148,13 +162,21 @@ public static class WsssPipeline
             ["preset"] = options.Preset.ToString().ToLowerInvariant(),
             ["model"] = options.CamRecipe.ToJson()[TrainRecipe.ModelKey]!.DeepClone(),
             ["seed"] = options.Seed, ["threads"] = options.Threads, ["device"] = options.Device,
-        });
+        }) { WritesFiles = group.IsRoot };
+        WsssPipelineReport Finish()
+        {
+            var report = state.Finish();
+            group.Barrier();                                                              // report.json exists for every rank
+            return report;
+        }
 
-        // Runs a stage unless the ledger has it done; returns its results (recorded or fresh).
-        JsonObject Stage(string name, JsonObject settings, Func<JsonObject> work)
+        // Runs a stage unless the ledger has it done; returns its results (recorded or fresh). Under MPI, rank 0 reads the ledger and
+        // tells the others; a stage runs on every rank (training, per-image stages) or, with rootOnly, on rank 0 while the others wait
+        // for its results; rank 0 records it; every rank leaves the stage together.
+        JsonObject Stage(string name, JsonObject settings, Func<JsonObject> work, bool rootOnly = false)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            var (status, recorded, secondsSoFar) = ledger.Check(name, settings);
+            var (status, recorded, secondsSoFar) = group.IsDistributed ? CheckOnRoot(group, ledger, name, settings) : ledger.Check(name, settings);
             if (status == StageState.Done)
             {
                 reporter.Log($"{name}: done before, reused ({ledger.PathOf(name)})");
@@ -164,15 +186,17 @@ public static class WsssPipeline
                 return recorded!;
             }
             if (status == StageState.Unfinished) reporter.Log($"{name}: continuing an unfinished stage");
-            ledger.Begin(name, settings, secondsSoFar);
+            if (group.IsRoot) ledger.Begin(name, settings, secondsSoFar);
             var clock = Stopwatch.StartNew();
-            var results = work();
+            var fresh = !rootOnly || group.IsRoot ? work() : null;
+            var results = group.IsDistributed ? JsonNode.Parse(group.Broadcast(group.IsRoot ? fresh!.ToJsonString() : null)!)!.AsObject() : fresh!;
             // threads and device are not settings (a stage computed with other ones is reused), but they decide the last bits of its
             // numbers, so the record keeps what computed them and report.json reports that rather than this invocation's values
             results[ComputedWithKey] = new JsonObject { ["threads"] = options.Threads, ["device"] = options.Device };
             state.ComputedWith[name] = results[ComputedWithKey]!.DeepClone();
             double seconds = Math.Round(secondsSoFar + clock.Elapsed.TotalSeconds, 3);      // as recorded, so a reused stage reports the same
-            ledger.Complete(name, settings, seconds, results);
+            if (group.IsRoot) ledger.Complete(name, settings, seconds, results);
+            group.Barrier();
             stages.Add(new PipelineStage(name, seconds, false));
             state.Stages = stages;
             stageCompleted?.Invoke(name);
@@ -191,7 +215,7 @@ public static class WsssPipeline
                 if (Directory.Exists(dataRoot)) Directory.Delete(dataRoot, recursive: true);       // a half-written dataset is regenerated
                 reporter.Run("synth", p => SyntheticDataset.Generate(dataRoot, options.Synthetic, p));
                 return new JsonObject { ["root"] = dataRoot };
-            });
+            }, rootOnly: true);
         }
         else
         {
@@ -232,7 +256,7 @@ public static class WsssPipeline
             var outcome = reporter.Run($"train {recipe.Method}", p => TrainPipeline.Run(new TrainRequest
             {
                 DataRoot = dataRoot, Split = options.TrainSplit, RunDirectory = camRunDir, Recipe = recipe, Preset = "pipeline",
-                Resume = resume, Workers = options.Workers,
+                Resume = resume, Workers = options.Workers, Group = group,
             }, reporter.Log, p, cancellationToken));
             if (!outcome.Result.Completed) throw new OperationCanceledException("CAM training was interrupted; run the pipeline again to resume");
             return TrainingResults(outcome.Result);
@@ -257,7 +281,7 @@ public static class WsssPipeline
             var summary = reporter.Run($"maps {map}", p => CamPipeline.Run(new CamRequest
             {
                 RunDirectory = camRunDir, OutDirectory = mapsDir, Split = options.TrainSplit, DataRoot = dataRoot, Localization = localization,
-                Device = options.Device, Threads = options.Threads,
+                Device = options.Device, Threads = options.Threads, Shard = shard,
             }, p, cancellationToken));
             return new JsonObject { ["images"] = summary.Images };
         });
@@ -276,14 +300,13 @@ public static class WsssPipeline
                 EvaluationJson.Write(Path.Combine(outDir, "cam", $"eval-cam-{map}.json"), sweep, options.TrainSplit);
                 Visualization.TrainingPlots.SaveThresholdSweep(sweep, Path.Combine(outDir, "cam", $"eval-cam-{map}.png"));
                 return new JsonObject { ["miou"] = Num(sweep.BestMeanIou), ["threshold"] = sweep.BestThreshold, ["miou_by_threshold"] = EvaluationJson.MeanIouByThreshold(sweep) };
-            });
+            }, rootOnly: true);
             state.CamMeanIou = camEval["miou"]?.GetValue<double>() ?? double.NaN;
         }
-        (state.Threshold, state.ThresholdSource) = options.PseudoThreshold is { } given ? (given, "given")
-            : options.OracleThreshold ? (camEval!["threshold"]!.GetValue<double>(), "oracle: the best of the sweep on the training split's ground-truth masks (pixel labels used)")
-            : (DefaultPseudoThreshold, "default: a fixed background threshold; no pixel label read");
+        (state.Threshold, state.ThresholdSource) = ChooseThreshold(options.PseudoThreshold, options.OracleThreshold,
+            () => camEval!["threshold"]!.GetValue<double>(), recipe.ModelConfig);
         state.Write();
-        if (options.StopAfter == PipelineEnd.Cam) return state.Finish();
+        if (options.StopAfter == PipelineEnd.Cam) return Finish();
 
         // ---- pseudo labels ----
         var pseudoDir = Path.Combine(outDir, "pseudo-" + map);
@@ -295,15 +318,15 @@ public static class WsssPipeline
         var pseudo = Stage("pseudo-" + map, pseudoSettings, () =>
         {
             reporter.Run("pseudo labels", p => PseudoLabelWriter.Run(mapsDir, pseudoDir,
-                new PseudoLabelConfig { Threshold = (float)state.Threshold, Overwrite = true }, p));
+                new PseudoLabelConfig { Threshold = (float)state.Threshold, Overwrite = true }, p, shard: shard));
             if (!trainMasks) return new JsonObject { ["miou"] = null };
-            var evaluation = reporter.Run("evaluate pseudo labels", p => SegmentationEvaluator.EvaluateDirectory(pseudoDir, dataRoot, options.TrainSplit, null, p));
-            EvaluationJson.Write(Path.Combine(outDir, $"eval-pseudo-{map}.json"), evaluation);
+            var evaluation = reporter.Run("evaluate pseudo labels", p => SegmentationEvaluator.EvaluateDirectory(pseudoDir, dataRoot, options.TrainSplit, null, p, shard));
+            if (group.IsRoot) EvaluationJson.Write(Path.Combine(outDir, $"eval-pseudo-{map}.json"), evaluation);
             return new JsonObject { ["miou"] = Num(evaluation.Metrics.MeanIou) };
         });
         state.PseudoMeanIou = pseudo["miou"]?.GetValue<double>();
         state.Write();
-        if (options.StopAfter == PipelineEnd.Pseudo) return state.Finish();
+        if (options.StopAfter == PipelineEnd.Pseudo) return Finish();
 
         // ---- retraining on pseudo labels, one run per decoder; then the upper bound on ground truth ----
         foreach (var decoder in options.Decoders.Distinct())
@@ -324,7 +347,7 @@ public static class WsssPipeline
                 options.Segmentation with { Loss = SegmentationDecoderLoss.Naive }, null, new JsonObject { ["data"] = dataSettings.DeepClone() });
             state.Write();
         }
-        return state.Finish();
+        return Finish();
 
         // Trains (or resumes) a segmenter on labelsDir (null = ground truth), predicts the val split and scores it.
         double? Segment(string stage, string runDir, SegmentationConfig config, string? labelsDir, JsonObject upstream)
@@ -341,6 +364,7 @@ public static class WsssPipeline
                 {
                     DataRoot = dataRoot, Split = options.TrainSplit, LabelsDirectory = labelsDir, RunDirectory = runDir, Config = config,
                     Seed = options.Seed, Device = options.Device, Threads = options.Threads, Resume = resume, LoaderWorkers = options.Workers,
+                    Group = group,
                 }, p, cancellationToken, log: reporter.Log));
                 if (!result.Completed) throw new OperationCanceledException($"segmenter training ({stage}) was interrupted; run the pipeline again to resume");
                 return TrainingResults(result);
@@ -359,11 +383,11 @@ public static class WsssPipeline
                         Refine = options.Crf ? SegmentationRefiners.DenseCrf(DenseCrfConfig.FromPreset("mctformer-seg")) : null,
                     };
                     reporter.Run($"predict {options.ValSplit} ({stage})", p =>
-                        SegmentationInference.Run(new SegmentationPredictor(model, device), valSet!.Samples, predDir, inference, p, cancellationToken));
+                        SegmentationInference.Run(new SegmentationPredictor(model, device), valSet!.Samples, predDir, inference, p, cancellationToken, shard));
                 }
                 if (!valMasks) return new JsonObject { ["miou"] = null };
-                var evaluation = reporter.Run($"evaluate {options.ValSplit} ({stage})", p => SegmentationEvaluator.EvaluateDirectory(predDir, dataRoot, options.ValSplit, null, p));
-                EvaluationJson.Write(Path.Combine(runDir, "eval-" + options.ValSplit + ".json"), evaluation);
+                var evaluation = reporter.Run($"evaluate {options.ValSplit} ({stage})", p => SegmentationEvaluator.EvaluateDirectory(predDir, dataRoot, options.ValSplit, null, p, shard));
+                if (group.IsRoot) EvaluationJson.Write(Path.Combine(runDir, "eval-" + options.ValSplit + ".json"), evaluation);
                 return new JsonObject { ["miou"] = Num(evaluation.Metrics.MeanIou) };
             });
             return val["miou"]?.GetValue<double>();
@@ -401,14 +425,35 @@ public static class WsssPipeline
         ["images_per_s"] = result.StepsRun > 0 ? Num(result.ImagesPerSecond) : null,
     };
 
+    /// <summary>Rank 0's ledger state of a stage, on every rank (one reading, so all ranks take the same branch).</summary>
+    static (StageState, JsonObject?, double) CheckOnRoot(ProcessGroup group, StageLedger ledger, string name, JsonObject settings)
+    {
+        string? encoded = null;
+        WeakSegException? error = null;
+        if (group.IsRoot)
+        {
+            try
+            {
+                var (status, recorded, seconds) = ledger.Check(name, settings);
+                encoded = new JsonObject { ["status"] = (int)status, ["seconds"] = seconds, ["results"] = recorded?.DeepClone() }.ToJsonString();
+            }
+            catch (WeakSegException e) { error = e; encoded = new JsonObject { ["error"] = e.Message }.ToJsonString(); }
+        }
+        var json = JsonNode.Parse(group.Broadcast(encoded)!)!;
+        if (json["error"] is { } message) throw ProcessGroup.Agreed(error ?? new WeakSegException(message.GetValue<string>()));
+        return ((StageState)json["status"]!.GetValue<int>(), json["results"] as JsonObject, json["seconds"]!.GetValue<double>());
+    }
+
     /// <summary>The report as it grows; written atomically after every stage.</summary>
     sealed class ReportState(string method, string path, JsonObject run)
     {
+        /// <summary>False on MPI ranks other than 0: they keep the report in memory only.</summary>
+        public bool WritesFiles { get; init; } = true;
         readonly Stopwatch _wall = Stopwatch.StartNew();
         public LocalizationMapKind Map { get; set; }
         public double CamMeanIou { get; set; } = double.NaN;
         public double Threshold { get; set; } = double.NaN;
-        /// <summary>Where the pseudo-label threshold came from: "default", "given" or "oracle" (with a reason after a colon).</summary>
+        /// <summary>Where the pseudo-label threshold came from: "preset", "given" or "oracle" (with a reason after a colon).</summary>
         public string ThresholdSource { get; set; } = "";
         readonly List<string> _skipped = new();
         /// <summary>Metrics not computed, each with why.</summary>
@@ -455,6 +500,7 @@ public static class WsssPipeline
 
         public void Write(bool complete = false)
         {
+            if (!WritesFiles) return;
             var r = Snapshot();
             var stageJson = new JsonObject();
             foreach (var s in r.Stages) stageJson[s.Name] = Math.Round(s.Seconds, 3);

@@ -37,8 +37,8 @@ public readonly record struct UncertainBand(float Low, float High)
 /// </summary>
 public static class CamToLabel
 {
-    /// <summary>Background threshold when none is given: ToCo's <c>--bkg_thre 0.5</c> default. MCTformer/WeakTr pick it with the
-    /// threshold sweep on the train set (<c>weakseg eval-cam</c>); pass that value.</summary>
+    /// <summary>Background threshold of <c>weakseg pseudo</c> when none is given: ToCo's <c>--bkg_thre 0.5</c> default. The pipeline and
+    /// the demo know the method and take its preset value instead (<see cref="Methods.IMethodConfig.PseudoLabelThreshold"/>).</summary>
     public const float DefaultThreshold = 0.5f;
 
     /// <summary>Per pixel: the maximum class score m (−∞ when there are no class planes) and the class index of the first plane

@@ -1,3 +1,4 @@
+using WeakSeg.Runtime;
 using WeakSeg.Data;
 using System.Text.Json.Nodes;
 using WeakSeg.Evaluation;
@@ -49,12 +50,14 @@ public static class PseudoLabelWriter
 {
     /// <param name="refiner">optional refinement (CRF, random walk); null = plain <see cref="CamToLabel.Convert"/></param>
     public static PseudoLabelSummary Run(string camDir, string outDir, PseudoLabelConfig? config = null, IProgress<ProgressUpdate>? progress = null,
-                                         IPseudoLabelRefiner? refiner = null)
+                                         IPseudoLabelRefiner? refiner = null, WorkShard? shard = null)
     {
         config ??= new PseudoLabelConfig();
         config.Validate();
-        var names = CamMapFile.ListNames(camDir);
-        if (names.Count == 0) throw WeakSegException.ForFile(camDir, "contains no map files (NAME.npy)");
+        shard ??= WorkShard.All;
+        var allNames = CamMapFile.ListNames(camDir);
+        if (allNames.Count == 0) throw WeakSegException.ForFile(camDir, "contains no map files (NAME.npy)");
+        var names = shard.Select(allNames);
         // The class count of the maps' dataset (recorded by `weakseg cam`, or given): every image's classes are checked before any
         // label is written, so a class index outside the dataset never reaches a PNG.
         var camSettings = OutputSettings.Read(camDir);
@@ -68,8 +71,7 @@ public static class PseudoLabelWriter
                 if (outside is { } bad)
                     throw WeakSegException.ForFile(classesPath, $"class index {bad} is outside the foreground classes 1..{k} of the maps' dataset");
             }
-        using var folderLock = FolderLock.Acquire(outDir, "output folder");
-        OutputSettings.Claim(outDir, "pseudo labels", new JsonObject
+        using var folderLock = ShardedOutputs.Claim(shard, outDir, () => OutputSettings.Claim(outDir, "pseudo labels", new JsonObject
         {
             ["outputs"] = "pseudo-labels",
             ["cams"] = Path.GetFullPath(camDir),
@@ -77,7 +79,7 @@ public static class PseudoLabelWriter
             ["threshold"] = config.Threshold,
             ["uncertain"] = config.Uncertain is { } band ? new JsonArray(band.Low, band.High) : null,
             ["refiner"] = refiner?.Description,
-        }, names.Count(name => File.Exists(Path.Combine(outDir, name + ".png"))), replace: config.Overwrite);
+        }, allNames.Count(name => File.Exists(Path.Combine(outDir, name + ".png"))), replace: config.Overwrite));
         int written = 0, skipped = 0;
         long ignore = 0, total = 0, done = 0;
         var gate = new object();
@@ -104,6 +106,8 @@ public static class PseudoLabelWriter
                 return 0;
             },
             _ => { });
-        return new PseudoLabelSummary(written, skipped, ignore, total);
+        Span<long> counts = [written, skipped, ignore, total];
+        shard.SumOverRanks(counts);
+        return new PseudoLabelSummary((int)counts[0], (int)counts[1], counts[2], counts[3]);
     }
 }

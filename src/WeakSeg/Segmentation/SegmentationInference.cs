@@ -1,3 +1,4 @@
+using WeakSeg.Runtime;
 using System.Diagnostics;
 using WeakSeg.Data;
 
@@ -13,8 +14,11 @@ public sealed record SegmentationInferenceSummary(int Written, int Skipped, doub
 public static class SegmentationInference
 {
     public static SegmentationInferenceSummary Run(SegmentationPredictor predictor, IReadOnlyList<VocSample> samples, string outDir,
-        SegmentationInferenceOptions options, IProgress<ProgressUpdate>? progress = null, CancellationToken cancellationToken = default)
+        SegmentationInferenceOptions options, IProgress<ProgressUpdate>? progress = null, CancellationToken cancellationToken = default,
+        WorkShard? shard = null)
     {
+        shard ??= WorkShard.All;
+        samples = shard.Select(samples, s => s.Name);
         var dir = Path.GetFullPath(outDir);
         if (File.Exists(dir)) throw WeakSegException.ForFile(dir, "output path is a file, expected a directory");
         Directory.CreateDirectory(dir);
@@ -38,6 +42,11 @@ public static class SegmentationInference
             progress?.Report(new ProgressUpdate(i + 1, samples.Count));
         }
         double seconds = clock.Elapsed.TotalSeconds;
-        return new SegmentationInferenceSummary(written, skipped, seconds, written / Math.Max(1e-9, seconds));
+        double imagesPerSecond = written / Math.Max(1e-9, seconds);
+        Span<long> counts = [written, skipped];
+        shard.SumOverRanks(counts);
+        Span<double> rates = [imagesPerSecond];                   // the job's rate: the ranks' rates add up
+        shard.Group?.AllreduceSum(rates);
+        return new SegmentationInferenceSummary((int)counts[0], (int)counts[1], seconds, rates[0]);
     }
 }

@@ -44,6 +44,10 @@ public sealed record SegmentationTrainRequest
     /// <summary>timm-format safetensors (ViT) loaded into the encoder of a fresh run.</summary>
     public string? InitWeights { get; init; }
     public int LoaderWorkers { get; init; } = 2;
+
+    /// <summary>The ranks training together (<see cref="ProcessGroup.World"/> under mpirun): the batch size is the global batch,
+    /// split over the ranks; rank 0 writes the run directory.</summary>
+    public ProcessGroup Group { get; init; } = ProcessGroup.Single;
 }
 
 /// <summary>Retraining runs: training from a dataset + labels, and loading a trained run for inference.</summary>
@@ -129,19 +133,27 @@ public static class SegmentationRun
                     $"already holds checkpoints (latest: step {existing.Step}); pass --resume to continue that run, or choose a new run directory");
         }
         // Every check that can refuse the run comes before config.json is written, so a refused run leaves nothing behind.
+        var group = request.Group;
         var loader = new BatchLoader(samples, dataset.NumClasses, TrainTransformFor(config), config.BatchSize, request.Seed,
-            workers: Math.Max(1, request.LoaderWorkers), loadMasks: true);
+            workers: Math.Max(1, request.LoaderWorkers), loadMasks: true, rank: group.Rank, ranks: group.Size);
         VocDataset.CheckFiles(samples, dataset.NumClasses, masks: true);
-        using var folderLock = FolderLock.Acquire(runDir, "run directory");
-        if (!request.Resume) WriteInfo(runDir, info);
+        FolderLock? folderLock = null;
+        group.OnRoot(() =>
+        {
+            folderLock = FolderLock.Acquire(runDir, "run directory");
+            if (!request.Resume) WriteInfo(runDir, info);
+        });
+        using var heldLock = folderLock;
         var batches = new DelegateBatchStream(start => loader.Stream(start).Select(b =>
         {
             var (images, labels) = b.ToTensors(device);
             return new TrainBatch(images, labels, b.MasksToTensor(device));
         }));
-        var trainer = new Trainer(config.ToTrainerOptions(request.Seed, request.Device, request.Threads), runDir) { StepCompleted = stepCompleted };
+        var options = config.ToTrainerOptions(request.Seed, request.Device, request.Threads);
+        if (group.IsDistributed) log?.Invoke(DataParallel.Describe(group, options));
+        var trainer = new Trainer(options, runDir) { StepCompleted = stepCompleted, Group = group };
         var result = trainer.Run(new SegmentationTrainable(model), batches, request.Resume, progress, cancellationToken);
-        if (result.Completed && File.Exists(trainer.MetricsPath))
+        if (group.IsRoot && result.Completed && File.Exists(trainer.MetricsPath))
             Visualization.TrainingPlots.SaveLossCurve(trainer.MetricsPath, Path.Combine(trainer.RunDirectory, Pipelines.TrainPipeline.LossCurveFile));
         return result;
     }

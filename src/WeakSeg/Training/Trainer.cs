@@ -59,6 +59,15 @@ public sealed class Trainer
     public Action<StepReport>? StepCompleted { get; init; }
 
     /// <summary>
+    /// The ranks that train together (default: this process alone). With N &gt; 1 ranks (data-parallel training under mpirun):
+    /// <see cref="TrainerOptions.BatchSize"/> is the global batch, each rank's batch source delivers its 1/N share of each global
+    /// batch (<see cref="BatchLoader"/>'s rank shard), gradients are averaged over ranks before clipping and the optimizer step, the
+    /// logged loss and parts are global means, and only rank 0 writes checkpoints, metrics.jsonl and model-final.bin. Every rank
+    /// starts from rank 0's weights; a resume needs the same N.
+    /// </summary>
+    public ProcessGroup Group { get; init; } = ProcessGroup.Single;
+
+    /// <summary>
     /// Trains <paramref name="trainable"/> for <see cref="TrainerOptions.Steps"/> steps on batches from <paramref name="batches"/>.
     /// Fresh run (<paramref name="resume"/> false): seeds torch with <see cref="TrainerOptions.Seed"/> (seed it yourself before
     /// constructing the model too, for a reproducible initialisation); refuses a run directory that already holds checkpoints.
@@ -71,42 +80,54 @@ public sealed class Trainer
         IProgress<ProgressUpdate>? progress = null, CancellationToken cancellationToken = default)
     {
         var o = Options;
+        var g = Group;
         var device = TorchRuntime.Initialize(o.Device, o.Threads);
-        Directory.CreateDirectory(RunDirectory);
+        if (g.IsRoot) Directory.CreateDirectory(RunDirectory);
         var store = new CheckpointStore(CheckpointDirectory);
-        store.RemoveIncomplete();
+        if (g.IsRoot) store.RemoveIncomplete();
         var schedule = LearningRateSchedule.For(o);
         var model = trainable.Model;
 
         long start = 0;
         double secondsBefore = 0;
-        CheckpointInfo? latest = store.Latest();
+        CheckpointInfo? latest = null;
         byte[]? rngToRestore = null;
         float lossBefore = float.NaN;
-        if (resume)
+        g.AllOrNone(() =>
         {
-            if (latest is null) throw WeakSegException.ForFile(store.Directory, "no checkpoint to resume from");
-            var state = CheckpointStore.ReadState(latest);
-            var diffs = state.Options.ResultAffectingDifferences(o).ToList();
-            if (diffs.Count > 0)
-                throw WeakSegException.ForFile(latest.StatePath, "cannot resume with different training options: " +
-                    string.Join("; ", diffs.Select(d => $"{d.Field} is {d.Now} but the checkpoint used {d.Checkpoint}")) +
-                    " (use the same options, or start a new run directory)");
-            if (state.Step > o.Steps) throw WeakSegException.ForFile(latest.StatePath, $"checkpoint step {state.Step} is beyond Steps = {o.Steps}");
-            store.Verify(latest, state);
-            CheckpointStore.LoadModel(latest.ModelPath, model);
-            rngToRestore = CheckpointStore.ReadRngState(latest);
-            start = state.Step;
-            secondsBefore = state.ElapsedSeconds;
-            lossBefore = state.LastLoss ?? MetricsLog.LossAt(MetricsPath, start) ?? float.NaN;     // older checkpoints do not record it
-        }
-        else
-        {
-            if (latest is not null)
-                throw WeakSegException.ForFile(store.Directory,
-                    $"already holds checkpoints (latest: step {latest.Step}); pass --resume to continue that run, or choose a new run directory");
-            TorchRuntime.Seed(o.Seed);
-        }
+            if (g.IsDistributed && o.BatchSize % g.Size != 0)
+                throw new WeakSegException($"batch size {o.BatchSize} is the global batch of the {g.Size} MPI ranks and must be divisible by {g.Size} " +
+                    "(each rank trains on an equal share)");
+            latest = store.Latest();
+            if (resume)
+            {
+                if (latest is null) throw WeakSegException.ForFile(store.Directory, "no checkpoint to resume from");
+                var state = CheckpointStore.ReadState(latest);
+                var diffs = state.Options.ResultAffectingDifferences(o).ToList();
+                if (diffs.Count > 0)
+                    throw WeakSegException.ForFile(latest.StatePath, "cannot resume with different training options: " +
+                        string.Join("; ", diffs.Select(d => $"{d.Field} is {d.Now} but the checkpoint used {d.Checkpoint}")) +
+                        " (use the same options, or start a new run directory)");
+                if (state.Step > o.Steps) throw WeakSegException.ForFile(latest.StatePath, $"checkpoint step {state.Step} is beyond Steps = {o.Steps}");
+                if (state.WorldSize != g.Size)
+                    throw WeakSegException.ForFile(latest.StatePath, $"this run was trained by {state.WorldSize} process{(state.WorldSize == 1 ? "" : "es")} " +
+                        $"(MPI ranks) but this resume has {g.Size}; resume with the same number ({(state.WorldSize == 1 ? "without mpirun" : $"mpirun -np {state.WorldSize}")}), or start a new run directory");
+                store.Verify(latest, state);
+                CheckpointStore.LoadModel(latest.ModelPath, model);
+                rngToRestore = CheckpointStore.ReadRngState(latest);
+                start = state.Step;
+                secondsBefore = state.ElapsedSeconds;
+                lossBefore = state.LastLoss ?? MetricsLog.LossAt(MetricsPath, start) ?? float.NaN;     // older checkpoints do not record it
+            }
+            else
+            {
+                if (latest is not null)
+                    throw WeakSegException.ForFile(store.Directory,
+                        $"already holds checkpoints (latest: step {latest.Step}); pass --resume to continue that run, or choose a new run directory");
+                TorchRuntime.Seed(o.Seed);
+            }
+        });
+        if (g.IsDistributed) DataParallel.BroadcastModel(g, model);
 
         var parameters = trainable.TrainableParameters().ToList();
         using var setup = ParameterGroups.Create(parameters, o, trainable.LearningRateScale);
@@ -118,7 +139,7 @@ public sealed class Trainer
             torch.set_rng_state(rng);
         }
 
-        using var log = resume ? MetricsLog.ResumeAfter(MetricsPath, start) : MetricsLog.Create(MetricsPath);
+        using var log = !g.IsRoot ? null : resume ? MetricsLog.ResumeAfter(MetricsPath, start) : MetricsLog.Create(MetricsPath);
         model.train();
         var clock = Stopwatch.StartNew();
         double Seconds() => secondsBefore + clock.Elapsed.TotalSeconds;
@@ -129,17 +150,18 @@ public sealed class Trainer
         float lastLoss = lossBefore;
         double ImagesPerSecond() => imagesThisCall == 0 ? 0 : imagesThisCall / Math.Max(1e-9, clock.Elapsed.TotalSeconds);
 
-        CheckpointInfo SaveCheckpoint(long stepsDone, double lr)
+        CheckpointInfo? SaveCheckpoint(long stepsDone, double lr)
         {
+            lastSaved = stepsDone;
+            if (!g.IsRoot) return null;
             byte[] rngBytes;
             using (var rng = torch.get_rng_state()) rngBytes = rng.data<byte>().ToArray();
             var info = store.Save(new CheckpointState
             {
                 Step = stepsDone, LearningRate = lr, ElapsedSeconds = Seconds(), WrittenUtc = DateTime.UtcNow, Options = o,
-                LastLoss = float.IsFinite(lastLoss) ? lastLoss : null,
+                LastLoss = float.IsFinite(lastLoss) ? lastLoss : null, WorldSize = g.Size,
             }, model, optimizer, rngBytes);
             store.Prune(o.KeepLastCheckpoints);
-            lastSaved = stepsDone;
             latest = info;
             return info;
         }
@@ -148,7 +170,7 @@ public sealed class Trainer
         progress?.Report(new ProgressUpdate(start, o.Steps, resume ? $"resumed at step {start}" : null));
         for (long s = start; s < o.Steps; s++)
         {
-            if (cancellationToken.IsCancellationRequested)
+            if (g.IsDistributed ? g.Any(cancellationToken.IsCancellationRequested) : cancellationToken.IsCancellationRequested)
             {
                 if (s != lastSaved && s > 0) SaveCheckpoint(s, schedule[s - 1]);
                 return new TrainResult(s, false, lastLoss, latest, null, Seconds(), ImagesPerSecond(), s - start);
@@ -163,7 +185,7 @@ public sealed class Trainer
             if (report.Step % o.LogEvery == 0 || report.Step == o.Steps)
             {
                 double now = report.Seconds;
-                log.Append(report, imagesSinceLog / Math.Max(1e-9, now - secondsAtLastLog));
+                log?.Append(report, imagesSinceLog / Math.Max(1e-9, now - secondsAtLastLog));
                 imagesSinceLog = 0;
                 secondsAtLastLog = now;
             }
@@ -180,7 +202,8 @@ public sealed class Trainer
         }
 
         if (lastSaved != o.Steps) SaveCheckpoint(o.Steps, schedule[o.Steps - 1]);
-        AtomicFile.Commit(FinalWeightsPath, tmp => CheckpointStore.SaveModelFlushed(model, tmp));
+        if (g.IsRoot) AtomicFile.Commit(FinalWeightsPath, tmp => CheckpointStore.SaveModelFlushed(model, tmp));
+        g.Barrier();                                                      // the weights exist for every rank's next stage
         return new TrainResult(o.Steps, true, lastLoss, latest, FinalWeightsPath, Seconds(), ImagesPerSecond(), o.Steps - start);
     }
 
@@ -201,19 +224,23 @@ public sealed class Trainer
         var terms = trainable.ComputeLoss(batch, context);
         if (terms.Total.numel() != 1) throw new InvalidOperationException($"ComputeLoss must return a scalar loss (got shape [{string.Join(", ", terms.Total.shape)}]).");
         float loss = terms.Total.item<float>();
-        var parts = terms.Parts.Select(p => new LossPart(p.Name, p.Value.detach().mean().item<float>())).ToList();
+        IReadOnlyList<LossPart> parts = terms.Parts.Select(p => new LossPart(p.Name, p.Value.detach().mean().item<float>())).ToList();
+        long images = batch.Count;
+        var group = Group;
+        if (group.IsDistributed) (images, loss, parts) = DataParallel.ReduceLoss(group, batch.Count, loss, parts);      // global means, on every rank
         if (!float.IsFinite(loss) || parts.Any(p => !float.IsFinite(p.Value)))
         {
             var bad = parts.Where(p => !float.IsFinite(p.Value)).Select(p => $"{p.Name} = {F(p.Value)}").ToList();
-            throw new WeakSegException($"step {s + 1}: the loss is {F(loss)}" +
+            throw Stop(new WeakSegException($"step {s + 1}: the loss is {F(loss)}" +
                 (bad.Count > 0 ? $" (non-finite part{(bad.Count > 1 ? "s" : "")}: {string.Join(", ", bad)})" : parts.Count > 0 ? " (all named parts are finite)" : "") +
-                " — training stopped before updating the weights. " + LastGoodText(lastGood));
+                " — training stopped before updating the weights. " + LastGoodText(lastGood)));
         }
 
         terms.Total.backward();
         var grads = new List<(string Name, Tensor Grad)>(parameters.Count);
         foreach (var (name, p) in parameters)
-            if (p.grad is { } g) grads.Add((name, g));
+            if (p.grad is { } grad) grads.Add((name, grad));
+        if (group.IsDistributed) DataParallel.AverageGradients(group, grads, parameters.Count, batch.Count, images);
         double gradNorm = 0;
         if (grads.Count > 0)
         {
@@ -223,8 +250,8 @@ public sealed class Trainer
             {
                 var finite = torch.isfinite(norms).data<bool>().ToArray();
                 var badNames = grads.Where((_, i) => !finite[i]).Select(g => g.Name).Take(5).ToList();
-                throw new WeakSegException($"step {s + 1}: the gradient norm is {F(gradNorm)} (loss {F(loss)} is finite; non-finite gradients in: " +
-                    string.Join(", ", badNames) + ") — training stopped before updating the weights. " + LastGoodText(lastGood));
+                throw Stop(new WeakSegException($"step {s + 1}: the gradient norm is {F(gradNorm)} (loss {F(loss)} is finite; non-finite gradients in: " +
+                    string.Join(", ", badNames) + ") — training stopped before updating the weights. " + LastGoodText(lastGood)));
             }
             if (Options.GradClipNorm is { } maxNorm && gradNorm > maxNorm)
             {
@@ -235,8 +262,11 @@ public sealed class Trainer
         }
         optimizer.Optimizer.step();
         trainable.AfterOptimizerStep(context);
-        return new StepReport(s + 1, Options.Steps, loss, parts, lr, gradNorm, batch.Count, seconds());
+        return new StepReport(s + 1, Options.Steps, loss, parts, lr, gradNorm, (int)images, seconds());
     }
+
+    /// <summary>A stop every rank reaches at the same step (global loss and averaged gradients are identical on all ranks).</summary>
+    Exception Stop(WeakSegException error) => Group.IsDistributed ? ProcessGroup.Agreed(error) : error;
 
     static string LastGoodText(CheckpointInfo? lastGood) => lastGood is null
         ? "No checkpoint was written yet."

@@ -202,6 +202,9 @@ public sealed record CheckpointState
     public TrainerOptions Options { get; init; } = new();
     /// <summary>Loss of the step that ended at this checkpoint (null in checkpoints written before it was recorded).</summary>
     public float? LastLoss { get; init; }
+    /// <summary>Number of data-parallel ranks that trained the run (1 for one process; checkpoints written before it was recorded are
+    /// single-process). A resume must use the same number: the batch split and the order of the gradient sums depend on it.</summary>
+    public int WorldSize { get; init; } = 1;
     /// <summary>CRC-32 (hex) of model.bin, optimizer.bin and rng.bin as written, checked before a resume hands them to libtorch
     /// (null in checkpoints written before checksums were recorded).</summary>
     public Dictionary<string, string>? Checksums { get; init; }

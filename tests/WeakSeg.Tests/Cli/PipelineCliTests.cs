@@ -98,8 +98,9 @@ public class PipelineCliTests
         var metrics = JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, "metrics.json")))!;
         var evalCam = JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, "eval-cam.json")))!;
         Assert.Equal(evalCam["best_miou"]!.GetValue<double>(), metrics["cam_miou"]!.GetValue<double>());
-        Assert.Equal(evalCam["best_threshold"]!.GetValue<double>(), metrics["threshold"]!.GetValue<double>());
-        Assert.Equal(metrics["cam_miou"]!.GetValue<double>(), metrics["pseudo_miou"]!.GetValue<double>(), 6);
+        Assert.Equal(evalCam["best_threshold"]!.GetValue<double>(), metrics["cam_best_threshold"]!.GetValue<double>());
+        Assert.Equal(0.39, metrics["threshold"]!.GetValue<double>());                      // the pseudo labels': MCTformer's preset value
+        Assert.StartsWith("preset: ", metrics["threshold_source"]!.GetValue<string>());
         var stages = metrics["stage_seconds"]!.AsObject();
         foreach (var stage in new[] { "synth", "train", "cam", "sweep", "pseudo", "eval", "overlays" }) Assert.True(stages.ContainsKey(stage), stage);
         Assert.True(metrics["seconds"]!.GetValue<double>() >= stages.Sum(kv => kv.Value!.GetValue<double>()) - 1e-6);

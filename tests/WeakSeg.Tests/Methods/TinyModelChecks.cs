@@ -97,4 +97,28 @@ internal static class TinyModelChecks
             Assert.True(parameter.grad!.abs().sum().item<float>() > 0, name);
         }
     }
+
+    /// <summary>
+    /// Compares WeakSeg's summed multi-scale maps with an official <c>generate_attention_maps_ms</c> output (MCTformer, WeakTr): each
+    /// present class of <paramref name="label"/> min-max normalised, (x − min) / (max − min + 1e-8), as the official code saves it;
+    /// absent classes are stored as zeros. sum, expected [C, H, W]; label [C].
+    /// </summary>
+    public static void AssertMatchesOfficialMinMaxMaps(Tensor expected, Tensor sum, Tensor label, double tolerance, string name)
+    {
+        int present = 0;
+        for (int c = 0; c < label.shape[0]; c++)
+        {
+            if (label[c].item<float>() == 0)
+            {
+                Assert.Equal(0f, expected[c].abs().max().item<float>());
+                continue;
+            }
+            present++;
+            var map = sum[c];
+            var min = map.min();
+            var normalised = map.sub(min).div(map.max().sub(min).add(1e-8));
+            TensorAssert.Close(expected[c], normalised, tolerance, $"{name} class {c}");
+        }
+        Assert.True(present > 0);
+    }
 }

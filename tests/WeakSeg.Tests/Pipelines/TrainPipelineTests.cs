@@ -24,12 +24,14 @@ public class TrainPipelineTests
         return method.Model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.data<float>().ToArray());
     }
 
-    [Fact]
-    public void Interrupted_and_resumed_run_equals_an_uninterrupted_run()
+    [Theory]
+    [InlineData(BuiltInMethods.MctFormerV2)]
+    [InlineData("mctformer-plus")]
+    public void Interrupted_and_resumed_run_equals_an_uninterrupted_run(string methodName)
     {
         using var dir = TestPaths.NewTempDir();
         var data = PipelineTestData.MakeData(dir.File("data"));
-        var recipe = PipelineTestData.TinyRecipe(steps: 4);      // 8 images / batch 4 → 2 steps per epoch: the resume crosses an epoch
+        var recipe = PipelineTestData.TinyRecipe(methodName, steps: 4);      // 8 images / batch 4 → 2 steps per epoch: the resume crosses an epoch
 
         var full = TrainPipeline.Run(new TrainRequest { DataRoot = data, RunDirectory = dir.File("full"), Recipe = recipe });
         Assert.True(full.Result.Completed);
@@ -50,7 +52,7 @@ public class TrainPipelineTests
         Assert.Equal(a.Keys.Order(), b.Keys.Order());
         foreach (var (key, values) in a) Assert.True(values.SequenceEqual(b[key]), $"weights '{key}' differ after resume");
         // Training changed the weights (the comparison is not between two untouched initialisations).
-        using var fresh = PipelineTestData.TinyRecipe().Factory.Create(PipelineTestData.TinyRecipe().ModelConfig);
+        using var fresh = recipe.Factory.Create(recipe.ModelConfig);
         Assert.False(fresh.Model.state_dict()["head.weight"].data<float>().ToArray().SequenceEqual(a["head.weight"]));
 
         // Resuming with another model configuration is refused, naming config.json.

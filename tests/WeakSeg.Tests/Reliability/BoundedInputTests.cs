@@ -129,6 +129,45 @@ public partial class BoundedInputTests
     }
 
     [Fact]
+    public void An_image_name_with_spaces_is_refused_naming_the_line_and_other_characters_work()
+    {
+        using var dir = TestPaths.NewTempDir();
+        var data = PipelineTestData.MakeData(dir.File("data"));
+        var split = Path.Combine(data, "ImageSets", "Segmentation", "train.txt");
+        var labels = Path.Combine(data, "labels.txt");
+        void Rename(string from, string to)
+        {
+            File.Move(Path.Combine(data, "JPEGImages", from + ".jpg"), Path.Combine(data, "JPEGImages", to + ".jpg"));
+            File.Move(Path.Combine(data, "SegmentationClass", from + ".png"), Path.Combine(data, "SegmentationClass", to + ".png"));
+            foreach (var list in new[] { split, labels })
+                File.WriteAllLines(list, File.ReadAllLines(list).Select(l => l == from || l.StartsWith(from + " ", StringComparison.Ordinal) ? to + l[from.Length..] : l));
+        }
+        int classesOf3 = VocDataset.Open(data, "train").Samples[3].Classes.Length;
+
+        // Lists separate fields by whitespace: "tràin 01 ✓" would be read as the name "tràin". It is refused, naming the line.
+        Rename("train_000003", "tràin 01 ✓");
+        var e = Assert.Throws<WeakSegException>(() => VocDataset.Open(data, "train"));
+        Assert.Equal($"{split}: line 4: 'tràin 01 ✓' has 3 whitespace-separated fields, expected one image name; image names cannot contain " +
+            "spaces or tabs (split lists and labels.txt separate fields by whitespace): rename the files", e.Message);
+        var info = CliRunner.Run("info", "--data", data, "--split", "train");
+        Assert.Equal(1, info.Code);
+        Assert.Equal("error: " + e.Message, info.Err.Trim().Split('\n').Last());
+        // The two-path list form holds exactly an image and a mask path.
+        File.WriteAllText(split, "/JPEGImages/a b.jpg /SegmentationClassAug/a b.png\n");
+        Assert.Contains("line 1: '/JPEGImages/a b.jpg /SegmentationClassAug/a b.png' has 4 whitespace-separated fields, expected an image path and a mask path",
+            Assert.Throws<WeakSegException>(() => VocDataset.Open(data, "train")).Message);
+
+        // Without the spaces, the same non-ASCII name works.
+        File.WriteAllLines(split, Enumerable.Range(0, 8).Select(i => i == 3 ? "tràin 01 ✓" : $"train_{i:D6}"));
+        Rename("tràin 01 ✓", "tràin_01_✓");
+        var dataset = VocDataset.Open(data, "train");
+        Assert.Equal("tràin_01_✓", dataset.Samples[3].Name);
+        Assert.Equal(classesOf3, dataset.Samples[3].Classes.Length);
+        Assert.Equal(32, dataset.LoadImage(3).Width);
+        Assert.NotNull(dataset.LoadMask(3));
+    }
+
+    [Fact]
     public void Train_names_a_corrupt_image_before_training_and_leaves_no_run_folder()
     {
         using var dir = TestPaths.NewTempDir();

@@ -119,6 +119,7 @@ public class CorruptInputTests
         Assert.Single(lines);
         Assert.StartsWith("error: image 'train_000000' (32x32) at scale 400", lines[0]);
         Assert.Contains("use smaller --scales", lines[0]);
+        Assert.False(Directory.Exists(dir.File("maps")));                                  // refused before the output folder is made
     }
 
     [Fact]

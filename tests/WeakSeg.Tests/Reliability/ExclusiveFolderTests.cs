@@ -55,6 +55,41 @@ public class ExclusiveFolderTests
     }
 
     [Fact]
+    public void Temporary_files_of_dead_writers_are_removed_when_the_folder_is_next_locked()
+    {
+        using var dir = TestPaths.NewTempDir();
+        var run = dir.File("run");
+        Directory.CreateDirectory(Path.Combine(run, "checkpoints"));
+        // A process that has exited: its id is free (a reuse in these milliseconds would only keep its files).
+        using var finished = System.Diagnostics.Process.Start("true")!;
+        finished.WaitForExit();
+        string Temp(string name, int pid, string random = "0a1b2c3d") => Path.Combine(run, $"{name}.{pid}-{random}.tmp");
+        var stale = new[]
+        {
+            Temp("model-final.bin", finished.Id), Temp("metrics.jsonl", int.MaxValue - 1),
+            Path.Combine(run, "checkpoints", $"x.npy.{finished.Id}-ffff0000.tmp"),             // subfolders too
+        };
+        var kept = new[]
+        {
+            Temp("config.json", Environment.ProcessId),                                         // this process may be writing it
+            Temp("report.json", 1),                                                              // a running process (init)
+            Path.Combine(run, "notes.tmp"), Temp("a", finished.Id, "0A1B2C3D"), Temp("b", finished.Id, "0a1b2c"),   // not our names
+        };
+        foreach (var f in stale.Concat(kept)) File.WriteAllText(f, "partial");
+        Assert.Equal(finished.Id, AtomicFile.WriterOf(Path.GetFileName(stale[0])));
+        Assert.Null(AtomicFile.WriterOf("notes.tmp"));
+        Assert.Null(AtomicFile.WriterOf(".123-0a1b2c3d.tmp"));
+
+        using (FolderLock.Acquire(run, "run directory"))
+        {
+            Assert.All(stale, f => Assert.False(File.Exists(f), f));
+            Assert.All(kept, f => Assert.True(File.Exists(f), f));
+        }
+        // A real writer's temporary name is recognised as its own.
+        Assert.Equal(Environment.ProcessId, AtomicFile.WriterOf(Path.GetFileName(AtomicFile.TemporaryPathFor(Path.Combine(run, "m.bin")))));
+    }
+
+    [Fact]
     public async Task Concurrent_atomic_writes_of_one_file_never_fail_and_leave_one_whole_version()
     {
         using var dir = TestPaths.NewTempDir();

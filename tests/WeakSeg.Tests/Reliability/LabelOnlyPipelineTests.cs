@@ -34,10 +34,12 @@ public class LabelOnlyPipelineTests
         using var dir = TestPaths.NewTempDir();
         var withMasks = PipelineTestData.MakeData(dir.File("data"));
         var reference = WsssPipeline.Run(Options(withMasks, dir.File("ref")) with { StopAfter = PipelineEnd.Pseudo });
-        Assert.Equal(WsssPipeline.DefaultPseudoThreshold, reference.Threshold);              // not the sweep's best
+        Assert.Equal(0.39, reference.Threshold);                                             // MCTformer's preset value, not the sweep's best
         Assert.NotNull(reference.PseudoMeanIou);                                             // masks present: still scored
         var refJson = JsonNode.Parse(File.ReadAllText(reference.ReportPath))!;
-        Assert.StartsWith("default", refJson["threshold_source"]!.GetValue<string>());
+        Assert.Equal(0.39, refJson["threshold"]!.GetValue<double>());
+        Assert.Equal("preset: MCTformer's official pseudo labels: psa/infer_aff.py --bg_thr default 0.39 (xulianuwa/MCTformer); no pixel label read",
+            refJson["threshold_source"]!.GetValue<string>());
 
         // The same dataset with image labels only (labels.txt, no SegmentationClass): no mask file exists to be opened.
         var labelsOnly = dir.File("labels-only");

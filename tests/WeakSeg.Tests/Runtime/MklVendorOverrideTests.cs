@@ -143,22 +143,6 @@ public class MklVendorOverrideTests
     }
 
     /// <summary>Runs the CLI (weakseg.dll next to the test assembly) in a fresh process with the override variable set.</summary>
-    internal static (int Code, string Stdout, string Stderr) RunCli(string[] args, string overrideSetting)
-    {
-        var dll = Path.Combine(AppContext.BaseDirectory, "weakseg.dll");
-        Assert.True(File.Exists(dll), dll + " not found");
-        var host = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH");
-        if (string.IsNullOrEmpty(host) || !File.Exists(host))
-            host = Environment.ProcessPath is { } p && Path.GetFileNameWithoutExtension(p) == "dotnet" ? p : "dotnet";
-        var psi = new ProcessStartInfo(host) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        psi.ArgumentList.Add(dll);
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        psi.Environment[MklVendorOverride.EnvironmentVariable] = overrideSetting;
-        psi.Environment["NO_COLOR"] = "1";
-        using var process = Process.Start(psi)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEnd();
-        process.WaitForExit();
-        return (process.ExitCode, stdout.Result, stderr);
-    }
+    internal static (int Code, string Stdout, string Stderr) RunCli(string[] args, string overrideSetting) =>
+        CliProcess.Run(args, new Dictionary<string, string> { [MklVendorOverride.EnvironmentVariable] = overrideSetting });
 }

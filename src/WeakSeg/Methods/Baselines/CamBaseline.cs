@@ -23,6 +23,9 @@ public sealed record CamBaselineConfig : IMethodConfig<CamBaselineConfig>
 
     string IMethodConfig.Title => "CAM baseline";
 
+    /// <summary>A baseline without official code here: <see cref="PresetThreshold.Common"/>.</summary>
+    public PresetThreshold PseudoLabelThreshold => PresetThreshold.Common;
+
     public CamBaselineConfig WithNumClasses(int numClasses) => this with { NumClasses = numClasses };
 
     public CamBaselineConfig WithImageSize(int imageSize) => this with { Backbone = Backbone with { ImageSize = imageSize } };

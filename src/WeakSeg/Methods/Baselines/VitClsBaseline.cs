@@ -27,6 +27,9 @@ public sealed record VitClsConfig : IMethodConfig<VitClsConfig>
 
     string IMethodConfig.Title => "vit-cls";
 
+    /// <summary>A baseline without official code here: <see cref="PresetThreshold.Common"/>.</summary>
+    public PresetThreshold PseudoLabelThreshold => PresetThreshold.Common;
+
     public VitClsConfig WithNumClasses(int numClasses) => this with { NumClasses = numClasses };
 
     public VitClsConfig WithImageSize(int imageSize) => this with { Backbone = Backbone with { ImageSize = imageSize } };

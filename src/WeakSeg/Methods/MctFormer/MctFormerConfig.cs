@@ -38,6 +38,11 @@ public sealed record MctFormerConfig : IMethodConfig<MctFormerConfig>
 
     string IMethodConfig.Title => "MCTformer";
 
+    /// <summary>0.39: the background score of MCTformer's official pseudo labels, xulianuwa/MCTformer psa/infer_aff.py
+    /// <c>--bg_thr</c> default (commit d549ccce; run_psa.sh passes none), which its authors call "the optimal one obtained for seeds"
+    /// on VOC. Both variants, both presets.</summary>
+    public PresetThreshold PseudoLabelThreshold => new(0.39, "MCTformer's official pseudo labels: psa/infer_aff.py --bg_thr default 0.39 (xulianuwa/MCTformer)");
+
     public MctFormerConfig WithNumClasses(int numClasses) => this with { NumClasses = numClasses };
 
     public MctFormerConfig WithImageSize(int imageSize) => this with { Backbone = Backbone with { ImageSize = imageSize } };

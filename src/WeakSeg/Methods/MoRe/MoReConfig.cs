@@ -129,9 +129,12 @@ public sealed record MoReConfig : IMethodConfig<MoReConfig>
     /// <summary>Images per step (4).</summary>
     public int BatchSize { get; init; } = 4;
 
-    /// <summary>The official VOC settings.</summary>
     /// <summary>What error messages call this configuration.</summary>
     public string Title => "MoRe";
+
+    /// <summary><see cref="BackgroundThreshold"/>: MoRe's evaluation background (bkg 0.5, zwyang6/MoRe engine/validatation_engine.py,
+    /// the ToCo base's value).</summary>
+    public PresetThreshold PseudoLabelThreshold => new(BackgroundThreshold, "model.background_threshold, MoRe's evaluation background (official 0.5, zwyang6/MoRe, the ToCo base's --bkg_thre)");
 
     /// <summary>This configuration for <paramref name="numClasses"/> foreground classes (the dataset decides it).</summary>
     public MoReConfig WithNumClasses(int numClasses) => this with { NumClasses = numClasses };

@@ -104,9 +104,12 @@ public sealed record ToCoConfig : IMethodConfig<ToCoConfig>
     /// <summary>Images per step (paper 2 GPUs × 2 = 4).</summary>
     public int BatchSize { get; init; } = 4;
 
-    /// <summary>The official VOC settings.</summary>
     /// <summary>What error messages call this configuration.</summary>
     public string Title => "ToCo";
+
+    /// <summary><see cref="BackgroundThreshold"/>: ToCo's <c>--bkg_thre</c> (VOC 0.5, rulixiang/ToCo scripts/dist_train_voc_seg_neg.py),
+    /// the single threshold of its evaluation labels (cam_to_label with ignore_mid off).</summary>
+    public PresetThreshold PseudoLabelThreshold => new(BackgroundThreshold, "model.background_threshold, ToCo's --bkg_thre (official VOC 0.5, rulixiang/ToCo scripts/dist_train_voc_seg_neg.py)");
 
     /// <summary>This configuration for <paramref name="numClasses"/> foreground classes (the dataset decides it).</summary>
     public ToCoConfig WithNumClasses(int numClasses) => this with { NumClasses = numClasses };

@@ -170,6 +170,11 @@ public sealed record WeakTrConfig : IMethodConfig<WeakTrConfig>
 
     string IMethodConfig.Title => "WeakTr";
 
+    /// <summary>0.43: the background score of WeakTr's official VOC pseudo labels, hustvl/WeakTr docs/Training.md (commit 0ff9d9ae),
+    /// <c>evaluation.py --t 43 --out-crf</c>, where evaluation.py divides --t by 100 and pads the maps with it as the background
+    /// plane before the argmax. (COCO: --t 42.) Both presets.</summary>
+    public PresetThreshold PseudoLabelThreshold => new(0.43, "WeakTr's official VOC pseudo labels: docs/Training.md, evaluation.py --t 43 (hustvl/WeakTr)");
+
     public WeakTrConfig WithNumClasses(int numClasses) => this with { NumClasses = numClasses };
 
     public WeakTrConfig WithImageSize(int imageSize) => this with { Backbone = Backbone with { ImageSize = imageSize } };

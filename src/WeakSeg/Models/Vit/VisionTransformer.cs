@@ -9,15 +9,18 @@ namespace WeakSeg.Models.Vit;
 
 /// <summary>
 /// timm/DeiT-style vision transformer with C class tokens (C = 1: plain ViT; C = classes: MCTformer).
-/// Tokens = [cls_token ; patch_embed(x)] + pos_embed (one embedding [1, C+N, D] added after concatenation),
-/// then <c>blocks</c>, optionally the final <c>norm</c>. Parameter names are the timm checkpoint keys.
+/// Tokens = [cls_token ; patch_embed(x)] + pos_embed (one embedding [1, C+N, D] added after concatenation; with
+/// <see cref="VitConfig.SeparatePositionEmbeddings"/> the class tokens add <c>pos_embed_cls</c> [1, C, D] and the patches
+/// <c>pos_embed_pat</c> [1, N, D] instead), then <c>blocks</c>, optionally the final <c>norm</c>. Parameter names are the timm checkpoint keys.
 /// Methods derive from this class and register their heads with <c>register_module</c>, so their keys stay flat (<c>head.weight</c>).
 /// </summary>
 public class VisionTransformer : Module<Tensor, VitOutput>
 {
     readonly Module<Tensor, Tensor> patch_embed;   // PatchEmbed, or HybridEmbed for a ResNet stem (Config.Stem)
     readonly Parameter cls_token;
-    readonly Parameter pos_embed;
+    readonly Parameter? pos_embed;        // joint layout
+    readonly Parameter? pos_embed_cls;    // separate layout: class rows
+    readonly Parameter? pos_embed_pat;    // separate layout: patch rows
     readonly Dropout pos_drop;
     readonly ModuleList<Block> blocks;
     readonly LayerNorm norm;
@@ -30,7 +33,15 @@ public class VisionTransformer : Module<Tensor, VitOutput>
         int n = config.GridSize * config.GridSize;
         patch_embed = config.Stem == VitStem.Patch ? new PatchEmbed(config.PatchSize, config.InChannels, d) : new HybridEmbed(config);
         cls_token = new Parameter(torch.zeros(1, config.NumClassTokens, d));
-        pos_embed = new Parameter(torch.zeros(1, config.NumClassTokens + n, d));
+        if (config.SeparatePositionEmbeddings)
+        {
+            pos_embed_cls = new Parameter(torch.zeros(1, config.NumClassTokens, d));
+            pos_embed_pat = new Parameter(torch.zeros(1, n, d));
+        }
+        else
+        {
+            pos_embed = new Parameter(torch.zeros(1, config.NumClassTokens + n, d));
+        }
         pos_drop = Dropout(config.DropRate);
         blocks = new ModuleList<Block>();
         for (int i = 0; i < config.Depth; i++)
@@ -52,8 +63,16 @@ public class VisionTransformer : Module<Tensor, VitOutput>
     /// <summary>The class tokens parameter [1, C, D].</summary>
     public Parameter ClassTokenParameter => cls_token;
 
-    /// <summary>The position embedding parameter [1, C+N, D].</summary>
-    public Parameter PositionEmbeddingParameter => pos_embed;
+    /// <summary>The position embedding parameter [1, C+N, D] (joint layout).</summary>
+    /// <exception cref="WeakSegException">the backbone has separate class and patch position embeddings</exception>
+    public Parameter PositionEmbeddingParameter => pos_embed
+        ?? throw new WeakSegException("this backbone has separate class and patch position embeddings (pos_embed_cls, pos_embed_pat), not one pos_embed");
+
+    /// <summary>Separate layout: the class tokens' position embedding [1, C, D]; null for the joint layout.</summary>
+    public Parameter? ClassPositionEmbeddingParameter => pos_embed_cls;
+
+    /// <summary>Separate layout: the patches' position embedding [1, N, D] on the training grid; null for the joint layout.</summary>
+    public Parameter? PatchPositionEmbeddingParameter => pos_embed_pat;
 
     /// <summary>The patch embedding (image → [B, N, D] tokens), for subclasses that assemble the token sequence themselves.</summary>
     protected Module<Tensor, Tensor> PatchEmbedding => patch_embed;
@@ -71,7 +90,8 @@ public class VisionTransformer : Module<Tensor, VitOutput>
     void InitializeWeights()
     {
         using var _ = torch.no_grad();
-        WeightInit.TruncNormal_(pos_embed, std: 0.02);
+        foreach (var position in new[] { pos_embed, pos_embed_cls, pos_embed_pat })
+            if (position is not null) WeightInit.TruncNormal_(position, std: 0.02);
         WeightInit.TruncNormal_(cls_token, std: 0.02);
         foreach (var module in modules())
         {
@@ -88,9 +108,16 @@ public class VisionTransformer : Module<Tensor, VitOutput>
         }
     }
 
-    /// <summary>The position embedding for a patch grid, [1, C + h·w, D], using <see cref="VitConfig.PositionEmbeddingResize"/>.</summary>
-    public Tensor PositionEmbeddingFor(int gridHeight, int gridWidth) =>
-        PositionEmbedding.Resize(pos_embed, NumClassTokens, gridHeight, gridWidth, Config.PositionEmbeddingResize);
+    /// <summary>
+    /// The position embedding for a patch grid, [1, C + h·w, D], using <see cref="VitConfig.PositionEmbeddingResize"/> (separate layout:
+    /// the class rows, then the resized patch rows).
+    /// </summary>
+    public Tensor PositionEmbeddingFor(int gridHeight, int gridWidth)
+    {
+        if (pos_embed is not null) return PositionEmbedding.Resize(pos_embed, NumClassTokens, gridHeight, gridWidth, Config.PositionEmbeddingResize);
+        using var patches = PositionEmbedding.Resize(pos_embed_pat!, 0, gridHeight, gridWidth, Config.PositionEmbeddingResize);
+        return torch.cat(new Tensor[] { pos_embed_cls!, patches }, 1);
+    }
 
     /// <summary>Patch grid (h, w) for an input of the given size.</summary>
     public (int Height, int Width) GridFor(long imageHeight, long imageWidth) => ((int)(imageHeight / PatchSize), (int)(imageWidth / PatchSize));
@@ -123,6 +150,8 @@ public class VisionTransformer : Module<Tensor, VitOutput>
         var x = EmbedTokens(images);
         var attentions = new List<Tensor>(Depth);
         var attentionOutputs = new List<Tensor>(Depth);
+        var blockClassTokens = new List<Tensor>(Depth);
+        int c = NumClassTokens;
         captured = null;
         for (int i = 0; i < blocks.Count; i++)
         {
@@ -130,11 +159,11 @@ public class VisionTransformer : Module<Tensor, VitOutput>
             x = result.Output;
             attentions.Add(result.Weights);
             attentionOutputs.Add(result.AttentionOutput);
+            blockClassTokens.Add(x.narrow(1, 0, c));
             if (i == captureBlock) captured = x;
         }
         if (applyFinalNorm) x = norm.call(x);
-        int c = NumClassTokens;
-        var output = new VitOutput(x.narrow(1, 0, c), x.narrow(1, c, x.shape[1] - c), h, w, attentions, attentionOutputs);
+        var output = new VitOutput(x.narrow(1, 0, c), x.narrow(1, c, x.shape[1] - c), h, w, attentions, attentionOutputs, blockClassTokens);
         captured?.MoveToOuterDisposeScope();
         return output.MoveToOuterDisposeScope();
     }

@@ -44,6 +44,12 @@ public sealed record VitConfig
     /// <summary>Stochastic-depth rate of the last block, linearly increasing from 0 (DeiT training recipe: 0.1).</summary>
     public double DropPathRate { get; init; } = 0.1;
 
+    /// <summary>
+    /// Separate position embeddings for the class tokens (<c>pos_embed_cls</c> [1, C, D]) and the patches (<c>pos_embed_pat</c>
+    /// [1, N, D]) instead of one <c>pos_embed</c> [1, C+N, D] (MCTformer+). The sums are the same; the parameters (and keys) differ.
+    /// </summary>
+    public bool SeparatePositionEmbeddings { get; init; }
+
     /// <summary>How position embeddings follow other input sizes (MCTformer/DINO: scale-factor rule).</summary>
     public PositionEmbeddingResize PositionEmbeddingResize { get; init; } = PositionEmbeddingResize.DinoScaleFactor;
 

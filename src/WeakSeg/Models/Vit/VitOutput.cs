@@ -13,11 +13,16 @@ namespace WeakSeg.Models.Vit;
 /// <param name="Attentions">Per block, post-softmax attention [B, H, T, T] with T = C + N (class tokens first).</param>
 /// <param name="AttentionOutputs">Per block, the attention branch's output o = proj(softmax(qkᵀ)v) [B, T, D] before the residual add
 /// (empty when the producer does not record it).</param>
+/// <param name="ClassTokensPerBlock">Per block, the class tokens [B, C, D] leaving it (before any final norm; the last equals
+/// <paramref name="ClassTokens"/> when no final norm is applied); empty when the producer does not record them.</param>
 public sealed record VitOutput(Tensor ClassTokens, Tensor PatchTokens, int GridHeight, int GridWidth, IReadOnlyList<Tensor> Attentions,
-    IReadOnlyList<Tensor>? AttentionOutputs = null) : IDisposable
+    IReadOnlyList<Tensor>? AttentionOutputs = null, IReadOnlyList<Tensor>? ClassTokensPerBlock = null) : IDisposable
 {
     /// <summary><see cref="AttentionOutputs"/>, or an empty list.</summary>
     public IReadOnlyList<Tensor> BlockAttentionOutputs => AttentionOutputs ?? [];
+
+    /// <summary><see cref="ClassTokensPerBlock"/>, or an empty list.</summary>
+    public IReadOnlyList<Tensor> BlockClassTokens => ClassTokensPerBlock ?? [];
 
     public int NumClassTokens => (int)ClassTokens.shape[1];
 
@@ -34,6 +39,7 @@ public sealed record VitOutput(Tensor ClassTokens, Tensor PatchTokens, int GridH
         PatchTokens.MoveToOuterDisposeScope();
         foreach (var a in Attentions) a.MoveToOuterDisposeScope();
         foreach (var o in BlockAttentionOutputs) o.MoveToOuterDisposeScope();
+        foreach (var t in BlockClassTokens) t.MoveToOuterDisposeScope();
         return this;
     }
 
@@ -44,6 +50,7 @@ public sealed record VitOutput(Tensor ClassTokens, Tensor PatchTokens, int GridH
         PatchTokens.DetachFromDisposeScope();
         foreach (var a in Attentions) a.DetachFromDisposeScope();
         foreach (var o in BlockAttentionOutputs) o.DetachFromDisposeScope();
+        foreach (var t in BlockClassTokens) t.DetachFromDisposeScope();
         return this;
     }
 
@@ -53,5 +60,6 @@ public sealed record VitOutput(Tensor ClassTokens, Tensor PatchTokens, int GridH
         PatchTokens.Dispose();
         foreach (var a in Attentions) a.Dispose();
         foreach (var o in BlockAttentionOutputs) o.Dispose();
+        foreach (var t in BlockClassTokens) t.Dispose();
     }
 }

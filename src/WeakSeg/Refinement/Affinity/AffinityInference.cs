@@ -1,3 +1,4 @@
+using WeakSeg.Runtime;
 using TorchSharp;
 using WeakSeg.Data;
 using WeakSeg.Evaluation;
@@ -71,10 +72,12 @@ public static class AffinityInference
     /// One image at a time (libtorch uses the cores).
     /// </summary>
     public static (int Written, int Skipped) RefineDirectory(AffinityNet net, string camDir, string dataRoot, string outDir, RandomWalkConfig? config = null,
-                                                            bool overwrite = false, IProgress<ProgressUpdate>? progress = null)
+                                                            bool overwrite = false, IProgress<ProgressUpdate>? progress = null, WorkShard? shard = null)
     {
-        var names = CamMapFile.ListNames(camDir);
-        if (names.Count == 0) throw WeakSegException.ForFile(camDir, "contains no map files (NAME.npy)");
+        shard ??= WorkShard.All;
+        var allNames = CamMapFile.ListNames(camDir);
+        if (allNames.Count == 0) throw WeakSegException.ForFile(camDir, "contains no map files (NAME.npy)");
+        var names = shard.Select(allNames);
         var layout = new VocLayout(dataRoot);
         Directory.CreateDirectory(outDir);
         int written = 0, skipped = 0;
@@ -95,6 +98,8 @@ public static class AffinityInference
             }
             progress?.Report(new ProgressUpdate(i + 1, names.Count));
         }
-        return (written, skipped);
+        Span<long> counts = [written, skipped];
+        shard.SumOverRanks(counts);
+        return ((int)counts[0], (int)counts[1]);
     }
 }

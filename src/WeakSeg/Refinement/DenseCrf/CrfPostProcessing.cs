@@ -1,3 +1,4 @@
+using WeakSeg.Runtime;
 using WeakSeg.Data;
 using WeakSeg.Evaluation;
 using WeakSeg.PseudoLabels;
@@ -126,15 +127,16 @@ public static class CrfPostProcessing
     /// <see cref="CrfDirectoryOptions.Overwrite"/>. Errors name the files involved.
     /// </summary>
     public static CrfDirectorySummary RefineDirectory(string predDir, string dataRoot, string split, string outDir, CrfDirectoryOptions? options = null,
-                                                      IProgress<ProgressUpdate>? progress = null)
+                                                      IProgress<ProgressUpdate>? progress = null, WorkShard? shard = null)
     {
         options ??= new CrfDirectoryOptions();
+        shard ??= WorkShard.All;
         var errors = options.Crf.Validate();
         if (errors.Count > 0) throw new WeakSegException("invalid dense CRF configuration: " + string.Join("; ", errors));
         if (!Directory.Exists(predDir)) throw WeakSegException.ForFile(predDir, "prediction directory not found");
         var layout = new VocLayout(dataRoot);
         int labelCount = ClassNames.ForRoot(layout.Root).Count;
-        var names = layout.ReadSplit(split);
+        var names = shard.Select(layout.ReadSplit(split));
         var missing = names.FirstOrDefault(n => !File.Exists(Path.Combine(predDir, n + ".png")));
         if (missing != null)
             throw WeakSegException.ForFile(Path.Combine(predDir, missing + ".png"), $"prediction not found for image '{missing}' of split '{split}'");
@@ -171,6 +173,8 @@ public static class CrfPostProcessing
             if (progress != null) lock (gate) progress.Report(new ProgressUpdate(d, names.Count));
             return 0;
         }, _ => { });
-        return new CrfDirectorySummary(written, skipped, changed, total);
+        Span<long> counts = [written, skipped, changed, total];
+        shard.SumOverRanks(counts);
+        return new CrfDirectorySummary((int)counts[0], (int)counts[1], counts[2], counts[3]);
     }
 }

@@ -48,7 +48,7 @@ public static class ParBench
 }
 
 /// <summary>
-/// Seconds per training step of the ToCo and MoRe cpu presets (batch of random 96×96 images, segmentation and every
+/// Seconds per training step of the ToCo, MoRe and FSR cpu presets (batch of random 96×96 images, segmentation and every
 /// other term active, AdamW step included). Usage: <c>dotnet run -c Release -- single-stage-step [--threads N] [--steps S]</c>.
 /// </summary>
 public static class SingleStageStepBench
@@ -67,11 +67,32 @@ public static class SingleStageStepBench
         var more = WeakSeg.Methods.MoRe.MoReConfig.Cpu with { Segmentation = new WeakSeg.Methods.ToCo.LossWeight(0.12, 0) };
         Measure("toco", new WeakSeg.Methods.ToCo.ToCoTrainable(new WeakSeg.Methods.ToCo.ToCoNetwork(toco)), toco.NumClasses, toco.BatchSize, toco.CropSize, steps, threads);
         Measure("more", new WeakSeg.Methods.MoRe.MoReTrainable(new WeakSeg.Methods.MoRe.MoReNetwork(more)), more.NumClasses, more.BatchSize, more.CropSize, steps, threads);
+        var fsr = WeakSeg.Methods.Fsr.FsrConfig.Cpu with { Segmentation = new WeakSeg.Methods.ToCo.LossWeight(0.1, 0), RandomMaskingSteps = 0 };
+        using var fsrMethod = new WeakSeg.Methods.Fsr.FsrMethod(fsr);
+        double fsrStep = Measure("fsr", fsrMethod, fsr.NumClasses, fsr.BatchSize, fsr.CropSize, steps, threads);
+        MeasureTeacher(fsrMethod.FsrModel, fsr.BatchSize, fsr.CropSize, steps, fsrStep);
     }
 
-    static void Measure(string name, WeakSeg.Training.ITrainable trainable, int classes, int batch, int crop, int steps, int threads)
+    /// <summary>The FSR teacher's part of a step: its forward over both views (no grad) plus the EMA update, as a share of the step.</summary>
+    static void MeasureTeacher(WeakSeg.Methods.Fsr.FsrModel model, int batch, int crop, int steps, double stepSeconds)
     {
-        var parameters = trainable.Model.parameters().ToList();
+        var wall = new List<double>();
+        for (int s = 0; s <= steps; s++)
+        {
+            using var scope = torch.NewDisposeScope();
+            var views = torch.randn(2 * batch, 3, crop, crop);
+            var clock = Stopwatch.StartNew();
+            using (torch.no_grad()) model.Teacher.Project(views);
+            model.UpdateTeacher(0.999);
+            if (s > 0) wall.Add(clock.Elapsed.TotalSeconds);
+        }
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"fsr teacher (forward of 2×{batch} views + EMA): wall {wall.Min():0.000} s/step min = {100 * wall.Min() / stepSeconds:0.0} % of the fsr step"));
+    }
+
+    static double Measure(string name, WeakSeg.Training.ITrainable trainable, int classes, int batch, int crop, int steps, int threads)
+    {
+        var parameters = trainable.TrainableParameters().Select(p => p.Parameter).ToList();
         using var optimizer = torch.optim.AdamW(parameters, 1e-4);
         trainable.Model.train();
         var process = Process.GetCurrentProcess();
@@ -87,9 +108,11 @@ public static class SingleStageStepBench
             var cpuBefore = process.TotalProcessorTime;
             var clock = Stopwatch.StartNew();
             optimizer.zero_grad();
-            var terms = trainable.ComputeLoss(new WeakSeg.Training.TrainBatch(images, labels), new WeakSeg.Training.TrainStepContext(s, steps + 1, 1e-4, new Random(s)));
+            var context = new WeakSeg.Training.TrainStepContext(s, steps + 1, 1e-4, new Random(s));
+            var terms = trainable.ComputeLoss(new WeakSeg.Training.TrainBatch(images, labels), context);
             terms.Total.backward();
             optimizer.step();
+            trainable.AfterOptimizerStep(context);
             process.Refresh();
             if (s == 0) continue;                                                   // warm-up step
             wall.Add(clock.Elapsed.TotalSeconds);
@@ -97,5 +120,6 @@ public static class SingleStageStepBench
         }
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"{name} cpu preset, batch {batch} of {crop}×{crop}, threads {threads}: wall {wall.Min():0.000} s/step min ({batch / wall.Min():0.0} images/s), process CPU {cpu.Min():0.000} s/step min, of {steps} steps"));
+        return wall.Min();
     }
 }

@@ -59,4 +59,8 @@ public interface ITrainable
     /// <summary>Multiplier of the scheduled learning rate for a parameter (default 1; e.g. 0.1 for a pretrained encoder,
     /// WeakTr retraining). Must be stable for a run: it decides the optimizer's groups.</summary>
     double LearningRateScale(string parameterName) => 1.0;
+
+    /// <summary>Called after the optimizer has updated the weights of step <paramref name="context"/>.Step, inside that step
+    /// (e.g. an EMA teacher following the student). State it changes must live in <see cref="Model"/> so checkpoints keep it.</summary>
+    void AfterOptimizerStep(TrainStepContext context) { }
 }

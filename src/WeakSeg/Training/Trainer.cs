@@ -220,7 +220,8 @@ public sealed class Trainer
         optimizer.SetLearningRate(lr);
         trainable.Model.zero_grad(true);
 
-        var terms = trainable.ComputeLoss(batch, new TrainStepContext(s, Options.Steps, lr, StepRandom(Options.Seed, s)));
+        var context = new TrainStepContext(s, Options.Steps, lr, StepRandom(Options.Seed, s));
+        var terms = trainable.ComputeLoss(batch, context);
         if (terms.Total.numel() != 1) throw new InvalidOperationException($"ComputeLoss must return a scalar loss (got shape [{string.Join(", ", terms.Total.shape)}]).");
         float loss = terms.Total.item<float>();
         IReadOnlyList<LossPart> parts = terms.Parts.Select(p => new LossPart(p.Name, p.Value.detach().mean().item<float>())).ToList();
@@ -260,6 +261,7 @@ public sealed class Trainer
             }
         }
         optimizer.Optimizer.step();
+        trainable.AfterOptimizerStep(context);
         return new StepReport(s + 1, Options.Steps, loss, parts, lr, gradNorm, (int)images, seconds());
     }
 

@@ -28,21 +28,9 @@ public sealed class MoReMethod(MoReConfig config) : WsssMethodBase<MoReConfig, M
         TypedModel.IsHeadParameter(parameterName) ? MethodConfig.HeadLearningRateScale : base.LearningRateScale(parameterName);
 
     /// <summary>[B, 3, H, W] → raw CAM [B, K, h, w] of the final classifier (no GCR).</summary>
-    public override Tensor PatchGridMaps(Tensor images, LocalizationMapKind kind)
-    {
-        ToCoMethod.RequireCam(kind, Name);
-        var (cam, auxCam) = TypedModel.CamOnly(images);
-        auxCam.Dispose();
-        return cam;
-    }
+    public override Tensor PatchGridMaps(Tensor images, LocalizationMapKind kind) => ToCoMethod.CamPatchGrid(TypedModel.CamOnly, images, kind, Name);
 
     /// <summary>MoRe's multi-scale CAM at <paramref name="options"/>' scales (flip always), classes selected: [K', H, W].</summary>
-    public Tensor Localize(Tensor image, IReadOnlyList<int> classes, LocalizationOptions options)
-    {
-        ToCoMethod.RequireCam(options.MapKind, Name);
-        options.EnsureValid();
-        using var scope = torch.NewDisposeScope();
-        var (cam, _) = MoReMaps.MultiScaleCam(TypedModel, image.unsqueeze(0), options.Scales);
-        return ToCoMethod.SelectClasses(cam, classes, NumClasses).MoveToOuterDisposeScope();
-    }
+    public Tensor Localize(Tensor image, IReadOnlyList<int> classes, LocalizationOptions options) =>
+        ToCoMethod.LocalizeCam(TypedModel.CamOnly, image, classes, options, NumClasses, Name);
 }

@@ -28,22 +28,33 @@ public sealed class ToCoMethod(ToCoConfig config) : WsssMethodBase<ToCoConfig, T
         TypedModel.IsHeadParameter(parameterName) ? MethodConfig.HeadLearningRateScale : base.LearningRateScale(parameterName);
 
     /// <summary>[B, 3, H, W] → raw CAM [B, K, h, w] of the final classifier.</summary>
-    public override Tensor PatchGridMaps(Tensor images, LocalizationMapKind kind)
+    public override Tensor PatchGridMaps(Tensor images, LocalizationMapKind kind) => CamPatchGrid(TypedModel.CamOnly, images, kind, Name);
+
+    /// <summary>ToCo's multi-scale CAM at <paramref name="options"/>' scales (flip always, as the method's protocol), classes selected.</summary>
+    public Tensor Localize(Tensor image, IReadOnlyList<int> classes, LocalizationOptions options) =>
+        LocalizeCam(TypedModel.CamOnly, image, classes, options, NumClasses, Name);
+
+    /// <summary>A single-stage method's patch-grid map: the raw CAM of <paramref name="camOnly"/> (the aux CAM dropped); only fused is accepted.</summary>
+    internal static Tensor CamPatchGrid(Func<Tensor, (Tensor Cam, Tensor AuxCam)> camOnly, Tensor images, LocalizationMapKind kind, string method)
     {
-        RequireCam(kind, Name);
-        var (cam, auxCam) = TypedModel.CamOnly(images);
+        RequireCam(kind, method);
+        var (cam, auxCam) = camOnly(images);
         auxCam.Dispose();
         return cam;
     }
 
-    /// <summary>ToCo's multi-scale CAM at <paramref name="options"/>' scales (flip always, as the method's protocol), classes selected.</summary>
-    public Tensor Localize(Tensor image, IReadOnlyList<int> classes, LocalizationOptions options)
+    /// <summary>
+    /// A single-stage method's localisation: ToCo's multi-scale CAM protocol (<see cref="ToCoMaps.MultiScaleCam(Func{Tensor, ValueTuple{Tensor, Tensor}}, Tensor, IReadOnlyList{double})"/>,
+    /// flip always) on <paramref name="camOnly"/> at <paramref name="options"/>' scales, classes selected: image [3, H, W] → [K', H, W].
+    /// </summary>
+    internal static Tensor LocalizeCam(Func<Tensor, (Tensor Cam, Tensor AuxCam)> camOnly, Tensor image, IReadOnlyList<int> classes,
+        LocalizationOptions options, int numClasses, string method)
     {
-        RequireCam(options.MapKind, Name);
+        RequireCam(options.MapKind, method);
         options.EnsureValid();
         using var scope = torch.NewDisposeScope();
-        var (cam, _) = ToCoMaps.MultiScaleCam(TypedModel, image.unsqueeze(0), options.Scales);
-        return SelectClasses(cam, classes, NumClasses).MoveToOuterDisposeScope();
+        var (cam, _) = ToCoMaps.MultiScaleCam(camOnly, image.unsqueeze(0), options.Scales);
+        return SelectClasses(cam, classes, numClasses).MoveToOuterDisposeScope();
     }
 
     /// <summary>The single-stage methods' one map kind: <see cref="LocalizationMapKind.Fused"/> (the CAM); any other is an error.</summary>

@@ -37,40 +37,55 @@ public static class ToCoTraining
         if (wAux > 0) loss.Add("cls_aux", wAux, ToCoLoss.MultilabelSoftMargin(output.AuxLogits, labels));
 
         double wPtc = config.PatchContrast.At(step);
-        if (wPtc > 0)
-        {
-            var grid = new[] { output.FeatureMap.shape[2], output.FeatureMap.shape[3] };
-            var tokenCam = nn.functional.interpolate(auxCam, size: grid, mode: InterpolationMode.Bilinear, align_corners: false);
-            var (_, tokenLabel) = ToCoPseudoLabels.CamToLabel(tokenCam, labels, config.TokenLabelOptions);
-            var affinity = ToCoPseudoLabels.LabelToAffinityMask(tokenLabel);
-            loss.Add("ptc", wPtc, ToCoLoss.MaskedPatchContrast(output.FeatureMap, affinity));
-        }
+        if (wPtc > 0) loss.Add("ptc", wPtc, PatchContrastTerm(output.FeatureMap, auxCam, labels, config.TokenLabelOptions));
 
         double wSeg = config.Segmentation.At(step);
         if (wSeg > 0)
-        {
-            var (validCam, _) = ToCoPseudoLabels.CamToLabel(cam, labels, config.TokenLabelOptions);
-            var images01 = ToCoPseudoLabels.DenormalizeImages(images);
-            var refined = ToCoPseudoLabels.RefineCamsWithBackground(par, images01, validCam, labels,
-                config.HighThreshold, config.LowThreshold, imageBox: null, config.ParDownScale);
-            var logits = nn.functional.interpolate(output.Segmentation, size: new[] { refined.shape[1], refined.shape[2] },
-                mode: InterpolationMode.Bilinear, align_corners: false);
-            var (background, foreground) = ToCoLoss.CountBackgroundForeground(refined);
-            bool skip = config.SkipSegmentationWithoutBackgroundOrForeground
-                        && config.SegmentationReduction == SegmentationLossReduction.Reference
-                        && (background == 0 || foreground == 0);
-            if (skip)
-            {
-                loss.Report("seg_skipped", torch.ones(1));
-            }
-            else
-            {
-                loss.Add("seg", wSeg, ToCoLoss.Segmentation(logits, refined, config.SegmentationReduction));
-                loss.Report("seg_skipped", torch.zeros(1));
-            }
-        }
+            AddSegmentation(loss, wSeg, par, images, cam, labels, output.Segmentation, config.TokenLabelOptions, config.ParDownScale,
+                config.SegmentationReduction, config.SkipSegmentationWithoutBackgroundOrForeground);
 
         return loss.ToLossTerms("ToCo", step);
+    }
+
+    /// <summary>
+    /// PTC term: the aux CAM is resized to the token grid, turned into two-threshold labels (<paramref name="labelOptions"/>)
+    /// and <see cref="ToCoPseudoLabels.LabelToAffinityMask"/>; the loss acts on <paramref name="featureMap"/> [B, D, h, w].
+    /// </summary>
+    public static Tensor PatchContrastTerm(Tensor featureMap, Tensor auxCam, Tensor labels, CamLabelOptions labelOptions)
+    {
+        var grid = new[] { featureMap.shape[2], featureMap.shape[3] };
+        var tokenCam = nn.functional.interpolate(auxCam, size: grid, mode: InterpolationMode.Bilinear, align_corners: false);
+        var (_, tokenLabel) = ToCoPseudoLabels.CamToLabel(tokenCam, labels, labelOptions);
+        var affinity = ToCoPseudoLabels.LabelToAffinityMask(tokenLabel);
+        return ToCoLoss.MaskedPatchContrast(featureMap, affinity);
+    }
+
+    /// <summary>
+    /// SEG term: the CAM restricted to the image's classes is refined by PAR with two background levels (the band of
+    /// <paramref name="labelOptions"/>) on the denormalised images, and the decoder logits, upsampled to the crop, are scored
+    /// with the balanced cross entropy. With the reference reduction and <paramref name="skipWithoutBackgroundOrForeground"/>,
+    /// a batch whose labels lack background or foreground adds no term; the part "seg_skipped" reports 1 then, else 0.
+    /// </summary>
+    public static void AddSegmentation(WeightedLossSum loss, double weight, PixelAdaptiveRefinement par, Tensor images, Tensor cam,
+        Tensor labels, Tensor segmentationLogits, CamLabelOptions labelOptions, int parDownScale, SegmentationLossReduction reduction,
+        bool skipWithoutBackgroundOrForeground)
+    {
+        var (validCam, _) = ToCoPseudoLabels.CamToLabel(cam, labels, labelOptions);
+        var images01 = ToCoPseudoLabels.DenormalizeImages(images);
+        var refined = ToCoPseudoLabels.RefineCamsWithBackground(par, images01, validCam, labels,
+            labelOptions.High, labelOptions.Low, imageBox: null, parDownScale);
+        var logits = nn.functional.interpolate(segmentationLogits, size: new[] { refined.shape[1], refined.shape[2] },
+            mode: InterpolationMode.Bilinear, align_corners: false);
+        var (background, foreground) = ToCoLoss.CountBackgroundForeground(refined);
+        bool skip = skipWithoutBackgroundOrForeground && reduction == SegmentationLossReduction.Reference
+                    && (background == 0 || foreground == 0);
+        if (skip)
+        {
+            loss.Report("seg_skipped", torch.ones(1));
+            return;
+        }
+        loss.Add("seg", weight, ToCoLoss.Segmentation(logits, refined, reduction));
+        loss.Report("seg_skipped", torch.zeros(1));
     }
 }
 

@@ -74,6 +74,18 @@ public class VisionTransformer : Module<Tensor, VitOutput>
     /// <summary>Separate layout: the patches' position embedding [1, N, D] on the training grid; null for the joint layout.</summary>
     public Parameter? PatchPositionEmbeddingParameter => pos_embed_pat;
 
+    /// <summary>The patch embedding (image → [B, N, D] tokens), for subclasses that assemble the token sequence themselves.</summary>
+    protected Module<Tensor, Tensor> PatchEmbedding => patch_embed;
+
+    /// <summary>The dropout applied after the position embedding.</summary>
+    protected Dropout PositionDropout => pos_drop;
+
+    /// <summary>The transformer blocks in order.</summary>
+    protected ModuleList<Block> Blocks => blocks;
+
+    /// <summary>The final LayerNorm.</summary>
+    protected LayerNorm FinalNorm => norm;
+
     /// <summary>timm init: truncated normal (std 0.02) for tokens, position embedding and Linear weights; zero Linear biases; LayerNorm 1/0.</summary>
     void InitializeWeights()
     {

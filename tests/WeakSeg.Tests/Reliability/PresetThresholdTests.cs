@@ -16,6 +16,8 @@ public class PresetThresholdTests
         { BuiltInMethods.WeakTr, 0.43, "evaluation.py --t 43 (hustvl/WeakTr)" },
         { BuiltInMethods.ToCo, 0.5, "ToCo's --bkg_thre (official VOC 0.5" },
         { BuiltInMethods.MoRe, 0.5, "zwyang6/MoRe" },
+        { WeakSeg.Methods.MctFormerPlus.MctFormerPlusMethod.MethodName, 0.5, "MCTformer+'s official evaluation sweeps the background threshold" },
+        { WeakSeg.Methods.Fsr.FsrMethod.MethodName, 0.5, "FSR's CAM-label background threshold (official VOC 0.5" },
         { BuiltInMethods.Cam, 0.5, "no value from the method's authors" },
         { BuiltInMethods.VitCls, 0.5, "no value from the method's authors" },
     };
@@ -31,6 +33,13 @@ public class PresetThresholdTests
             Assert.Equal(value, threshold.Value);
             Assert.Contains(cited, threshold.Source);
         }
+    }
+
+    [Fact]
+    public void Every_registered_method_has_a_row_here_so_a_new_method_must_state_its_threshold()
+    {
+        var listed = Expected.Select(row => (string)row[0]).ToHashSet();
+        Assert.Equal([], MethodRegistry.Names.Where(name => !listed.Contains(name)).ToArray());
     }
 
     [Fact]

@@ -153,6 +153,9 @@ public sealed record FsrConfig : IMethodConfig<FsrConfig>
     /// <summary>Evaluation background threshold (0.5).</summary>
     public double BackgroundThreshold { get; init; } = 0.5;
 
+    /// <summary>The pipeline's pseudo-label threshold: FSR's CAM-label background threshold (official VOC 0.5, COCO 0.45).</summary>
+    public PresetThreshold PseudoLabelThreshold => new(BackgroundThreshold, "model.background_threshold, FSR's CAM-label background threshold (official VOC 0.5, infer_voc.py / utils/evaluate.py on the ToCo base)");
+
     /// <summary>In-training CAM scales (1.0, 0.5, 1.5).</summary>
     public IReadOnlyList<double> CamScales { get; init; } = [1.0, 0.5, 1.5];
 

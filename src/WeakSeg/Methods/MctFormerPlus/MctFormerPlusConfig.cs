@@ -65,6 +65,10 @@ public sealed record MctFormerPlusConfig : IMethodConfig<MctFormerPlusConfig>
     /// <summary>Decay d of global weighted ranking pooling: the j-th largest patch score has weight d^(j−1) (official 0.996).</summary>
     public double GwrpDecay { get; init; } = 0.996;
 
+    /// <summary>The pipeline's pseudo-label threshold. MCTformer+'s official evaluation sweeps the background threshold on the
+    /// ground truth instead of fixing one, so there is no single official value; the common 0.5 is used.</summary>
+    public PresetThreshold PseudoLabelThreshold => new(0.5, "no single value from the method's authors (MCTformer+'s official evaluation sweeps the background threshold on the masks); the common CAM background threshold 0.5");
+
     /// <summary>
     /// Use d^(784 / N) instead of d on an N-patch training grid, so the last weight is the paper's (0.996^783 ≈ 0.043 at 28×28).
     /// An adaptation for small grids (not in the paper; the official code uses d as is): at 12×12, d = 0.996 would weigh the

@@ -157,6 +157,7 @@ public static class DemoPipeline
         var metricsPath = Path.Combine(outDir, MetricsFile);
         WriteMetrics(metricsPath, options, best, evaluation, seconds, stages, comparison);
         if (options.Compare) WriteComparison(Path.Combine(outDir, CompareFile), comparison);
+        WeakSeg.Visualization.RunReport.Write(outDir);
         return new DemoResult(best.BestMeanIou, best.BestThreshold, evaluation.Metrics.MeanIou, best, seconds, stages,
             options.Compare ? comparison : [], metricsPath);
     }

@@ -135,7 +135,7 @@ public static class WsssPipeline
             Directory.Delete(outDir, recursive: true);                                     // a refused run leaves no empty folder behind
             throw;
         }
-        reporter.Log($"wrote {Visualization.RunReport.Write(outDir)}");
+        Visualization.RunReport.Write(outDir);
         return report;
     }
 

@@ -100,6 +100,7 @@ public static class ComparisonReport
             }, reference.Seed, RunReport.RandomExamples, RunReport.WorstExamples);
             html.Paragraph($"{RunReport.RandomExamples} images of a shuffle seeded with {reference.Seed}, then the {RunReport.WorstExamples} with the lowest " +
                            $"{(val ? "prediction" : "pseudo-label")} mIoU averaged over the methods." + (val ? "" : " Each method's cell: its map (top), its pseudo label (bottom)."));
+            html.ClassLegend(dataset.ClassNames.All);
             html.Table(["example", "image", "ground truth", .. runs.Select(r => r.Name)], chosen.Select(example =>
             {
                 var image = ImageCodec.Load(dataset.Samples.First(s => s.Name == example.Name).ImagePath);

@@ -21,15 +21,18 @@ public sealed class ReportHtml
         h3 { font-size: 15px; margin: 16px 0 6px; }
         .sub { color: #5b6475; margin-top: 0; } .note { color: #5b6475; font-size: 13px; }
         table { border-collapse: collapse; font-size: 14px; margin: 8px 0; }
-        th, td { border: 1px solid #d8dce4; padding: 4px 10px; text-align: left; vertical-align: top; }
+        th, td { border: 1px solid #d8dce4; padding: 4px 10px; text-align: left; vertical-align: top; overflow-wrap: anywhere; }
+        table#settings td:first-child { white-space: nowrap; } table#settings td:last-child { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: 12px; }
         th { background: #f2f4f8; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
         td.missing { color: #9a6b00; background: #fff8e6; font-style: italic; }
-        .plots { display: flex; flex-wrap: wrap; gap: 12px; } .plots figure { margin: 0; }
+        .plots { display: flex; flex-wrap: wrap; gap: 12px; } .plots figure { margin: 0; width: 560px; max-width: 100%; }
         .plots img { width: 560px; max-width: 100%; border: 1px solid #d8dce4; }
         figcaption { font-size: 13px; color: #5b6475; }
         table.grid td { padding: 3px; text-align: center; font-size: 12px; }
         table.grid img { width: 144px; image-rendering: auto; display: block; margin: 0 auto; }
         code { font-size: 13px; word-break: break-all; }
+        .legend { font-size: 13px; margin: 6px 0; } .swatch { display: inline-block; width: 12px; height: 12px; border: 1px solid #888;
+               vertical-align: -1px; margin: 0 4px 0 10px; }
         """;
 
     readonly StringBuilder _body = new();
@@ -75,6 +78,16 @@ public sealed class ReportHtml
     public static string Metric(string key, double? value, bool percent = true, string missing = NotRun) => value is { } v && double.IsFinite(v)
         ? $"<td class=\"num\" data-key=\"{Escape(key)}\" data-value=\"{Exact(v)}\">{(percent ? Percent(v) : v.ToString("0.000", CultureInfo.InvariantCulture))}</td>"
         : $"<td class=\"missing\" data-key=\"{Escape(key)}\">{Escape(missing)}</td>";
+
+    /// <summary>The VOC colour of each class name (index = class), as the label tiles draw them.</summary>
+    public ReportHtml ClassLegend(IReadOnlyList<string> classNames)
+    {
+        var palette = Data.VocPalette.Rgb;
+        var sb = new StringBuilder("<p class=\"legend\">Label colours (blended 50 % over the image):");
+        for (int c = 0; c < classNames.Count && 3 * c + 2 < palette.Length; c++)
+            sb.Append($"<span class=\"swatch\" style=\"background: rgb({palette[3 * c]}, {palette[3 * c + 1]}, {palette[3 * c + 2]})\"></span>{Escape(classNames[c])}");
+        return Raw(sb.Append("</p>").ToString());
+    }
 
     public static string Image(byte[] png, string alt, string mime = "image/png") =>
         $"<img src=\"{DataUri(png, mime)}\" alt=\"{Escape(alt)}\">";

@@ -150,7 +150,10 @@ public sealed class RunFolder
             ReportHtml.NotRun + " (needs the val mIoU and the upper bound)"));
 
         var settings = new List<(string, string)> { ("method", method), ("map", mapName) };
-        if (run is not null) settings.AddRange(run.Where(kv => !kv.Key.EndsWith("_this_invocation", StringComparison.Ordinal)).Select(kv => (kv.Key, Show(kv.Value))));
+        // the model as the CAM stage's record resolved it (class count of the dataset) rather than report.json's copy of the preset
+        var resolvedModel = camTrain?["settings"]?["recipe"]?["model"];
+        if (run is not null) settings.AddRange(run.Where(kv => !kv.Key.EndsWith("_this_invocation", StringComparison.Ordinal))
+            .Select(kv => (kv.Key, Show(kv.Key == "model" && resolvedModel is not null ? resolvedModel : kv.Value))));
         if (threshold is not null) settings.Add(("pseudo-label threshold", $"{Show(record["threshold"])} ({Text(record["threshold_source"])})"));
         settings.Add(("data", dataRoot ?? "unknown (no data stage recorded)"));
         settings.Add(("splits", $"train {trainSplit}, val {valSplit}"));

@@ -60,8 +60,12 @@ public static class RunReport
         {
             var metrics = Path.Combine(training.RunDirectory, "metrics.jsonl");
             if (!File.Exists(metrics)) { html.Paragraph($"{training.Label}: {ReportHtml.NotRun} (no {metrics})."); continue; }
-            Guarded(html, training.Label, () => html.Figure(TrainingPlots.LossCurvePng(TrainingPlots.ReadMetrics(metrics), training.Label, 700, 400, metrics),
-                $"{training.Label}: loss and learning rate by step ({Path.GetRelativePath(run.Directory, metrics)})"));
+            Guarded(html, training.Label, () =>
+            {
+                var points = TrainingPlots.ReadMetrics(metrics);
+                html.Figure(TrainingPlots.LossCurvePng(points, training.Label, 700, 400, metrics),
+                    $"{training.Label}: loss and learning rate of {points.Count} logged steps ({Path.GetRelativePath(run.Directory, metrics)})");
+            });
         }
         html.Raw("</div>");
 
@@ -120,6 +124,7 @@ public static class RunReport
                 run.Seed, RandomExamples, WorstExamples);
             html.Paragraph($"{RandomExamples} images of a shuffle seeded with {run.Seed}, then the {WorstExamples} with the lowest pseudo-label mIoU among the first " +
                            "200 of that shuffle. Map: the largest value over the image's classes, turbo colours over the image.");
+            html.ClassLegend(dataset.ClassNames.All);
             html.Table(["example", "image", "ground truth", "map", "pseudo label"], chosen.Select(example =>
             {
                 var image = ImageCodec.Load(dataset.Samples.First(s => s.Name == example.Name).ImagePath);

@@ -33,6 +33,7 @@ public static class TrainingPlots
         var loss = plot.Add.ScatterLine(finite.Select(p => (double)p.Step).ToArray(), finite.Select(p => p.Loss).ToArray());
         loss.LegendText = "loss";
         loss.LineWidth = 2;
+        loss.MarkerSize = finite.Count <= 20 ? 6 : 0;                                         // a short log (even one point) stays visible
         var lr = plot.Add.ScatterLine(points.Select(p => (double)p.Step).ToArray(), points.Select(p => p.LearningRate).ToArray());
         lr.LegendText = "learning rate";
         lr.LineWidth = 1.5f;
@@ -83,10 +84,12 @@ public static class TrainingPlots
         var label = plot.Add.Text(string.Create(CultureInfo.InvariantCulture, $"best {miou[best]:0.####} at {thresholds[best]:0.###}"),
             thresholds[best], miou[best]);
         label.LabelFontColor = Colors.Red;
-        label.LabelAlignment = Alignment.LowerCenter;
+        double position = (thresholds[best] - thresholds.Min()) / Math.Max(1e-12, thresholds.Max() - thresholds.Min());
+        label.LabelAlignment = position < 0.25 ? Alignment.LowerLeft : position > 0.75 ? Alignment.LowerRight : Alignment.LowerCenter;   // stays inside the plot
         label.OffsetY = -10;
         plot.Axes.Bottom.Label.Text = "background threshold";
         plot.Axes.Left.Label.Text = "mIoU";
+        plot.Axes.Margins(bottom: 0.05, top: 0.25);                                          // room for the label above the best point
         plot.Title("CAM threshold sweep");
         return PngBytes(plot, pngPath, width, height);
     }

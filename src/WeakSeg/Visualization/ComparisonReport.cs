@@ -70,7 +70,7 @@ public static class ComparisonReport
         var groups = rows.Select(r => r["folder"]!.GetValue<string>()).ToList();
         html.Raw("<div class=\"plots\">");
         html.Figure(TrainingPlots.GroupedBarsPng(groups, Bars.Select(b => (b.Label, (IReadOnlyList<double?>)rows.Select(r => RunFolder.Number(r[b.Key])).ToList())).ToList(),
-            "mIoU by method", "mIoU", 900, 420), "mIoU of each stage by method (a missing bar: not run or skipped)");
+            "mIoU by method", "mIoU", 900, 420), "mIoU of each stage by method (a missing bar: not run or skipped)", wide: true);
         html.Raw("</div>");
 
         var present = folders.Where(f => f.Folder is not null).Select(f => (f.Name, Folder: f.Folder!)).ToList();

@@ -26,7 +26,7 @@ public sealed class ReportHtml
         th { background: #f2f4f8; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
         td.missing { color: #9a6b00; background: #fff8e6; font-style: italic; }
         .plots { display: flex; flex-wrap: wrap; gap: 12px; } .plots figure { margin: 0; width: 560px; max-width: 100%; }
-        .plots img { width: 560px; max-width: 100%; border: 1px solid #d8dce4; }
+        .plots img { width: 100%; border: 1px solid #d8dce4; } .plots figure.wide { width: 900px; }
         figcaption { font-size: 13px; color: #5b6475; }
         table.grid td { padding: 3px; text-align: center; font-size: 12px; }
         table.grid img { width: 144px; image-rendering: auto; display: block; margin: 0 auto; }
@@ -92,8 +92,9 @@ public sealed class ReportHtml
     public static string Image(byte[] png, string alt, string mime = "image/png") =>
         $"<img src=\"{DataUri(png, mime)}\" alt=\"{Escape(alt)}\">";
 
-    public ReportHtml Figure(byte[] png, string caption) =>
-        Raw($"<figure>{Image(png, caption)}<figcaption>{Escape(caption)}</figcaption></figure>");
+    /// <summary>A chart with its caption; <paramref name="wide"/> shows it 900 px wide instead of 560.</summary>
+    public ReportHtml Figure(byte[] png, string caption, bool wide = false) =>
+        Raw($"<figure{(wide ? " class=\"wide\"" : "")}>{Image(png, caption)}<figcaption>{Escape(caption)}</figcaption></figure>");
 
     /// <summary>The whole page.</summary>
     public string Page(string title) =>

@@ -64,7 +64,7 @@ public static class RunReport
             {
                 var points = TrainingPlots.ReadMetrics(metrics);
                 html.Figure(TrainingPlots.LossCurvePng(points, training.Label, 700, 400, metrics),
-                    $"{training.Label}: loss and learning rate of {points.Count} logged steps ({Path.GetRelativePath(run.Directory, metrics)})");
+                    $"{training.Label}: loss and learning rate of {points.Count} logged step{(points.Count == 1 ? "" : "s")} ({Path.GetRelativePath(run.Directory, metrics)})");
             });
         }
         html.Raw("</div>");

@@ -134,7 +134,7 @@ public static class TrainingPlots
     }
 
     /// <summary>Grouped bars: one group per entry of <paramref name="groups"/>, one bar per series (its values by group; a null value
-    /// draws no bar), values in [0, 1] shown on a 0..1 axis with a legend of the series.</summary>
+    /// draws no bar), values in [0, 1] on an axis from 0 to a little above the largest value, with a legend of the series.</summary>
     public static byte[] GroupedBarsPng(IReadOnlyList<string> groups, IReadOnlyList<(string Series, IReadOnlyList<double?> Values)> series,
         string title, string valueLabel, int width = DefaultWidth, int height = DefaultHeight)
     {
@@ -153,7 +153,10 @@ public static class TrainingPlots
             plotted.Color = palette.GetColor(s);
         }
         plot.Axes.Bottom.SetTicks(Enumerable.Range(0, groups.Count).Select(g => (double)g).ToArray(), groups.ToArray());
-        plot.Axes.SetLimits(-0.6, groups.Count - 0.4, 0, 1);
+        // up to the largest value plus room for the legend, in steps of 0.05, at most 1
+        double largest = series.SelectMany(x => x.Values).OfType<double>().Where(double.IsFinite).DefaultIfEmpty(1).Max();
+        double top = largest > 0 ? Math.Min(1, Math.Ceiling(largest * 1.3 / 0.05) * 0.05) : 1;
+        plot.Axes.SetLimits(-0.6, groups.Count - 0.4, 0, top);
         plot.Axes.Left.Label.Text = valueLabel;
         plot.Title(title);
         plot.ShowLegend(Alignment.UpperRight);

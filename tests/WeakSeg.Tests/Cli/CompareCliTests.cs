@@ -22,11 +22,7 @@ public class CompareCliTests
              "trainer": {"batch_size": 4, "warmup_steps": 1}}
             """);
         var segConfig = dir.File("seg.json");
-        File.WriteAllText(segConfig, (WeakSeg.Segmentation.SegmentationConfig.Cpu with
-        {
-            Backbone = new WeakSeg.Models.Vit.VitConfig { PatchSize = 8, EmbedDim = 16, Depth = 1, NumHeads = 2 },
-            CropSize = 32, ClipPatchSize = 8, BatchSize = 4, WarmupSteps = 1,
-        }).ToJson());
+        File.WriteAllText(segConfig, PipelineTestData.TinySegmentationConfigJson());
         var outDir = dir.File("compare");
         string[] methods = ["weaktr", "mctformer-v2"];
         string[] command = ["compare", "--methods", string.Join(",", methods), "--data", data, "--out", outDir, "--config", camConfig, "--seg-config", segConfig,

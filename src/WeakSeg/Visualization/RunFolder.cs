@@ -10,8 +10,8 @@ namespace WeakSeg.Visualization;
 public sealed record ReportMetric(string Key, string Label, double? Value, bool Percent, string Missing);
 
 /// <summary>A stage of a run: its ledger status ("done", "unfinished" or <see cref="ReportHtml.NotRun"/>), seconds and whether the
-/// last invocation reused it.</summary>
-public sealed record ReportStage(string Name, string Status, double? Seconds, bool Reused);
+/// last invocation reused it (null when no record says: a report.json not written yet, an unfinished stage, a demo).</summary>
+public sealed record ReportStage(string Name, string Status, double? Seconds, bool? Reused);
 
 /// <summary>A trained model of a run (its folder holds metrics.jsonl).</summary>
 public sealed record ReportTraining(string Label, string RunDirectory);
@@ -124,10 +124,13 @@ public sealed class RunFolder
         if (!names.Any(n => n.StartsWith($"seg-{mapName}-", StringComparison.Ordinal))) expected.AddRange([$"seg-{mapName}-DECODER-train", $"seg-{mapName}-DECODER-val"]);
         expected.AddRange(["upper-bound-train", "upper-bound-val"]);
         names.AddRange(expected.Where(e => !names.Contains(e)));
-        var reused = (record["reused_stages"] as JsonArray)?.Select(Text).ToHashSet() ?? [];
+        var reused = (record["reused_stages"] as JsonArray)?.Select(Text).ToHashSet();
+        bool? ReusedByLastRun(string n) => reused is not null && record["stage_seconds"] is JsonObject last && last.ContainsKey(n) ? reused.Contains(n) : null;
         var stages = names.Select(n => ledger.TryGetValue(n, out var r)
-            ? new ReportStage(n, Text(r["status"]) == "done" ? "done" : "unfinished", Number(r["seconds"]), reused.Contains(n))
-            : new ReportStage(n, ReportHtml.NotRun, null, false)).ToList();
+            ? Text(r["status"]) == "done"
+                ? new ReportStage(n, "done", Number(r["seconds"]), ReusedByLastRun(n))
+                : new ReportStage(n, "unfinished", Number(r["seconds"]), null)
+            : new ReportStage(n, ReportHtml.NotRun, null, null)).ToList();
 
         // the metrics, each from report.json; a null one is "skipped" (with report.json's reason) or "not run"
         var skipped = (record["skipped_metrics"] as JsonArray)?.Select(Text).OfType<string>().ToList() ?? [];
@@ -201,7 +204,7 @@ public sealed class RunFolder
         };
         var stageNames = new[] { "synth", "train", "cam", "sweep", "pseudo", "eval", "overlays" };
         var stageSeconds = record["stage_seconds"] as JsonObject;
-        var stages = stageNames.Select(n => Number(stageSeconds?[n]) is { } s ? new ReportStage(n, "done", s, false) : new ReportStage(n, ReportHtml.NotRun, null, false)).ToList();
+        var stages = stageNames.Select(n => Number(stageSeconds?[n]) is { } s ? new ReportStage(n, "done", s, null) : new ReportStage(n, ReportHtml.NotRun, null, null)).ToList();
         var settings = new List<(string, string)>();
         foreach (var key in new[] { "method", "map", "scales", "flip", "split", "num_images", "threshold", "threshold_source" })
             if (record.ContainsKey(key)) settings.Add((key, Show(record[key])));

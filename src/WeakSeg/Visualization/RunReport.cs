@@ -50,7 +50,7 @@ public static class RunReport
             ReportHtml.Text(s.Name),
             s.Status == "done" ? ReportHtml.Text(s.Status) : ReportHtml.Missing(s.Status),
             s.Seconds is { } sec ? $"<td class=\"num\">{sec.ToString("0.0", CultureInfo.InvariantCulture)}</td>" : ReportHtml.Text(""),
-            ReportHtml.Text(s.Status == ReportHtml.NotRun ? "" : s.Reused ? "reused" : "ran"),
+            ReportHtml.Text(s.Reused switch { true => "reused", false => "ran", null => "" }),
         ]), id: "stages");
 
         html.Heading(2, "Training loss");

@@ -75,6 +75,9 @@ public class CompareCliTests
         {
             var report = JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, method, "report.json")))!;
             Assert.Equal(report["stage_seconds"]!.AsObject().Select(kv => kv.Key), report["reused_stages"]!.AsArray().Select(s => s!.GetValue<string>()));
+            var done = ReportPage.Rows(File.ReadAllText(Path.Combine(outDir, method, RunReport.FileName)), "stages").Where(r => r.Contains("<td>done</td>")).ToList();
+            Assert.Equal(report["stage_seconds"]!.AsObject().Count, done.Count);
+            Assert.All(done, r => Assert.EndsWith("<td>reused</td></tr>\n", r));
         }
 
         // bad input: one clear line

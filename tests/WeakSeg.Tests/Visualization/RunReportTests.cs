@@ -111,7 +111,8 @@ public class RunReportTests(TinyPipelineRun run) : IClassFixture<TinyPipelineRun
 
         // a complete run has nothing "not run"; every stage is listed done
         Assert.DoesNotContain(ReportHtml.NotRun, html);
-        Assert.All(ReportPage.Rows(html, "stages"), row => Assert.Contains("<td>done</td>", row));
+        Assert.All(ReportPage.Rows(html, "stages"), row => Assert.Contains("<td>done</td><td class=\"num\">", row));
+        Assert.All(ReportPage.Rows(html, "stages"), row => Assert.EndsWith("<td>ran</td></tr>\n", row));   // report.json: none reused
         Assert.Equal(8, ReportPage.Rows(html, "stages").Count);
 
         // 3 loss curves (CAM model, segmenter, upper bound) + the sweep + example tiles (6 train rows × 4, 2 val rows × 4: the val split has 2 images)
@@ -170,6 +171,7 @@ public class RunReportTests(TinyPipelineRun run) : IClassFixture<TinyPipelineRun
         Assert.Contains("report.json is not written yet", earlyHtml);
         Assert.All(new[] { "cam_miou", "pseudo_miou", "val_miou", "upper_bound_miou" }, key => Assert.Null(ReportPage.Values(earlyHtml)[key]));
         Assert.Contains(ReportPage.Rows(earlyHtml, "stages"), r => r.Contains("<td>cam-train</td>") && r.Contains(">unfinished<"));
+        Assert.DoesNotContain("<td>ran</td>", earlyHtml);                                   // unknown without report.json
         ReportPage.AssertSelfContained(earlyHtml);
 
         // a damaged record is named on the page, not a failed report; a folder without any run is one clear error

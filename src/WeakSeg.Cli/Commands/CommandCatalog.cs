@@ -24,6 +24,8 @@ public static class CommandCatalog
         yield return CamCommand.Create();
         yield return DemoCommand.Create();
         yield return PipelineCommand.Create();
+        yield return CompareCommand.Create();
+        yield return ReportCommand.Create();
         yield return WeightsCommand.Create();
     }
 }

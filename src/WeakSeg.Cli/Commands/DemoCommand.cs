@@ -12,7 +12,7 @@ public static class DemoCommand
     public static Command Create()
     {
         var defaults = new DemoOptions();
-        var outDir = new Option<string>("--out") { Description = "Output folder (data/, runs/, cams/, pseudo/, overlays/, metrics.json).", DefaultValueFactory = _ => defaults.OutDirectory };
+        var outDir = new Option<string>("--out") { Description = "Output folder (data/, runs/, cams/, pseudo/, overlays/, metrics.json, report.html).", DefaultValueFactory = _ => defaults.OutDirectory };
         var compare = new Option<bool>("--compare") { Description = "Also train MCTformer-V1, vit-cls and cam; table of CAM mIoU with and without patch-affinity refinement." };
         var seed = new Option<long>("--seed") { Description = "Training seed.", DefaultValueFactory = _ => defaults.Seed };
         var threads = new Option<int>("--threads") { Description = "libtorch intra-op threads (0 = libtorch's choice).", DefaultValueFactory = _ => defaults.Threads };
@@ -70,6 +70,7 @@ public static class DemoCommand
             $"pseudo-label mIoU {100 * result.PseudoMeanIou:F1} %; " +
             $"{result.Seconds:F0} s ({string.Join(", ", result.StageSeconds.Select(kv => $"{kv.Key} {kv.Value:F0} s"))})"));
         Console.WriteLine($"wrote {result.MetricsPath}");
+        Console.WriteLine($"wrote {Path.Combine(Path.GetDirectoryName(result.MetricsPath)!, WeakSeg.Visualization.RunReport.FileName)} (open it in a browser)");
         return 0;
     }
 

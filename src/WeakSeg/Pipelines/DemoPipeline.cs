@@ -187,6 +187,7 @@ public static class DemoPipeline
         var metricsPath = Path.Combine(outDir, MetricsFile);
         WriteMetrics(metricsPath, options, threshold, thresholdSource, best, evaluation, seconds, stages, comparison);
         if (options.Compare) WriteComparison(Path.Combine(outDir, CompareFile), comparison);
+        WeakSeg.Visualization.RunReport.Write(outDir);
         return new DemoResult(best.BestMeanIou, threshold, thresholdSource, evaluation.Metrics.MeanIou, best, seconds, stages,
             options.Compare ? comparison : [], metricsPath);
     }

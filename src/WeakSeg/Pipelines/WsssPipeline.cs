@@ -106,7 +106,7 @@ public sealed record WsssPipelineReport(
 /// <summary>
 /// The whole weakly-supervised pipeline of a method: (built-in data) → train the CAM model on image labels → maps of the train split →
 /// threshold sweep (cam_miou) → pseudo labels (pseudo_miou) → retrain the segmenter on them for each decoder → val predictions (val_miou)
-/// → the same segmenter on ground truth (upper_bound_miou) → OUT/report.json.
+/// → the same segmenter on ground truth (upper_bound_miou) → OUT/report.json, and at the end OUT/report.html (<see cref="Visualization.RunReport"/>).
 /// <para>Resumable: each stage is recorded in OUT/stages/NAME.json with the settings it depends on. A finished stage is never redone
 /// (its recorded results are reused); an unfinished one continues from its partial outputs (training checkpoints, maps and predictions
 /// already written); a stage recorded with other settings is an error naming its record. report.json is rewritten after every stage.</para>
@@ -137,13 +137,16 @@ public static class WsssPipeline
         var outDir = Path.GetFullPath(options.OutDirectory);
         if (File.Exists(outDir)) throw WeakSegException.ForFile(outDir, "output path is a file, expected a directory");
         bool created = !Directory.Exists(outDir);
-        try { return RunIn(outDir, options, reporter, cancellationToken, stageCompleted); }
+        WsssPipelineReport report;
+        try { report = RunIn(outDir, options, reporter, cancellationToken, stageCompleted); }
         catch when (created && options.Group.IsRoot && Directory.Exists(outDir)
                     && !Directory.EnumerateFiles(outDir, "*", SearchOption.AllDirectories).Any(f => Path.GetFileName(f) != FolderLock.FileName))
         {
             Directory.Delete(outDir, recursive: true);                                     // a refused run leaves no empty folder behind
             throw;
         }
+        if (options.Group.IsRoot) Visualization.RunReport.Write(outDir);
+        return report;
     }
 
     static WsssPipelineReport RunIn(string outDir, WsssPipelineOptions options, IStageReporter reporter, CancellationToken cancellationToken,

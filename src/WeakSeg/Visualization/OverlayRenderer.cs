@@ -112,7 +112,8 @@ public static class OverlayRenderer
         return result;
     }
 
-    static RgbImage HeatTile(RgbImage image, float[] plane)
+    /// <summary>Turbo colours of <paramref name="plane"/> (one value per pixel of the image) blended 50 % over the image.</summary>
+    public static RgbImage HeatTile(RgbImage image, float[] plane)
     {
         var src = image.Pixels;
         var dst = new byte[src.Length];
@@ -126,7 +127,8 @@ public static class OverlayRenderer
         return new RgbImage(image.Width, image.Height, dst);
     }
 
-    static RgbImage LabelTile(RgbImage image, LabelMap labels)
+    /// <summary>VOC colours of <paramref name="labels"/> blended 50 % over the image (nearest neighbour when the sizes differ).</summary>
+    public static RgbImage LabelTile(RgbImage image, LabelMap labels)
     {
         var src = image.Pixels;
         var dst = new byte[src.Length];
@@ -148,7 +150,7 @@ public static class OverlayRenderer
         return new RgbImage(w, h, dst);
     }
 
-    static SKBitmap ToBitmap(RgbImage image)
+    internal static SKBitmap ToBitmap(RgbImage image)
     {
         var bitmap = new SKBitmap(new SKImageInfo(image.Width, image.Height, SKColorType.Rgba8888, SKAlphaType.Opaque));
         var px = image.Pixels;
@@ -163,7 +165,7 @@ public static class OverlayRenderer
         return bitmap;
     }
 
-    static RgbImage FromBitmap(SKBitmap bitmap)
+    internal static RgbImage FromBitmap(SKBitmap bitmap)
     {
         var rgb = new byte[bitmap.Width * bitmap.Height * 3];
         int stride = bitmap.RowBytes;

@@ -19,12 +19,21 @@ public static class TrainingPlots
     /// Non-finite losses (logged as strings such as "NaN") are left out of the curve.</summary>
     public static void SaveLossCurve(string metricsJsonlPath, string pngPath, int width = DefaultWidth, int height = DefaultHeight)
     {
-        var points = ReadMetrics(metricsJsonlPath);
+        var title = Path.GetFileName(Path.GetDirectoryName(Path.GetFullPath(metricsJsonlPath))) is { Length: > 0 } run ? $"training: {run}" : "training";
+        AtomicFile.WriteAllBytes(pngPath, LossCurvePng(ReadMetrics(metricsJsonlPath), title, width, height, pngPath));
+    }
+
+    /// <summary>The loss curve of <see cref="SaveLossCurve"/> as PNG bytes, with <paramref name="title"/>; <paramref name="nameForErrors"/>
+    /// names the plot in errors.</summary>
+    public static byte[] LossCurvePng(IReadOnlyList<MetricsPoint> points, string title, int width = DefaultWidth, int height = DefaultHeight,
+        string nameForErrors = "loss curve")
+    {
         var finite = points.Where(p => double.IsFinite(p.Loss)).ToList();
         using var plot = new Plot();
         var loss = plot.Add.ScatterLine(finite.Select(p => (double)p.Step).ToArray(), finite.Select(p => p.Loss).ToArray());
         loss.LegendText = "loss";
         loss.LineWidth = 2;
+        loss.MarkerSize = finite.Count <= 20 ? 6 : 0;                                         // a short log (even one point) stays visible
         var lr = plot.Add.ScatterLine(points.Select(p => (double)p.Step).ToArray(), points.Select(p => p.LearningRate).ToArray());
         lr.LegendText = "learning rate";
         lr.LineWidth = 1.5f;
@@ -33,9 +42,9 @@ public static class TrainingPlots
         plot.Axes.Bottom.Label.Text = "step";
         plot.Axes.Left.Label.Text = "loss";
         plot.Axes.Right.Label.Text = "learning rate";
-        plot.Title(Path.GetFileName(Path.GetDirectoryName(Path.GetFullPath(metricsJsonlPath))) is { Length: > 0 } run ? $"training: {run}" : "training");
+        plot.Title(title);
         plot.ShowLegend(Alignment.UpperRight);
-        SavePng(plot, pngPath, width, height);
+        return PngBytes(plot, nameForErrors, width, height);
     }
 
     /// <summary>The sweep of <paramref name="sweep"/> (its defined points: a threshold whose mIoU is undefined is left out).</summary>
@@ -47,6 +56,12 @@ public static class TrainingPlots
 
     /// <summary>mIoU against the background threshold of a CAM sweep, best point marked.</summary>
     public static void SaveThresholdSweep(IReadOnlyList<double> thresholds, IReadOnlyList<double> miou, string pngPath,
+        int width = DefaultWidth, int height = DefaultHeight) =>
+        AtomicFile.WriteAllBytes(pngPath, ThresholdSweepPng(thresholds, miou, pngPath, width, height));
+
+    /// <summary>The chart of <see cref="SaveThresholdSweep(IReadOnlyList{double}, IReadOnlyList{double}, string, int, int)"/> as PNG bytes;
+    /// <paramref name="pngPath"/> names the plot in errors.</summary>
+    public static byte[] ThresholdSweepPng(IReadOnlyList<double> thresholds, IReadOnlyList<double> miou, string pngPath,
         int width = DefaultWidth, int height = DefaultHeight)
     {
         if (thresholds.Count == 0) throw WeakSegException.ForFile(pngPath, "threshold sweep has no points to plot");
@@ -69,12 +84,14 @@ public static class TrainingPlots
         var label = plot.Add.Text(string.Create(CultureInfo.InvariantCulture, $"best {miou[best]:0.####} at {thresholds[best]:0.###}"),
             thresholds[best], miou[best]);
         label.LabelFontColor = Colors.Red;
-        label.LabelAlignment = Alignment.LowerCenter;
+        double position = (thresholds[best] - thresholds.Min()) / Math.Max(1e-12, thresholds.Max() - thresholds.Min());
+        label.LabelAlignment = position < 0.25 ? Alignment.LowerLeft : position > 0.75 ? Alignment.LowerRight : Alignment.LowerCenter;   // stays inside the plot
         label.OffsetY = -10;
         plot.Axes.Bottom.Label.Text = "background threshold";
         plot.Axes.Left.Label.Text = "mIoU";
+        plot.Axes.Margins(bottom: 0.05, top: 0.25);                                          // room for the label above the best point
         plot.Title("CAM threshold sweep");
-        SavePng(plot, pngPath, width, height);
+        return PngBytes(plot, pngPath, width, height);
     }
 
     /// <summary>Reads a metrics.jsonl; blank lines are skipped. Errors name the file and the 1-based line.</summary>
@@ -116,11 +133,40 @@ public static class TrainingPlots
         throw new FormatException($"\"{name}\" is not a number");
     }
 
-    static void SavePng(Plot plot, string pngPath, int width, int height)
+    /// <summary>Grouped bars: one group per entry of <paramref name="groups"/>, one bar per series (its values by group; a null value
+    /// draws no bar), values in [0, 1] on an axis from 0 to a little above the largest value, with a legend of the series.</summary>
+    public static byte[] GroupedBarsPng(IReadOnlyList<string> groups, IReadOnlyList<(string Series, IReadOnlyList<double?> Values)> series,
+        string title, string valueLabel, int width = DefaultWidth, int height = DefaultHeight)
     {
-        if (width < 100 || height < 100) throw WeakSegException.ForFile(pngPath, $"plot size {width}x{height} is too small (at least 100x100)");
+        using var plot = new Plot();
+        int n = series.Count;
+        double barWidth = 0.8 / Math.Max(1, n);
+        var palette = new ScottPlot.Palettes.Category10();
+        for (int s = 0; s < n; s++)
+        {
+            var bars = new List<Bar>();
+            for (int g = 0; g < groups.Count; g++)
+                if (series[s].Values[g] is { } v && double.IsFinite(v))
+                    bars.Add(new Bar { Position = g + (s - (n - 1) / 2.0) * barWidth, Value = v, Size = barWidth * 0.95, FillColor = palette.GetColor(s) });
+            var plotted = plot.Add.Bars(bars);
+            plotted.LegendText = series[s].Series;
+            plotted.Color = palette.GetColor(s);
+        }
+        plot.Axes.Bottom.SetTicks(Enumerable.Range(0, groups.Count).Select(g => (double)g).ToArray(), groups.ToArray());
+        // up to the largest value plus room for the legend, in steps of 0.05, at most 1
+        double largest = series.SelectMany(x => x.Values).OfType<double>().Where(double.IsFinite).DefaultIfEmpty(1).Max();
+        double top = largest > 0 ? Math.Min(1, Math.Ceiling(largest * 1.3 / 0.05) * 0.05) : 1;
+        plot.Axes.SetLimits(-0.6, groups.Count - 0.4, 0, top);
+        plot.Axes.Left.Label.Text = valueLabel;
+        plot.Title(title);
+        plot.ShowLegend(Alignment.UpperRight);
+        return PngBytes(plot, title, width, height);
+    }
+
+    static byte[] PngBytes(Plot plot, string nameForErrors, int width, int height)
+    {
+        if (width < 100 || height < 100) throw WeakSegException.ForFile(nameForErrors, $"plot size {width}x{height} is too small (at least 100x100)");
         using var image = plot.GetImage(width, height);
-        var bytes = image.GetImageBytes(ImageFormat.Png);
-        AtomicFile.WriteAllBytes(pngPath, bytes);
+        return image.GetImageBytes(ImageFormat.Png);
     }
 }

@@ -220,11 +220,7 @@ public class PipelineCliTests
              "trainer": {"steps": 3, "batch_size": 4, "warmup_steps": 1}}
             """);
         var segConfig = dir.File("seg.json");
-        File.WriteAllText(segConfig, (WeakSeg.Segmentation.SegmentationConfig.Cpu with
-        {
-            Backbone = new WeakSeg.Models.Vit.VitConfig { PatchSize = 8, EmbedDim = 16, Depth = 1, NumHeads = 2 },
-            CropSize = 32, ClipPatchSize = 8, Steps = 3, BatchSize = 4, WarmupSteps = 1,
-        }).ToJson());
+        File.WriteAllText(segConfig, PipelineTestData.TinySegmentationConfigJson(steps: 3));
         var outDir = dir.File("out");
         string[] common = ["pipeline", "--method", "weaktr", "--fusion", "mean-sum", "--data", data, "--out", outDir, "--config", camConfig,
             "--seg-config", segConfig, "--scales", "1", "--map", "fused", "--threads", "2"];

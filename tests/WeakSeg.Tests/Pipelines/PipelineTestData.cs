@@ -36,6 +36,17 @@ public static class PipelineTestData
         ["trainer"] = new JsonObject { ["steps"] = steps, ["batch_size"] = 4, ["warmup_steps"] = 1, ["checkpoint_every"] = 2, ["log_every"] = 1, ["threads"] = 2 },
     };
 
+    /// <summary>The JSON a --seg-config file holds for a tiny segmenter on the 32 px data (null steps: the preset's).</summary>
+    public static string TinySegmentationConfigJson(long? steps = null)
+    {
+        var config = WeakSeg.Segmentation.SegmentationConfig.Cpu with
+        {
+            Backbone = new VitConfig { PatchSize = 8, EmbedDim = 16, Depth = 1, NumHeads = 2 },
+            CropSize = 32, ClipPatchSize = 8, BatchSize = 4, WarmupSteps = 1,
+        };
+        return (steps is { } s ? config with { Steps = s } : config).ToJson();
+    }
+
     public static MctFormerConfig TinyMctConfig(MctFormerVariant variant) => new()
     {
         Variant = variant, NumClasses = Classes, CamLayers = 2, Backbone = TinyBackbone,

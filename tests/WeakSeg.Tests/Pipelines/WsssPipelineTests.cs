@@ -51,7 +51,7 @@ public class StageLedgerTests
 [Collection("Torch")]
 public class WsssPipelineTests
 {
-    static WsssPipelineOptions TinyOptions(string data, string outDir) => new()
+    internal static WsssPipelineOptions TinyOptions(string data, string outDir) => new()
     {
         OutDirectory = outDir,
         DataRoot = data,

@@ -1,0 +1,108 @@
+using System.CommandLine;
+using System.Globalization;
+using WeakSeg.Evaluation;
+using WeakSeg.Methods;
+using WeakSeg.Pipelines;
+using WeakSeg.Segmentation;
+
+namespace WeakSeg.Cli.Commands;
+
+/// <summary>
+/// The options of one pipeline run besides its method and output folder, shared by `pipeline` and `compare` (which passes the same
+/// values to the pipeline of every method it compares).
+/// </summary>
+internal sealed class PipelineOptions
+{
+    readonly RecipeOptions _recipe = new();
+    readonly Option<string?> _data = new("--data") { Description = "Dataset root in VOC layout (default: generate the built-in benchmark into OUT/data)." };
+    readonly Option<string> _split = new("--split") { Description = "Training split: image labels for the CAM model, pseudo labels for the segmenter; its masks score cam_miou and pseudo_miou.", DefaultValueFactory = _ => "train" };
+    readonly Option<string> _valSplit = new("--val-split") { Description = "Split scored by val_miou and upper_bound_miou.", DefaultValueFactory = _ => "val" };
+    readonly Option<string> _preset = new("--preset") { Description = "cpu (small ViTs for the 96×96 benchmark) or paper (DeiT-S, the papers' schedules).", DefaultValueFactory = _ => "cpu" };
+    readonly Option<string?> _config = new("--config") { Description = "JSON laid over the CAM recipe: {\"model\": {...}, \"trainer\": {...}, \"augmentation\": {...}} (as for `weakseg train`)." };
+    readonly Option<string?> _segConfig = new("--seg-config") { Description = "Segmenter configuration JSON (the \"config\" object of a seg-train run's config.json) instead of the preset's." };
+    readonly Option<long?> _camSteps = new("--cam-steps") { Description = "CAM training steps (default: the preset's)." };
+    readonly Option<long?> _segSteps = new("--seg-steps") { Description = "Segmenter training steps (default: the preset's)." };
+    readonly Option<string?> _map = new("--map") { Description = "Map for the pseudo labels: refined, fused, class-to-patch or patch-cam (default: paper preset refined, the papers' final map; cpu preset class-to-patch, the best map of a ViT trained from scratch)." };
+    readonly Option<string> _scales = new("--scales") { Description = "Comma-separated map inference scales.", DefaultValueFactory = _ => CamCommand.FormatScales(new LocalizationOptions().Scales) };
+    readonly Option<bool> _noFlip = new("--no-flip") { Description = "Maps without the horizontally flipped image." };
+    readonly Option<string> _thresholds = new("--thresholds") { Description = "Background thresholds of the CAM sweep: START:STOP:STEP or a comma list.", DefaultValueFactory = _ => "0:0.95:0.05" };
+    readonly Option<double?> _threshold = new("--threshold") { Description = $"Background threshold of the pseudo labels (default: the method's preset value from its official code, which reads no pixel label: {PresetThresholds()})." };
+    readonly Option<bool> _oracleThreshold = new("--oracle-threshold") { Description = "Take the pseudo-label threshold from the sweep on the training split's ground-truth masks (the official scripts' practice; uses pixel labels, marked \"oracle\" in report.json)." };
+    readonly Option<string> _decoders = new("--decoders") { Description = "Comma list of decoders retrained on the pseudo labels: gradclip, naive. The first gives val_miou.", DefaultValueFactory = _ => "gradclip" };
+    readonly Option<bool> _noUpperBound = new("--no-upper-bound") { Description = "Skip the segmenter trained on ground-truth masks (upper_bound_miou)." };
+    readonly Option<bool> _crf = new("--crf") { Description = "Dense CRF on the segmenter's probabilities at val inference (WeakTr's post-processing)." };
+    readonly Option<string> _stopAfter = new("--stop-after") { Description = "cam (maps + cam_miou), pseudo (+ pseudo_miou) or segmentation (everything).", DefaultValueFactory = _ => "segmentation" };
+    readonly Option<long> _seed = new("--seed") { Description = "Seed of every training stage (a CPU run is repeatable).", DefaultValueFactory = _ => 0 };
+    readonly Option<string> _device = new("--device") { Description = "cpu or cuda[:N].", DefaultValueFactory = _ => "cpu" };
+    readonly Option<int> _threads = new("--threads") { Description = "libtorch intra-op threads (0 = libtorch's choice).", DefaultValueFactory = _ => 0 };
+    readonly Option<int> _workers = new("--workers") { Description = "Image-decoding threads (never changes the batches).", DefaultValueFactory = _ => 2 };
+
+    public PipelineOptions()
+    {
+        _preset.AcceptOnlyFromAmong("cpu", "paper");
+        _map.AcceptOnlyFromAmong([.. LocalizationMapKindNames.All]);
+        _stopAfter.AcceptOnlyFromAmong("cam", "pseudo", "segmentation");
+    }
+
+    public IEnumerable<Option> All => new Option[] { _data, _split, _valSplit, _preset, _config, _segConfig, _camSteps, _segSteps, _map, _scales, _noFlip,
+        _thresholds, _threshold, _oracleThreshold, _decoders, _noUpperBound, _crf, _stopAfter, _seed, _device, _threads, _workers }.Concat(_recipe.All);
+
+    /// <summary>The pipeline options of <paramref name="method"/> writing to <paramref name="outDirectory"/>.</summary>
+    public WsssPipelineOptions Build(ParseResult parseResult, string method, string outDirectory)
+    {
+        var presetName = parseResult.GetValue(_preset)!;
+        var recipe = TrainRecipe.Preset(method, MethodRegistry.ParsePreset(presetName), 20);
+        if (parseResult.GetValue(_config) is { } configPath) recipe = recipe.Overlay(configPath);
+        recipe = _recipe.Apply(recipe, parseResult);
+        if (parseResult.GetValue(_camSteps) is { } cs)
+            recipe = recipe with { Trainer = recipe.Trainer with { Steps = cs, WarmupSteps = Math.Min(recipe.Trainer.WarmupSteps, cs / 10) } };
+        var seg = parseResult.GetValue(_segConfig) is { } segPath ? ReadSegmentationConfig(segPath) : SegmentationConfig.FromPreset(presetName);
+        if (parseResult.GetValue(_segSteps) is { } ss) seg = seg with { Steps = ss, WarmupSteps = Math.Min(seg.WarmupSteps, ss / 10) };
+        return new WsssPipelineOptions
+        {
+            OutDirectory = outDirectory,
+            DataRoot = parseResult.GetValue(_data),
+            TrainSplit = parseResult.GetValue(_split)!,
+            ValSplit = parseResult.GetValue(_valSplit)!,
+            CamRecipe = recipe,
+            Preset = MethodRegistry.ParsePreset(presetName),
+            Localization = new LocalizationOptions { Scales = CamCommand.ParseScales(parseResult.GetValue(_scales)!), Flip = !parseResult.GetValue(_noFlip) },
+            MapKind = parseResult.GetValue(_map) is { } m ? CamCommand.ParseMap(m) : null,
+            Thresholds = CamThresholdSweep.ParseThresholds(parseResult.GetValue(_thresholds)!),
+            PseudoThreshold = parseResult.GetValue(_threshold),
+            OracleThreshold = parseResult.GetValue(_oracleThreshold),
+            Segmentation = seg,
+            Decoders = ParseDecoders(parseResult.GetValue(_decoders)!),
+            UpperBound = !parseResult.GetValue(_noUpperBound),
+            Crf = parseResult.GetValue(_crf),
+            StopAfter = parseResult.GetValue(_stopAfter) switch { "cam" => PipelineEnd.Cam, "pseudo" => PipelineEnd.Pseudo, _ => PipelineEnd.Segmentation },
+            Seed = parseResult.GetValue(_seed),
+            Device = parseResult.GetValue(_device)!,
+            Threads = parseResult.GetValue(_threads),
+            Workers = parseResult.GetValue(_workers),
+            Group = WeakSeg.Runtime.ProcessGroup.World,
+        };
+    }
+
+    /// <summary>"name value, …" of every registered method's preset pseudo-label threshold, for help texts.</summary>
+    internal static string PresetThresholds() => string.Join(", ", MethodRegistry.Names.Select(n =>
+        n + " " + MethodRegistry.Get(n).DefaultConfig(MethodPreset.Cpu, 20).PseudoLabelThreshold.Value.ToString(CultureInfo.InvariantCulture)));
+
+    internal static IReadOnlyList<SegmentationDecoderLoss> ParseDecoders(string text)
+    {
+        var names = text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+        if (names.Length == 0) throw new WeakSegException("--decoders: give at least one of gradclip, naive");
+        return names.Select(n => n.ToLowerInvariant() switch
+        {
+            "gradclip" => SegmentationDecoderLoss.GradientClipping,
+            "naive" => SegmentationDecoderLoss.Naive,
+            _ => throw new WeakSegException($"--decoders: unknown decoder '{n}' (known: gradclip, naive)"),
+        }).Distinct().ToList();
+    }
+
+    static SegmentationConfig ReadSegmentationConfig(string path)
+    {
+        if (!File.Exists(path)) throw WeakSegException.ForFile(path, "segmentation configuration not found");
+        return SegmentationConfig.FromJson(File.ReadAllText(path), path);
+    }
+}

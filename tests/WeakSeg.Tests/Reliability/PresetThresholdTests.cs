@@ -39,7 +39,10 @@ public class PresetThresholdTests
     public void Every_registered_method_has_a_row_here_so_a_new_method_must_state_its_threshold()
     {
         var listed = Expected.Select(row => (string)row[0]).ToHashSet();
-        Assert.Equal([], MethodRegistry.Names.Where(name => !listed.Contains(name)).ToArray());
+        // methods that WeakSeg registers (other tests register their own, whose configurations live in the test assembly)
+        var builtIn = MethodRegistry.Names.Where(name =>
+            MethodRegistry.Get(name).DefaultConfig(MethodPreset.Cpu, 5).GetType().Assembly == typeof(MethodRegistry).Assembly);
+        Assert.Equal([], builtIn.Where(name => !listed.Contains(name)).ToArray());
     }
 
     [Fact]

@@ -1,10 +1,10 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using Spectre.Console;
 using TorchSharp;
 using WeakSeg.Methods;
-using System.Text.Json.Nodes;
 using WeakSeg.Models.Vit;
 using WeakSeg.Pipelines;
 using WeakSeg.Runtime;
@@ -65,6 +65,23 @@ internal sealed record BenchTrainSettings(string ModelName, string Method, IMeth
         return recipe.Overlay(overlay, $"--model {model} (method {recipe.Method})");
     }
 
+    /// <summary>
+    /// <paramref name="recipe"/> changed by <paramref name="set"/> (the <c>--set</c> options), which may change only the model section:
+    /// a bench run's trainer and data are its own (<c>--steps-long</c>, <c>--batch-size</c>, <c>--threads</c>), so a trainer or
+    /// augmentation field would be silently ignored and is refused.
+    /// </summary>
+    public static TrainRecipe WithModelFields(TrainRecipe recipe, Func<TrainRecipe, TrainRecipe> set)
+    {
+        var changed = set(recipe);
+        var before = recipe.ToJson();
+        var after = changed.ToJson();
+        foreach (var section in new[] { TrainRecipe.TrainerKey, TrainRecipe.AugmentationKey })
+            if (!JsonNode.DeepEquals(before[section], after[section]))
+                throw new WeakSegException($"--set {section}.…: bench train sets only {TrainRecipe.ModelKey}.FIELD (its trainer and data are fixed; " +
+                                           "use --steps-long, --batch-size, --threads)");
+        return changed;
+    }
+
     IWsssMethodFactory Factory => MethodRegistry.Get(Method);
 
     /// <summary>Whether <see cref="TrainFlopsPerImage"/> counts the method's heads (true) or only its backbone (a lower bound).</summary>
@@ -116,8 +133,8 @@ internal sealed record BenchTrainResult(BenchTrainSettings Settings, int Threads
 
 /// <summary>
 /// `weakseg bench train`: training throughput of a registered method (default <see cref="BenchTrainSettings.DefaultMethod"/>) on
-/// fixed random tensors (no disk I/O), trained by the shared <see cref="Trainer"/> with the method's own loss, as a fraction of this machine's 1024³ float32 GEMM speed measured in the same run, plus resident
-/// memory at two steps (the "memory stays flat" check).
+/// fixed random tensors (no disk I/O), trained by the shared <see cref="Trainer"/> with the method's own loss, as a fraction of
+/// this machine's 1024³ float32 GEMM speed measured in the same run, plus resident memory at two steps (the "memory stays flat" check).
 /// </summary>
 public static class BenchTrainCommand
 {
@@ -167,7 +184,8 @@ public static class BenchTrainCommand
         cmd.SetAction(parseResult =>
         {
             var name = parseResult.GetValue(model)!;
-            var recipe = recipeOptions.Apply(BenchTrainSettings.Preset(name, parseResult.GetValue(method)!), parseResult);
+            var recipe = BenchTrainSettings.WithModelFields(BenchTrainSettings.Preset(name, parseResult.GetValue(method)!),
+                r => recipeOptions.Apply(r, parseResult));
             if (parseResult.GetValue(imageSize) is int size) recipe = recipe.WithImageSize(size);
             long n = parseResult.GetValue(steps);
             var settings = new BenchTrainSettings(name, recipe.Method, recipe.ModelConfig, parseResult.GetValue(batchSize), n,

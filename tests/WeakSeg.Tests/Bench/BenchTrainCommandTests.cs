@@ -162,6 +162,19 @@ public sealed class BenchTrainCommandTests
     }
 
     [Fact]
+    public void SetOfATrainerField_IsRefusedNotIgnored()
+    {
+        var (code, errors) = RunCli("bench", "train", "--set", "trainer.steps=5", "--steps-long", "4");
+        Assert.NotEqual(0, code);
+        var line = Assert.Single(errors.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.Contains("--set trainer.", line);
+        Assert.Contains("only model.FIELD", line);
+        var unknown = RunCli("bench", "train", "--method", "weaktr", "--set", "model.no_such_field=1", "--steps-long", "4");
+        Assert.NotEqual(0, unknown.Code);
+        Assert.Contains("no_such_field", Assert.Single(unknown.Errors.Split('\n', StringSplitOptions.RemoveEmptyEntries)));
+    }
+
+    [Fact]
     public void UnknownMethod_IsOneClearLine()
     {
         var (code, errors) = RunCli("bench", "train", "--method", "no-such-method", "--steps-long", "4");

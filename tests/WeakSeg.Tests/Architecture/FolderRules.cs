@@ -56,7 +56,7 @@ public static class FolderRules
     /// Types outside Methods that still name a method's folder (known debts, each with its way out). Everything else outside Methods
     /// reaches methods through the registry only.
     /// </summary>
-    public static readonly string[] KnownMethodUsers = ["WeakSeg.Cli.Commands.BenchTrainCommand", "WeakSeg.Cli.Commands.BenchTrainSettings"];
+    public static readonly string[] KnownMethodUsers = [];
 
     /// <summary>The room of a namespace: "WeakSeg" → Root, "WeakSeg.Data.Synthetic" → "Data", "WeakSeg.Cli.Commands" → Cli.</summary>
     public static string RoomOf(string ns)

@@ -1,6 +1,9 @@
 using System.Text.Json;
 using WeakSeg.Cli;
 using WeakSeg.Cli.Commands;
+using WeakSeg.Methods;
+using WeakSeg.Methods.MctFormer;
+using WeakSeg.Models.Vit;
 using WeakSeg.Tests.Support;
 
 namespace WeakSeg.Tests.Bench;
@@ -26,6 +29,10 @@ public sealed class BenchTrainCommandTests
             Assert.True(r.TryGetProperty(key, out _), $"missing key {key}");
 
         Assert.Equal("cpu", r.GetProperty("model").GetString());
+        Assert.Equal("mctformer-v2", r.GetProperty("method").GetString());
+        Assert.Equal("V2", r.GetProperty("variant").GetString());
+        Assert.Equal(BenchTrainSettings.ExactFlopsLabel, r.GetProperty("flops_label").GetString());
+        Assert.True(r.GetProperty("flops_exact").GetBoolean());
         Assert.Equal(30, Get(r, "steps"));
         Assert.Equal(2, Get(r, "batch_size"));
         Assert.Equal(1, Get(r, "threads"));
@@ -54,7 +61,7 @@ public sealed class BenchTrainCommandTests
     [Fact]
     public void ProbeStepNotBeforeTheLastStep_IsRejectedWithTheOptionName()
     {
-        var settings = new BenchTrainSettings("cpu", BenchTrainSettings.CpuModel, BatchSize: 2, Steps: 30, ProbeStep: 30, WarmupSteps: 5, Threads: 0);
+        var settings = new BenchTrainSettings("cpu", BenchTrainSettings.DefaultMethod, BenchTrainSettings.Preset("cpu").ModelConfig, BatchSize: 2, Steps: 30, ProbeStep: 30, WarmupSteps: 5, Threads: 0);
         var e = Assert.Throws<WeakSegException>(settings.EnsureValid);
         Assert.Contains("--probe-step", e.Message);
         Assert.Contains("[1, 30)", e.Message);
@@ -63,8 +70,8 @@ public sealed class BenchTrainCommandTests
     [Fact]
     public void ImageSizeNotAMultipleOfThePatch_IsRejectedBeforeTorchRuns()
     {
-        var model = BenchTrainSettings.CpuModel;
-        var settings = new BenchTrainSettings("cpu", model with { Backbone = model.Backbone with { ImageSize = 36 } }, 2, 30, 10, 5, 0);
+        var model = BenchTrainSettings.Preset("cpu").WithImageSize(36).ModelConfig;
+        var settings = new BenchTrainSettings("cpu", BenchTrainSettings.DefaultMethod, model, 2, 30, 10, 5, 0);
         var e = Assert.Throws<WeakSegException>(settings.EnsureValid);
         Assert.Contains("ImageSize must be a multiple of PatchSize (got 36, 8)", e.Message);
     }
@@ -72,10 +79,109 @@ public sealed class BenchTrainCommandTests
     [Fact]
     public void Presets_HaveThePaperAndCpuShapes()
     {
-        var cpu = BenchTrainSettings.Preset("cpu");
-        Assert.Equal((96, 8, 192, 6, 4, 10), (cpu.Backbone.ImageSize, cpu.Backbone.PatchSize, cpu.Backbone.EmbedDim, cpu.Backbone.Depth, cpu.Backbone.NumHeads, cpu.NumClasses));
-        var deit = BenchTrainSettings.Preset("deit-s");
-        Assert.Equal((224, 16, 384, 12, 6, 20), (deit.Backbone.ImageSize, deit.Backbone.PatchSize, deit.Backbone.EmbedDim, deit.Backbone.Depth, deit.Backbone.NumHeads, deit.NumClasses));
+        var cpu = BenchTrainSettings.Preset("cpu").ModelConfig;
+        var b = cpu.BackboneConfig;
+        Assert.Equal((96, 8, 192, 6, 4, 10), (b.ImageSize, b.PatchSize, b.EmbedDim, b.Depth, b.NumHeads, cpu.NumClasses));
+        var deit = BenchTrainSettings.Preset("deit-s").ModelConfig;
+        b = deit.BackboneConfig;
+        Assert.Equal((224, 16, 384, 12, 6, 20), (b.ImageSize, b.PatchSize, b.EmbedDim, b.Depth, b.NumHeads, deit.NumClasses));
         Assert.Contains("unknown model", Assert.Throws<WeakSegException>(() => BenchTrainSettings.Preset("vit-h")).Message);
+        // The default method's configurations are the MCTformer-V2 records the benchmark has always trained.
+        Assert.Equal(new MctFormerConfig { Variant = MctFormerVariant.V2, NumClasses = 10, Backbone = new VitConfig { ImageSize = 96, PatchSize = 8, EmbedDim = 192, Depth = 6, NumHeads = 4 } }, cpu);
+        Assert.Equal(new MctFormerConfig { Variant = MctFormerVariant.V2, NumClasses = 20, Backbone = VitConfig.Small with { ImageSize = 224 } }, deit);
+    }
+
+    [Fact]
+    public void Presets_OfAnotherMethod_KeepItsOwnFieldsAndTakeTheBenchBackboneShape()
+    {
+        var config = BenchTrainSettings.Preset("cpu", BuiltInMethods.WeakTr).ModelConfig;
+        var paper = MethodRegistry.Get(BuiltInMethods.WeakTr).DefaultConfig(MethodPreset.Paper, 10);
+        var b = config.BackboneConfig;
+        Assert.Equal((96, 8, 192, 6, 4, 10), (b.ImageSize, b.PatchSize, b.EmbedDim, b.Depth, b.NumHeads, config.NumClasses));
+        Assert.Equal(paper.BackboneConfig with { ImageSize = 96, PatchSize = 8, EmbedDim = 192, Depth = 6, NumHeads = 4 }, b);
+        var factory = MethodRegistry.Get(BuiltInMethods.WeakTr);
+        var fields = factory.ConfigToJson(config).AsObject();
+        var paperFields = factory.ConfigToJson(paper).AsObject();
+        Assert.Equal(paperFields.Select(f => f.Key), fields.Select(f => f.Key));
+        foreach (var (key, value) in paperFields.Where(f => f.Key != "backbone"))
+            Assert.True(System.Text.Json.Nodes.JsonNode.DeepEquals(value, fields[key]), $"{key} differs from the paper configuration");
+    }
+
+    static (int Code, string Errors) RunCli(params string[] args)
+    {
+        var previous = Console.Error;
+        var capture = new StringWriter();
+        Console.SetError(capture);
+        try { return (Program.Run(args), capture.ToString()); }
+        finally { Console.SetError(previous); }
+    }
+
+    /// <summary>A tiny bench run of <paramref name="extra"/>'s method; returns the JSON report's root.</summary>
+    static JsonElement TinyRun(params string[] extra)
+    {
+        using var dir = TestPaths.NewTempDir();
+        var json = dir.File("bench.json");
+        int exit = Program.Run(["bench", "train", "--json", json, "--steps-long", "12", "--probe-step", "4", "--warmup-steps", "2",
+            "--image-size", "32", "--batch-size", "2", "--gemm-size", "128", "--threads", "1", .. extra]);
+        Assert.Equal(0, exit);
+        using var doc = JsonDocument.Parse(File.ReadAllText(json));
+        return doc.RootElement.Clone();
+    }
+
+    // WeakTr on the cpu backbone at 32²: N = 16 patches, T = 16 + 10 class tokens = 26, D = 192, depth 6 → the backbone forward is
+    // the MCTformer count above without its 552 960-FLOP head: 142 313 472; training = 3 × forward. Heads not counted: a lower bound.
+    const double WeakTrBackboneFlops = 426_940_416;
+
+    [Fact]
+    public void WeakTr_TrainsWithItsOwnLoss_AndReportsBackboneFlopsAsALowerBound()
+    {
+        var r = TinyRun("--method", "weaktr");
+        Assert.Equal("weaktr", r.GetProperty("method").GetString());
+        Assert.Equal(BenchTrainSettings.BackboneFlopsLabel, r.GetProperty("flops_label").GetString());
+        Assert.Equal("backbone FLOPs (lower bound)", r.GetProperty("flops_label").GetString());
+        Assert.False(r.GetProperty("flops_exact").GetBoolean());
+        Assert.False(r.TryGetProperty("variant", out _));
+        Assert.Equal(WeakTrBackboneFlops, Get(r, "flops_per_image"));
+        Assert.Equal("Aaf", r.GetProperty("model_config").GetProperty("fusion").GetString(), ignoreCase: true);
+        double ips = Get(r, "images_per_s");
+        Assert.True(ips > 0);
+        Assert.Equal(10 * 2 / Get(r, "timed_seconds"), ips, 1e-9);                                 // 10 timed steps × 2 images
+        Assert.Equal(ips * WeakTrBackboneFlops / 1e9, Get(r, "achieved_gflops"), 1e-9);
+        Assert.True(float.IsFinite((float)Get(r, "loss_first")) && float.IsFinite((float)Get(r, "loss_last")));
+    }
+
+    [Fact]
+    public void Set_ChangesTheMethodsConfiguration_PooledAttentionMapsRuns()
+    {
+        var r = TinyRun("--method", "weaktr", "--set", "model.fusion=pooled-attention-maps");
+        Assert.Equal("weaktr", r.GetProperty("method").GetString());
+        Assert.Equal("backbone FLOPs (lower bound)", r.GetProperty("flops_label").GetString());
+        Assert.Equal(WeakTrBackboneFlops, Get(r, "flops_per_image"));
+        Assert.Equal("PooledAttentionMaps", r.GetProperty("model_config").GetProperty("fusion").GetString()!.Replace("-", "").Replace("_", ""), ignoreCase: true);
+        Assert.True(Get(r, "images_per_s") > 0);
+    }
+
+    [Fact]
+    public void SetOfATrainerField_IsRefusedNotIgnored()
+    {
+        var (code, errors) = RunCli("bench", "train", "--set", "trainer.steps=5", "--steps-long", "4");
+        Assert.NotEqual(0, code);
+        var line = Assert.Single(errors.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.Contains("--set trainer.", line);
+        Assert.Contains("only model.FIELD", line);
+        var unknown = RunCli("bench", "train", "--method", "weaktr", "--set", "model.no_such_field=1", "--steps-long", "4");
+        Assert.NotEqual(0, unknown.Code);
+        Assert.Contains("no_such_field", Assert.Single(unknown.Errors.Split('\n', StringSplitOptions.RemoveEmptyEntries)));
+    }
+
+    [Fact]
+    public void UnknownMethod_IsOneClearLine()
+    {
+        var (code, errors) = RunCli("bench", "train", "--method", "no-such-method", "--steps-long", "4");
+        Assert.NotEqual(0, code);
+        var lines = errors.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Single(lines);
+        Assert.Contains("unknown method 'no-such-method'", lines[0]);
+        Assert.Contains("weaktr", lines[0]);
     }
 }

@@ -1,4 +1,5 @@
 using WeakSeg.Models.Vit;
+using WeakSeg.Training.Bench;
 
 namespace WeakSeg.Methods.MctFormer;
 
@@ -10,7 +11,7 @@ public enum MctFormerVariant
 }
 
 /// <summary>MCTformer model and map settings. Defaults: the paper's VOC setup (shared/specs README "Verified facts").</summary>
-public sealed record MctFormerConfig : IMethodConfig<MctFormerConfig>
+public sealed record MctFormerConfig : IMethodConfig<MctFormerConfig>, ITrainFlopCount
 {
     /// <summary>The paper's VOC setup: V2, DeiT-S/16 at 224, the last 3 layers' class-to-patch attention.</summary>
     public static MctFormerConfig Paper => new();
@@ -46,6 +47,14 @@ public sealed record MctFormerConfig : IMethodConfig<MctFormerConfig>
     public MctFormerConfig WithNumClasses(int numClasses) => this with { NumClasses = numClasses };
 
     public MctFormerConfig WithImageSize(int imageSize) => this with { Backbone = Backbone with { ImageSize = imageSize } };
+
+    /// <summary>3 × (ViT forward with K class tokens + V2's PatchCAM head, a 3×3 conv from D to K channels on the patch grid).
+    /// V1 has no head with matmuls: its class scores average the class tokens.</summary>
+    public double TrainFlopsPerImage()
+    {
+        var dims = TrainFlops.Dims(BackboneConfig);
+        return VitFlops.TrainStep(dims, Variant == MctFormerVariant.V2 ? VitFlops.ConvHead3x3(dims, NumClasses) : 0);
+    }
 
     public IReadOnlyList<string> Validate()
     {

@@ -37,6 +37,7 @@ public sealed class CliProcess : IDisposable
         foreach (var a in args) psi.ArgumentList.Add(a);
         psi.Environment["NO_COLOR"] = "1";
         foreach (var (key, value) in environment ?? new Dictionary<string, string>()) psi.Environment[key] = value;
+        StopIgnoringSigInt();
         return new CliProcess(Process.Start(psi)!);
     }
 
@@ -74,6 +75,24 @@ public sealed class CliProcess : IDisposable
         if (!_process.HasExited) _process.Kill(entireProcessTree: true);
         _process.Dispose();
     }
+
+    /// <summary>
+    /// A process started in the background by a non-interactive shell (`cmd &amp;`, nohup, some CI runners) ignores SIGINT, and a
+    /// child inherits an ignored signal across exec, so the CLI would never see the Ctrl-C a test sends it. When this process
+    /// ignores SIGINT (bit 2 of SigIgn in /proc/self/status), it is set back to the default action, which the child then inherits
+    /// and replaces with its own handler. (While SIGINT is ignored the runtime has no handler of its own to lose.)
+    /// </summary>
+    static void StopIgnoringSigInt()
+    {
+        if (!OperatingSystem.IsLinux()) return;
+        var line = File.ReadLines("/proc/self/status").FirstOrDefault(l => l.StartsWith("SigIgn:", StringComparison.Ordinal));
+        if (line is null) return;
+        ulong ignored = Convert.ToUInt64(line["SigIgn:".Length..].Trim(), 16);
+        if ((ignored & (1UL << (SigInt - 1))) != 0) SetSignalAction(SigInt, IntPtr.Zero);                 // SIG_DFL
+    }
+
+    [DllImport("libc", EntryPoint = "signal")]
+    static extern IntPtr SetSignalAction(int signal, IntPtr handler);
 
     [DllImport("libc", EntryPoint = "kill", SetLastError = true)]
     static extern int Kill(int pid, int signal);

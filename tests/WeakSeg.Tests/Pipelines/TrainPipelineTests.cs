@@ -13,17 +13,6 @@ namespace WeakSeg.Tests.Pipelines;
 [Collection("Torch")]
 public class TrainPipelineTests
 {
-    sealed class CancelAt(long step, CancellationTokenSource source) : IProgress<ProgressUpdate>
-    {
-        public void Report(ProgressUpdate value) { if (value.Done == step) source.Cancel(); }
-    }
-
-    static Dictionary<string, float[]> Weights(string runDir)
-    {
-        using var method = TrainPipeline.LoadTrained(runDir, out _);
-        return method.Model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.data<float>().ToArray());
-    }
-
     [Theory]
     [InlineData(BuiltInMethods.MctFormerV2)]
     [InlineData("mctformer-plus")]
@@ -33,22 +22,11 @@ public class TrainPipelineTests
         var data = PipelineTestData.MakeData(dir.File("data"));
         var recipe = PipelineTestData.TinyRecipe(methodName, steps: 4);      // 8 images / batch 4 → 2 steps per epoch: the resume crosses an epoch
 
-        var full = TrainPipeline.Run(new TrainRequest { DataRoot = data, RunDirectory = dir.File("full"), Recipe = recipe });
-        Assert.True(full.Result.Completed);
-
-        using (var cancel = new CancellationTokenSource())
-        {
-            var first = TrainPipeline.Run(new TrainRequest { DataRoot = data, RunDirectory = dir.File("split"), Recipe = recipe },
-                progress: new CancelAt(2, cancel), cancellationToken: cancel.Token);
-            Assert.False(first.Result.Completed);
-            Assert.Equal(2, first.Result.Step);
-        }
-        var second = TrainPipeline.Run(new TrainRequest { DataRoot = data, RunDirectory = dir.File("split"), Recipe = recipe, Resume = true });
-        Assert.True(second.Result.Completed);
+        var (full, second) = TrainedRuns.UninterruptedAndResumed(dir, data, recipe, stopAfter: 2);
         Assert.Equal(full.Result.LastLoss, second.Result.LastLoss);
 
-        var a = Weights(dir.File("full"));
-        var b = Weights(dir.File("split"));
+        var a = TrainedRuns.Weights(dir.File("full"));
+        var b = TrainedRuns.Weights(dir.File("split"));
         Assert.Equal(a.Keys.Order(), b.Keys.Order());
         foreach (var (key, values) in a) Assert.True(values.SequenceEqual(b[key]), $"weights '{key}' differ after resume");
         // Training changed the weights (the comparison is not between two untouched initialisations).

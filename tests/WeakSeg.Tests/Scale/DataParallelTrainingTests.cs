@@ -19,11 +19,7 @@ public class DataParallelTrainingTests(Xunit.Abstractions.ITestOutputHelper outp
     /// A wrong reduction (sum instead of mean, one rank's gradient only, unsynchronised weights) moves weights by ≥ 1e-4.</summary>
     const float Tolerance = 2e-5f;
 
-    static Dictionary<string, float[]> Weights(string runDir, string? weights = null)
-    {
-        using var method = TrainPipeline.LoadTrained(runDir, out _, weights);
-        return method.Model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.data<float>().ToArray());
-    }
+    static Dictionary<string, float[]> Weights(string runDir, string? weights = null) => TrainedRuns.Weights(runDir, weights);
 
     static float MaxDifference(Dictionary<string, float[]> a, Dictionary<string, float[]> b)
     {

@@ -245,39 +245,18 @@ public class FsrMethodTests
         ["trainer"] = new JsonObject { ["steps"] = steps, ["batch_size"] = 4, ["warmup_steps"] = 1, ["checkpoint_every"] = 2, ["log_every"] = 1, ["threads"] = 2 },
     }, "<test>");
 
-    sealed class CancelAt(long step, CancellationTokenSource source) : IProgress<ProgressUpdate>
-    {
-        public void Report(ProgressUpdate value) { if (value.Done == step) source.Cancel(); }
-    }
-
-    static Dictionary<string, float[]> RunWeights(string runDir)
-    {
-        using var method = TrainPipeline.LoadTrained(runDir, out _);
-        return Snapshot(method.Model);
-    }
-
     [Fact]
     public void Training_saves_the_teacher_and_resumes_exactly()
     {
         using var dir = TestPaths.NewTempDir();
         var data = PipelineTestData.MakeData(dir.File("data"));
         var recipe = TinyRecipe(steps: 4);
-        var full = TrainPipeline.Run(new TrainRequest { DataRoot = data, RunDirectory = dir.File("full"), Recipe = recipe });
-        Assert.True(full.Result.Completed);
+        var (full, second) = TrainedRuns.UninterruptedAndResumed(dir, data, recipe, stopAfter: 2);
         Assert.True(double.IsFinite(full.Result.LastLoss));
-        using (var cancel = new CancellationTokenSource())
-        {
-            var first = TrainPipeline.Run(new TrainRequest { DataRoot = data, RunDirectory = dir.File("split"), Recipe = recipe },
-                progress: new CancelAt(2, cancel), cancellationToken: cancel.Token);
-            Assert.False(first.Result.Completed);
-            Assert.Equal(2, first.Result.Step);
-        }
-        var second = TrainPipeline.Run(new TrainRequest { DataRoot = data, RunDirectory = dir.File("split"), Recipe = recipe, Resume = true });
-        Assert.True(second.Result.Completed);
         Assert.Equal(full.Result.LastLoss, second.Result.LastLoss);
 
-        var a = RunWeights(dir.File("full"));
-        var b = RunWeights(dir.File("split"));
+        var a = TrainedRuns.Weights(dir.File("full"));
+        var b = TrainedRuns.Weights(dir.File("split"));
         Assert.Equal(a.Keys.Order(), b.Keys.Order());
         Assert.Contains("teacher.encoder.cls_blocks.0.attn.q.weight", a.Keys);
         Assert.Contains("patch_center", a.Keys);

@@ -1,0 +1,40 @@
+using WeakSeg.Pipelines;
+using Xunit;
+
+namespace WeakSeg.Tests.Support;
+
+/// <summary>Reading trained run folders back, and the interrupted-then-resumed training that resume tests compare.</summary>
+public static class TrainedRuns
+{
+    /// <summary>The weights of a trained run (its final weights, or <paramref name="weights"/>), by state_dict key.</summary>
+    public static Dictionary<string, float[]> Weights(string runDir, string? weights = null)
+    {
+        using var method = TrainPipeline.LoadTrained(runDir, out _, weights);
+        return method.Model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.data<float>().ToArray());
+    }
+
+    /// <summary>
+    /// Trains <paramref name="recipe"/> on <paramref name="data"/> uninterrupted in <c>dir/full</c>, and in <c>dir/split</c> stopped
+    /// (cancelled) after <paramref name="stopAfter"/> steps, then resumed to the end. Returns both runs' outcomes.
+    /// </summary>
+    public static (TrainOutcome Full, TrainOutcome Resumed) UninterruptedAndResumed(TempDir dir, string data, TrainRecipe recipe, long stopAfter)
+    {
+        var full = TrainPipeline.Run(new TrainRequest { DataRoot = data, RunDirectory = dir.File("full"), Recipe = recipe });
+        Assert.True(full.Result.Completed);
+        using (var cancel = new CancellationTokenSource())
+        {
+            var first = TrainPipeline.Run(new TrainRequest { DataRoot = data, RunDirectory = dir.File("split"), Recipe = recipe },
+                progress: new CancelAt(stopAfter, cancel), cancellationToken: cancel.Token);
+            Assert.False(first.Result.Completed);
+            Assert.Equal(stopAfter, first.Result.Step);
+        }
+        var resumed = TrainPipeline.Run(new TrainRequest { DataRoot = data, RunDirectory = dir.File("split"), Recipe = recipe, Resume = true });
+        Assert.True(resumed.Result.Completed);
+        return (full, resumed);
+    }
+
+    sealed class CancelAt(long step, CancellationTokenSource source) : IProgress<ProgressUpdate>
+    {
+        public void Report(ProgressUpdate value) { if (value.Done == step) source.Cancel(); }
+    }
+}

@@ -6,13 +6,14 @@ using WeakSeg.Pipelines;
 
 namespace WeakSeg.Cli.Commands;
 
-/// <summary>`weakseg demo`: the whole MCTformer pipeline on the built-in benchmark (and, with --compare, the baselines).</summary>
+/// <summary>`weakseg demo`: the whole MCTformer pipeline on the built-in benchmark or a VOC-layout folder (and, with --compare, the baselines).</summary>
 public static class DemoCommand
 {
     public static Command Create()
     {
         var defaults = new DemoOptions();
         var outDir = new Option<string>("--out") { Description = "Output folder (data/, runs/, cams/, pseudo/, overlays/, metrics.json, report.html).", DefaultValueFactory = _ => defaults.OutDirectory };
+        var data = new Option<string?>("--data") { Description = $"Dataset root in VOC layout to run on instead of the built-in benchmark (split '{DemoPipeline.Split}'; image labels from labels.txt, else from the masks). Without a mask for every image, the metrics that read masks are skipped and listed." };
         var compare = new Option<bool>("--compare") { Description = "Also train MCTformer-V1, vit-cls and cam; table of CAM mIoU with and without patch-affinity refinement." };
         var seed = new Option<long>("--seed") { Description = "Training seed.", DefaultValueFactory = _ => defaults.Seed };
         var threads = new Option<int>("--threads") { Description = "libtorch intra-op threads (0 = libtorch's choice).", DefaultValueFactory = _ => defaults.Threads };
@@ -27,13 +28,14 @@ public static class DemoCommand
         var overlays = new Option<int>("--overlays") { Hidden = true, DefaultValueFactory = _ => defaults.Overlays };
         var batchSize = new Option<int?>("--batch-size") { Hidden = true };
 
-        var cmd = new Command("demo", "End-to-end demo on the built-in benchmark: synth → train MCTformer-V2 (cpu preset) → maps → pseudo labels (the method's preset threshold, no mask read) → metrics from the masks (threshold sweep, mIoU).");
-        foreach (var o in new Option[] { outDir, compare, seed, threads, scales, threshold, oracleThreshold, trainImages, valImages, imageSize, steps, overlays, batchSize }) cmd.Options.Add(o);
+        var cmd = new Command("demo", "End-to-end demo on the built-in benchmark (or --data DIR): synth → train MCTformer-V2 (cpu preset) → maps → pseudo labels (the method's preset threshold, no mask read) → metrics from the masks (threshold sweep, mIoU).");
+        foreach (var o in new Option[] { outDir, data, compare, seed, threads, scales, threshold, oracleThreshold, trainImages, valImages, imageSize, steps, overlays, batchSize }) cmd.Options.Add(o);
         cmd.SetAction(parseResult =>
         {
             var options = defaults with
             {
                 OutDirectory = parseResult.GetValue(outDir)!,
+                DataRoot = parseResult.GetValue(data),
                 Compare = parseResult.GetValue(compare),
                 Seed = parseResult.GetValue(seed),
                 Threads = parseResult.GetValue(threads),
@@ -61,14 +63,18 @@ public static class DemoCommand
     {
         var inv = CultureInfo.InvariantCulture;
         var console = EvalCommand.StdoutConsole();
-        console.Write(EvalCommand.PerClassTable(result.Sweep.Best, result.Sweep.ClassNames,
-            string.Create(inv, $"{options.Method} CAM mIoU per class (train, best threshold {result.Sweep.BestThreshold:0.00}, reads masks)")));
+        if (result.Sweep is { } sweep)
+            console.Write(EvalCommand.PerClassTable(sweep.Best, sweep.ClassNames,
+                string.Create(inv, $"{options.Method} CAM mIoU per class ({DemoPipeline.Split}, best threshold {sweep.BestThreshold:0.00}, reads masks)")));
         if (result.Comparison.Count > 0) console.Write(ComparisonTable(result.Comparison));
-        Console.WriteLine(string.Create(inv, $"pseudo labels at threshold {result.Threshold:0.00} ({result.ThresholdSource})"));
-        Console.WriteLine(string.Create(inv,
-            $"metrics (read the train masks): CAM mIoU (best threshold) {100 * result.CamMeanIou:F1} % at {result.Sweep.BestThreshold:0.00}; " +
-            $"pseudo-label mIoU {100 * result.PseudoMeanIou:F1} %; " +
-            $"{result.Seconds:F0} s ({string.Join(", ", result.StageSeconds.Select(kv => $"{kv.Key} {kv.Value:F0} s"))})"));
+        Console.WriteLine(string.Create(inv, $"pseudo labels at threshold {result.Threshold:0.00} ({result.ThresholdSource}): {result.PseudoDirectory}"));
+        var time = string.Create(inv, $"{result.Seconds:F0} s ({string.Join(", ", result.StageSeconds.Select(kv => $"{kv.Key} {kv.Value:F0} s"))})");
+        if (result.Sweep is not null)
+            Console.WriteLine(string.Create(inv,
+                $"metrics (read the train masks): CAM mIoU (best threshold) {100 * result.CamMeanIou:F1} % at {result.Sweep.BestThreshold:0.00}; " +
+                $"pseudo-label mIoU {100 * result.PseudoMeanIou:F1} %; {time}"));
+        else Console.WriteLine($"no metric (they read the train masks); {time}");
+        foreach (var skipped in result.SkippedMetrics) Console.WriteLine($"skipped {skipped}");
         Console.WriteLine($"wrote {result.MetricsPath}");
         Console.WriteLine($"wrote {Path.Combine(Path.GetDirectoryName(result.MetricsPath)!, WeakSeg.Visualization.RunReport.FileName)} (open it in a browser)");
         return 0;

@@ -20,6 +20,7 @@ public sealed class VocLayout
     {
         if (string.IsNullOrWhiteSpace(root)) throw new WeakSegException("dataset root is empty");
         Root = Path.GetFullPath(root);
+        if (File.Exists(Root)) throw WeakSegException.ForFile(Root, "dataset root is a file, expected a folder in VOC layout");
         if (!Directory.Exists(Root)) throw WeakSegException.ForFile(Root, "dataset root does not exist");
     }
 

@@ -230,12 +230,11 @@ public static class WsssPipeline
         var valSet = options.StopAfter == PipelineEnd.Segmentation ? VocDataset.Open(dataRoot, options.ValSplit) : null;   // fail now, not after an hour of training
         // Masks are read only to score (cam_miou, pseudo_miou, val_miou) and for the upper bound, never to make the pseudo labels
         // (unless --oracle-threshold): a dataset with image labels only runs, and the metrics that need masks are skipped.
-        bool trainMasks = trainSet.Samples.All(s => s.MaskPath is not null);
-        bool valMasks = valSet is not null && valSet.Samples.All(s => s.MaskPath is not null);
-        if (options.OracleThreshold && !trainMasks)
-            throw new WeakSegException($"--oracle-threshold needs a ground-truth mask for every image of split '{options.TrainSplit}' ({trainSet.Samples.Count(s => s.MaskPath is null)} have none)");
-        if (!trainMasks) state.Skip($"cam_miou, pseudo_miou and upper_bound_miou: split '{options.TrainSplit}' has images without ground-truth masks");
-        if (valSet is not null && !valMasks) state.Skip($"val_miou: split '{options.ValSplit}' has images without ground-truth masks (its predictions are written)");
+        bool trainMasks = GroundTruthMasks.Complete(trainSet);
+        bool valMasks = valSet is not null && GroundTruthMasks.Complete(valSet);
+        if (options.OracleThreshold) GroundTruthMasks.Require(trainSet, "--oracle-threshold");
+        if (!trainMasks) state.Skip(GroundTruthMasks.SkippedLine("cam_miou, pseudo_miou and upper_bound_miou", options.TrainSplit));
+        if (valSet is not null && !valMasks) state.Skip(GroundTruthMasks.SkippedLine("val_miou", options.ValSplit, " (its predictions are written)"));
         foreach (var line in state.Skipped) reporter.Log("skipped " + line);
 
         // ---- CAM model ----
@@ -518,7 +517,7 @@ public static class WsssPipeline
                 ["cam_miou"] = Num(r.CamMeanIou),
                 ["threshold"] = double.IsNaN(r.Threshold) ? null : r.Threshold,
                 ["threshold_source"] = ThresholdSource.Length == 0 ? null : ThresholdSource,
-                ["skipped_metrics"] = new JsonArray(Skipped.Select(x => (JsonNode?)JsonValue.Create(x)).ToArray()),
+                [GroundTruthMasks.SkippedMetricsKey] = new JsonArray(Skipped.Select(x => (JsonNode?)JsonValue.Create(x)).ToArray()),
                 ["pseudo_miou"] = r.PseudoMeanIou is { } p ? Num(p) : null,
                 ["val_miou"] = r.ValMeanIou is { } v ? Num(v) : null,
                 ["val_miou_by_decoder"] = byDecoder,

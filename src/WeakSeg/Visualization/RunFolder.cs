@@ -81,6 +81,14 @@ public sealed class RunFolder
         _ => node.ToJsonString(),
     };
 
+    /// <summary>Why a metric of a run record is missing: "skipped: why" when the record's <c>skipped_metrics</c> names it, else "not run".</summary>
+    static string WhyMissing(JsonObject record, string key)
+    {
+        var skipped = (record["skipped_metrics"] as JsonArray)?.Select(Text).OfType<string>() ?? [];
+        return skipped.FirstOrDefault(s => s.Split(':')[0].Contains(key, StringComparison.Ordinal)) is { } reason
+            ? "skipped: " + reason[(reason.IndexOf(':') + 1)..].Trim() : ReportHtml.NotRun;
+    }
+
     static RunFolder OpenPipeline(string dir)
     {
         var recordPath = Path.Combine(dir, PipelineRecord);
@@ -133,9 +141,7 @@ public sealed class RunFolder
             : new ReportStage(n, ReportHtml.NotRun, null, null)).ToList();
 
         // the metrics, each from report.json; a null one is "skipped" (with report.json's reason) or "not run"
-        var skipped = (record["skipped_metrics"] as JsonArray)?.Select(Text).OfType<string>().ToList() ?? [];
-        string Why(string key) => skipped.FirstOrDefault(s => s.Split(':')[0].Contains(key, StringComparison.Ordinal)) is { } reason
-            ? "skipped: " + reason[(reason.IndexOf(':') + 1)..].Trim() : ReportHtml.NotRun;
+        string Why(string key) => WhyMissing(record, key);
         var threshold = Number(record["threshold"]);
         var thresholdSource = Text(record["threshold_source"])?.Split(':')[0];
         var metrics = new List<ReportMetric>
@@ -193,27 +199,36 @@ public sealed class RunFolder
                 .OrderBy(m => m == method ? 0 : 1).ThenBy(m => m, StringComparer.Ordinal)
                 .Select(m => new ReportTraining($"CAM model ({m})", Path.Combine(runsDir, m))));
         var threshold = Number(record["threshold"]);
+        var builtIn = Path.Combine(dir, "data");
+        var dataRoot = Text(record["data"]) ?? builtIn;                                  // absent in records written before --data
         const string DemoEnd = "not run (the demo stops at the pseudo labels; `weakseg pipeline` retrains)";
         var metrics = new List<ReportMetric>
         {
-            new("cam_miou", $"CAM maps ({map}), best threshold of the sweep, {split} split", Number(record["cam_miou"]), true, ReportHtml.NotRun),
+            new("cam_miou", $"CAM maps ({map}), best threshold of the sweep, {split} split", Number(record["cam_miou"]), true, WhyMissing(record, "cam_miou")),
             new("pseudo_miou", threshold is { } t ? $"pseudo labels, threshold {t.ToString("0.00", CultureInfo.InvariantCulture)}, {split} split" : "pseudo labels",
-                Number(record["pseudo_miou"]), true, ReportHtml.NotRun),
+                Number(record["pseudo_miou"]), true, WhyMissing(record, "pseudo_miou")),
             new("val_miou", "val mIoU: segmenter on pseudo labels", null, true, DemoEnd),
             new("upper_bound_miou", "upper bound: segmenter on ground truth", null, true, DemoEnd),
         };
         var stageNames = new[] { "synth", "train", "cam", "sweep", "pseudo", "eval", "overlays" };
         var stageSeconds = record["stage_seconds"] as JsonObject;
-        var stages = stageNames.Select(n => Number(stageSeconds?[n]) is { } s ? new ReportStage(n, "done", s, null) : new ReportStage(n, ReportHtml.NotRun, null, null)).ToList();
+        string Missing(string stage) => stage switch
+        {
+            "synth" when dataRoot != builtIn => "not needed: the dataset was given (--data)",
+            "sweep" => WhyMissing(record, "cam_miou"),
+            "eval" => WhyMissing(record, "pseudo_miou"),
+            _ => ReportHtml.NotRun,
+        };
+        var stages = stageNames.Select(n => Number(stageSeconds?[n]) is { } s ? new ReportStage(n, "done", s, null) : new ReportStage(n, Missing(n), null, null)).ToList();
         var settings = new List<(string, string)>();
         foreach (var key in new[] { "method", "map", "scales", "flip", "split", "num_images", "threshold", "threshold_source" })
             if (record.ContainsKey(key)) settings.Add((key, Show(record[key])));
-        settings.Add(("data", Path.Combine(dir, "data")));
+        settings.Add(("data", dataRoot));
         if (Number(record["seconds"]) is { } seconds) settings.Add(("seconds", seconds.ToString("0.0", CultureInfo.InvariantCulture)));
         return new RunFolder
         {
             Directory = dir, Kind = "demo", Record = record, RecordPath = recordPath, Method = method, Map = map,
-            DataRoot = Path.Combine(dir, "data"), TrainSplit = split,
+            DataRoot = dataRoot, TrainSplit = split,
             MapsDirectory = map is null ? null : Path.Combine(dir, "cams", $"{method}-{map}"),
             PseudoDirectory = Path.Combine(dir, "pseudo"),
             CamEvalPath = Path.Combine(dir, "eval-cam.json"), PseudoEvalPath = Path.Combine(dir, "eval-pseudo.json"),

@@ -122,8 +122,11 @@ public static class RunReport
             var chosen = ReportExamples.Choose(dataset.Samples.Select(s => s.Name).ToList(),
                 name => ReportExamples.ImageMeanIou(ReportExamples.ReadLabels(run.PseudoDirectory, name), Mask(dataset, name), dataset.ClassNames.Count),
                 run.Seed, RandomExamples, WorstExamples);
-            html.Paragraph($"{RandomExamples} images of a shuffle seeded with {run.Seed}, then the {WorstExamples} with the lowest pseudo-label mIoU among the first " +
-                           "200 of that shuffle. Map: the largest value over the image's classes, turbo colours over the image.");
+            html.Paragraph(chosen.Any(c => c.Score is not null)
+                ? $"{RandomExamples} images of a shuffle seeded with {run.Seed}, then the {WorstExamples} with the lowest pseudo-label mIoU among the first " +
+                  "200 of that shuffle. Map: the largest value over the image's classes, turbo colours over the image."
+                : $"{RandomExamples} images of a shuffle seeded with {run.Seed}; none is ranked by pseudo-label mIoU (no ground-truth mask to score them). " +
+                  "Map: the largest value over the image's classes, turbo colours over the image.");
             html.ClassLegend(dataset.ClassNames.All);
             html.Table(["example", "image", "ground truth", "map", "pseudo label"], chosen.Select(example =>
             {

@@ -25,11 +25,22 @@ public static class AuxSegNetSaliency
         using var estimator = StaticSaliencySpectralResidual.Create();
         using var map = new Mat();
         if (!estimator.ComputeSaliency(bgr, map)) throw new WeakSegException("saliency: the spectral-residual estimator failed");
-        using var normalised = new Mat();
-        Cv2.Normalize(map, normalised, 0, 1, NormTypes.MinMax, (int)MatType.CV_32F);
-        var values = new float[height * width];
-        normalised.GetArray(out float[] data);
-        Array.Copy(data, values, values.Length);
+        using var resized = new Mat();
+        if (map.Rows != height || map.Cols != width) Cv2.Resize(map, resized, new OpenCvSharp.Size(width, height), 0, 0, InterpolationFlags.Linear);
+        else map.CopyTo(resized);
+        using var asFloat = new Mat();
+        resized.ConvertTo(asFloat, MatType.CV_32F);
+        asFloat.GetArray(out float[] data);
+        return MinMaxNormalise(data);
+    }
+
+    /// <summary>(x − min) / (max − min), non-finite values as 0, clamped to [0, 1]; a flat map gives zeros.</summary>
+    static float[] MinMaxNormalise(float[] data)
+    {
+        var values = data.Select(v => float.IsFinite(v) ? v : 0f).ToArray();
+        float min = values.Min(), max = values.Max();
+        if (!(max > min)) return new float[values.Length];
+        for (int i = 0; i < values.Length; i++) values[i] = Math.Clamp((values[i] - min) / (max - min), 0f, 1f);
         return values;
     }
 

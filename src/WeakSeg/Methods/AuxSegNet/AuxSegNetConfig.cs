@@ -7,7 +7,8 @@ namespace WeakSeg.Methods.AuxSegNet;
 /// <summary>The CNN trunk whose output-stride-8 features feed AuxSegNet's heads.</summary>
 public enum AuxSegNetTrunk
 {
-    /// <summary>The packaged ImageNet ResNet-18 (2-2-2-3 blocks), layer3 and layer4 dilated (2, 4) → stride 8, 512 channels.</summary>
+    /// <summary>The packaged ImageNet ResNet-18 (2-2-2-3 blocks) kept at stride 8 by dilation: layers 1–4 with layer3/layer4 dilated
+    /// (2, 4), 512 channels, or layers 1–3 with layer3 dilated, 256 channels (<see cref="AuxSegNetConfig.TrunkStages"/>).</summary>
     ResNet18,
 
     /// <summary>The paper's ResNet-38 (wide ResNet, 4096-channel conv6). Its weights are the user's; WeakSeg does not build this trunk,
@@ -41,6 +42,10 @@ public sealed record AuxSegNetConfig : IMethodConfig<AuxSegNetConfig>
 
     /// <summary>The trunk. Paper: ResNet-38 (weights supplied by the user); WeakSeg builds <see cref="AuxSegNetTrunk.ResNet18"/>.</summary>
     public AuxSegNetTrunk Trunk { get; init; } = AuxSegNetTrunk.ResNet38;
+
+    /// <summary>ResNet-18 stages kept: 4 (all, 512 channels) or 3 (stem + layers 1–3, 256 channels; about a quarter of the
+    /// compute at stride 8, as WeakSeg's ResNet CAM baseline).</summary>
+    public int TrunkStages { get; init; } = 4;
 
     /// <summary>Start the ResNet-18 trunk from the packaged ImageNet weights (true) or random weights (false, tests).</summary>
     public bool PretrainedTrunk { get; init; } = true;
@@ -113,13 +118,14 @@ public sealed record AuxSegNetConfig : IMethodConfig<AuxSegNetConfig>
     public static AuxSegNetConfig Paper => new();
 
     /// <summary>
-    /// Two-core setting: the ImageNet ResNet-18 trunk dilated to stride 8, 64-wide branches, 96-pixel crops (12×12 grid, N = 144),
+    /// Two-core setting: the ImageNet ResNet-18's layers 1–3 (layer3 dilated, stride 8, 256 channels), 64-wide branches, 96-pixel crops (12×12 grid, N = 144),
     /// 600 steps of 8 images, online labels from step 150.
     /// </summary>
     public static AuxSegNetConfig Cpu => new()
     {
         NumClasses = 10,
         Trunk = AuxSegNetTrunk.ResNet18,
+        TrunkStages = 3,
         BranchWidth = 64,
         CropSize = 96,
         LearningRate = 1e-3,
@@ -128,8 +134,8 @@ public sealed record AuxSegNetConfig : IMethodConfig<AuxSegNetConfig>
         BatchSize = 8,
     };
 
-    /// <summary>The ResNet-18 trunk's layout: all four stages, layer3 and layer4 dilated → stride 8.</summary>
-    public static ResNetConfig ResNet18Trunk => ResNetConfig.PackagedResNet18 with { DilatedStages = [3, 4] };
+    /// <summary>The ResNet-18 trunk's layout: <see cref="TrunkStages"/> stages, the strides of layer3 (and layer4) replaced by dilation → stride 8.</summary>
+    public ResNetConfig TrunkLayout => ResNetConfig.PackagedResNet18 with { Stages = TrunkStages, DilatedStages = TrunkStages == 4 ? [3, 4] : [3] };
 
     /// <summary>The network's input grid as the generic code reads it: stride 8 cells (the "patch") on <see cref="CropSize"/> crops.
     /// Only <see cref="VitConfig.ImageSize"/> and <see cref="VitConfig.PatchSize"/> mean anything for this CNN.</summary>
@@ -165,6 +171,7 @@ public sealed record AuxSegNetConfig : IMethodConfig<AuxSegNetConfig>
             errors.Add("Trunk ResNet38 (the paper's) needs the user's ResNet-38 weights and is not built by WeakSeg; use Trunk ResNet18 " +
                 "(the packaged ImageNet ResNet-18 dilated to stride 8, as the cpu preset does)");
         else if (!Enum.IsDefined(Trunk)) errors.Add($"Trunk must be ResNet18 or ResNet38 (got {Trunk})");
+        if (TrunkStages is not (3 or 4)) errors.Add($"TrunkStages must be 3 or 4 (got {TrunkStages})");
         if (BranchWidth < 1) errors.Add($"BranchWidth must be ≥ 1 (got {BranchWidth})");
         if (CropSize < 8) errors.Add($"CropSize must be ≥ 8 (got {CropSize})");
         if (CrossTaskKernel is not (1 or 3)) errors.Add($"CrossTaskKernel must be 3 (official) or 1 (got {CrossTaskKernel})");

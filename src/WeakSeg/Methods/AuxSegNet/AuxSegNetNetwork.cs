@@ -8,7 +8,7 @@ using static TorchSharp.torch.nn;
 namespace WeakSeg.Methods.AuxSegNet;
 
 /// <summary>
-/// AuxSegNet on a CNN trunk: <c>backbone</c> (the ImageNet ResNet-18, layer3/layer4 dilated → stride 8, 512 channels; input = the
+/// AuxSegNet on a CNN trunk: <c>backbone</c> (the ImageNet ResNet-18 kept at stride 8 by dilation, <see cref="AuxSegNetConfig.TrunkLayout"/>; input = the
 /// data pipeline's ImageNet-normalised RGB, converted to the CNN's BGR 0–255 input) → <c>heads</c> (<see cref="AuxSegNetHeads"/>).
 /// As the reference freezes ResNet-38's first conv and every BatchNorm, the trunk's <c>conv1</c> and BatchNorm layers stay in eval
 /// mode without gradients.
@@ -23,8 +23,8 @@ public sealed class AuxSegNetNetwork : Module
         var errors = config.Validate();
         if (errors.Count > 0) throw new WeakSegException("invalid AuxSegNet configuration: " + string.Join("; ", errors));
         Config = config;
-        backbone = new ResNet(AuxSegNetConfig.ResNet18Trunk);
-        heads = new AuxSegNetHeads(config, AuxSegNetConfig.ResNet18Trunk.OutputChannels);
+        backbone = new ResNet(config.TrunkLayout);
+        heads = new AuxSegNetHeads(config, config.TrunkLayout.OutputChannels);
         RegisterComponents();
         if (config.PretrainedTrunk) ImportReport = OnnxResNetImport.LoadPackaged(backbone);
         foreach (var (name, parameter) in backbone.named_parameters())

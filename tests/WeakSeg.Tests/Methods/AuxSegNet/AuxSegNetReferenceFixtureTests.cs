@@ -164,4 +164,29 @@ public class AuxSegNetReferenceFixtureTests
         // CAM at float32(0.2) (as a double 0.2000000030 > 0.2) is not object; saliency at float32(0.06) is not salient
         Assert.Equal(new long[] { 255, 1, 255, 255 }, labels.data<long>().ToArray());
     }
+
+    [Fact]
+    public void Label_update_refines_the_cam_with_the_official_cross_task_affinity_and_averages_the_saliency()
+    {
+        using var scope = torch.NewDisposeScope();
+        using var noGrad = torch.no_grad();
+        var io = Heads;
+        using var heads = LoadHeads(TinyConfig);
+        using var o = heads.Forward(io.ToTorch("conv6"));
+        var offTheShelf = torch.linspace(0, 1, 2 * 12 * 14).reshape(2, 12, 14);
+        var imageLabels = torch.tensor(new float[] { 1, 0, 1, 0, 0, 1, 1, 1 }).reshape(2, 4);
+        var (labels, saliency) = AuxSegNetLabels.Update(o, offTheShelf, imageLabels);
+        // by hand from the official tensors: ReLU(cam)/max per class, one propagation by cross_aff, bilinear ×2
+        var cam = nn.functional.relu(io.ToTorch("cam"));
+        cam = cam.div(cam.amax([2, 3], keepdim: true).add(1e-5));
+        var refined = io.ToTorch("cross_aff").bmm(cam.flatten(2).transpose(1, 2)).transpose(1, 2).reshape(2, 4, 6, 7);
+        var camUp = nn.functional.interpolate(refined, [12, 14], mode: InterpolationMode.Bilinear, align_corners: false);
+        var salUp = nn.functional.interpolate(io.ToTorch("refined_sal"), [12, 14], mode: InterpolationMode.Bilinear, align_corners: false).sigmoid().squeeze(1);
+        var expectedSaliency = salUp.add(offTheShelf).div(2);
+        TensorAssert.Close(expectedSaliency, saliency, Tolerance, "0.5·(σ(refined_sal)↑ + S)");
+        Assert.Equal(AuxSegNetLabels.Fuse(camUp, expectedSaliency, imageLabels).data<long>().ToArray(), labels.data<long>().ToArray());
+        var values = labels.data<long>().ToHashSet();
+        Assert.Contains(255L, values);
+        Assert.DoesNotContain(2L, labels[0].data<long>().ToArray());                     // class 2 is absent from image 0
+    }
 }

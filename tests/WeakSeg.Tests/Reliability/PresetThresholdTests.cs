@@ -18,6 +18,7 @@ public class PresetThresholdTests
         { BuiltInMethods.MoRe, 0.5, "zwyang6/MoRe" },
         { WeakSeg.Methods.MctFormerPlus.MctFormerPlusMethod.MethodName, 0.5, "MCTformer+'s official evaluation sweeps the background threshold" },
         { WeakSeg.Methods.Fsr.FsrMethod.MethodName, 0.5, "FSR's CAM-label background threshold (official VOC 0.5" },
+        { WeakSeg.Methods.AuxSegNet.AuxSegNetMethod.MethodName, 0.2, "AuxSegNet's fusion_cam CAM threshold 0.2 (xulianuwa/AuxSegNet tool/imutils.py" },
         { BuiltInMethods.Cam, 0.5, "no value from the method's authors" },
         { BuiltInMethods.VitCls, 0.5, "no value from the method's authors" },
     };

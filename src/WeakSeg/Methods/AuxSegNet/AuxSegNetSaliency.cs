@@ -1,0 +1,93 @@
+using OpenCvSharp;
+using OpenCvSharp.Saliency;
+using TorchSharp;
+using WeakSeg.Models.ResNet;
+using static TorchSharp.torch;
+
+namespace WeakSeg.Methods.AuxSegNet;
+
+/// <summary>
+/// Saliency maps for AuxSegNet. The paper uses an off-the-shelf saliency model (DSS); WeakSeg reads maps from a folder
+/// (<c>NAME.png</c>, one 8-bit channel, 0–255, the image's size) or, without one, estimates them with the spectral-residual method
+/// (X. Hou and L. Zhang, "Saliency Detection: A Spectral Residual Approach", CVPR 2007; OpenCV contrib's
+/// <c>StaticSaliencySpectralResidual</c>: the log-amplitude spectrum of a 64×64 grey image minus its local average, back to the
+/// image domain with the original phase, squared, blurred), unsupervised and without learned weights. Values are in [0, 1].
+/// </summary>
+public static class AuxSegNetSaliency
+{
+    /// <summary>Spectral-residual saliency of one image: RGB bytes [H·W·3] → [H, W] float in [0, 1] (min-max normalised).</summary>
+    public static float[] Estimate(byte[] rgb, int height, int width)
+    {
+        if (rgb.Length != height * width * 3) throw new WeakSegException($"saliency: expected {height}×{width}×3 bytes, got {rgb.Length}");
+        using var image = Mat.FromPixelData(height, width, MatType.CV_8UC3, rgb);
+        using var bgr = new Mat();
+        Cv2.CvtColor(image, bgr, ColorConversionCodes.RGB2BGR);
+        using var estimator = StaticSaliencySpectralResidual.Create();
+        using var map = new Mat();
+        if (!estimator.ComputeSaliency(bgr, map)) throw new WeakSegException("saliency: the spectral-residual estimator failed");
+        using var resized = new Mat();
+        if (map.Rows != height || map.Cols != width) Cv2.Resize(map, resized, new OpenCvSharp.Size(width, height), 0, 0, InterpolationFlags.Linear);
+        else map.CopyTo(resized);
+        using var asFloat = new Mat();
+        resized.ConvertTo(asFloat, MatType.CV_32F);
+        asFloat.GetArray(out float[] data);
+        return MinMaxNormalise(data);
+    }
+
+    /// <summary>(x − min) / (max − min), non-finite values as 0, clamped to [0, 1]; a flat map gives zeros.</summary>
+    static float[] MinMaxNormalise(float[] data)
+    {
+        var values = data.Select(v => float.IsFinite(v) ? v : 0f).ToArray();
+        float min = values.Min(), max = values.Max();
+        if (!(max > min)) return new float[values.Length];
+        for (int i = 0; i < values.Length; i++) values[i] = Math.Clamp((values[i] - min) / (max - min), 0f, 1f);
+        return values;
+    }
+
+    /// <summary>Spectral-residual saliency of a batch of ImageNet-normalised RGB images [B, 3, H, W] → [B, H, W] in [0, 1].</summary>
+    public static Tensor EstimateBatch(Tensor images)
+    {
+        using var scope = torch.NewDisposeScope();
+        var (b, h, w) = ((int)images.shape[0], (int)images.shape[2], (int)images.shape[3]);
+        var mean = torch.tensor(new[] { ResNetInput.ImageNetMean.R, ResNetInput.ImageNetMean.G, ResNetInput.ImageNetMean.B }).reshape(1, 3, 1, 1);
+        var std = torch.tensor(new[] { ResNetInput.ImageNetStd.R, ResNetInput.ImageNetStd.G, ResNetInput.ImageNetStd.B }).reshape(1, 3, 1, 1);
+        var bytes = images.detach().cpu().to_type(ScalarType.Float32).mul(std).add(mean).mul(255).round().clamp(0, 255)
+            .to_type(ScalarType.Byte).permute(0, 2, 3, 1).contiguous();
+        var all = bytes.data<byte>().ToArray();
+        var maps = new float[b * h * w];
+        for (int i = 0; i < b; i++)
+        {
+            var one = Estimate(all.AsSpan(i * h * w * 3, h * w * 3).ToArray(), h, w);
+            Array.Copy(one, 0, maps, i * h * w, h * w);
+        }
+        return torch.tensor(maps, [b, h, w]).to(images.device).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The path of image <paramref name="name"/>'s map in <paramref name="directory"/>.</summary>
+    public static string PathOf(string directory, string name) => Path.Combine(directory, name + ".png");
+
+    /// <summary>
+    /// Reads <c>DIRECTORY/NAME.png</c> (0–255) as [H, W] in [0, 1]. A missing file, an unreadable one or one whose size is not
+    /// <paramref name="height"/>×<paramref name="width"/> is a <see cref="WeakSegException"/> naming the file.
+    /// </summary>
+    public static float[] Read(string directory, string name, int height, int width)
+    {
+        var path = PathOf(directory, name);
+        if (!File.Exists(path)) throw WeakSegException.ForFile(path, $"saliency map of image '{name}' not found (give one NAME.png per image, 0–255, or leave out --saliency to estimate them)");
+        using var map = Cv2.ImRead(path, ImreadModes.Grayscale);
+        if (map.Empty()) throw WeakSegException.ForFile(path, "saliency map is not a readable image");
+        if (map.Rows != height || map.Cols != width)
+            throw WeakSegException.ForFile(path, $"saliency map is {map.Cols}×{map.Rows}, but image '{name}' is {width}×{height}");
+        map.GetArray(out byte[] data);
+        return data.Select(v => v / 255f).ToArray();
+    }
+
+    /// <summary>Writes a map [H·W] in [0, 1] as an 8-bit grey PNG (rounded to 0–255).</summary>
+    public static void Write(string path, float[] map, int height, int width)
+    {
+        var bytes = map.Select(v => (byte)Math.Clamp(Math.Round(v * 255.0), 0, 255)).ToArray();
+        using var mat = Mat.FromPixelData(height, width, MatType.CV_8UC1, bytes);
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+        if (!Cv2.ImWrite(path, mat)) throw WeakSegException.ForFile(path, "could not write the saliency map");
+    }
+}

@@ -22,20 +22,20 @@ public static class DataParallel
         $"peak learning rate {options.BaseLr:G6} (the configured batch and rate, as in one process); gradients averaged with MPI_Allreduce; rank 0 writes the run");
 
     /// <summary>Copies rank 0's parameters and buffers into every rank's <paramref name="model"/> (identical starting weights
-    /// whatever each rank's initialisation or file system saw).</summary>
+    /// whatever each rank's initialisation or file system saw). Each tensor travels through a contiguous CPU copy, broadcast in place
+    /// on its memory.</summary>
     public static void BroadcastModel(ProcessGroup group, nn.Module model)
     {
         if (!group.IsDistributed) return;
         using var noGrad = torch.no_grad();
-        var tensors = model.named_parameters().Select(p => (p.name, (Tensor)p.parameter))
-            .Concat(model.named_buffers().Select(b => (b.name, b.buffer))).ToList();
-        foreach (var (name, t) in tensors)
+        var tensors = model.named_parameters().Select(p => (Tensor)p.parameter).Concat(model.named_buffers().Select(b => b.buffer)).ToList();
+        foreach (var t in tensors)
         {
             using var scope = torch.NewDisposeScope();
-            var cpu = t.detach().cpu().contiguous();
-            var bytes = RawBytes(cpu, name);
-            group.Broadcast(bytes);
-            if (!group.IsRoot) t.copy_(FromRawBytes(bytes, cpu.dtype, cpu.shape).to(t.device));
+            var copy = t.detach().cpu().contiguous().clone();                  // its own memory, whatever t's device and layout
+            if (copy.numel() == 0) continue;
+            group.Broadcast(copy.bytes);
+            if (!group.IsRoot) t.copy_(copy.to(t.device));
         }
     }
 
@@ -59,10 +59,10 @@ public static class DataParallel
     /// Replaces each rank's gradients by their image-weighted mean over ranks: every rank scales its gradients by
     /// localCount / globalCount (1/N for equal shards), then the buckets are summed with MPI_Allreduce. All ranks must pass the
     /// same parameters in the same order, each with a gradient (checked: a parameter with a gradient on some ranks only is an error
-    /// every rank reports).
+    /// every rank reports). <paramref name="buckets"/> holds the flat buffers from step to step.
     /// </summary>
-    public static void AverageGradients(ProcessGroup group, IReadOnlyList<(string Name, Tensor Grad)> grads, int parameterCount,
-        long localCount, long globalCount)
+    public static void AverageGradients(ProcessGroup group, GradientBuckets buckets, IReadOnlyList<(string Name, Tensor Grad)> grads,
+        int parameterCount, long localCount, long globalCount)
     {
         if (!group.IsDistributed) return;
         Span<long> shape = [grads.Count, -grads.Count];
@@ -71,57 +71,75 @@ public static class DataParallel
             throw ProcessGroup.Agreed(new WeakSegException($"the ranks' gradients differ in number ({grads.Count} of {parameterCount} parameters " +
                 $"on rank {group.Rank}, between {-shape[1]} and {shape[0]} on others): data-parallel training needs every trainable parameter " +
                 "to receive a gradient on every rank, or on none"));
-        double weight = (double)localCount / globalCount;
+        foreach (var (name, grad) in grads)
+            if (grad.dtype != ScalarType.Float32)
+                throw new WeakSegException($"data-parallel training averages float32 gradients; {name} has {grad.dtype}");
+        using var weight = ((double)localCount / globalCount).ToScalar();   // held until the native calls using it have returned
+        buckets.Reduce(group, grads, weight);
+    }
+}
+
+/// <summary>
+/// The flat float32 CPU buffers the gradients travel in (<see cref="DataParallel.AverageGradients"/>): consecutive gradients are packed
+/// into buckets of at most <see cref="DataParallel.BucketElements"/> elements (a gradient larger than that is a bucket of its own);
+/// each bucket is gathered, scaled and summed over ranks by MPI_Allreduce in place on the buffer's native memory, then copied back
+/// into the gradients. The buffers are allocated once (again only if the gradients' sizes change), so a step allocates no managed
+/// arrays and no tensors for the all-reduce.
+/// </summary>
+public sealed class GradientBuckets : IDisposable
+{
+    long[] _sizes = [];
+    readonly List<(int Start, int End, Tensor Buffer)> _buckets = [];
+
+    /// <summary>The number of buckets of the current layout.</summary>
+    public int Count => _buckets.Count;
+
+    internal void Reduce(ProcessGroup group, IReadOnlyList<(string Name, Tensor Grad)> grads, Scalar weight)
+    {
+        EnsureLayout(grads);
+        using var noGrad = torch.no_grad();
+        foreach (var (start, end, buffer) in _buckets)
+        {
+            using var scope = torch.NewDisposeScope();
+            long offset = 0;
+            for (int i = start; i < end; i++)
+            {
+                long n = _sizes[i];
+                buffer.narrow(0, offset, n).copy_(grads[i].Grad.detach().reshape(-1));
+                offset += n;
+            }
+            buffer.mul_(weight);
+            group.AllreduceSum(System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(buffer.bytes));
+            offset = 0;
+            for (int i = start; i < end; i++)
+            {
+                var g = grads[i].Grad;
+                long n = _sizes[i];
+                g.copy_(buffer.narrow(0, offset, n).view(g.shape));
+                offset += n;
+            }
+        }
+    }
+
+    void EnsureLayout(IReadOnlyList<(string Name, Tensor Grad)> grads)
+    {
+        if (_sizes.Length == grads.Count && grads.Select((g, i) => g.Grad.numel() == _sizes[i]).All(same => same)) return;
+        Dispose();
+        _sizes = grads.Select(g => g.Grad.numel()).ToArray();
         int start = 0;
         while (start < grads.Count)
         {
             int end = start;
             long elements = 0;
-            while (end < grads.Count && (end == start || elements + grads[end].Grad.numel() <= BucketElements)) elements += grads[end++].Grad.numel();
-            ReduceBucket(group, grads, start, end, weight);
+            while (end < grads.Count && (end == start || elements + _sizes[end] <= DataParallel.BucketElements)) elements += _sizes[end++];
+            _buckets.Add((start, end, torch.empty(elements, ScalarType.Float32).DetachFromDisposeScope()));
             start = end;
         }
     }
 
-    static void ReduceBucket(ProcessGroup group, IReadOnlyList<(string Name, Tensor Grad)> grads, int start, int end, double weight)
+    public void Dispose()
     {
-        using var scope = torch.NewDisposeScope();
-        for (int i = start; i < end; i++)
-            if (grads[i].Grad.dtype != ScalarType.Float32)
-                throw new WeakSegException($"data-parallel training averages float32 gradients; {grads[i].Name} has {grads[i].Grad.dtype}");
-        var flat = torch.cat(Enumerable.Range(start, end - start).Select(i => grads[i].Grad.detach().reshape(-1).cpu()).ToArray());
-        using (var w = weight.ToScalar()) flat.mul_(w);
-        var buffer = flat.data<float>().ToArray();
-        group.AllreduceSum(buffer);
-        var reduced = torch.tensor(buffer);
-        long offset = 0;
-        for (int i = start; i < end; i++)
-        {
-            var g = grads[i].Grad;
-            long n = g.numel();
-            g.copy_(reduced.narrow(0, offset, n).view(g.shape).to(g.device));
-            offset += n;
-        }
+        foreach (var (_, _, buffer) in _buckets) buffer.Dispose();
+        _buckets.Clear();
     }
-
-    static byte[] RawBytes(Tensor cpu, string name) => cpu.dtype switch
-    {
-        ScalarType.Float32 => System.Runtime.InteropServices.MemoryMarshal.AsBytes(cpu.data<float>().ToArray().AsSpan()).ToArray(),
-        ScalarType.Float64 => System.Runtime.InteropServices.MemoryMarshal.AsBytes(cpu.data<double>().ToArray().AsSpan()).ToArray(),
-        ScalarType.Int64 => System.Runtime.InteropServices.MemoryMarshal.AsBytes(cpu.data<long>().ToArray().AsSpan()).ToArray(),
-        ScalarType.Int32 => System.Runtime.InteropServices.MemoryMarshal.AsBytes(cpu.data<int>().ToArray().AsSpan()).ToArray(),
-        ScalarType.Bool => cpu.data<bool>().ToArray().Select(b => b ? (byte)1 : (byte)0).ToArray(),
-        ScalarType.Byte => cpu.data<byte>().ToArray(),
-        _ => throw new WeakSegException($"data-parallel training cannot broadcast {name} of type {cpu.dtype}"),
-    };
-
-    static Tensor FromRawBytes(byte[] bytes, ScalarType dtype, long[] shape) => dtype switch
-    {
-        ScalarType.Float32 => torch.tensor(System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(bytes).ToArray(), shape),
-        ScalarType.Float64 => torch.tensor(System.Runtime.InteropServices.MemoryMarshal.Cast<byte, double>(bytes).ToArray(), shape),
-        ScalarType.Int64 => torch.tensor(System.Runtime.InteropServices.MemoryMarshal.Cast<byte, long>(bytes).ToArray(), shape),
-        ScalarType.Int32 => torch.tensor(System.Runtime.InteropServices.MemoryMarshal.Cast<byte, int>(bytes).ToArray(), shape),
-        ScalarType.Bool => torch.tensor(bytes.Select(b => b != 0).ToArray(), shape),
-        _ => torch.tensor(bytes, shape),
-    };
 }

@@ -46,7 +46,7 @@ public static class ParameterGroups
         double lr0 = LearningRateSchedule.At(options, 0);
         var groups = keys.Select((k, i) => new AdamW.ParamGroup(members[i].Select(m => m.Parameter).ToList(), lr0 * k.Scale,
             options.Beta1, options.Beta2, options.Eps, k.Decay ? options.WeightDecay : 0.0, false, false)).ToList();
-        var optimizer = torch.optim.AdamW(groups, lr0, options.Beta1, options.Beta2, options.Eps, options.WeightDecay);
+        var optimizer = new ScalarSafe.AdamW(groups, lr0, options.Beta1, options.Beta2, options.Eps, options.WeightDecay);   // TorchSharp's update, Scalars held
         return Setup(optimizer, keys, members, options);
     }
 
@@ -60,7 +60,7 @@ public static class ParameterGroups
         double lr0 = LearningRateSchedule.At(options, 0);
         var groups = keys.Select((k, i) => new SGD.ParamGroup(members[i].Select(m => m.Parameter).ToList(), lr0 * k.Scale,
             options.Momentum, 0.0, k.Decay ? options.WeightDecay : 0.0, false, false)).ToList();
-        var optimizer = torch.optim.SGD(groups, lr0, options.Momentum, 0.0, options.WeightDecay);
+        var optimizer = new ScalarSafe.SGD(groups, lr0, options.Momentum, 0.0, options.WeightDecay);
         return Setup(optimizer, keys, members, options);
     }
 

@@ -132,6 +132,7 @@ public sealed class Trainer
         var parameters = trainable.TrainableParameters().ToList();
         using var setup = ParameterGroups.Create(parameters, o, trainable.LearningRateScale);
         var optimizer = setup.Optimizer;
+        using var buckets = new GradientBuckets();                            // data-parallel all-reduce buffers (none in one process)
         if (resume)
         {
             CheckpointStore.LoadOptimizer(latest!, optimizer);
@@ -141,6 +142,7 @@ public sealed class Trainer
 
         using var log = !g.IsRoot ? null : resume ? MetricsLog.ResumeAfter(MetricsPath, start) : MetricsLog.Create(MetricsPath);
         model.train();
+        using var stress = CollectorStress.StartIfRequested();
         var clock = Stopwatch.StartNew();
         double Seconds() => secondsBefore + clock.Elapsed.TotalSeconds;
         var rate = new StepRate(window: 20);
@@ -176,7 +178,7 @@ public sealed class Trainer
                 return new TrainResult(s, false, lastLoss, latest, null, Seconds(), ImagesPerSecond(), s - start);
             }
 
-            var report = RunStep(s, trainable, parameters, setup, schedule, stream, device, Seconds, latest);
+            var report = RunStep(s, trainable, parameters, setup, buckets, schedule, stream, device, Seconds, latest);
             lastLoss = report.Loss;
             imagesThisCall += report.BatchSize;
             imagesSinceLog += report.BatchSize;
@@ -208,7 +210,7 @@ public sealed class Trainer
     }
 
     StepReport RunStep(long s, ITrainable trainable, List<(string Name, Parameter Parameter)> parameters, OptimizerSetup optimizer,
-        LearningRateSchedule schedule, IEnumerator<TrainBatch> stream, Device device, Func<double> seconds, CheckpointInfo? lastGood)
+        GradientBuckets buckets, LearningRateSchedule schedule, IEnumerator<TrainBatch> stream, Device device, Func<double> seconds, CheckpointInfo? lastGood)
     {
         using var scope = torch.NewDisposeScope();
         if (!stream.MoveNext()) throw new WeakSegException($"the batch source ended at step {s}; it must be endless (BatchLoader.Stream).");
@@ -240,12 +242,14 @@ public sealed class Trainer
         var grads = new List<(string Name, Tensor Grad)>(parameters.Count);
         foreach (var (name, p) in parameters)
             if (p.grad is { } grad) grads.Add((name, grad));
-        if (group.IsDistributed) DataParallel.AverageGradients(group, grads, parameters.Count, batch.Count, images);
+        if (group.IsDistributed) DataParallel.AverageGradients(group, buckets, grads, parameters.Count, batch.Count, images);
         double gradNorm = 0;
         if (grads.Count > 0)
         {
-            var norms = torch.stack(grads.Select(g => torch.linalg.vector_norm(g.Grad)).ToArray()); // [P]
-            gradNorm = torch.linalg.vector_norm(norms).item<float>();
+            // linalg.norm without an order is linalg.vector_norm with order 2 in libtorch, but takes no Scalar argument
+            // (vector_norm(t) would pass a temporary Scalar 2 that a concurrent garbage collection can free mid-call).
+            var norms = torch.stack(grads.Select(g => torch.linalg.norm(g.Grad)).ToArray()); // [P]
+            gradNorm = torch.linalg.norm(norms).item<float>();
             if (!double.IsFinite(gradNorm))
             {
                 var finite = torch.isfinite(norms).data<bool>().ToArray();

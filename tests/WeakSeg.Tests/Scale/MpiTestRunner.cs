@@ -28,12 +28,16 @@ public static class MpiTestRunner
     }
 
     /// <summary>weakseg ARGS in a fresh process (no MPI).</summary>
-    public static (int Code, string Stdout, string Stderr) Single(params string[] args) => Start(DotnetHost(), [CliDll(), .. args]);
+    public static (int Code, string Stdout, string Stderr) Single(params string[] args) => Start(DotnetHost(), [CliDll(), .. args], []);
 
     /// <summary>mpirun --oversubscribe --allow-run-as-root -np N weakseg ARGS (oversubscribed: this machine may have fewer cores).</summary>
-    public static (int Code, string Stdout, string Stderr) Ranks(int n, params string[] args) =>
+    public static (int Code, string Stdout, string Stderr) Ranks(int n, params string[] args) => RanksWithEnvironment(n, [], args);
+
+    /// <summary><see cref="Ranks"/> with extra environment variables, set for mpirun and exported to every rank (-x).</summary>
+    public static (int Code, string Stdout, string Stderr) RanksWithEnvironment(int n, (string Name, string Value)[] environment, params string[] args) =>
         Start(Mpirun ?? throw new InvalidOperationException("mpirun not found"),
-            ["--oversubscribe", "--allow-run-as-root", "-np", n.ToString(System.Globalization.CultureInfo.InvariantCulture), DotnetHost(), CliDll(), .. args]);
+            ["--oversubscribe", "--allow-run-as-root", .. environment.SelectMany(e => new[] { "-x", e.Name }),
+             "-np", n.ToString(System.Globalization.CultureInfo.InvariantCulture), DotnetHost(), CliDll(), .. args], environment);
 
     static string CliDll()
     {
@@ -42,11 +46,12 @@ public static class MpiTestRunner
         return dll;
     }
 
-    static (int, string, string) Start(string file, IEnumerable<string> args)
+    static (int, string, string) Start(string file, IEnumerable<string> args, (string Name, string Value)[] environment)
     {
         var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var a in args) psi.ArgumentList.Add(a);
         psi.Environment["NO_COLOR"] = "1";
+        foreach (var (name, value) in environment) psi.Environment[name] = value;
         // The test host itself is never an MPI rank; a launcher's variables inherited from a CI job would confuse the children.
         foreach (var key in new[] { "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMIX_SIZE", "PMI_RANK", "PMI_SIZE" })
             psi.Environment.Remove(key);

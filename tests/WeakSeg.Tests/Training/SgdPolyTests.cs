@@ -41,7 +41,7 @@ public class SgdPolyTests
         var options = new TrainerOptions { Optimizer = OptimizerKind.Sgd, Momentum = 0.9, Schedule = ScheduleKind.Poly, Steps = 10, WarmupSteps = 0, BaseLr = 0.1, MinLr = 0.0, WeightDecay = 0.2 };
         Func<string, double> scale = name => name.StartsWith("fc1.") ? 0.5 : 1.0;
         using var setup = ParameterGroups.Create(net.named_parameters(), options, scale);
-        Assert.IsType<TorchSharp.Modules.SGD>(setup.Optimizer);
+        Assert.IsType<ScalarSafe.SGD>(setup.Optimizer);
         setup.SetLearningRate(0.1);
         var p0 = net.named_parameters().ToDictionary(p => p.name, p => p.parameter.detach().clone());
         void Step()

@@ -123,3 +123,58 @@ public static class SingleStageStepBench
         return wall.Min();
     }
 }
+
+/// <summary>
+/// Seconds per image of <c>weakseg pseudo --par</c>'s refinement (<see cref="ParPseudoLabelRefiner.Label(WeakSeg.Data.RgbImage, WeakSeg.Evaluation.CamMaps, double, WeakSeg.PseudoLabels.UncertainBand?)"/>):
+/// a 500×375 image with 20 foreground maps (21 classes with the background), at full resolution and at 1/2, with one background
+/// level (--threshold) and with ToCo's two levels (--uncertain 0.25:0.7). Usage: <c>dotnet run -c Release -- par-pseudo [--threads N] [--repeats R]</c>.
+/// </summary>
+public static class ParPseudoBench
+{
+    public static void Run(string[] args)
+    {
+        int threads = 1, repeats = 3;
+        for (int i = 0; i + 1 < args.Length; i++)
+        {
+            if (args[i] == "--threads") threads = int.Parse(args[i + 1], CultureInfo.InvariantCulture);
+            if (args[i] == "--repeats") repeats = int.Parse(args[i + 1], CultureInfo.InvariantCulture);
+        }
+        TorchRuntime.Initialize("cpu", threads);
+        const int width = 500, height = 375, classes = 20;
+        var random = new Random(0);
+        var pixels = new byte[width * height * 3];
+        random.NextBytes(pixels);
+        var image = new WeakSeg.Data.RgbImage(width, height, pixels);
+        var maps = new float[classes * width * height];
+        for (int i = 0; i < maps.Length; i++) maps[i] = (float)random.NextDouble();
+        var camMaps = new WeakSeg.Evaluation.CamMaps("bench", maps, Enumerable.Range(1, classes).ToArray(), height, width);
+        using var dir = new TempFolder();
+        foreach (var downScale in new[] { 1, 2 })
+            foreach (var band in new WeakSeg.PseudoLabels.UncertainBand?[] { null, new(0.25f, 0.7f) })
+            {
+                var refiner = new ParPseudoLabelRefiner(dir.Path, ParConfig.Default, downScale);
+                refiner.Label(image, camMaps, 0.5, band);                                           // warm-up
+                var times = new List<double>();
+                var cpu = new List<double>();
+                var process = Process.GetCurrentProcess();
+                for (int r = 0; r < repeats; r++)
+                {
+                    process.Refresh();
+                    var cpuBefore = process.TotalProcessorTime;
+                    var clock = Stopwatch.StartNew();
+                    refiner.Label(image, camMaps, 0.5, band);
+                    times.Add(clock.Elapsed.TotalSeconds);
+                    process.Refresh();
+                    cpu.Add((process.TotalProcessorTime - cpuBefore).TotalSeconds);
+                }
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"pseudo --par, 500x375, 21 classes, 1/{downScale} scale, {(band is null ? "one level (--threshold 0.5)" : "two levels (--uncertain 0.25:0.7)")}, threads {threads}: wall {times.Min():0.000} s min / {times.Average():0.000} s mean, process CPU {cpu.Min():0.000} s min, of {repeats} runs"));
+            }
+    }
+
+    sealed class TempFolder : IDisposable
+    {
+        public string Path { get; } = Directory.CreateTempSubdirectory("weakseg-par-bench-").FullName;
+        public void Dispose() => Directory.Delete(Path, recursive: true);
+    }
+}

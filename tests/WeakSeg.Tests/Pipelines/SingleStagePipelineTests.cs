@@ -119,7 +119,7 @@ public class SingleStagePipelineTests
         CamRecipe = TrainRecipe.Preset(ToCoMethod.MethodName, MethodPreset.Cpu, PipelineTestData.Classes)
             .With("model.backbone={\"image_size\": 32, \"patch_size\": 8, \"embed_dim\": 16, \"depth\": 2, \"num_heads\": 2}")
             .With("model.crop_size=32").With("model.decoder_width=8").With("model.segmentation={\"weight\": 0.1, \"start_step\": 1}")
-            .With("trainer.steps=3").With("trainer.batch_size=4").With("trainer.checkpoint_every=2").With("trainer.log_every=1"),
+            .With("trainer.steps=3").With("trainer.warmup_steps=1").With("trainer.batch_size=4").With("trainer.checkpoint_every=2").With("trainer.log_every=1"),
         Localization = new LocalizationOptions { Scales = [1.0], Flip = true },
         Segmentation = SegmentationConfig.Cpu with
         {

@@ -56,8 +56,9 @@ public static class ParLabels
         return result.MoveToOuterDisposeScope();
     }
 
-    /// <summary>Bilinear resize (align_corners false); the input itself when the size already matches (an identity resize).</summary>
+    /// <summary>Bilinear resize (align_corners false); the input itself when the size already matches (an identity resize); no planes stay no planes.</summary>
     static Tensor Resize(Tensor x, long h, long w) =>
         x.shape[2] == h && x.shape[3] == w ? x.alias()
+            : x.shape[1] == 0 ? torch.empty(new[] { x.shape[0], 0L, h, w }, dtype: x.dtype, device: x.device)    // an image without classes
             : nn.functional.interpolate(x, size: new[] { h, w }, mode: InterpolationMode.Bilinear, align_corners: false);
 }

@@ -7,7 +7,6 @@ using WeakSeg.Methods;
 using WeakSeg.Methods.Fsr;
 using WeakSeg.Methods.MoRe;
 using WeakSeg.Methods.ToCo;
-using WeakSeg.Models.Vit;
 using WeakSeg.Pipelines;
 using WeakSeg.Segmentation;
 using WeakSeg.Tests.Support;
@@ -112,24 +111,19 @@ public class SingleStagePipelineTests
     }
 
     /// <summary>A tiny ToCo (32 px, 2 blocks, segmentation from step 1 so the decoder trains) with the tiny segmenter.</summary>
-    static WsssPipelineOptions TinyOptions(string data, string outDir) => new()
+    static WsssPipelineOptions TinyOptions(string data, string outDir)
     {
-        OutDirectory = outDir,
-        DataRoot = data,
-        CamRecipe = TrainRecipe.Preset(ToCoMethod.MethodName, MethodPreset.Cpu, PipelineTestData.Classes)
-            .With("model.backbone={\"image_size\": 32, \"patch_size\": 8, \"embed_dim\": 16, \"depth\": 2, \"num_heads\": 2}")
-            .With("model.crop_size=32").With("model.decoder_width=8").With("model.segmentation={\"weight\": 0.1, \"start_step\": 1}")
-            .With("trainer.steps=3").With("trainer.warmup_steps=1").With("trainer.batch_size=4").With("trainer.checkpoint_every=2").With("trainer.log_every=1"),
-        Localization = new LocalizationOptions { Scales = [1.0], Flip = true },
-        Segmentation = SegmentationConfig.Cpu with
+        var generic = WsssPipelineTests.TinyOptions(data, outDir);
+        return generic with
         {
-            Backbone = new VitConfig { PatchSize = 8, EmbedDim = 16, Depth = 1, NumHeads = 2 },
-            CropSize = 32, ClipPatchSize = 8, Steps = 2, BatchSize = 4, WarmupSteps = 1, CheckpointEvery = 2, LogEvery = 1,
-        },
-        Seed = 1,
-        Threads = 2,
-        Workers = 1,
-    };
+            CamRecipe = TrainRecipe.Preset(ToCoMethod.MethodName, MethodPreset.Cpu, PipelineTestData.Classes)
+                .With("model.backbone={\"image_size\": 32, \"patch_size\": 8, \"embed_dim\": 16, \"depth\": 2, \"num_heads\": 2}")
+                .With("model.crop_size=32").With("model.decoder_width=8").With("model.segmentation={\"weight\": 0.1, \"start_step\": 1}")
+                .With("trainer.steps=3").With("trainer.warmup_steps=1").With("trainer.batch_size=4").With("trainer.checkpoint_every=2").With("trainer.log_every=1"),
+            Segmentation = generic.Segmentation with { Steps = 2 },
+            OracleThreshold = false,
+        };
+    }
 
     static readonly string[] SingleStageStages = ["cam-train", "maps-fused", "cam-eval-fused", "pseudo-fused", "decoder-val", "upper-bound-train", "upper-bound-val"];
 

@@ -200,7 +200,7 @@ public class SingleStagePipelineTests
         var options = TinyOptions(data, outDir) with { UpperBound = false };
         using (var cancel = new CancellationTokenSource())
             Assert.ThrowsAny<OperationCanceledException>(() =>
-                WsssPipeline.Run(options, new CancelAtStep(cancel, "predict val (the method's decoder)", 1), cancel.Token));
+                WsssPipeline.Run(options, new WsssPipelineTests.CancelAtStep(cancel, "predict val (the method's decoder)", 1), cancel.Token));
         var ledger = new StageLedger(Path.Combine(outDir, "stages"));
         Assert.Contains("\"running\"", File.ReadAllText(ledger.PathOf("decoder-val")));
         var predDir = Path.Combine(outDir, "decoder", "val-pred");
@@ -223,18 +223,5 @@ public class SingleStagePipelineTests
         // other decoder settings (CRF) meet the recorded stage: refused, naming the record
         var e = Assert.Throws<WeakSegException>(() => WsssPipeline.Run(options with { Crf = true }));
         Assert.Contains("decoder-val", e.Message);
-    }
-
-    /// <summary>Cancels once a stage whose title starts with <paramref name="title"/> reports progress <paramref name="step"/>.</summary>
-    sealed class CancelAtStep(CancellationTokenSource cancel, string title, long step) : IStageReporter
-    {
-        public T Run<T>(string stageTitle, Func<IProgress<ProgressUpdate>?, T> work) =>
-            work(stageTitle.StartsWith(title, StringComparison.Ordinal) ? new Watch(cancel, step) : null);
-        public void Log(string line) { }
-
-        sealed class Watch(CancellationTokenSource cancel, long step) : IProgress<ProgressUpdate>
-        {
-            public void Report(ProgressUpdate value) { if (value.Done >= step) cancel.Cancel(); }
-        }
     }
 }

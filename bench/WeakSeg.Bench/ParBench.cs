@@ -14,12 +14,7 @@ public static class ParBench
 {
     public static void Run(string[] args)
     {
-        int threads = 1, repeats = 3;
-        for (int i = 0; i + 1 < args.Length; i++)
-        {
-            if (args[i] == "--threads") threads = int.Parse(args[i + 1], CultureInfo.InvariantCulture);
-            if (args[i] == "--repeats") repeats = int.Parse(args[i + 1], CultureInfo.InvariantCulture);
-        }
+        var (threads, repeats) = Options(args);
         TorchRuntime.Initialize("cpu", threads);
         torch.manual_seed(0);
         var par = new PixelAdaptiveRefinement();
@@ -27,23 +22,42 @@ public static class ParBench
         {
             using var image = torch.rand(1, 3, height, width);
             using var masks = torch.rand(1, 21, (height + 15) / 16, (width + 15) / 16).softmax(1);
-            using (var warm = par.Refine(image, masks)) { }
-            var times = new List<double>();
-            var cpu = new List<double>();
-            var process = Process.GetCurrentProcess();
-            for (int r = 0; r < repeats; r++)
-            {
-                process.Refresh();
-                var cpuBefore = process.TotalProcessorTime;
-                var clock = Stopwatch.StartNew();
-                using var refined = par.Refine(image, masks);
-                times.Add(clock.Elapsed.TotalSeconds);
-                process.Refresh();
-                cpu.Add((process.TotalProcessorTime - cpuBefore).TotalSeconds);
-            }
+            var (wallMin, wallMean, cpuMin) = Time(() => { using var refined = par.Refine(image, masks); }, repeats);
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"PAR {label}, 21 classes, 48 neighbours, 10 iterations, threads {threads}: wall {times.Min():0.000} s min / {times.Average():0.000} s mean, process CPU {cpu.Min():0.000} s min, of {repeats} runs"));
+                $"PAR {label}, 21 classes, 48 neighbours, 10 iterations, threads {threads}: wall {wallMin:0.000} s min / {wallMean:0.000} s mean, process CPU {cpuMin:0.000} s min, of {repeats} runs"));
         }
+    }
+
+    /// <summary>--threads N (default 1) and --repeats R (default 3).</summary>
+    internal static (int Threads, int Repeats) Options(string[] args)
+    {
+        int threads = 1, repeats = 3;
+        for (int i = 0; i + 1 < args.Length; i++)
+        {
+            if (args[i] == "--threads") threads = int.Parse(args[i + 1], CultureInfo.InvariantCulture);
+            if (args[i] == "--repeats") repeats = int.Parse(args[i + 1], CultureInfo.InvariantCulture);
+        }
+        return (threads, repeats);
+    }
+
+    /// <summary>One warm-up call, then <paramref name="repeats"/> timed calls: wall seconds (min, mean) and process CPU seconds (min).</summary>
+    internal static (double WallMin, double WallMean, double CpuMin) Time(Action run, int repeats)
+    {
+        run();
+        var times = new List<double>();
+        var cpu = new List<double>();
+        var process = Process.GetCurrentProcess();
+        for (int r = 0; r < repeats; r++)
+        {
+            process.Refresh();
+            var cpuBefore = process.TotalProcessorTime;
+            var clock = Stopwatch.StartNew();
+            run();
+            times.Add(clock.Elapsed.TotalSeconds);
+            process.Refresh();
+            cpu.Add((process.TotalProcessorTime - cpuBefore).TotalSeconds);
+        }
+        return (times.Min(), times.Average(), cpu.Min());
     }
 }
 
@@ -121,5 +135,42 @@ public static class SingleStageStepBench
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"{name} cpu preset, batch {batch} of {crop}×{crop}, threads {threads}: wall {wall.Min():0.000} s/step min ({batch / wall.Min():0.0} images/s), process CPU {cpu.Min():0.000} s/step min, of {steps} steps"));
         return wall.Min();
+    }
+}
+
+/// <summary>
+/// Seconds per image of <c>weakseg pseudo --par</c>'s refinement (<see cref="ParPseudoLabelRefiner.Label(WeakSeg.Data.RgbImage, WeakSeg.Evaluation.CamMaps, double, WeakSeg.PseudoLabels.UncertainBand?)"/>):
+/// a 500×375 image with 20 foreground maps (21 classes with the background), at full resolution and at 1/2, with one background
+/// level (--threshold) and with ToCo's two levels (--uncertain 0.25:0.7). Usage: <c>dotnet run -c Release -- par-pseudo [--threads N] [--repeats R]</c>.
+/// </summary>
+public static class ParPseudoBench
+{
+    public static void Run(string[] args)
+    {
+        var (threads, repeats) = ParBench.Options(args);
+        TorchRuntime.Initialize("cpu", threads);
+        const int width = 500, height = 375, classes = 20;
+        var random = new Random(0);
+        var pixels = new byte[width * height * 3];
+        random.NextBytes(pixels);
+        var image = new WeakSeg.Data.RgbImage(width, height, pixels);
+        var maps = new float[classes * width * height];
+        for (int i = 0; i < maps.Length; i++) maps[i] = (float)random.NextDouble();
+        var camMaps = new WeakSeg.Evaluation.CamMaps("bench", maps, Enumerable.Range(1, classes).ToArray(), height, width);
+        using var dir = new TempFolder();
+        foreach (var downScale in new[] { 1, 2 })
+            foreach (var band in new WeakSeg.PseudoLabels.UncertainBand?[] { null, new(0.25f, 0.7f) })
+            {
+                var refiner = new ParPseudoLabelRefiner(dir.Path, ParConfig.Default, downScale);
+                var (wallMin, wallMean, cpuMin) = ParBench.Time(() => refiner.Label(image, camMaps, 0.5, band), repeats);
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"pseudo --par, 500x375, 21 classes, 1/{downScale} scale, {(band is null ? "one level (--threshold 0.5)" : "two levels (--uncertain 0.25:0.7)")}, threads {threads}: wall {wallMin:0.000} s min / {wallMean:0.000} s mean, process CPU {cpuMin:0.000} s min, of {repeats} runs"));
+            }
+    }
+
+    sealed class TempFolder : IDisposable
+    {
+        public string Path { get; } = Directory.CreateTempSubdirectory("weakseg-par-bench-").FullName;
+        public void Dispose() => Directory.Delete(Path, recursive: true);
     }
 }

@@ -50,7 +50,9 @@ public static class PipelineCommand
         string Seconds(string prefix) => string.Create(inv, $"{r.Stages.Where(s => s.Name.StartsWith(prefix, StringComparison.Ordinal)).Sum(s => s.Seconds):F0}");
         table.AddRow("CAM (best threshold of the sweep)", Pct(r.CamMeanIou), Seconds("cam-") + " + maps " + Seconds("maps"));
         table.AddRow("pseudo labels (threshold " + r.Threshold.ToString("0.00", inv) + ")", Pct(r.PseudoMeanIou), Seconds("pseudo"));
-        foreach (var (decoder, miou) in r.ValMeanIouByDecoder) table.AddRow($"val, {decoder} decoder", Pct(miou), Seconds($"seg-{CamCommand.MapName(r.Map)}-{decoder}"));
+        foreach (var (decoder, miou) in r.ValMeanIouByDecoder)
+            table.AddRow(decoder == WsssPipeline.MethodDecoderName ? "val, the method's own decoder" : $"val, {decoder} decoder", Pct(miou),
+                Seconds(decoder == WsssPipeline.MethodDecoderName ? "decoder-" : $"seg-{CamCommand.MapName(r.Map)}-{decoder}"));
         table.AddRow("val, upper bound (ground truth)", Pct(r.UpperBoundMeanIou), Seconds("upper-bound"));
         table.AddRow("weak / full", r.WeakFullRatio is { } d ? d.ToString("0.000", inv) : "-", string.Create(inv, $"total {r.Seconds:F0}"));
         return table;

@@ -29,8 +29,9 @@ internal sealed class PipelineOptions
     readonly Option<double?> _threshold = new("--threshold") { Description = $"Background threshold of the pseudo labels (default: the method's preset value from its official code, which reads no pixel label: {PresetThresholds()})." };
     readonly Option<bool> _oracleThreshold = new("--oracle-threshold") { Description = "Take the pseudo-label threshold from the sweep on the training split's ground-truth masks (the official scripts' practice; uses pixel labels, marked \"oracle\" in report.json)." };
     readonly Option<string> _decoders = new("--decoders") { Description = "Comma list of decoders retrained on the pseudo labels: gradclip, naive. The first gives val_miou.", DefaultValueFactory = _ => "gradclip" };
+    readonly Option<bool> _retrain = new("--retrain-segmenter") { Description = "For a method with its own segmentation decoder (single-stage): also retrain the --decoders segmenters on the pseudo labels (val_miou stays the method's decoder; theirs go to val_miou_by_decoder). Other methods always retrain." };
     readonly Option<bool> _noUpperBound = new("--no-upper-bound") { Description = "Skip the segmenter trained on ground-truth masks (upper_bound_miou)." };
-    readonly Option<bool> _crf = new("--crf") { Description = "Dense CRF on the segmenter's probabilities at val inference (WeakTr's post-processing)." };
+    readonly Option<bool> _crf = new("--crf") { Description = "Dense CRF on the val probabilities (a retrained segmenter: WeakTr's kernels; a method's own decoder: the method's kernels)." };
     readonly Option<string> _stopAfter = new("--stop-after") { Description = "cam (maps + cam_miou), pseudo (+ pseudo_miou) or segmentation (everything).", DefaultValueFactory = _ => "segmentation" };
     readonly Option<long> _seed = new("--seed") { Description = "Seed of every training stage (a CPU run is repeatable).", DefaultValueFactory = _ => 0 };
     readonly Option<string> _device = new("--device") { Description = "cpu or cuda[:N].", DefaultValueFactory = _ => "cpu" };
@@ -45,7 +46,7 @@ internal sealed class PipelineOptions
     }
 
     public IEnumerable<Option> All => new Option[] { _data, _split, _valSplit, _preset, _config, _segConfig, _camSteps, _segSteps, _map, _scales, _noFlip,
-        _thresholds, _threshold, _oracleThreshold, _decoders, _noUpperBound, _crf, _stopAfter, _seed, _device, _threads, _workers }.Concat(_recipe.All);
+        _thresholds, _threshold, _oracleThreshold, _decoders, _retrain, _noUpperBound, _crf, _stopAfter, _seed, _device, _threads, _workers }.Concat(_recipe.All);
 
     /// <summary>The pipeline options of <paramref name="method"/> writing to <paramref name="outDirectory"/>.</summary>
     public WsssPipelineOptions Build(ParseResult parseResult, string method, string outDirectory)
@@ -73,6 +74,7 @@ internal sealed class PipelineOptions
             OracleThreshold = parseResult.GetValue(_oracleThreshold),
             Segmentation = seg,
             Decoders = ParseDecoders(parseResult.GetValue(_decoders)!),
+            RetrainSegmenter = parseResult.GetValue(_retrain) ? true : null,
             UpperBound = !parseResult.GetValue(_noUpperBound),
             Crf = parseResult.GetValue(_crf),
             StopAfter = parseResult.GetValue(_stopAfter) switch { "cam" => PipelineEnd.Cam, "pseudo" => PipelineEnd.Pseudo, _ => PipelineEnd.Segmentation },

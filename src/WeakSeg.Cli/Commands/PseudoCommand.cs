@@ -3,6 +3,7 @@ using System.Globalization;
 using WeakSeg.PseudoLabels;
 using WeakSeg.Refinement;
 using WeakSeg.Refinement.Affinity;
+using WeakSeg.Refinement.Par;
 using WeakSeg.Runtime;
 
 namespace WeakSeg.Cli.Commands;
@@ -24,12 +25,18 @@ public static class PseudoCommand
         var overwrite = new Option<bool>("--overwrite") { Description = "Rewrite labels that already exist (default: skip them)." };
         var crf = new Option<bool>("--crf") { Description = "Refine with the dense CRF (unary from [threshold; maps], PSA crf_inference); needs --data." };
         var crfPreset = new Option<string>("--crf-preset") { Description = $"CRF kernels: {string.Join(", ", DenseCrfConfig.PresetNames)}.", DefaultValueFactory = _ => "psa" };
+        var par = new Option<bool>("--par")
+        {
+            Description = "Refine with PAR (ToCo's pixel-adaptive refinement: 48 dilated neighbours, 10 iterations) on [threshold; maps]; with --uncertain LOW:HIGH, "
+                + "ToCo's two-level labels (255 where the HIGH stack says background and the LOW one does not); needs --data.",
+        };
+        var parDownScale = new Option<int>("--par-down-scale") { Description = "Run PAR at 1/N of the image size (ToCo's training labels: 2).", DefaultValueFactory = _ => 1 };
         var affinity = new Option<string?>("--affinity") { Description = "Affinity run (weakseg affinity train): refine the maps by its random walk first (background before the walk = --threshold); needs --data." };
-        var data = new Option<string?>("--data") { Description = "Dataset root in VOC layout (the images), for --crf and --affinity." };
+        var data = new Option<string?>("--data") { Description = "Dataset root in VOC layout (the images), for --crf, --par and --affinity." };
         var walk = AffinityCommand.WalkOptions.Create(withThreshold: false);
         var shard = ShardOption.Create();
-        var cmd = new Command("pseudo", "Convert saved class maps into pseudo-label PNGs (argmax over [threshold; class maps], optional uncertain band → 255; optional random walk and dense CRF).");
-        foreach (var o in new Option[] { cams, outDir, threshold, uncertain, overwrite, crf, crfPreset, affinity, data, shard }.Concat(walk.All(false))) cmd.Options.Add(o);
+        var cmd = new Command("pseudo", "Convert saved class maps into pseudo-label PNGs (argmax over [threshold; class maps], optional uncertain band → 255; optional random walk, dense CRF or PAR).");
+        foreach (var o in new Option[] { cams, outDir, threshold, uncertain, overwrite, crf, crfPreset, par, parDownScale, affinity, data, shard }.Concat(walk.All(false))) cmd.Options.Add(o);
         cmd.SetAction(parseResult =>
         {
             var band = parseResult.GetValue(uncertain);
@@ -44,7 +51,14 @@ public static class PseudoCommand
             IPseudoLabelRefiner? refiner = null;
             var affinityRun = parseResult.GetValue(affinity);
             bool useCrf = parseResult.GetValue(crf);
-            if (useCrf || affinityRun != null)
+            if (parseResult.GetValue(par))
+            {
+                if (useCrf || affinityRun != null) throw new WeakSegException("--par refines on its own: drop --crf and --affinity");
+                var dataRoot = parseResult.GetValue(data) ?? throw new WeakSegException("--par needs the images: pass --data ROOT");
+                TorchRuntime.Initialize("cpu");
+                refiner = new ParPseudoLabelRefiner(dataRoot, ParConfig.Default, parseResult.GetValue(parDownScale));
+            }
+            else if (useCrf || affinityRun != null)
             {
                 var dataRoot = parseResult.GetValue(data) ?? throw new WeakSegException("--crf and --affinity need the images: pass --data ROOT");
                 var presetName = parseResult.GetValue(crfPreset)!;

@@ -50,9 +50,9 @@ public static class BuiltInMethods
         MethodRegistry.Register<VitClsConfig>(VitCls, "ViT classifier with one class token; map = class-agnostic class-token attention (baseline).", AllMaps, c => new VitClsMethod(c));
         MethodRegistry.Register<CamBaselineConfig>(Cam, "ViT + global average pooling + linear classifier; map = CAM (baseline).", new([Refined, Fused], PaperDefault: Refined, CpuDefault: Refined), c => new CamMethod(c));
         MethodRegistry.Register<WeakTrConfig>(WeakTr, "WeakTr: C class tokens, conv coarse CAM, adaptive attention fusion of all heads → fine CAM (fusion: aaf, mean_sum or fixed_random).", AllMaps, c => new WeakTrMethod(c));
-        MethodRegistry.Register<ToCoConfig>(ToCo, "ToCo (single stage): ViT + GMP classifier, aux classifier, patch-token contrast, PAR-refined segmentation decoder; map = CAM.", CamOnly, c => new ToCoMethod(c));
-        MethodRegistry.Register<FsrConfig>(FsrMethod.MethodName, "FSR (single stage, ToCo base): uncertainty-guided masking, certain-feature aggregation, self-distillation from an EMA teacher; map = CAM.", CamOnly, c => new FsrMethod(c));
+        MethodRegistry.Register<ToCoConfig>(ToCo, "ToCo (single stage): ViT + GMP classifier, aux classifier, patch-token contrast, PAR-refined segmentation decoder; map = CAM.", CamOnly, c => new ToCoMethod(c), segmentationDecoder: true);
+        MethodRegistry.Register<FsrConfig>(FsrMethod.MethodName, "FSR (single stage, ToCo base): uncertainty-guided masking, certain-feature aggregation, self-distillation from an EMA teacher; map = CAM.", CamOnly, c => new FsrMethod(c), segmentationDecoder: true);
         MethodRegistry.Register<AuxSegNetConfig>(AuxSegNetMethod.MethodName, "AuxSegNet+ (CNN): classification, segmentation and saliency heads, pairwise + unary affinities fused across tasks; labels fused from CAM and saliency; map = CAM refined by the cross-task affinity.", new([Refined, Fused], PaperDefault: Refined, CpuDefault: Refined), c => new AuxSegNetMethod(c));
-        MethodRegistry.Register<MoReConfig>(MoRe, "MoRe (single stage, ToCo base): class tokens with graph class aggregation, relation losses; map = CAM.", CamOnly, c => new MoReMethod(c));
+        MethodRegistry.Register<MoReConfig>(MoRe, "MoRe (single stage, ToCo base): class tokens with graph class aggregation, relation losses; map = CAM.", CamOnly, c => new MoReMethod(c), segmentationDecoder: true);
     }
 }

@@ -41,6 +41,10 @@ public interface IWsssMethodFactory
     Type ConfigType { get; }
     MethodMaps Maps { get; }
 
+    /// <summary>The trained network has its own segmentation decoder (<see cref="ISegmentationDecoderMethod"/>): the pipeline predicts the
+    /// val split with it instead of retraining a segmenter on the pseudo labels.</summary>
+    bool HasSegmentationDecoder => false;
+
     /// <summary>The method config of a preset, for <paramref name="numClasses"/> foreground classes.</summary>
     IMethodConfig DefaultConfig(MethodPreset preset, int numClasses);
 
@@ -61,12 +65,13 @@ public interface IWsssMethodFactory
 /// that <paramref name="variant"/> would change is refused, naming the field.
 /// </summary>
 public sealed class MethodRegistration<TConfig>(string name, string description, MethodMaps maps, Func<TConfig, IWsssMethod> create,
-    Func<TConfig, TConfig>? variant = null) : IWsssMethodFactory where TConfig : class, IMethodConfig<TConfig>
+    Func<TConfig, TConfig>? variant = null, bool segmentationDecoder = false) : IWsssMethodFactory where TConfig : class, IMethodConfig<TConfig>
 {
     public string Name => name;
     public string Description => description;
     public Type ConfigType => typeof(TConfig);
     public MethodMaps Maps => maps;
+    public bool HasSegmentationDecoder => segmentationDecoder;
 
     TConfig Typed(IMethodConfig config) => config as TConfig
         ?? throw new WeakSegException($"method '{name}' needs a {typeof(TConfig).Name}, got {config?.GetType().Name ?? "null"}");
@@ -119,7 +124,13 @@ public sealed class MethodRegistration<TConfig>(string name, string description,
         var typed = Typed(config);
         var errors = Validate(typed);
         if (errors.Count > 0) throw new WeakSegException($"invalid {name} configuration: " + string.Join("; ", errors));
-        return create(typed);
+        var method = create(typed);
+        if (segmentationDecoder && method is not ISegmentationDecoderMethod)
+        {
+            method.Dispose();
+            throw new InvalidOperationException($"method '{name}' is registered with a segmentation decoder but {method.GetType().Name} does not implement {nameof(ISegmentationDecoderMethod)}");
+        }
+        return method;
     }
 }
 
@@ -151,12 +162,14 @@ public static class MethodRegistry
     /// its maps as data and its constructor. One line per method, e.g.
     /// <c>Register&lt;MctFormerConfig&gt;("mctformer-v2", "…", maps, c => new MctFormerMethod(c), c => c with { Variant = V2 })</c>.
     /// </summary>
+    /// <param name="segmentationDecoder">the method's network has its own segmentation decoder (its class implements
+    /// <see cref="ISegmentationDecoderMethod"/>); the pipeline then predicts the val split with it</param>
     public static void Register<TConfig>(string name, string description, MethodMaps maps, Func<TConfig, IWsssMethod> create,
-        Func<TConfig, TConfig>? variant = null) where TConfig : class, IMethodConfig<TConfig>
+        Func<TConfig, TConfig>? variant = null, bool segmentationDecoder = false) where TConfig : class, IMethodConfig<TConfig>
     {
         foreach (var kind in new[] { maps.PaperDefault, maps.CpuDefault })
             if (!maps.Supported.Contains(kind)) throw new ArgumentException($"method '{name}': default map {kind} is not among its maps", nameof(maps));
-        Register(new MethodRegistration<TConfig>(name, description, maps, create, variant));
+        Register(new MethodRegistration<TConfig>(name, description, maps, create, variant, segmentationDecoder));
     }
 
     /// <summary>Adds (or replaces) a method under its <see cref="IWsssMethodFactory.Name"/>.</summary>

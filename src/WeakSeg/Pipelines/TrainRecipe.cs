@@ -49,19 +49,33 @@ public sealed record TrainRecipe(string Method, IMethodConfig ModelConfig, Train
     /// The preset recipe. paper: the config records' defaults (DeiT-S 224, TrainerOptions' DeiT/MCTformer recipe).
     /// cpu: the method's cpu config (<see cref="MethodRegistry.CpuBackbone"/> on 96×96), batch 32, lr 1e-3 with 30 warm-up steps, and
     /// RandomResizedCrop area ≥ 0.5 so that crops of the small images keep the image-level labels mostly true.
+    /// A method whose configuration brings its own schedule (<see cref="IMethodTrainerSchedule"/>, e.g. the single-stage methods'
+    /// poly warm-up AdamW) starts from that schedule in either preset (<see cref="MethodSchedule"/>).
     /// </summary>
     public static TrainRecipe Preset(string method, MethodPreset preset, int numClasses)
     {
         var factory = MethodRegistry.Get(method);
         var model = factory.DefaultConfig(preset, numClasses);
-        if (preset == MethodPreset.Paper) return new TrainRecipe(factory.Name, model, new TrainerOptions(), new AugmentationSettings());
+        if (preset == MethodPreset.Paper)
+            return new TrainRecipe(factory.Name, model, MethodSchedule(model, new TrainerOptions()), new AugmentationSettings());
         var trainer = new TrainerOptions
         {
             Steps = CpuSteps, BatchSize = 32, BaseLr = 1e-3, MinLr = 1e-5, WarmupStartLr = 1e-6, WarmupSteps = 30,
             CheckpointEvery = 100, LogEvery = 10,
         };
-        return new TrainRecipe(factory.Name, model, trainer, new AugmentationSettings { MinAreaScale = 0.5 });
+        return new TrainRecipe(factory.Name, model, MethodSchedule(model, trainer), new AugmentationSettings { MinAreaScale = 0.5 });
     }
+
+    /// <summary>
+    /// The trainer options a preset starts from: the method's own schedule laid over the generic <paramref name="generic"/> when its
+    /// configuration has one (<see cref="IMethodTrainerSchedule"/>; checkpoint and logging cadence stay the generic ones), else
+    /// <paramref name="generic"/> itself, unchanged.
+    /// </summary>
+    public static TrainerOptions MethodSchedule(IMethodConfig model, TrainerOptions generic) =>
+        model is IMethodTrainerSchedule schedule ? schedule.ToTrainerOptions(generic) : generic;
+
+    /// <summary>True when the method's configuration brings its own trainer schedule (<see cref="IMethodTrainerSchedule"/>).</summary>
+    public bool HasMethodSchedule => ModelConfig is IMethodTrainerSchedule;
 
     /// <summary>
     /// Training steps of the cpu preset (measured to fit the demo's time budget on 2 cores).
@@ -99,7 +113,7 @@ public sealed record TrainRecipe(string Method, IMethodConfig ModelConfig, Train
     {
         [MethodKey] = Method,
         [ModelKey] = Factory.ConfigToJson(ModelConfig),
-        [TrainerKey] = JsonSerializer.SerializeToNode(Trainer, TrainingJsonContext.Default.TrainerOptions),
+        [TrainerKey] = TrainerJson(Trainer),
         [AugmentationKey] = JsonSerializer.SerializeToNode(Augmentation, PipelineJsonContext.Default.AugmentationSettings),
     };
 
@@ -147,8 +161,37 @@ public sealed record TrainRecipe(string Method, IMethodConfig ModelConfig, Train
             throw WeakSegException.ForFile(source, $"method is '{m.GetValue<string>()}' but the run trains '{Method}' (drop the field or pass --method {m.GetValue<string>()})");
         var merged = basis.ToJson();
         Merge(merged, overlay);
-        return FromJson(merged, source);
+        var result = FromJson(merged, source);
+        return overlay[ModelKey] is null ? result : FollowSchedule(basis, result, overlay[TrainerKey] as JsonObject, source);
     }
+
+    /// <summary>
+    /// After the model section changed (<paramref name="basis"/> → <paramref name="result"/>): for a method with its own schedule, every
+    /// trainer field that still held the old model's schedule value takes the new model's (e.g. <c>model.steps</c> moves
+    /// <c>trainer.steps</c>), while fields the user set (in <paramref name="trainerOverlay"/> or an earlier overlay) keep their values.
+    /// An invalid model is left for <see cref="Validate"/> to report.
+    /// </summary>
+    static TrainRecipe FollowSchedule(TrainRecipe basis, TrainRecipe result, JsonObject? trainerOverlay, string source)
+    {
+        if (basis.ModelConfig is not IMethodTrainerSchedule before || result.ModelConfig is not IMethodTrainerSchedule after
+            || basis.ModelConfig.Validate().Count > 0 || result.ModelConfig.Validate().Count > 0)
+            return result;
+        var current = TrainerJson(basis.Trainer);
+        var oldSchedule = TrainerJson(before.ToTrainerOptions(basis.Trainer));
+        var newSchedule = TrainerJson(after.ToTrainerOptions(basis.Trainer));
+        var trainer = TrainerJson(result.Trainer);
+        foreach (var (key, value) in newSchedule)
+            if (trainerOverlay?.ContainsKey(key) != true && JsonNode.DeepEquals(current[key], oldSchedule[key]))
+                trainer[key] = value?.DeepClone();
+        try
+        {
+            return result with { Trainer = trainer.Deserialize(TrainingJsonContext.Default.TrainerOptions)! };
+        }
+        catch (JsonException e) { throw WeakSegException.ForFile(source, "bad 'trainer' section: " + e.Message); }
+    }
+
+    static JsonObject TrainerJson(TrainerOptions options) =>
+        JsonSerializer.SerializeToNode(options, TrainingJsonContext.Default.TrainerOptions)!.AsObject();
 
     /// <summary>
     /// This recipe with one field set: <c>SECTION.FIELD[.FIELD…]=VALUE</c>, e.g. <c>model.fusion=mean-sum</c> or <c>trainer.steps=200</c>

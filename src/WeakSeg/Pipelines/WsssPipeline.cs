@@ -1,3 +1,4 @@
+using TorchSharp;
 using System.Diagnostics;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -72,10 +73,21 @@ public sealed record WsssPipelineOptions
     /// <summary>Decoders retrained on the pseudo labels; the first one's val mIoU is the report's val_miou.</summary>
     public IReadOnlyList<SegmentationDecoderLoss> Decoders { get; init; } = [SegmentationDecoderLoss.GradientClipping];
 
+    /// <summary>
+    /// Retrain a segmenter on the pseudo labels (<see cref="Decoders"/>). null = only for methods without their own decoder: a
+    /// single-stage method (<see cref="IWsssMethodFactory.HasSegmentationDecoder"/>) is scored by its own decoder (stage
+    /// <c>decoder-VALSPLIT</c>), and retraining is then an option whose numbers go to val_miou_by_decoder.
+    /// </summary>
+    public bool? RetrainSegmenter { get; init; }
+
+    /// <summary>Scales of a single-stage method's own decoder inference; null = the method's (<see cref="ISegmentationDecoderMethod.DecoderScales"/>).</summary>
+    public IReadOnlyList<double>? DecoderScales { get; init; }
+
     /// <summary>Also train the same segmenter on the ground-truth masks (plain cross-entropy) for upper_bound_miou.</summary>
     public bool UpperBound { get; init; } = true;
 
-    /// <summary>Dense CRF (WeakTr's segmentation kernels) on the segmenter's probabilities at val inference.</summary>
+    /// <summary>Dense CRF on the val probabilities: WeakTr's segmentation kernels for a retrained segmenter, the method's own
+    /// (<see cref="ISegmentationDecoderMethod.DecoderCrf"/>) for a single-stage decoder.</summary>
     public bool Crf { get; init; }
 
     public PipelineEnd StopAfter { get; init; } = PipelineEnd.Segmentation;
@@ -130,6 +142,12 @@ public static class WsssPipeline
 
     public static string DecoderName(SegmentationDecoderLoss loss) => loss == SegmentationDecoderLoss.Naive ? "naive" : "gradclip";
 
+    /// <summary>The key of a single-stage method's own decoder in val_miou_by_decoder.</summary>
+    public const string MethodDecoderName = "method";
+
+    /// <summary>The stage (and prefix of its folder OUT/decoder/) of a single-stage method's own decoder predictions on <paramref name="split"/>.</summary>
+    public static string DecoderStage(string split) => "decoder-" + split;
+
     public static WsssPipelineReport Run(WsssPipelineOptions options, IStageReporter? reporter = null, CancellationToken cancellationToken = default,
         Action<string>? stageCompleted = null)
     {
@@ -159,13 +177,14 @@ public static class WsssPipeline
         using var heldLock = folderLock;
         var ledger = new StageLedger(Path.Combine(outDir, "stages"));
         var stages = new List<PipelineStage>();
-        var state = new ReportState(options.CamRecipe.Method, Path.Combine(outDir, ReportFile), new JsonObject
+        var runSection = new JsonObject
         {
             // what the numbers depend on besides the stage settings: a CPU run is bitwise repeatable for a given seed and thread count
             ["preset"] = options.Preset.ToString().ToLowerInvariant(),
             ["model"] = options.CamRecipe.ToJson()[TrainRecipe.ModelKey]!.DeepClone(),
             ["seed"] = options.Seed, ["threads"] = options.Threads, ["device"] = options.Device,
-        }) { WritesFiles = group.IsRoot };
+        };
+        var state = new ReportState(options.CamRecipe.Method, Path.Combine(outDir, ReportFile), runSection) { WritesFiles = group.IsRoot };
         WsssPipelineReport Finish()
         {
             var report = state.Finish();
@@ -241,6 +260,9 @@ public static class WsssPipeline
         var recipe = options.CamRecipe.WithNumClasses(trainSet.NumClasses);
         recipe = recipe with { Trainer = recipe.Trainer with { Seed = options.Seed, Device = options.Device, Threads = options.Threads } };
         recipe.EnsureValid();
+        // the effective trainer options of the CAM training (the method's own schedule, or the generic recipe's, with the user's settings)
+        runSection["trainer"] = ResultRelevant(recipe.ToJson())[TrainRecipe.TrainerKey]!.DeepClone();
+        runSection["trainer_defaults"] = recipe.HasMethodSchedule ? "method schedule" : "generic recipe";
         // Checked before any stage is recorded, so that fixing the option does not meet a half-begun stage with the old settings.
         var segmentationBatch = options.StopAfter == PipelineEnd.Segmentation ? options.Segmentation.BatchSize : 0;
         foreach (var (what, batch) in new[] { ("CAM training (trainer.batch_size)", recipe.Trainer.BatchSize), ("segmenter (batch_size)", segmentationBatch) })
@@ -330,8 +352,48 @@ public static class WsssPipeline
         state.Write();
         if (options.StopAfter == PipelineEnd.Pseudo) return Finish();
 
+        // ---- a single-stage method's own decoder on the val split ----
+        bool ownDecoder = recipe.Factory.HasSegmentationDecoder;
+        if (ownDecoder)
+        {
+            var decoderDir = Path.Combine(outDir, "decoder");
+            var decoderPredDir = Path.Combine(decoderDir, "val-pred");
+            var decoderSettings = new JsonObject
+            {
+                ["cam_train"] = camTrainSettings.DeepClone(), ["split"] = options.ValSplit,
+                ["scales"] = options.DecoderScales is { } given ? new JsonArray(given.Select(s => (JsonNode?)JsonValue.Create(s)).ToArray()) : "method",
+                ["flip"] = true, ["crf"] = options.Crf,
+            };
+            var decoded = Stage(DecoderStage(options.ValSplit), decoderSettings, () =>
+            {
+                var device = TorchRuntime.Initialize(options.Device, options.Threads);
+                using var trained = TrainPipeline.LoadTrained(camRunDir, out _);
+                var method = trained as ISegmentationDecoderMethod
+                    ?? throw new WeakSegException($"method '{trained.Name}' is registered with a segmentation decoder but its model has none");
+                method.Model.to(device);
+                var inference = new SegmentationInferenceOptions
+                {
+                    Scales = options.DecoderScales ?? method.DecoderScales, Flip = true,
+                    Refine = options.Crf ? SegmentationRefiners.DenseCrf(method.DecoderCrf) : null,
+                };
+                reporter.Run($"predict {options.ValSplit} (the method's decoder)", p =>
+                    SegmentationInference.Run(new MethodDecoderPredictor(method, device), valSet!.Samples, decoderPredDir, inference, p, cancellationToken, shard));
+                if (!valMasks) return new JsonObject { ["miou"] = null };
+                var evaluation = reporter.Run($"evaluate {options.ValSplit} (the method's decoder)", p =>
+                    SegmentationEvaluator.EvaluateDirectory(decoderPredDir, dataRoot, options.ValSplit, null, p, shard));
+                if (group.IsRoot) EvaluationJson.Write(Path.Combine(decoderDir, "eval-" + options.ValSplit + ".json"), evaluation);
+                return new JsonObject { ["miou"] = Num(evaluation.Metrics.MeanIou) };
+            });
+            if (decoded["miou"]?.GetValue<double>() is { } scored)
+            {
+                state.ValByDecoder[MethodDecoderName] = scored;
+                state.ValMeanIou = scored;
+            }
+            state.Write();
+        }
+
         // ---- retraining on pseudo labels, one run per decoder; then the upper bound on ground truth ----
-        foreach (var decoder in options.Decoders.Distinct())
+        foreach (var decoder in (options.RetrainSegmenter ?? !ownDecoder) ? options.Decoders.Distinct() : [])
         {
             var name = DecoderName(decoder);
             var miou = Segment($"seg-{map}-{name}", Path.Combine(outDir, "seg", $"{map}-{name}"), options.Segmentation with { Loss = decoder }, pseudoDir,

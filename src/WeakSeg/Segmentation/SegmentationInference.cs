@@ -13,7 +13,7 @@ public sealed record SegmentationInferenceSummary(int Written, int Skipped, doub
 /// <summary>Predicts a split and writes VOC-palette label PNGs <c>OUT/NAME.png</c> (atomic writes; existing files are skipped unless Overwrite).</summary>
 public static class SegmentationInference
 {
-    public static SegmentationInferenceSummary Run(SegmentationPredictor predictor, IReadOnlyList<VocSample> samples, string outDir,
+    public static SegmentationInferenceSummary Run(ILabelPredictor predictor, IReadOnlyList<VocSample> samples, string outDir,
         SegmentationInferenceOptions options, IProgress<ProgressUpdate>? progress = null, CancellationToken cancellationToken = default,
         WorkShard? shard = null)
     {

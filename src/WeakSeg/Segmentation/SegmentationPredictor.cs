@@ -28,13 +28,20 @@ public sealed record SegmentationInferenceOptions
     public bool Overwrite { get; init; }
 }
 
+/// <summary>Anything that turns an image into a label map under <see cref="SegmentationInferenceOptions"/> (a retrained segmenter, or a
+/// single-stage method's own decoder); <see cref="SegmentationInference.Run"/> writes a split's predictions with it.</summary>
+public interface ILabelPredictor
+{
+    LabelMap Predict(RgbImage image, SegmentationInferenceOptions options);
+}
+
 /// <summary>
 /// Multi-scale + flip sliding-window inference of a <see cref="SegmenterModel"/>: for every scale s and flip f the image is resized
 /// to (round(H·s), round(W·s)), ImageNet-normalised, run through <see cref="SlidingWindow.Logits"/> with window = crop size and stride
 /// = <see cref="SegmentationConfig.WindowStride"/>, the averaged logits are bilinearly resized to H×W, softmaxed, flipped back, and
 /// the probabilities are averaged over all (s, f). Optional refinement (CRF), then argmax.
 /// </summary>
-public sealed class SegmentationPredictor
+public sealed class SegmentationPredictor : ILabelPredictor
 {
     readonly SegmenterModel _model;
     readonly Device _device;
@@ -83,10 +90,14 @@ public sealed class SegmentationPredictor
     }
 
     /// <summary>The label map of <paramref name="image"/>: argmax over classes of the (refined) probabilities.</summary>
-    public LabelMap Predict(RgbImage image, SegmentationInferenceOptions options)
+    public LabelMap Predict(RgbImage image, SegmentationInferenceOptions options) =>
+        RefineAndArgmax(image, Probabilities(image, options), NumOutputClasses, options);
+
+    /// <summary>The optional refinement of <paramref name="options"/> (CRF) on probabilities [C, H, W], then the per-pixel argmax.</summary>
+    public static LabelMap RefineAndArgmax(RgbImage image, float[] probs, int c, SegmentationInferenceOptions options)
     {
-        var probs = Probabilities(image, options);
-        int c = NumOutputClasses, plane = image.Width * image.Height;
+        int plane = image.Width * image.Height;
+        if (probs.Length != c * plane) throw new WeakSegException($"{probs.Length} probabilities do not match {c}×{image.Height}×{image.Width}");
         if (options.Refine is { } refine)
         {
             probs = refine(image, probs, c);

@@ -122,6 +122,10 @@ public sealed class RunFolder
 
         var trainings = new List<ReportTraining> { new($"CAM model ({method})", Path.Combine(dir, "cam", "run")) };
         trainings.AddRange(segmenters.Select(s => new ReportTraining(s.Label, s.RunDirectory)));
+        // a single-stage method's own decoder (no training of its own: it is the CAM model's) comes first, as val_miou is its
+        if (ledger.ContainsKey("decoder-" + valSplit))
+            segmenters.Insert(0, new ReportSegmenter("val_miou_by_decoder.method", "the method's own decoder", Path.Combine(dir, "decoder"),
+                Path.Combine(dir, "decoder", $"eval-{valSplit}.json")));
 
         // the stages: those report.json lists (in run order), then the other ledger records, then the expected ones not recorded
         var names = new List<string>();
@@ -129,7 +133,8 @@ public sealed class RunFolder
         names.AddRange(ledger.Keys.Where(k => !names.Contains(k)).OrderBy(k => File.GetLastWriteTimeUtc(Path.Combine(stagesDir, k + ".json"))));
         var mapName = map ?? "MAP";
         var expected = new List<string> { "cam-train", $"maps-{mapName}", $"cam-eval-{mapName}", $"pseudo-{mapName}" };
-        if (!names.Any(n => n.StartsWith($"seg-{mapName}-", StringComparison.Ordinal))) expected.AddRange([$"seg-{mapName}-DECODER-train", $"seg-{mapName}-DECODER-val"]);
+        bool ownDecoder = names.Any(n => n.StartsWith("decoder-", StringComparison.Ordinal));
+        if (!ownDecoder && !names.Any(n => n.StartsWith($"seg-{mapName}-", StringComparison.Ordinal))) expected.AddRange([$"seg-{mapName}-DECODER-train", $"seg-{mapName}-DECODER-val"]);
         expected.AddRange(["upper-bound-train", "upper-bound-val"]);
         names.AddRange(expected.Where(e => !names.Contains(e)));
         var reused = (record["reused_stages"] as JsonArray)?.Select(Text).ToHashSet();
@@ -149,7 +154,8 @@ public sealed class RunFolder
             new("cam_miou", $"CAM maps ({mapName}), best threshold of the sweep, {trainSplit} split", Number(record["cam_miou"]), true, Why("cam_miou")),
             new("pseudo_miou", threshold is { } t ? $"pseudo labels, threshold {t.ToString("0.00", CultureInfo.InvariantCulture)} ({thresholdSource}), {trainSplit} split" : $"pseudo labels, {trainSplit} split",
                 Number(record["pseudo_miou"]), true, Why("pseudo_miou")),
-            new("val_miou", $"val mIoU: segmenter on pseudo labels{(decoders.Count > 0 ? $" ({decoders[0]} decoder)" : "")}, {valSplit} split",
+            new("val_miou", ownDecoder ? $"val mIoU: the method's own decoder, {valSplit} split"
+                : $"val mIoU: segmenter on pseudo labels{(decoders.Count > 0 ? $" ({decoders[0]} decoder)" : "")}, {valSplit} split",
                 Number(record["val_miou"]), true, Why("val_miou")),
         };
         if (decoders.Count > 1)

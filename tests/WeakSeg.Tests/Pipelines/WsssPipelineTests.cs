@@ -77,7 +77,7 @@ public class WsssPipelineTests
     };
 
     /// <summary>Passes progress through, and cancels once a stage whose title starts with <paramref name="title"/> reports step <paramref name="step"/>.</summary>
-    sealed class CancelAtStep(CancellationTokenSource cancel, string title, long step) : IStageReporter
+    internal sealed class CancelAtStep(CancellationTokenSource cancel, string title, long step) : IStageReporter
     {
         public T Run<T>(string stageTitle, Func<IProgress<ProgressUpdate>?, T> work) =>
             work(stageTitle.StartsWith(title, StringComparison.Ordinal) ? new Watch(cancel, step) : null);

@@ -35,7 +35,7 @@ public enum AuxSegNetOptimizer
 /// feature enhancement and refined predictions of both tasks; five losses; pseudo labels fused from CAM and saliency with two
 /// thresholds and an ignore band. <see cref="Paper"/> holds the official VOC values; <see cref="Cpu"/> the two-core benchmark setting.
 /// </summary>
-public sealed record AuxSegNetConfig : IMethodConfig<AuxSegNetConfig>
+public sealed record AuxSegNetConfig : IMethodConfig<AuxSegNetConfig>, IMethodTrainerSchedule
 {
     /// <summary>Foreground classes C (VOC 20); the classifier predicts C, the segmentation branch C + 1 with background first.</summary>
     public int NumClasses { get; init; } = 20;

@@ -82,7 +82,7 @@ public sealed record FsrViewOptions
 /// paper (Eq. 7) by default; <see cref="AggregatorAttentionMask"/> false is the released behaviour.
 /// Not part of the loss: the dense-CRF energy regulariser (weight 0.05, needs a bilateral filter).
 /// </summary>
-public sealed record FsrConfig : IMethodConfig<FsrConfig>
+public sealed record FsrConfig : IMethodConfig<FsrConfig>, IMethodTrainerSchedule
 {
     /// <summary>Foreground classes C (VOC 20).</summary>
     public int NumClasses { get; init; } = 20;

@@ -1,6 +1,7 @@
 using TorchSharp;
 using WeakSeg.Methods.ToCo;
 using WeakSeg.Models.Weights;
+using WeakSeg.Refinement;
 using WeakSeg.Refinement.Par;
 using WeakSeg.Training;
 using static TorchSharp.torch;
@@ -14,7 +15,7 @@ namespace WeakSeg.Methods.Fsr;
 /// trained but lives in the model, so checkpoints hold it. Map: the student's final classifier CAM
 /// (<see cref="LocalizationMapKind.Fused"/>), with ToCo's multi-scale protocol in <see cref="Localize"/>.
 /// </summary>
-public sealed class FsrMethod(FsrConfig config) : WsssMethodBase<FsrConfig, FsrModel>(config, new FsrModel(config)), IWsssMethod
+public sealed class FsrMethod(FsrConfig config) : WsssMethodBase<FsrConfig, FsrModel>(config, new FsrModel(config)), ISegmentationDecoderMethod
 {
     public const string MethodName = "fsr";
 
@@ -46,6 +47,16 @@ public sealed class FsrMethod(FsrConfig config) : WsssMethodBase<FsrConfig, FsrM
 
     /// <summary>[B, 3, H, W] → the student's raw CAM [B, K, h, w].</summary>
     public override Tensor PatchGridMaps(Tensor images, LocalizationMapKind kind) => ToCoMethod.CamPatchGrid(TypedModel.Student.CamOnly, images, kind, Name);
+
+    /// <summary>FSR's inference scales (infer_voc.py: 1.0, 1.25, 1.5 of the image, the same set as ToCo's).</summary>
+    public IReadOnlyList<double> DecoderScales => ToCoMaps.SegmentationScales;
+
+    /// <summary>ToCo's post-processing CRF (<see cref="DenseCrfConfig.ToCo"/>).</summary>
+    public DenseCrfConfig DecoderCrf => DenseCrfConfig.ToCo;
+
+    /// <summary>The student's LargeFOV decoder probabilities (ToCo's inference protocol): [K + 1, H, W].</summary>
+    public Tensor SegmentationProbabilities(Tensor image, IReadOnlyList<double> scales, bool flip) =>
+        ToCoMethod.DecoderProbabilities(x => TypedModel.Student.Forward(x).Segmentation, image, scales, flip);
 
     /// <summary>The student's multi-scale CAM (ToCo's protocol, flip always) at <paramref name="options"/>' scales, classes selected.</summary>
     public Tensor Localize(Tensor image, IReadOnlyList<int> classes, LocalizationOptions options) =>

@@ -16,7 +16,7 @@ public sealed record ThresholdPair(double High, double Low)
 /// (scripts/train_voc.py, logs/voc_train.log); <see cref="Cpu"/> is the small from-scratch setting. MoRe drops ToCo's
 /// class-token contrast; the dense-CRF energy regulariser (weight 0.05) is not part of the loss here.
 /// </summary>
-public sealed record MoReConfig : IMethodConfig<MoReConfig>
+public sealed record MoReConfig : IMethodConfig<MoReConfig>, IMethodTrainerSchedule
 {
     /// <summary>Foreground classes C = class tokens (VOC 20).</summary>
     public int NumClasses { get; init; } = 20;

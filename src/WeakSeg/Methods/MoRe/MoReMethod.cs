@@ -1,5 +1,6 @@
 using TorchSharp;
 using WeakSeg.Methods.ToCo;
+using WeakSeg.Refinement;
 using WeakSeg.Refinement.Par;
 using WeakSeg.Training;
 using static TorchSharp.torch;
@@ -12,7 +13,7 @@ namespace WeakSeg.Methods.MoRe;
 /// (<see cref="LocalizationMapKind.Fused"/>); the LAM (<see cref="MoReMaps.MultiScaleLam"/>) has no map kind yet.
 /// <see cref="Localize"/> follows the method's multi-scale protocol (<see cref="MoReMaps.MultiScaleCam"/>).
 /// </summary>
-public sealed class MoReMethod(MoReConfig config) : WsssMethodBase<MoReConfig, MoReNetwork>(config, new MoReNetwork(config)), IWsssMethod
+public sealed class MoReMethod(MoReConfig config) : WsssMethodBase<MoReConfig, MoReNetwork>(config, new MoReNetwork(config)), ISegmentationDecoderMethod
 {
     public const string MethodName = "more";
 
@@ -29,6 +30,16 @@ public sealed class MoReMethod(MoReConfig config) : WsssMethodBase<MoReConfig, M
 
     /// <summary>[B, 3, H, W] → raw CAM [B, K, h, w] of the final classifier (no GCR).</summary>
     public override Tensor PatchGridMaps(Tensor images, LocalizationMapKind kind) => ToCoMethod.CamPatchGrid(TypedModel.CamOnly, images, kind, Name);
+
+    /// <summary>The inference scales of the ToCo base (<see cref="ToCoMaps.SegmentationScales"/>; MoRe's own script resizes to 448·s squares).</summary>
+    public IReadOnlyList<double> DecoderScales => ToCoMaps.SegmentationScales;
+
+    /// <summary>ToCo's post-processing CRF (<see cref="DenseCrfConfig.ToCo"/>).</summary>
+    public DenseCrfConfig DecoderCrf => DenseCrfConfig.ToCo;
+
+    /// <summary>The LargeFOV decoder's probabilities (ToCo's inference protocol): [K + 1, H, W].</summary>
+    public Tensor SegmentationProbabilities(Tensor image, IReadOnlyList<double> scales, bool flip) =>
+        ToCoMethod.DecoderProbabilities(x => TypedModel.Forward(x, withGcr: false).Segmentation, image, scales, flip);
 
     /// <summary>MoRe's multi-scale CAM at <paramref name="options"/>' scales (flip always), classes selected: [K', H, W].</summary>
     public Tensor Localize(Tensor image, IReadOnlyList<int> classes, LocalizationOptions options) =>

@@ -18,7 +18,7 @@ public sealed record LossWeight(double Weight, long StartStep = 0)
 /// Not part of the loss here: class-token contrast (its loss is <see cref="ToCoLoss.ClassTokenContrast"/>; its crops and
 /// EMA projection head are not built) and the dense-CRF energy regulariser (weight 0.05, needs a bilateral filter).
 /// </summary>
-public sealed record ToCoConfig : IMethodConfig<ToCoConfig>
+public sealed record ToCoConfig : IMethodConfig<ToCoConfig>, IMethodTrainerSchedule
 {
     /// <summary>Foreground classes C (VOC 20); the decoder predicts C + 1 with background first.</summary>
     public int NumClasses { get; init; } = 20;

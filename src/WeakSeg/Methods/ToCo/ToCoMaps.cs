@@ -48,6 +48,38 @@ public static class ToCoMaps
         return torch.maximum(resized.narrow(0, 0, b), resized.narrow(0, b, b).flip(-1)).relu();
     }
 
+    /// <summary>Scales of ToCo's final segmentation inference (tools/infer_seg_voc.py): 1.0, 1.5, 1.25 of the original image size.</summary>
+    public static IReadOnlyList<double> SegmentationScales { get; } = [1.0, 1.5, 1.25];
+
+    /// <summary>
+    /// The decoder's class probabilities by ToCo's inference (tools/infer_seg_voc.py): per scale s the image is resized bilinearly to
+    /// (int(s·H), int(s·W)), the image and its horizontal flip go through <paramref name="segmentationLogits"/> as one batch, both
+    /// logit maps are resized bilinearly to (H, W) and summed (the flip flipped back); the maximum over scales is softmaxed over the
+    /// classes. Without <paramref name="flip"/> the flipped view is left out. Runs under no_grad.
+    /// images [1, 3, H, W] → [1, K + 1, H, W].
+    /// </summary>
+    public static Tensor MultiScaleSegmentation(Func<Tensor, Tensor> segmentationLogits, Tensor images, IReadOnlyList<double> scales, bool flip = true)
+    {
+        if (images.dim() != 4) throw new WeakSegException($"segmentation inputs must be [B, 3, H, W]; got [{string.Join(", ", images.shape)}]");
+        if (scales.Count == 0) throw new WeakSegException("segmentation scales must not be empty");
+        foreach (var s in scales)
+            if (!(s > 0) || double.IsInfinity(s)) throw new WeakSegException($"segmentation scales must be positive numbers (got {s})");
+        using var scope = torch.NewDisposeScope();
+        using var noGrad = torch.no_grad();
+        long b = images.shape[0], h = images.shape[2], w = images.shape[3];
+        Tensor? best = null;
+        foreach (var scale in scales)
+        {
+            var scaled = scale == 1.0 ? images
+                : nn.functional.interpolate(images, size: new[] { Math.Max(1, (long)(scale * h)), Math.Max(1, (long)(scale * w)) }, mode: InterpolationMode.Bilinear, align_corners: false);
+            var batch = flip ? torch.cat(new[] { scaled, scaled.flip(-1) }, 0) : scaled;
+            var logits = nn.functional.interpolate(segmentationLogits(batch), size: new[] { h, w }, mode: InterpolationMode.Bilinear, align_corners: false);
+            var summed = flip ? logits.narrow(0, 0, b).add(logits.narrow(0, b, b).flip(-1)) : logits;
+            best = best is null ? summed : torch.maximum(best, summed);
+        }
+        return best!.softmax(1).MoveToOuterDisposeScope();
+    }
+
     /// <summary>Per (image, channel): x −= min; x /= max + 1e-5. [B, C, H, W] → [B, C, H, W].</summary>
     public static Tensor MinMaxNormalize(Tensor maps)
     {

@@ -1,4 +1,5 @@
 using TorchSharp;
+using WeakSeg.Refinement;
 using WeakSeg.Refinement.Par;
 using WeakSeg.Training;
 using static TorchSharp.torch;
@@ -12,7 +13,7 @@ namespace WeakSeg.Methods.ToCo;
 /// <see cref="Localize"/> follows ToCo's own protocol, <see cref="ToCoMaps.MultiScaleCam(ToCoNetwork, Tensor, IReadOnlyList{double})"/>:
 /// max of a view and its flip, summed over scales, min-max per class.
 /// </summary>
-public sealed class ToCoMethod(ToCoConfig config) : WsssMethodBase<ToCoConfig, ToCoNetwork>(config, new ToCoNetwork(config)), IWsssMethod
+public sealed class ToCoMethod(ToCoConfig config) : WsssMethodBase<ToCoConfig, ToCoNetwork>(config, new ToCoNetwork(config)), ISegmentationDecoderMethod
 {
     public const string MethodName = "toco";
 
@@ -33,6 +34,25 @@ public sealed class ToCoMethod(ToCoConfig config) : WsssMethodBase<ToCoConfig, T
     /// <summary>ToCo's multi-scale CAM at <paramref name="options"/>' scales (flip always, as the method's protocol), classes selected.</summary>
     public Tensor Localize(Tensor image, IReadOnlyList<int> classes, LocalizationOptions options) =>
         LocalizeCam(TypedModel.CamOnly, image, classes, options, NumClasses, Name);
+
+    /// <summary>ToCo's inference scales (<see cref="ToCoMaps.SegmentationScales"/>).</summary>
+    public IReadOnlyList<double> DecoderScales => ToCoMaps.SegmentationScales;
+
+    /// <summary>ToCo's post-processing CRF (<see cref="DenseCrfConfig.ToCo"/>).</summary>
+    public DenseCrfConfig DecoderCrf => DenseCrfConfig.ToCo;
+
+    /// <summary>The LargeFOV decoder's probabilities by ToCo's inference (<see cref="ToCoMaps.MultiScaleSegmentation"/>): [K + 1, H, W].</summary>
+    public Tensor SegmentationProbabilities(Tensor image, IReadOnlyList<double> scales, bool flip) =>
+        DecoderProbabilities(x => TypedModel.forward(x).Segmentation, image, scales, flip);
+
+    /// <summary>A single-stage decoder's probabilities of one image [3, H, W] → [K + 1, H, W] (<see cref="ToCoMaps.MultiScaleSegmentation"/>).</summary>
+    internal static Tensor DecoderProbabilities(Func<Tensor, Tensor> segmentationLogits, Tensor image, IReadOnlyList<double> scales, bool flip)
+    {
+        if (image.dim() != 3) throw new WeakSegException($"segmentation input must be one image [3, H, W]; got [{string.Join(", ", image.shape)}]");
+        using var scope = torch.NewDisposeScope();
+        var probabilities = ToCoMaps.MultiScaleSegmentation(segmentationLogits, image.unsqueeze(0), scales, flip);
+        return probabilities[0].MoveToOuterDisposeScope();
+    }
 
     /// <summary>A single-stage method's patch-grid map: the raw CAM of <paramref name="camOnly"/> (the aux CAM dropped); only fused is accepted.</summary>
     internal static Tensor CamPatchGrid(Func<Tensor, (Tensor Cam, Tensor AuxCam)> camOnly, Tensor images, LocalizationMapKind kind, string method)

@@ -155,15 +155,11 @@ public static class ToCoPseudoLabels
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
         long b = images01.shape[0], h = images01.shape[2], w = images01.shape[3];
-        long hs = h / downScale, ws = w / downScale;
-        if (hs < 1 || ws < 1) throw new WeakSegException($"image {h}×{w} is too small for PAR down-scale {downScale}");
-        var small = nn.functional.interpolate(images01, size: new[] { hs, ws }, mode: InterpolationMode.Bilinear, align_corners: false);
+        if (h / downScale < 1 || w / downScale < 1) throw new WeakSegException($"image {h}×{w} is too small for PAR down-scale {downScale}");
         var cams = validCam.to_type(ScalarType.Float32);
-        var smallCams = nn.functional.interpolate(cams, size: new[] { hs, ws }, mode: InterpolationMode.Bilinear, align_corners: false);
         var labels = classLabels.cpu().to_type(ScalarType.Float32).data<float>().ToArray();
         long c = classLabels.shape[1];
-        using var highLevel = highThreshold.ToScalar();
-        using var lowLevel = lowThreshold.ToScalar();
+        double[] levels = [highThreshold, lowThreshold];
 
         var labelHigh = new List<Tensor>();
         var labelLow = new List<Tensor>();
@@ -173,17 +169,10 @@ public static class ToCoPseudoLabels
             for (long k = 0; k < c; k++) if (labels[i * c + k] != 0) keys.Add(k + 1);
             var keyIndex = torch.tensor(keys.ToArray(), device: cams.device);
             var presentIndex = torch.tensor(keys.Skip(1).Select(k => k - 1).ToArray(), dtype: ScalarType.Int64, device: cams.device);
-            var present = smallCams[i].index_select(0, presentIndex);                           // [K-1, hs, ws]
-            var high = torch.full(new[] { 1L, hs, ws }, highLevel, dtype: ScalarType.Float32, device: cams.device);
-            var low = torch.full(new[] { 1L, hs, ws }, lowLevel, dtype: ScalarType.Float32, device: cams.device);
-            var stackHigh = torch.cat(new[] { high, present }, 0).softmax(0);
-            var stackLow = torch.cat(new[] { low, present }, 0).softmax(0);
-            var masks = torch.cat(new[] { stackHigh, stackLow }, 0).unsqueeze(0);            // [1, 2K, hs, ws]: one affinity for both
-            var refined = par.Refine(small.narrow(0, i, 1), masks);
-            var upsampled = nn.functional.interpolate(refined, size: new[] { h, w }, mode: InterpolationMode.Bilinear, align_corners: false);
-            int kCount = keys.Count;
-            labelHigh.Add(keyIndex.index_select(0, upsampled.narrow(1, 0, kCount).argmax(1).flatten()).reshape(1, h, w));
-            labelLow.Add(keyIndex.index_select(0, upsampled.narrow(1, kCount, kCount).argmax(1).flatten()).reshape(1, h, w));
+            var present = cams.narrow(0, i, 1).index_select(1, presentIndex);                 // [1, K-1, H, W]
+            var refined = ParLabels.ArgmaxPerLevel(par, images01.narrow(0, i, 1), present, levels, downScale);
+            labelHigh.Add(keyIndex.index_select(0, refined[0].flatten()).reshape(1, h, w));
+            labelLow.Add(keyIndex.index_select(0, refined[1].flatten()).reshape(1, h, w));
         }
         var lh = torch.cat(labelHigh, 0);
         var ll = torch.cat(labelLow, 0);
@@ -192,10 +181,7 @@ public static class ToCoPseudoLabels
             lh = IgnoreOutsideBox(lh, imageBox, ignoreIndex);
             ll = IgnoreOutsideBox(ll, imageBox, ignoreIndex);
         }
-        using var ignore = ignoreIndex.ToScalar();
-        using var zero = 0L.ToScalar();
-        var result = lh.masked_fill(lh.eq(zero), ignore);
-        result.masked_fill_(lh.add(ll).eq(zero), zero);
+        var result = ParLabels.CombineLevels(lh, ll, ignoreIndex);
         return result.MoveToOuterDisposeScope();
     }
 }

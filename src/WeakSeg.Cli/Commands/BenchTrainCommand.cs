@@ -41,7 +41,7 @@ internal sealed record BenchTrainSettings(string ModelName, string Method, IMeth
     /// The configuration of <paramref name="method"/> for size preset <paramref name="model"/>: the method's paper configuration with
     /// the preset's class count and backbone shape. cpu: input 96, patch 8, dim 192, depth 6, heads 4, 10 classes (finishes in
     /// minutes on CPU); deit-s: DeiT-S/16 at 224 with the 20 VOC classes (the paper's model). Other backbone fields (stochastic
-    /// depth, stem, position embeddings) stay the method's.
+    /// depth, stem, position embeddings) stay the method's. A method without a ViT (a CNN) takes only the input side.
     /// </summary>
     public static TrainRecipe Preset(string model, string method = DefaultMethod)
     {
@@ -52,6 +52,7 @@ internal sealed record BenchTrainSettings(string ModelName, string Method, IMeth
             _ => throw new WeakSegException($"--model {model}: unknown model (expected cpu or deit-s)"),
         };
         var recipe = TrainRecipe.Preset(method, MethodPreset.Paper, classes);
+        if (recipe.ModelConfig.BackboneConfig is null) return recipe.WithImageSize(backbone.ImageSize);   // a CNN method: the preset's input side
         string Key(string property) => MethodJson.Options.PropertyNamingPolicy!.ConvertName(property);
         var shape = new JsonObject
         {
@@ -231,9 +232,8 @@ public static class BenchTrainCommand
         TorchRuntime.Seed(settings.Seed);
         using var method = MethodRegistry.Get(settings.Method).Create(settings.Model);
         long parameters = method.Model.parameters().Sum(p => p.numel());
-        var backbone = settings.Model.BackboneConfig;
-        int b = settings.BatchSize, k = settings.Model.NumClasses, side = backbone.ImageSize;
-        using var images = torch.randn(b, backbone.InChannels, side, side);                           // [B, 3, S, S]
+        int b = settings.BatchSize, k = settings.Model.NumClasses, side = settings.Model.ImageSize;
+        using var images = torch.randn(b, settings.Model.BackboneConfig?.InChannels ?? 3, side, side);  // [B, 3, S, S]
         using var labels = MultiHotLabels(b, k);                                                       // [B, K]
         var batches = new DelegateBatchStream(_ => Endless(new TrainBatch(images, labels)));
 
@@ -321,9 +321,8 @@ public static class BenchTrainCommand
     internal static Table Table(BenchTrainResult r)
     {
         var s = r.Settings;
-        var c = s.Model.BackboneConfig;
         var table = new Table().Title(Markup.Escape(
-            $"bench train: {s.MethodTitle} {s.ModelName} (input {c.ImageSize}, patch {c.PatchSize}, dim {c.EmbedDim}, depth {c.Depth}, heads {c.NumHeads}, " +
+            $"bench train: {s.MethodTitle} {s.ModelName} ({ShapeText(s.Model)}, " +
             $"{s.Model.NumClasses} classes), batch {s.BatchSize}, {s.Steps} steps, {r.Threads} threads"));
         table.AddColumn("figure");
         table.AddColumn(new TableColumn("value").RightAligned());
@@ -335,7 +334,8 @@ public static class BenchTrainCommand
         // Backbone FLOPs alone make the achieved rate and the GEMM fraction lower bounds: the method's heads also ran.
         string atLeast = s.FlopsExact ? "" : "≥ ";
         table.AddRow("train GFLOP/image", atLeast + F(r.Throughput.TrainFlopsPerImage / 1e9, "F3"),
-            Markup.Escape(s.FlopsExact ? "(3 × forward matmuls)" : $"({s.FlopsLabel}: 3 × ViT forward matmuls, method heads not counted)"));
+            Markup.Escape(s.FlopsExact ? "(3 × forward matmuls" + (s.Model.BackboneConfig is { Stem: not VitStem.Patch, FreezeStem: true } ? "; frozen CNN stem 1 × forward)" : ")")
+                : $"({s.FlopsLabel}: 3 × ViT forward matmuls, method heads not counted)"));
         table.AddRow("achieved GFLOP/s", atLeast + F(r.Throughput.AchievedGflops, "F1"), "");
         table.AddRow($"GEMM {s.GemmSize}³ GFLOP/s", F(r.Throughput.GemmGflops, "F1"),
             Markup.Escape($"(best of {F(r.GemmGflopsBefore, "F1")} before, {F(r.GemmGflopsAfter, "F1")} after)"));
@@ -348,6 +348,13 @@ public static class BenchTrainCommand
         table.AddRow("loss first → last", Markup.Escape($"{F(r.FirstLoss, "F4")} → {F(r.LastLoss, "F4")}"), "");
         return table;
     }
+
+    /// <summary>The shape of the model trained, for the table's title: the ViT's input, patch (or hybrid stem), width, depth and heads;
+    /// for a method without a ViT, its input side and map stride.</summary>
+    internal static string ShapeText(IMethodConfig model) => model.BackboneConfig is { } c
+        ? $"input {c.ImageSize}, " + (c.Stem == VitStem.Patch ? $"patch {c.PatchSize}" : $"stem {VitStems.Name(c.Stem)}" + (c.FreezeStem ? " (frozen)" : "")) +
+          $", dim {c.EmbedDim}, depth {c.Depth}, heads {c.NumHeads}"
+        : $"input {model.ImageSize}, map stride {model.MapStride}";
 
     /// <summary>Writes the figures as JSON (full precision), atomically.</summary>
     internal static void WriteJson(string path, BenchTrainResult r)
@@ -363,11 +370,15 @@ public static class BenchTrainCommand
             w.WriteString("method", factory.Name);
             w.WriteString("model", s.ModelName);
             if (modelConfig["variant"] is JsonValue variant) w.WriteString("variant", variant.ToString());
-            w.WriteNumber("image_size", c.ImageSize);
-            w.WriteNumber("patch_size", c.PatchSize);
-            w.WriteNumber("embed_dim", c.EmbedDim);
-            w.WriteNumber("depth", c.Depth);
-            w.WriteNumber("heads", c.NumHeads);
+            w.WriteNumber("image_size", s.Model.ImageSize);
+            w.WriteNumber("patch_size", s.Model.MapStride);
+            if (c is not null)
+            {
+                w.WriteString("stem", VitStems.Name(c.Stem));
+                w.WriteNumber("embed_dim", c.EmbedDim);
+                w.WriteNumber("depth", c.Depth);
+                w.WriteNumber("heads", c.NumHeads);
+            }
             w.WriteNumber("num_classes", s.Model.NumClasses);
             w.WriteNumber("parameters", r.Parameters);
             w.WriteNumber("batch_size", s.BatchSize);

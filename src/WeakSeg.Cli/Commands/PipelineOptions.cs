@@ -21,6 +21,12 @@ internal sealed class PipelineOptions
     readonly Option<string?> _config = new("--config") { Description = "JSON laid over the CAM recipe: {\"model\": {...}, \"trainer\": {...}, \"augmentation\": {...}} (as for `weakseg train`)." };
     readonly Option<string?> _segConfig = new("--seg-config") { Description = "Segmenter configuration JSON (the \"config\" object of a seg-train run's config.json) instead of the preset's." };
     readonly Option<long?> _camSteps = new("--cam-steps") { Description = "CAM training steps (default: the preset's)." };
+    readonly Option<string?> _segModel = new("--seg-model")
+    {
+        Description = "Network retrained on the pseudo labels: segmenter (WeakTr's ViT + mask-transformer decoder, default), deeplab-largefov or " +
+                      "deeplab-aspp (DeepLab on the ImageNet ResNet-18, output stride 8), with the preset's settings for it. Not with --seg-config " +
+                      "(whose \"model\" field chooses).",
+    };
     readonly Option<long?> _segSteps = new("--seg-steps") { Description = "Segmenter training steps (default: the preset's)." };
     readonly Option<string?> _map = new("--map") { Description = "Map for the pseudo labels: refined, fused, class-to-patch or patch-cam (default: paper preset refined, the papers' final map; cpu preset class-to-patch, the best map of a ViT trained from scratch)." };
     readonly Option<string> _scales = new("--scales") { Description = "Comma-separated map inference scales.", DefaultValueFactory = _ => CamCommand.FormatScales(new LocalizationOptions().Scales) };
@@ -41,11 +47,12 @@ internal sealed class PipelineOptions
     public PipelineOptions()
     {
         _preset.AcceptOnlyFromAmong("cpu", "paper");
+        _segModel.AcceptOnlyFromAmong([.. SegmentationModels.Names]);
         _map.AcceptOnlyFromAmong([.. LocalizationMapKindNames.All]);
         _stopAfter.AcceptOnlyFromAmong("cam", "pseudo", "segmentation");
     }
 
-    public IEnumerable<Option> All => new Option[] { _data, _split, _valSplit, _preset, _config, _segConfig, _camSteps, _segSteps, _map, _scales, _noFlip,
+    public IEnumerable<Option> All => new Option[] { _data, _split, _valSplit, _preset, _config, _segConfig, _segModel, _camSteps, _segSteps, _map, _scales, _noFlip,
         _thresholds, _threshold, _oracleThreshold, _decoders, _retrain, _noUpperBound, _crf, _stopAfter, _seed, _device, _threads, _workers }.Concat(_recipe.All);
 
     /// <summary>The pipeline options of <paramref name="method"/> writing to <paramref name="outDirectory"/>.</summary>
@@ -57,7 +64,10 @@ internal sealed class PipelineOptions
         recipe = _recipe.Apply(recipe, parseResult);
         if (parseResult.GetValue(_camSteps) is { } cs)
             recipe = recipe with { Trainer = recipe.Trainer with { Steps = cs, WarmupSteps = Math.Min(recipe.Trainer.WarmupSteps, cs / 10) } };
-        var seg = parseResult.GetValue(_segConfig) is { } segPath ? ReadSegmentationConfig(segPath) : SegmentationConfig.FromPreset(presetName);
+        var segModel = parseResult.GetValue(_segModel) is { } modelName ? SegmentationModels.Parse(modelName) : SegmentationModel.Segmenter;
+        if (parseResult.GetValue(_segConfig) is not null && parseResult.GetValue(_segModel) is not null)
+            throw new WeakSegException("--seg-model: give the network in the --seg-config file's \"model\" field instead (not both)");
+        var seg = parseResult.GetValue(_segConfig) is { } segPath ? ReadSegmentationConfig(segPath) : SegmentationConfig.FromPreset(presetName, segModel);
         if (parseResult.GetValue(_segSteps) is { } ss) seg = seg with { Steps = ss, WarmupSteps = Math.Min(seg.WarmupSteps, ss / 10) };
         return new WsssPipelineOptions
         {

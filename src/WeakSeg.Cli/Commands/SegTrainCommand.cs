@@ -4,7 +4,8 @@ using WeakSeg.Segmentation;
 
 namespace WeakSeg.Cli.Commands;
 
-/// <summary>`weakseg seg-train`: WeakTr online retraining (ViT + gradient-clipping decoder) on pseudo labels or ground truth.</summary>
+/// <summary>`weakseg seg-train`: WeakTr online retraining (ViT + gradient-clipping decoder), or a DeepLab on the ImageNet ResNet-18, on pseudo
+/// labels or ground truth.</summary>
 public static class SegTrainCommand
 {
     public static Command Create()
@@ -17,6 +18,13 @@ public static class SegTrainCommand
         decoder.AcceptOnlyFromAmong("gradclip", "naive");
         var preset = new Option<string>("--preset") { Description = "cpu: small ViT, crop 96, S = 24 (built-in benchmark); paper: DeiT-S, crop 480, S = 120, τ = 1.2, SGD lr 1e-4.", DefaultValueFactory = _ => "cpu" };
         preset.AcceptOnlyFromAmong("cpu", "paper");
+        var model = new Option<string>("--model")
+        {
+            Description = "segmenter: WeakTr's ViT + mask-transformer decoder; deeplab-largefov / deeplab-aspp: DeepLab LargeFOV or ASPP on the " +
+                          "ImageNet ResNet-18 of the package, dilated to output stride 8 (trunk at 0.1 × the rate).",
+            DefaultValueFactory = _ => "segmenter",
+        };
+        model.AcceptOnlyFromAmong([.. SegmentationModels.Names]);
         var steps = new Option<long?>("--steps") { Description = "Optimizer steps (default: the preset's)." };
         var batchSize = new Option<int?>("--batch-size") { Description = "Images per batch (default: the preset's)." };
         var lr = new Option<double?>("--lr") { Description = "Peak learning rate before poly decay (default: the preset's)." };
@@ -29,12 +37,12 @@ public static class SegTrainCommand
         var device = new Option<string>("--device") { Description = "cpu or cuda[:N].", DefaultValueFactory = _ => "cpu" };
         var threads = new Option<int>("--threads") { Description = "libtorch intra-op threads (0 = libtorch default).", DefaultValueFactory = _ => 0 };
         var resume = new Option<bool>("--resume") { Description = "Continue the run in --out from its latest checkpoint (same options required)." };
-        var init = new Option<string?>("--init") { Description = "timm-format ViT safetensors to initialise the encoder (e.g. DeiT-S)." };
+        var init = new Option<string?>("--init") { Description = "timm-format ViT safetensors to initialise the encoder (e.g. DeiT-S); for a DeepLab, torchvision-keyed ResNet safetensors (weakseg weights export)." };
         var cmd = new Command("seg-train", "WeakTr online retraining: train a ViT segmenter with the gradient-clipping decoder on CAM pseudo labels (or ground truth).");
-        foreach (var o in new Option[] { labels, data, outDir, split, decoder, preset, steps, batchSize, lr, tau, clipWarmup, optimizer, lrWarmup, seed, device, threads, resume, init }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { labels, data, outDir, split, decoder, preset, model, steps, batchSize, lr, tau, clipWarmup, optimizer, lrWarmup, seed, device, threads, resume, init }) cmd.Options.Add(o);
         cmd.SetAction(parseResult =>
         {
-            var config = SegmentationConfig.FromPreset(parseResult.GetValue(preset)!);
+            var config = SegmentationConfig.FromPreset(parseResult.GetValue(preset)!, SegmentationModels.Parse(parseResult.GetValue(model)!));
             config = config with { Loss = parseResult.GetValue(decoder) == "naive" ? SegmentationDecoderLoss.Naive : SegmentationDecoderLoss.GradientClipping };
             if (parseResult.GetValue(steps) is { } s) config = config with { Steps = s };
             if (parseResult.GetValue(batchSize) is { } b) config = config with { BatchSize = b };

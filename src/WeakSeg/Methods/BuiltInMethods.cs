@@ -1,5 +1,6 @@
 using WeakSeg.Methods.AuxSegNet;
 using WeakSeg.Methods.Baselines;
+using WeakSeg.Methods.CamResNet;
 using WeakSeg.Methods.Fsr;
 using WeakSeg.Methods.MctFormer;
 using WeakSeg.Methods.MctFormerPlus;
@@ -49,6 +50,7 @@ public static class BuiltInMethods
         MethodRegistry.Register<MctFormerPlusConfig>(MctFormerPlusMethod.MethodName, "MCTformer+: class/patch position embeddings, GWRP PatchCAM logits, contrastive class-token loss; maps = √(mean class-to-patch ⊙ PatchCAM), refined by patch affinity.", new([Refined, Fused, ClassToPatch, PatchCam], PaperDefault: Refined, CpuDefault: ClassToPatch), c => new MctFormerPlusMethod(c));
         MethodRegistry.Register<VitClsConfig>(VitCls, "ViT classifier with one class token; map = class-agnostic class-token attention (baseline).", AllMaps, c => new VitClsMethod(c));
         MethodRegistry.Register<CamBaselineConfig>(Cam, "ViT + global average pooling + linear classifier; map = CAM (baseline).", new([Refined, Fused], PaperDefault: Refined, CpuDefault: Refined), c => new CamMethod(c));
+        MethodRegistry.Register<CamResNetConfig>(CamResNetMethod.MethodName, "CAM on the ImageNet ResNet-18 (packaged weights): dilated stride-8 trunk + 1×1 classifier + GAP; map = CAM (baseline).", CamOnly, c => new CamResNetMethod(c));
         MethodRegistry.Register<WeakTrConfig>(WeakTr, "WeakTr: C class tokens, conv coarse CAM, adaptive attention fusion of all heads → fine CAM (fusion: aaf, mean_sum or fixed_random).", AllMaps, c => new WeakTrMethod(c));
         MethodRegistry.Register<ToCoConfig>(ToCo, "ToCo (single stage): ViT + GMP classifier, aux classifier, patch-token contrast, PAR-refined segmentation decoder; map = CAM.", CamOnly, c => new ToCoMethod(c), segmentationDecoder: true);
         MethodRegistry.Register<FsrConfig>(FsrMethod.MethodName, "FSR (single stage, ToCo base): uncertainty-guided masking, certain-feature aggregation, self-distillation from an EMA teacher; map = CAM.", CamOnly, c => new FsrMethod(c), segmentationDecoder: true);

@@ -12,8 +12,16 @@ public interface IMethodConfig
     /// <summary>Foreground classes K.</summary>
     int NumClasses { get; }
 
-    /// <summary>The backbone configuration actually built.</summary>
-    VitConfig BackboneConfig { get; }
+    /// <summary>The ViT backbone actually built; null for a method on another backbone (a CNN), which then gives
+    /// <see cref="ImageSize"/> and <see cref="MapStride"/> itself.</summary>
+    VitConfig? BackboneConfig { get; }
+
+    /// <summary>Training input side in pixels (the crop): a ViT's <see cref="VitConfig.ImageSize"/>.</summary>
+    int ImageSize => VitBackbone(this).ImageSize;
+
+    /// <summary>Pixels per cell of the grid the maps live on; inference rounds input sides to multiples of it: a ViT's patch size,
+    /// a CNN's output stride.</summary>
+    int MapStride => VitBackbone(this).PatchSize;
 
     /// <summary>What error messages call this configuration, e.g. "MCTformer".</summary>
     string Title { get; }
@@ -34,6 +42,11 @@ public interface IMethodConfig
     /// configuration's JSON. Without one, <see cref="PresetThreshold.Common"/>.
     /// </summary>
     PresetThreshold PseudoLabelThreshold => PresetThreshold.Common;
+
+    /// <summary>The ViT backbone of a configuration that has one; a configuration without one must give <see cref="ImageSize"/> and
+    /// <see cref="MapStride"/> itself.</summary>
+    private static VitConfig VitBackbone(IMethodConfig config) => config.BackboneConfig
+        ?? throw new InvalidOperationException($"{config.GetType().Name} has no ViT backbone and must implement ImageSize and MapStride");
 }
 
 /// <summary>A method's pseudo-label background threshold and where the value comes from.</summary>
@@ -76,7 +89,7 @@ public static class MethodConfigChecks
     {
         var errors = new List<string>();
         if (config.NumClasses < 1) errors.Add($"NumClasses must be ≥ 1 (got {config.NumClasses})");
-        errors.AddRange(config.BackboneConfig.Validate().Select(e => "Backbone." + e));
+        if (config.BackboneConfig is { } backbone) errors.AddRange(backbone.Validate().Select(e => "Backbone." + e));
         return errors;
     }
 

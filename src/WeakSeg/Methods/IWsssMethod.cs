@@ -85,8 +85,8 @@ public interface IWsssMethod : ITrainable, IDisposable
     /// <summary>Foreground classes K.</summary>
     int NumClasses { get; }
 
-    /// <summary>The backbone shape actually built (patch size, training input size).</summary>
-    VitConfig Backbone { get; }
+    /// <summary>The ViT backbone actually built (patch size, training input size); null for a method on a CNN.</summary>
+    VitConfig? Backbone { get; }
 
     /// <summary>
     /// Raw (non-normalised) maps of all K classes on the patch grid for a batch: images [B, 3, h·p, w·p] → [B, K, h, w]. The kinds a

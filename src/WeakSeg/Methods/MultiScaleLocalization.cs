@@ -16,7 +16,7 @@ public static class MultiScaleLocalization
     public static Tensor AccumulatedMaps(IWsssMethod method, Tensor image, LocalizationOptions options)
     {
         options.EnsureValid();
-        return MultiScaleCam.Accumulate(method.Model, method.Backbone.PatchSize, image, options.Scales, options.Flip,
+        return MultiScaleCam.Accumulate(method.Model, method.Config.MapStride, image, options.Scales, options.Flip,
             views => method.PatchGridMaps(views, options.MapKind));
     }
 

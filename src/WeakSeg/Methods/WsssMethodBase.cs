@@ -23,7 +23,7 @@ public abstract class WsssMethodBase<TConfig, TModel> : IWsssMethod
     public TConfig MethodConfig { get; }
     public IMethodConfig Config => MethodConfig;
     public int NumClasses => MethodConfig.NumClasses;
-    public VitConfig Backbone => MethodConfig.BackboneConfig;
+    public VitConfig? Backbone => MethodConfig.BackboneConfig;
     public nn.Module Model => TypedModel;
 
     /// <summary>The model as its own type.</summary>
@@ -32,7 +32,7 @@ public abstract class WsssMethodBase<TConfig, TModel> : IWsssMethod
     public abstract LossTerms ComputeLoss(TrainBatch batch, TrainStepContext context);
 
     /// <summary>The backbone's rate multiplier: a hybrid stem's CNN may train slower (<see cref="VitConfig.StemLearningRateScale"/>).</summary>
-    public virtual double LearningRateScale(string parameterName) => HybridEmbed.LearningRateScale(Backbone, parameterName);
+    public virtual double LearningRateScale(string parameterName) => Backbone is { } vit ? HybridEmbed.LearningRateScale(vit, parameterName) : 1.0;
 
     public abstract Tensor PatchGridMaps(Tensor images, LocalizationMapKind kind);
 

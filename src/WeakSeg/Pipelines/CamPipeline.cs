@@ -59,7 +59,7 @@ public static class CamPipeline
             if (sample.Classes.Length > 0 && !CamMapFile.Exists(request.OutDirectory, sample.Name))
             {
                 var (width, height) = ImageCodec.ReadSize(sample.ImagePath);
-                EnsureFitsInMemory(method.Backbone, sample.Name, height, width, request.Localization, MemoryBudgetBytes);
+                if (method.Backbone is { } vit) EnsureFitsInMemory(vit, sample.Name, height, width, request.Localization, MemoryBudgetBytes);
             }
         var shard = request.Shard;
         using var folderLock = ShardedOutputs.Claim(shard, request.OutDirectory, () => OutputSettings.Claim(request.OutDirectory, "maps",

@@ -43,7 +43,7 @@ public sealed record TrainRecipe(string Method, IMethodConfig ModelConfig, Train
     public IWsssMethodFactory Factory => MethodRegistry.Get(Method);
 
     /// <summary>Training input side (= crop size).</summary>
-    public int ImageSize => ModelConfig.BackboneConfig.ImageSize;
+    public int ImageSize => ModelConfig.ImageSize;
 
     /// <summary>
     /// The preset recipe. paper: the config records' defaults (DeiT-S 224, TrainerOptions' DeiT/MCTformer recipe).

@@ -123,6 +123,8 @@ public static class SegmentationBenchmark
         int total = options.TrainWarmupSteps + options.TrainSteps;
         var config = options.Config with { Steps = total, CheckpointEvery = total, LogEvery = total };
         config.EnsureValid();
+        if (config.Model != SegmentationModel.Segmenter)
+            throw new WeakSegException($"bench seg counts the Segmenter's FLOPs; model {SegmentationModels.Name(config.Model)} is not supported");
         long units = total + options.InferWarmupImages + options.InferImages, done = 0;
         progress?.Report(new ProgressUpdate(0, units, "GEMM ceiling"));
         var gemm = GemmCeiling.Measure(options.GemmSize, warmup: 2, repeats: options.GemmRepeats);

@@ -50,6 +50,19 @@ public sealed record SegmentationConfig
     /// <summary>Foreground classes K; the decoder predicts K + 1 (background = 0). VOC: 20.</summary>
     public int NumClasses { get; init; } = 20;
 
+    /// <summary>The network retrained: the Segmenter (default; not written to JSON, so existing configurations read and write as
+    /// before) or DeepLab LargeFOV / ASPP on the ImageNet ResNet-18 (<see cref="DeepLab"/>; <see cref="Backbone"/>, the decoder and
+    /// position-embedding fields then go unused).</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public SegmentationModel Model { get; init; }
+
+    /// <summary>DeepLab's settings; null = <see cref="DeepLabSettings.Paper"/>. Only read when <see cref="Model"/> is a DeepLab.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public DeepLabSettings? DeepLab { get; init; }
+
+    /// <summary>The DeepLab settings actually used.</summary>
+    [JsonIgnore] public DeepLabSettings ResolvedDeepLab => DeepLab ?? DeepLabSettings.Paper;
+
     /// <summary>Encoder: DeiT-S (paper §4.1, "we also evaluate our gradient clipping decoder with DeiT-S"), position grid at the crop size.
     /// <see cref="VitConfig.ImageSize"/> is overridden by <see cref="CropSize"/> and <see cref="VitConfig.NumClassTokens"/> by 1.</summary>
     public VitConfig Backbone { get; init; } = VitConfig.Small;
@@ -249,6 +262,19 @@ public sealed record SegmentationConfig
         LogEvery = 10,
     };
 
+    /// <summary>
+    /// Preset <paramref name="name"/> retraining <paramref name="model"/>. For a DeepLab: its settings for the preset
+    /// (<see cref="DeepLabSettings.Paper"/> or <see cref="DeepLabSettings.Cpu"/>) and the pretrained trunk at 0.1 × the rate (DeepLab:
+    /// the new classifier at 10 × the trunk's rate); every other field is the preset's.
+    /// </summary>
+    public static SegmentationConfig FromPreset(string name, SegmentationModel model)
+    {
+        var config = FromPreset(name);
+        if (model == SegmentationModel.Segmenter) return config;
+        bool cpu = name.Trim().Equals("cpu", StringComparison.OrdinalIgnoreCase);
+        return config with { Model = model, DeepLab = cpu ? DeepLabSettings.Cpu : DeepLabSettings.Paper, EncoderLearningRateScale = 0.1 };
+    }
+
     /// <summary>Preset by name: "paper" or "cpu".</summary>
     public static SegmentationConfig FromPreset(string name) => name.Trim().ToLowerInvariant() switch
     {
@@ -296,6 +322,8 @@ public sealed record SegmentationConfig
         if (!(WindowStrideFraction > 0 && WindowStrideFraction <= 1)) e.Add($"WindowStrideFraction must be in (0, 1] (got {WindowStrideFraction})");
         if (CheckpointEvery < 1) e.Add($"CheckpointEvery must be ≥ 1 (got {CheckpointEvery})");
         if (LogEvery < 1) e.Add($"LogEvery must be ≥ 1 (got {LogEvery})");
+        if (!Enum.IsDefined(Model)) e.Add($"Model must be one of {string.Join(", ", SegmentationModels.Names)} (got {Model})");
+        else if (Model != SegmentationModel.Segmenter) e.AddRange(ResolvedDeepLab.Validate().Select(x => "DeepLab." + x));
         return e;
     }
 
@@ -317,6 +345,45 @@ public sealed record SegmentationConfig
                    ?? throw WeakSegException.ForFile(sourcePath, "empty segmentation configuration");
         }
         catch (JsonException e) { throw WeakSegException.ForFile(sourcePath, "bad segmentation configuration JSON: " + e.Message); }
+    }
+}
+
+/// <summary>The DeepLab head and trunk of <see cref="SegmentationConfig"/> when its <see cref="SegmentationConfig.Model"/> is a DeepLab.</summary>
+public sealed record DeepLabSettings
+{
+    /// <summary>LargeFOV's fc6/fc7 width: 1024 (DeepLab-v1 LargeFOV).</summary>
+    public int HeadChannels { get; init; } = 1024;
+
+    /// <summary>LargeFOV's fc6 dilation: 12 (DeepLab-v1 LargeFOV, on a 41×41 grid of its 321 crops).</summary>
+    public int LargeFovRate { get; init; } = 12;
+
+    /// <summary>ASPP branch dilations: 6, 12, 18, 24 (DeepLab-v2 ASPP-L).</summary>
+    public int[] AsppRates { get; init; } = [6, 12, 18, 24];
+
+    /// <summary>Start the trunk from the packaged ImageNet ResNet-18 (false: random weights).</summary>
+    public bool Pretrained { get; init; } = true;
+
+    /// <summary>ONNX file of the trunk's weights; null = the packaged ResNet-18.</summary>
+    public string? WeightsOnnx { get; init; }
+
+    /// <summary>The papers' heads.</summary>
+    public static DeepLabSettings Paper => new();
+
+    /// <summary>
+    /// The built-in 96×96 benchmark (crop 96 → a 12×12 grid at stride 8, about a third of DeepLab's 41×41): dilations scaled by 1/3
+    /// (LargeFOV 4; ASPP 2, 4, 6, 8) so the fields of view cover a similar share of the grid, and a 256-wide LargeFOV head.
+    /// CPU-benchmark choices, not the papers' values.
+    /// </summary>
+    public static DeepLabSettings Cpu => new() { HeadChannels = 256, LargeFovRate = 4, AsppRates = [2, 4, 6, 8] };
+
+    public IReadOnlyList<string> Validate()
+    {
+        var e = new List<string>();
+        if (HeadChannels < 1) e.Add($"HeadChannels must be ≥ 1 (got {HeadChannels})");
+        if (LargeFovRate < 1) e.Add($"LargeFovRate must be ≥ 1 (got {LargeFovRate})");
+        if (AsppRates is null || AsppRates.Length == 0 || AsppRates.Any(r => r < 1)) e.Add("AsppRates must be a non-empty list of dilations ≥ 1");
+        if (WeightsOnnx is { Length: 0 }) e.Add("WeightsOnnx must be a file path or null (got an empty string)");
+        return e;
     }
 }
 

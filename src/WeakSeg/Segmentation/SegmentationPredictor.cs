@@ -36,17 +36,17 @@ public interface ILabelPredictor
 }
 
 /// <summary>
-/// Multi-scale + flip sliding-window inference of a <see cref="SegmenterModel"/>: for every scale s and flip f the image is resized
+/// Multi-scale + flip sliding-window inference of a <see cref="SegmentationNetwork"/>: for every scale s and flip f the image is resized
 /// to (round(H·s), round(W·s)), ImageNet-normalised, run through <see cref="SlidingWindow.Logits"/> with window = crop size and stride
 /// = <see cref="SegmentationConfig.WindowStride"/>, the averaged logits are bilinearly resized to H×W, softmaxed, flipped back, and
 /// the probabilities are averaged over all (s, f). Optional refinement (CRF), then argmax.
 /// </summary>
 public sealed class SegmentationPredictor : ILabelPredictor
 {
-    readonly SegmenterModel _model;
+    readonly SegmentationNetwork _model;
     readonly Device _device;
 
-    public SegmentationPredictor(SegmenterModel model, Device device)
+    public SegmentationPredictor(SegmentationNetwork model, Device device)
     {
         _model = model;
         _device = device;

@@ -119,7 +119,7 @@ public static class SegmentationRun
         }
 
         TorchRuntime.Seed(request.Seed);
-        using var model = new SegmenterModel(config);
+        using var model = SegmentationNetwork.Create(config);
         model.to(device);
         if (!request.Resume)
         {
@@ -191,7 +191,7 @@ public static class SegmentationRun
     /// The trained model of a run, in eval mode on <paramref name="device"/>: RUN/model-final.bin, else the latest checkpoint
     /// (an unfinished run). Also returns which weights file was used.
     /// </summary>
-    public static (SegmenterModel Model, SegmentationRunInfo Info, string WeightsPath) Load(string runDir, Device device)
+    public static (SegmentationNetwork Model, SegmentationRunInfo Info, string WeightsPath) Load(string runDir, Device device)
     {
         var info = ReadInfo(runDir);
         var full = Path.GetFullPath(runDir);
@@ -199,7 +199,9 @@ public static class SegmentationRun
         if (!File.Exists(weights))
             weights = new CheckpointStore(Path.Combine(full, "checkpoints")).Latest()?.ModelPath
                       ?? throw WeakSegException.ForFile(Path.Combine(full, FinalWeightsFile), "no trained weights (neither model-final.bin nor a checkpoint)");
-        var model = new SegmenterModel(info.Config);
+        // the weights file replaces every weight, so a DeepLab trunk is not imported from the ONNX file first
+        var model = SegmentationNetwork.Create(info.Config.Model == SegmentationModel.Segmenter ? info.Config
+            : info.Config with { DeepLab = info.Config.ResolvedDeepLab with { Pretrained = false } });
         CheckpointStore.LoadModel(weights, model);
         model.to(device);
         model.eval();

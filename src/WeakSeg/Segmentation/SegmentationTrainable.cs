@@ -5,20 +5,18 @@ using static TorchSharp.torch;
 namespace WeakSeg.Segmentation;
 
 /// <summary>
-/// WeakTr retraining as an <see cref="ITrainable"/>: forward the crop, gradient-clipping (or naive) loss against the batch's
+/// Retraining (WeakTr's Segmenter or a DeepLab) as an <see cref="ITrainable"/>: forward the crop, gradient-clipping (or naive) loss against the batch's
 /// masks (pseudo labels or ground truth). The clipping decoder does not clip during the first <see cref="SegmentationConfig.ClipWarmupSteps"/> steps. Encoder parameters get <see cref="SegmentationConfig.EncoderLearningRateScale"/>.
 /// Trained by the shared <see cref="Trainer"/> with <see cref="SegmentationConfig.ToTrainerOptions"/> (SGD + momentum, poly decay).
 /// </summary>
-public sealed class SegmentationTrainable(SegmenterModel model) : ITrainable
+public sealed class SegmentationTrainable(SegmentationNetwork model) : ITrainable
 {
-    public const string EncoderPrefix = "encoder.";
-
-    public SegmenterModel Segmenter { get; } = model;
+    public SegmentationNetwork Segmenter { get; } = model;
 
     public nn.Module Model => Segmenter;
 
     public double LearningRateScale(string parameterName) =>
-        parameterName.StartsWith(EncoderPrefix, StringComparison.Ordinal) ? Segmenter.Config.EncoderLearningRateScale : 1.0;
+        parameterName.StartsWith(Segmenter.EncoderPrefix, StringComparison.Ordinal) ? Segmenter.Config.EncoderLearningRateScale : 1.0;
 
     public LossTerms ComputeLoss(TrainBatch batch, TrainStepContext context)
     {

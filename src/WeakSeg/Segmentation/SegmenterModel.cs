@@ -11,15 +11,17 @@ namespace WeakSeg.Segmentation;
 /// <c>encoder.*</c> (timm names) and <c>decoder.*</c>. Output: per-pixel class logits [B, K+1, H, W], bilinearly upsampled
 /// (align_corners false) from the patch grid to the input size.
 /// </summary>
-public sealed class SegmenterModel : Module<Tensor, Tensor>
+public sealed class SegmenterModel : SegmentationNetwork
 {
     readonly VisionTransformer encoder;
     readonly MaskTransformerDecoder decoder;
+    readonly SegmentationConfig config;
 
     public SegmenterModel(SegmentationConfig config) : base("Segmenter")
     {
         config.EnsureValid();
-        Config = config;
+        if (config.Model != SegmentationModel.Segmenter) throw new WeakSegException($"SegmenterModel needs Model = segmenter (got {SegmentationModels.Name(config.Model)})");
+        this.config = config;
         var enc = config.EncoderConfig;
         encoder = new VisionTransformer(enc, "encoder");
         decoder = new MaskTransformerDecoder(enc.EmbedDim, config.ResolvedDecoderDim, config.ResolvedDecoderHeads, config.DecoderLayers,
@@ -27,15 +29,14 @@ public sealed class SegmenterModel : Module<Tensor, Tensor>
         RegisterComponents();
     }
 
-    public SegmentationConfig Config { get; }
+    public override SegmentationConfig Config => config;
+
+    public override string EncoderPrefix => "encoder.";
 
     /// <summary>The ViT encoder (load timm weights into it with <c>TimmWeightImport.LoadFile(model.Encoder, path)</c>).</summary>
-    public VisionTransformer Encoder => encoder;
+    public override VisionTransformer Encoder => encoder;
 
     public MaskTransformerDecoder Decoder => decoder;
-
-    /// <summary>C = K + 1 output classes.</summary>
-    public int NumOutputClasses => decoder.NumClasses;
 
     /// <summary>
     /// Images [B, 3, H, W] → logits [B, K+1, H, W]. As the official Segmenter: the images are padded with zeros at the right and bottom

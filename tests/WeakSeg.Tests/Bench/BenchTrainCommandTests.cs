@@ -80,10 +80,10 @@ public sealed class BenchTrainCommandTests
     public void Presets_HaveThePaperAndCpuShapes()
     {
         var cpu = BenchTrainSettings.Preset("cpu").ModelConfig;
-        var b = cpu.BackboneConfig;
+        var b = cpu.BackboneConfig!;
         Assert.Equal((96, 8, 192, 6, 4, 10), (b.ImageSize, b.PatchSize, b.EmbedDim, b.Depth, b.NumHeads, cpu.NumClasses));
         var deit = BenchTrainSettings.Preset("deit-s").ModelConfig;
-        b = deit.BackboneConfig;
+        b = deit.BackboneConfig!;
         Assert.Equal((224, 16, 384, 12, 6, 20), (b.ImageSize, b.PatchSize, b.EmbedDim, b.Depth, b.NumHeads, deit.NumClasses));
         Assert.Contains("unknown model", Assert.Throws<WeakSegException>(() => BenchTrainSettings.Preset("vit-h")).Message);
         // The default method's configurations are the MCTformer-V2 records the benchmark has always trained.
@@ -96,9 +96,9 @@ public sealed class BenchTrainCommandTests
     {
         var config = BenchTrainSettings.Preset("cpu", BuiltInMethods.WeakTr).ModelConfig;
         var paper = MethodRegistry.Get(BuiltInMethods.WeakTr).DefaultConfig(MethodPreset.Paper, 10);
-        var b = config.BackboneConfig;
+        var b = config.BackboneConfig!;
         Assert.Equal((96, 8, 192, 6, 4, 10), (b.ImageSize, b.PatchSize, b.EmbedDim, b.Depth, b.NumHeads, config.NumClasses));
-        Assert.Equal(paper.BackboneConfig with { ImageSize = 96, PatchSize = 8, EmbedDim = 192, Depth = 6, NumHeads = 4 }, b);
+        Assert.Equal(paper.BackboneConfig! with { ImageSize = 96, PatchSize = 8, EmbedDim = 192, Depth = 6, NumHeads = 4 }, b);
         var factory = MethodRegistry.Get(BuiltInMethods.WeakTr);
         var fields = factory.ConfigToJson(config).AsObject();
         var paperFields = factory.ConfigToJson(paper).AsObject();
@@ -126,6 +126,34 @@ public sealed class BenchTrainCommandTests
         Assert.Equal(0, exit);
         using var doc = JsonDocument.Parse(File.ReadAllText(json));
         return doc.RootElement.Clone();
+    }
+
+    [Fact]
+    public void The_hybrid_stem_is_counted_as_it_runs()
+    {
+        // The cpu model at 32² (428 599 296 with the patch stem, see above) with the frozen ResNet-18 stem to stride 8: the patch conv
+        // (3 × 1 179 648) goes; the 1×1 projection 128 → 192 on the 16 tokens (3 × 786 432) and one forward of the CNN come in:
+        // stem 16² · 49·3·64 · 2 = 4 816 896, layer1 4 × 8² · 9·64·64 · 2 = 18 874 368, layer2 at 4²: 2 359 296 + 3 × 4 718 592 +
+        // 262 144 downsample = 16 777 216 → 40 468 480.
+        var r = TinyRun("--set", "model.backbone.stem=resnet18-s8");
+        Assert.Equal("resnet18-s8", r.GetProperty("stem").GetString());
+        Assert.Equal(428_599_296 - 3 * 1_179_648 + 3 * 786_432 + 40_468_480, Get(r, "flops_per_image"));
+        Assert.True(Get(r, "images_per_s") > 0);
+        // Fine-tuned: the CNN's backward counts too (3 × its forward).
+        var tuned = TinyRun("--backbone", "resnet18-s8", "--set", "model.backbone.freeze_stem=false");
+        Assert.Equal(428_599_296 - 3 * 1_179_648 + 3 * 786_432 + 3 * 40_468_480, Get(tuned, "flops_per_image"));
+    }
+
+    [Fact]
+    public void A_cnn_method_takes_the_input_side_and_counts_its_own_flops()
+    {
+        var r = TinyRun("--method", "cam-resnet18");
+        Assert.Equal(32, Get(r, "image_size"));
+        Assert.Equal(8, Get(r, "patch_size"));
+        Assert.False(r.TryGetProperty("embed_dim", out _));
+        Assert.True(r.GetProperty("flops_exact").GetBoolean());
+        var config = WeakSeg.Methods.CamResNet.CamResNetConfig.Paper with { ImageSize = 32, NumClasses = 10 };
+        Assert.Equal(config.TrainFlopsPerImage(), Get(r, "flops_per_image"));
     }
 
     // WeakTr on the cpu backbone at 32²: N = 16 patches, T = 16 + 10 class tokens = 26, D = 192, depth 6 → the backbone forward is

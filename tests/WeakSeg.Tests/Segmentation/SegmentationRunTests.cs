@@ -12,7 +12,7 @@ namespace WeakSeg.Tests.Segmentation;
 public class SegmentationRunTests
 {
     /// <summary>Colour-coded 8×8 blocks (classes 0..3 = black/red/green/blue), 32×32 images: trivially separable per pixel.</summary>
-    static string BlocksDataset(string root, int train = 8, int val = 3)
+    internal static string BlocksDataset(string root, int train = 8, int val = 3)
     {
         for (int i = 0; i < train; i++)
         {
@@ -28,7 +28,7 @@ public class SegmentationRunTests
         return root;
     }
 
-    static (int Code, string Out, string Err) RunCli(params string[] args)
+    internal static (int Code, string Out, string Err) RunCli(params string[] args)
     {
         var (previousOut, previousErr) = (Console.Out, Console.Error);
         var (o, e) = (new StringWriter(), new StringWriter());

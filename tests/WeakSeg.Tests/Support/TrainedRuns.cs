@@ -6,11 +6,12 @@ namespace WeakSeg.Tests.Support;
 /// <summary>Reading trained run folders back, and the interrupted-then-resumed training that resume tests compare.</summary>
 public static class TrainedRuns
 {
-    /// <summary>The weights of a trained run (its final weights, or <paramref name="weights"/>), by state_dict key.</summary>
+    /// <summary>The weights of a trained run (its final weights, or <paramref name="weights"/>), by state_dict key; integer buffers
+    /// (BatchNorm's num_batches_tracked) as floats.</summary>
     public static Dictionary<string, float[]> Weights(string runDir, string? weights = null)
     {
         using var method = TrainPipeline.LoadTrained(runDir, out _, weights);
-        return method.Model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.data<float>().ToArray());
+        return method.Model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.to_type(TorchSharp.torch.ScalarType.Float32).data<float>().ToArray());
     }
 
     /// <summary>

@@ -15,15 +15,17 @@ public abstract class ClassifierBaselineModel<TConfig> : VisionTransformer where
     protected ClassifierBaselineModel(TConfig config, string name) : base(Validated(config), name)
     {
         MethodConfig = config;
-        head = WeightInit.ClassifierHead(config.BackboneConfig.EmbedDim, config.NumClasses);
+        head = WeightInit.ClassifierHead(Vit(config).EmbedDim, config.NumClasses);
         register_module(nameof(head), head);
     }
 
     static VitConfig Validated(TConfig config)
     {
         config.EnsureValid();
-        return config.BackboneConfig;
+        return Vit(config);
     }
+
+    static VitConfig Vit(TConfig config) => config.BackboneConfig ?? throw new WeakSegException($"{config.Title} needs a ViT backbone");
 
     public TConfig MethodConfig { get; }
 

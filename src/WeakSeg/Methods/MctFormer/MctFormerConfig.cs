@@ -53,7 +53,7 @@ public sealed record MctFormerConfig : IMethodConfig<MctFormerConfig>, ITrainFlo
     public double TrainFlopsPerImage()
     {
         var dims = TrainFlops.Dims(BackboneConfig);
-        return VitFlops.TrainStep(dims, Variant == MctFormerVariant.V2 ? VitFlops.ConvHead3x3(dims, NumClasses) : 0);
+        return TrainFlops.Vit(BackboneConfig, Variant == MctFormerVariant.V2 ? VitFlops.ConvHead3x3(dims, NumClasses) : 0);
     }
 
     public IReadOnlyList<string> Validate()

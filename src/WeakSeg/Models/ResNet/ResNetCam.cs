@@ -70,6 +70,9 @@ public sealed class ResNetCam : Module<Tensor, ResNetCamOutput>
 
     public ResNetCamConfig Config { get; }
 
+    /// <summary>The trunk (keys <c>backbone.*</c>).</summary>
+    public ResNet Backbone => backbone;
+
     /// <summary>What the pretrained import loaded (null when the trunk starts from random weights).</summary>
     public WeightImportReport? ImportReport { get; }
 

@@ -145,7 +145,7 @@ public class HybridBackboneTests
         var json = factory.ConfigToJson(factory.DefaultConfig(MethodPreset.Cpu, 3));
         json["backbone"]!["stem"] = "resnet18-s8";
         var config = factory.ConfigFromJson(json, "test");
-        Assert.Equal(VitStem.ResNet18Stride8, config.BackboneConfig.Stem);
+        Assert.Equal(VitStem.ResNet18Stride8, config.BackboneConfig!.Stem);
         Assert.Contains("\"stem\": \"resnet18-s8\"", factory.ConfigToJson(config).ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
 
         torch.manual_seed(2);

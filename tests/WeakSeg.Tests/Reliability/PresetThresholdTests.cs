@@ -21,6 +21,7 @@ public class PresetThresholdTests
         { WeakSeg.Methods.AuxSegNet.AuxSegNetMethod.MethodName, 0.2, "AuxSegNet's fusion_cam CAM threshold 0.2 (xulianuwa/AuxSegNet tool/imutils.py" },
         { BuiltInMethods.Cam, 0.5, "no value from the method's authors" },
         { BuiltInMethods.VitCls, 0.5, "no value from the method's authors" },
+        { WeakSeg.Methods.CamResNet.CamResNetMethod.MethodName, 0.5, "no value from the method's authors" },
     };
 
     [Theory]

@@ -29,11 +29,9 @@ public sealed class ParPseudoLabelRefiner(string dataRoot, ParConfig? config = n
     public LabelMap Label(CamMaps maps, PseudoLabelConfig config)
     {
         var imagePath = _layout.ImagePath(maps.Name);
-        if (!File.Exists(imagePath)) throw WeakSegException.ForFile(imagePath, $"image of maps '{maps.Name}' not found");
-        var image = ImageCodec.Load(imagePath);
-        if (image.Width != maps.Width || image.Height != maps.Height)
-            throw WeakSegException.ForFile(imagePath, $"image is {image.Width}×{image.Height} but its maps are {maps.Width}×{maps.Height}");
-        return Label(image, maps, config.Threshold, config.Uncertain);
+        var image = ImageCodec.Load(imagePath);                                 // names the file when it is missing or unreadable
+        try { return Label(image, maps, config.Threshold, config.Uncertain); }
+        catch (WeakSegException e) { throw WeakSegException.ForFile(imagePath, e.Message); }
     }
 
     /// <summary>The PAR-refined label map of <paramref name="maps"/> on <paramref name="image"/> (same size).</summary>

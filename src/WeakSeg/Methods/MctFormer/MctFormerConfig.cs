@@ -10,7 +10,7 @@ public enum MctFormerVariant
     V2,
 }
 
-/// <summary>MCTformer model and map settings. Defaults: the paper's VOC setup (shared/specs README "Verified facts").</summary>
+/// <summary>MCTformer model and map settings. Defaults: the paper's VOC setup as the official code (xulianuwa/MCTformer) sets it.</summary>
 public sealed record MctFormerConfig : IMethodConfig<MctFormerConfig>, ITrainFlopCount
 {
     /// <summary>The paper's VOC setup: V2, DeiT-S/16 at 224, the last 3 layers' class-to-patch attention.</summary>

@@ -2,7 +2,7 @@ namespace WeakSeg.Models.Vit;
 
 /// <summary>
 /// Shape and regularisation of a class-token vision transformer (timm/DeiT layout). Defaults are DeiT-S as used by
-/// MCTformer (shared/specs README "Verified facts": patch 16, dim 384, depth 12, heads 6, MLP ratio 4, qkv bias, LayerNorm eps 1e-6).
+/// MCTformer (the official MCTformer code, xulianuwa/MCTformer: patch 16, dim 384, depth 12, heads 6, MLP ratio 4, qkv bias, LayerNorm eps 1e-6).
 /// </summary>
 public sealed record VitConfig
 {

@@ -1,7 +1,5 @@
 using System.CommandLine;
 using System.Globalization;
-using WeakSeg.Data;
-using WeakSeg.Models.Vit;
 using WeakSeg.Refinement;
 using WeakSeg.Refinement.Affinity;
 using WeakSeg.Runtime;
@@ -66,7 +64,7 @@ public static class AffinityCommand
         var initRun = new Option<string?>("--init-run") { Description = "Initialise the backbone from RUN/model-final.bin of a trained run (e.g. MCTformer); its ViT shape is read from the file." };
         var initWeights = new Option<string?>("--init-weights") { Description = "Initialise the backbone from a weights file: TorchSharp format (shape read from it) or timm .safetensors (use --backbone)." };
         var heads = new Option<int?>("--heads") { Description = "Attention heads of the --init-run/--init-weights backbone (default: width / 64, as DeiT)." };
-        var backbone = new Option<string>("--backbone") { Description = "ViT preset when the shape is not read from weights: tiny, small, base.", DefaultValueFactory = _ => "small" };
+        var backbone = new Option<string>("--backbone") { Description = "ViT preset when the shape is not read from weights: tiny, small, base.", DefaultValueFactory = _ => AffinityTrainRequest.DefaultBackbone };
         var steps = new Option<long?>("--steps") { Description = "Optimizer steps (default: 5 epochs, PSA train_aff.py)." };
         var batch = new Option<int?>("--batch-size") { Description = $"Images per step (PSA: {d.Trainer.BatchSize})." };
         var crop = new Option<int?>("--crop-size") { Description = $"Square training crop, a multiple of the patch size (PSA: {d.CropSize})." };
@@ -89,51 +87,18 @@ public static class AffinityCommand
         cmd.SetAction(r =>
         {
             var runDir = r.GetValue(outDir)!;
-            var c = d;
-            if (r.GetValue(config) is { } configPath)
+            var request = new AffinityTrainRequest
             {
-                if (!File.Exists(configPath)) throw WeakSegException.ForFile(configPath, "configuration file not found");
-                c = AffinityRun.ParseConfig(File.ReadAllText(configPath), configPath);
-            }
-            string? weights = r.GetValue(initWeights);
-            if (r.GetValue(initRun) is { } run)
-            {
-                if (weights != null) throw new WeakSegException("give either --init-run or --init-weights, not both");
-                weights = Path.Combine(run, "model-final.bin");
-                if (!File.Exists(weights)) throw WeakSegException.ForFile(weights, "trained weights of --init-run not found");
-            }
-            var net = c.Net;
-            if (weights != null && !weights.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase))
-                net = net with { Backbone = BackboneWeights.InferBackbone(weights, r.GetValue(heads)) with { DropPathRate = 0.1 } };
-            else if (r.GetResult(backbone) is { Implicit: false } || r.GetValue(config) is null)
-                net = net with { Backbone = VitConfig.FromPreset(r.GetValue(backbone)!) };
-            var labels = c.Labels;
-            if (r.GetValue(mode) is { } m) labels = labels with { Mode = m == "alpha" ? AffinityLabelMode.AlphaPowers : AffinityLabelMode.Thresholds };
-            if (r.GetValue(lowAlpha) is { } la) labels = labels with { LowAlpha = la };
-            if (r.GetValue(highAlpha) is { } ha) labels = labels with { HighAlpha = ha };
-            if (r.GetValue(noCrf)) labels = labels with { UseCrf = false };
-            if (r.GetValue(lowT) is { } lt) labels = labels with { LowThreshold = lt };
-            if (r.GetValue(highT) is { } ht) labels = labels with { HighThreshold = ht };
-            var trainer = c.Trainer with { Threads = r.GetValue(threads) };
-            if (r.GetValue(batch) is { } b) trainer = trainer with { BatchSize = b };
-            if (r.GetValue(lr) is { } l) trainer = trainer with { BaseLr = l, MinLr = Math.Min(trainer.MinLr, l), WarmupStartLr = Math.Min(trainer.WarmupStartLr, l) };
-            if (r.GetValue(seed) is { } s) trainer = trainer with { Seed = s };
-            var dataRoot = r.GetValue(data)!;
-            var splitName = r.GetValue(split)!;
-            if (r.GetValue(steps) is { } st) trainer = trainer with { Steps = st };
-            else if (!r.GetValue(resume))
-            {
-                int images = new VocLayout(dataRoot).ReadSplit(splitName).Count;
-                trainer = trainer with { Steps = Math.Max(1, 5L * (images / trainer.BatchSize)) };   // PSA: 5 epochs
-            }
-            trainer = trainer with { WarmupSteps = Math.Min(trainer.WarmupSteps, trainer.Steps), CheckpointEvery = Math.Min(trainer.CheckpointEvery, trainer.Steps) };
-            c = c with
-            {
-                Net = net, Labels = labels, Trainer = trainer, CamDir = Path.GetFullPath(r.GetValue(cams)!), DataRoot = Path.GetFullPath(dataRoot), Split = splitName,
-                InitWeights = weights is null ? null : Path.GetFullPath(weights),
-                CropSize = r.GetValue(crop) ?? c.CropSize, Radius = r.GetValue(radius) ?? c.Radius,
+                CamDir = r.GetValue(cams)!, DataRoot = r.GetValue(data)!, Split = r.GetValue(split)!, RunDirectory = runDir,
+                ConfigFile = r.GetValue(config), InitRun = r.GetValue(initRun), InitWeights = r.GetValue(initWeights), Heads = r.GetValue(heads),
+                Backbone = r.GetResult(backbone) is { Implicit: false } ? r.GetValue(backbone) : null,
+                Steps = r.GetValue(steps), BatchSize = r.GetValue(batch), CropSize = r.GetValue(crop), LearningRate = r.GetValue(lr),
+                LabelMode = r.GetValue(mode) switch { "alpha" => AffinityLabelMode.AlphaPowers, "thresholds" => AffinityLabelMode.Thresholds, _ => null },
+                LowAlpha = r.GetValue(lowAlpha), HighAlpha = r.GetValue(highAlpha), NoCrf = r.GetValue(noCrf),
+                LowThreshold = r.GetValue(lowT), HighThreshold = r.GetValue(highT), Radius = r.GetValue(radius), Seed = r.GetValue(seed),
+                Threads = r.GetValue(threads), Resume = r.GetValue(resume),
             };
-            var summary = CliProgress.Run("affinity training", p => AffinityRun.Train(c, runDir, r.GetValue(resume), p));
+            var summary = CliProgress.Run("affinity training", p => AffinityRun.Train(request, p));
             if (summary.Init is { } init) Console.WriteLine($"backbone init: {init}");
             var ignored = double.IsNaN(summary.IgnoredPixelShare) ? "-" : (100 * summary.IgnoredPixelShare).ToString("F1", CultureInfo.InvariantCulture);
             Console.WriteLine($"affinity labels: wrote {summary.LabelImagesWritten} to {AffinityRun.LabelDir(runDir)} ({ignored} % unsure pixels)");

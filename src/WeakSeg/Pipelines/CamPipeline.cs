@@ -52,7 +52,7 @@ public static class CamPipeline
         method.Model.to(device);
         var dataset = VocDataset.Open(request.DataRoot ?? config.DataRoot, request.Split);
         if (dataset.NumClasses != config.NumClasses)
-            throw WeakSegException.ForFile(dataset.Root, $"has {dataset.NumClasses} classes but the run was trained with {config.NumClasses} ({RunConfig.PathIn(request.RunDirectory)})");
+            throw WeakSegException.ForFile(dataset.Root, $"has {dataset.NumClasses} classes but the run was trained with {config.NumClasses} ({new Training.RunDirectory(request.RunDirectory).ConfigPath})");
         // Every image still to map must fit at the largest scale: checked from the headers before the output folder is made, so a
         // refusal leaves nothing behind (and comes before any map, not after hours of them).
         foreach (var sample in dataset.Samples)
@@ -107,7 +107,7 @@ public static class CamPipeline
     /// retrained run is a change), the data, split, map kind, scales, flip and storage type. Threads and device are left out.</summary>
     public static JsonObject Settings(CamRequest request, RunConfig config, VocDataset dataset)
     {
-        var weights = Path.GetFullPath(request.Weights ?? TrainPipeline.WeightsOf(request.RunDirectory));
+        var weights = Path.GetFullPath(request.Weights ?? new Training.RunDirectory(request.RunDirectory).ResolveWeights());
         return new JsonObject
         {
             ["outputs"] = "maps",

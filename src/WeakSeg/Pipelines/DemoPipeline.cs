@@ -236,14 +236,15 @@ public static class DemoPipeline
     static int Train(DemoOptions options, string method, string dataDir, int numClasses, string runDir, IStageReporter reporter, CancellationToken token)
     {
         // A run trained on other data is not reused for this data (its maps would be of another dataset).
-        if (File.Exists(RunConfig.PathIn(runDir)) && Path.TrimEndingDirectorySeparator(RunConfig.Load(runDir).DataRoot) is var trainedOn && trainedOn != dataDir)
-            throw WeakSegException.ForFile(RunConfig.PathIn(runDir), $"this demo folder was trained on {trainedOn}, not {dataDir}; use a new --out, or delete the folder to retrain");
-        if (File.Exists(Path.Combine(runDir, "model-final.bin"))) { reporter.Log($"train {method}: {runDir} is finished, skipped"); return 0; }
+        var run = new Training.RunDirectory(runDir);
+        if (run.HasConfig && Path.TrimEndingDirectorySeparator(run.ReadConfig<RunConfig>().DataRoot) is var trainedOn && trainedOn != dataDir)
+            throw WeakSegException.ForFile(run.ConfigPath, $"this demo folder was trained on {trainedOn}, not {dataDir}; use a new --out, or delete the folder to retrain");
+        if (run.IsFinished) { reporter.Log($"train {method}: {runDir} is finished, skipped"); return 0; }
         var recipe = TrainRecipe.Preset(method, MethodPreset.Cpu, numClasses);
         var trainer = recipe.Trainer with { Seed = options.Seed, Threads = options.Threads };
         if (options.BatchSize is { } batch) trainer = trainer with { BatchSize = batch };
         if (options.Steps is { } steps) trainer = trainer with { Steps = steps, WarmupSteps = Math.Min(trainer.WarmupSteps, steps / 10) };
-        bool resume = Training.CheckpointStore.HasCheckpointIn(runDir);
+        bool resume = run.HasCheckpoint;
         var outcome = reporter.Run($"train {method}", p => TrainPipeline.Run(new TrainRequest
         {
             DataRoot = dataDir, Split = Split, RunDirectory = runDir, Recipe = recipe with { Trainer = trainer },

@@ -1,5 +1,4 @@
 using System.Text.Json.Nodes;
-using TorchSharp;
 using WeakSeg.Data;
 using WeakSeg.Methods;
 using WeakSeg.Models.Weights;
@@ -47,9 +46,6 @@ public sealed record TrainOutcome(TrainResult Result, RunConfig Config, WeightIm
 /// </summary>
 public static class TrainPipeline
 {
-    /// <summary>The loss and learning-rate curve written beside metrics.jsonl when a run completes.</summary>
-    public const string LossCurveFile = "loss.png";
-
     public static TrainOutcome Run(TrainRequest request, Action<string>? log = null, IProgress<ProgressUpdate>? progress = null,
         CancellationToken cancellationToken = default)
     {
@@ -60,75 +56,44 @@ public static class TrainPipeline
         var config = new RunConfig(recipe, request.Preset, Path.GetFullPath(dataset.Root), dataset.Split, dataset.ClassNames.All,
             request.InitWeights is null ? null : Path.GetFullPath(request.InitWeights));
 
-        var configPath = RunConfig.PathIn(request.RunDirectory);
+        var run = new RunDirectory(request.RunDirectory);
         if (request.Resume)
         {
-            if (!File.Exists(configPath)) throw WeakSegException.ForFile(configPath, "cannot resume: run configuration not found");
-            var previous = RunConfig.Load(request.RunDirectory);
+            if (!run.HasConfig) throw WeakSegException.ForFile(run.ConfigPath, "cannot resume: run configuration not found");
+            var previous = run.ReadConfig<RunConfig>();
             foreach (var key in new[] { TrainRecipe.MethodKey, TrainRecipe.ModelKey, TrainRecipe.AugmentationKey })
                 if (!JsonNode.DeepEquals(previous.Recipe.ToJson()[key], recipe.ToJson()[key]))
-                    throw WeakSegException.ForFile(configPath, $"cannot resume: '{key}' differs from the run's configuration (use the same options or a new run directory)");
+                    throw WeakSegException.ForFile(run.ConfigPath, $"cannot resume: '{key}' differs from the run's configuration (use the same options or a new run directory)");
         }
-
-        // Every check that can refuse the run comes before config.json is written, so a refused run leaves nothing behind.
-        var options = recipe.Trainer;
-        var device = TorchRuntime.Initialize(options.Device, options.Threads);
-        var group = request.Group;
-        var loader = new BatchLoader(dataset.Samples, dataset.NumClasses, recipe.Augmentation.ToTransform(recipe.ImageSize),
-            options.BatchSize, options.Seed, workers: request.Workers, loadMasks: false, rank: group.Rank, ranks: group.Size);
-        VocDataset.CheckFiles(dataset.Samples, dataset.NumClasses, masks: false);
-        IO.FolderLock? folderLock = null;
-        group.OnRoot(() =>
-        {
-            folderLock = IO.FolderLock.Acquire(request.RunDirectory, "run directory");
-            if (!request.Resume && new CheckpointStore(Path.Combine(request.RunDirectory, "checkpoints")).Latest() is { } existing)
-                throw WeakSegException.ForFile(Path.Combine(Path.GetFullPath(request.RunDirectory), "checkpoints"),
-                    $"already holds checkpoints (latest: step {existing.Step}); pass --resume to continue that run, or choose a new run directory");
-            if (!request.Resume) config.Save(request.RunDirectory);
-        });
-        using var heldLock = folderLock;
-
-        TorchRuntime.Seed(options.Seed);
-        using var method = recipe.Factory.Create(recipe.ModelConfig);
-        method.Model.to(device);
 
         WeightImportReport? import = null;
-        if (request.InitWeights is { } weights && !request.Resume)
+        var options = recipe.Trainer;
+        var job = new TrainingJob<IWsssMethod>
         {
-            import = method.ImportTimmWeights(weights);
-            log?.Invoke($"--init {weights}: {import}");
-        }
-
-        var batches = new DelegateBatchStream(start => loader.Stream(start).Select(b =>
-        {
-            var (images, labels) = b.ToTensors(device);
-            return new TrainBatch(images, labels);
-        }));
-        log?.Invoke($"{method.Name}: {dataset.Samples.Count} images of '{dataset.Split}', {dataset.NumClasses} classes, " +
-                    $"{recipe.ImageSize}px, batch {options.BatchSize}, {options.Steps} steps ({loader.BatchesPerEpoch} per epoch)");
-        if (group.IsDistributed) log?.Invoke(DataParallel.Describe(group, options));
-        var trainer = new Trainer(options, request.RunDirectory) { Group = group };
-        var result = trainer.Run(method, batches, request.Resume, progress, cancellationToken);
-        if (group.IsRoot && result.Completed && File.Exists(trainer.MetricsPath))
-            Visualization.TrainingPlots.SaveLossCurve(trainer.MetricsPath, Path.Combine(trainer.RunDirectory, LossCurveFile));
+            Directory = run, Options = options, Samples = dataset.Samples, NumClasses = dataset.NumClasses,
+            Transform = recipe.Augmentation.ToTransform(recipe.ImageSize), Workers = request.Workers, Resume = request.Resume, Group = request.Group,
+            WriteConfig = d => d.WriteConfig(config),
+            Build = () => recipe.Factory.Create(recipe.ModelConfig),
+            InitWeights = request.InitWeights is { } weights ? method =>
+            {
+                import = method.ImportTimmWeights(weights) with { Source = weights };
+                log?.Invoke($"--init {import}");
+            } : null,
+            Trainable = method => method,
+            Describe = (method, loader) => $"{method.Name}: {dataset.Samples.Count} images of '{dataset.Split}', {dataset.NumClasses} classes, " +
+                                 $"{recipe.ImageSize}px, batch {options.BatchSize}, {options.Steps} steps ({loader.BatchesPerEpoch} per epoch)",
+        };
+        var result = job.Run(log, progress, cancellationToken);
+        if (request.Group.IsRoot && result.Completed) Visualization.TrainingPlots.SaveLossCurve(run);
         return new TrainOutcome(result, config, import);
-    }
-
-    /// <summary>The weights a finished or interrupted run offers: model-final.bin, else the latest checkpoint. Errors name the run.</summary>
-    public static string WeightsOf(string runDirectory)
-    {
-        var final = Path.Combine(runDirectory, "model-final.bin");
-        if (File.Exists(final)) return final;
-        var latest = new CheckpointStore(Path.Combine(runDirectory, "checkpoints")).Latest();
-        if (latest is not null) return latest.ModelPath;
-        throw WeakSegException.ForFile(final, "no trained weights in the run (neither model-final.bin nor a checkpoint)");
     }
 
     /// <summary>Builds the run's method and loads its weights (model-final.bin or the latest checkpoint).</summary>
     public static IWsssMethod LoadTrained(string runDirectory, out RunConfig config, string? weightsPath = null)
     {
-        config = RunConfig.Load(runDirectory);
-        var path = weightsPath ?? WeightsOf(runDirectory);
+        var run = new RunDirectory(runDirectory);
+        config = run.ReadConfig<RunConfig>();
+        var path = weightsPath ?? run.ResolveWeights();
         var method = config.Recipe.Factory.Create(config.Recipe.ModelConfig);
         try { method.LoadWeights(path); }
         catch { method.Dispose(); throw; }

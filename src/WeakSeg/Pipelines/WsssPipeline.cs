@@ -276,7 +276,7 @@ public static class WsssPipeline
         };
         Stage("cam-train", camTrainSettings, () =>
         {
-            bool resume = Training.CheckpointStore.HasCheckpointIn(camRunDir);
+            bool resume = new Training.RunDirectory(camRunDir).HasCheckpoint;
             var outcome = reporter.Run($"train {recipe.Method}", p => TrainPipeline.Run(new TrainRequest
             {
                 DataRoot = dataRoot, Split = options.TrainSplit, RunDirectory = camRunDir, Recipe = recipe, Preset = "pipeline",
@@ -423,7 +423,7 @@ public static class WsssPipeline
             };
             Stage(stage + "-train", trainSettings, () =>
             {
-                bool resume = Training.CheckpointStore.HasCheckpointIn(runDir);
+                bool resume = new Training.RunDirectory(runDir).HasCheckpoint;
                 var result = reporter.Run($"train segmenter ({stage})", p => SegmentationRun.Train(new SegmentationTrainRequest
                 {
                     DataRoot = dataRoot, Split = options.TrainSplit, LabelsDirectory = labelsDir, RunDirectory = runDir, Config = config,

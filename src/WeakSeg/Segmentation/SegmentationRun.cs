@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using TorchSharp;
 using WeakSeg.Data;
 using WeakSeg.Models.Weights;
@@ -9,10 +10,12 @@ using WeakSeg.IO;
 
 namespace WeakSeg.Segmentation;
 
-/// <summary>What a retraining run was trained on; written as RUN/config.json.</summary>
-public sealed record SegmentationRunInfo
+/// <summary>What a retraining run was trained on; written as RUN/config.json (<see cref="RunDirectory"/>, format_version 1).</summary>
+public sealed record SegmentationRunInfo : IRunConfig<SegmentationRunInfo>
 {
-    public int FormatVersion { get; init; } = 1;
+    public static int FormatVersion => 1;
+    public static string RunKind => "a segmentation run written by `weakseg seg-train`";
+
     public SegmentationConfig Config { get; init; } = new();
     /// <summary>Dataset root (absolute).</summary>
     public string DataRoot { get; init; } = "";
@@ -24,6 +27,11 @@ public sealed record SegmentationRunInfo
     public long Seed { get; init; }
     /// <summary>timm safetensors loaded into the encoder before training, if any.</summary>
     public string? InitWeights { get; init; }
+
+    public JsonObject ToJson() => JsonSerializer.SerializeToNode(this, SegmentationJsonContext.Default.SegmentationRunInfo)!.AsObject();
+
+    public static SegmentationRunInfo FromJson(JsonObject fields, int formatVersion, string path) =>
+        fields.Deserialize(SegmentationJsonContext.Default.SegmentationRunInfo) ?? throw WeakSegException.ForFile(path, "empty run configuration");
 }
 
 /// <summary>One retraining job.</summary>
@@ -53,8 +61,6 @@ public sealed record SegmentationTrainRequest
 /// <summary>Retraining runs: training from a dataset + labels, and loading a trained run for inference.</summary>
 public static class SegmentationRun
 {
-    public const string ConfigFile = "config.json", FinalWeightsFile = "model-final.bin";
-
     /// <summary>
     /// The training samples: the split's samples with <see cref="VocSample.MaskPath"/> pointing to <c>labelsDir/NAME.png</c>, or the
     /// dataset's own masks when <paramref name="labelsDir"/> is null. A missing label file is an error naming it.
@@ -95,7 +101,6 @@ public static class SegmentationRun
     public static TrainResult Train(SegmentationTrainRequest request, IProgress<ProgressUpdate>? progress = null,
         CancellationToken cancellationToken = default, Action<StepReport>? stepCompleted = null, Action<string>? log = null)
     {
-        var device = TorchRuntime.Initialize(request.Device, request.Threads);
         var dataset = VocDataset.Open(request.DataRoot, request.Split);
         var config = request.Config with { NumClasses = dataset.NumClasses };
         config.EnsureValid();
@@ -107,54 +112,29 @@ public static class SegmentationRun
             ClassNames = dataset.ClassNames.All.ToArray(), Seed = request.Seed,
             InitWeights = request.InitWeights is null ? null : Path.GetFullPath(request.InitWeights),
         };
-        var runDir = Path.GetFullPath(request.RunDirectory);
-        var configPath = Path.Combine(runDir, ConfigFile);
+        var run = new RunDirectory(request.RunDirectory);
         if (request.Resume)
         {
-            var recorded = ReadInfo(runDir);
-            var differences = Differences(recorded, info).ToList();
+            var differences = Differences(run.ReadConfig<SegmentationRunInfo>(), info).ToList();
             if (differences.Count > 0)
-                throw WeakSegException.ForFile(configPath, "cannot resume with different settings: " + string.Join("; ", differences) + " (use the same options, or a new run directory)");
-            info = recorded with { Config = recorded.Config with { CheckpointEvery = config.CheckpointEvery, LogEvery = config.LogEvery } };
+                throw WeakSegException.ForFile(run.ConfigPath, "cannot resume with different settings: " + string.Join("; ", differences) + " (use the same options, or a new run directory)");
         }
-
-        TorchRuntime.Seed(request.Seed);
-        using var model = SegmentationNetwork.Create(config);
-        model.to(device);
-        if (!request.Resume)
+        var job = new TrainingJob<SegmentationNetwork>
         {
-            if (request.InitWeights is { } init)
+            Directory = run, Options = config.ToTrainerOptions(request.Seed, request.Device, request.Threads),
+            Samples = samples, NumClasses = dataset.NumClasses, Transform = TrainTransformFor(config), LoadMasks = true,
+            Workers = request.LoaderWorkers, Resume = request.Resume, Group = request.Group,
+            WriteConfig = d => d.WriteConfig(info),
+            Build = () => SegmentationNetwork.Create(config),
+            InitWeights = request.InitWeights is { } init ? model =>
             {
-                var report = TimmWeightImport.LoadFile(model.Encoder, init);
-                log?.Invoke($"encoder weights from {init}: {report}");
-            }
-            if (new CheckpointStore(Path.Combine(runDir, "checkpoints")).Latest() is { } existing)
-                throw WeakSegException.ForFile(Path.Combine(runDir, "checkpoints"),
-                    $"already holds checkpoints (latest: step {existing.Step}); pass --resume to continue that run, or choose a new run directory");
-        }
-        // Every check that can refuse the run comes before config.json is written, so a refused run leaves nothing behind.
-        var group = request.Group;
-        var loader = new BatchLoader(samples, dataset.NumClasses, TrainTransformFor(config), config.BatchSize, request.Seed,
-            workers: Math.Max(1, request.LoaderWorkers), loadMasks: true, rank: group.Rank, ranks: group.Size);
-        VocDataset.CheckFiles(samples, dataset.NumClasses, masks: true);
-        FolderLock? folderLock = null;
-        group.OnRoot(() =>
-        {
-            folderLock = FolderLock.Acquire(runDir, "run directory");
-            if (!request.Resume) WriteInfo(runDir, info);
-        });
-        using var heldLock = folderLock;
-        var batches = new DelegateBatchStream(start => loader.Stream(start).Select(b =>
-        {
-            var (images, labels) = b.ToTensors(device);
-            return new TrainBatch(images, labels, b.MasksToTensor(device));
-        }));
-        var options = config.ToTrainerOptions(request.Seed, request.Device, request.Threads);
-        if (group.IsDistributed) log?.Invoke(DataParallel.Describe(group, options));
-        var trainer = new Trainer(options, runDir) { StepCompleted = stepCompleted, Group = group };
-        var result = trainer.Run(new SegmentationTrainable(model), batches, request.Resume, progress, cancellationToken);
-        if (group.IsRoot && result.Completed && File.Exists(trainer.MetricsPath))
-            Visualization.TrainingPlots.SaveLossCurve(trainer.MetricsPath, Path.Combine(trainer.RunDirectory, Pipelines.TrainPipeline.LossCurveFile));
+                log?.Invoke($"encoder weights {TimmWeightImport.LoadFile(model.Encoder, init)}");
+            } : null,
+            Trainable = model => new SegmentationTrainable(model),
+            StepCompleted = stepCompleted,
+        };
+        var result = job.Run(log, progress, cancellationToken);
+        if (request.Group.IsRoot && result.Completed) Visualization.TrainingPlots.SaveLossCurve(run);
         return result;
     }
 
@@ -167,25 +147,8 @@ public static class SegmentationRun
         if (recorded.Seed != now.Seed) yield return $"seed is {now.Seed} but the run used {recorded.Seed}";
     }
 
-    public static void WriteInfo(string runDir, SegmentationRunInfo info)
-    {
-        Directory.CreateDirectory(runDir);
-        var path = Path.Combine(runDir, ConfigFile);
-        AtomicFile.WriteAllText(path, JsonSerializer.Serialize(info, SegmentationJsonContext.Default.SegmentationRunInfo));
-    }
-
     /// <summary>Reads RUN/config.json; errors name the file.</summary>
-    public static SegmentationRunInfo ReadInfo(string runDir)
-    {
-        var path = Path.Combine(Path.GetFullPath(runDir), ConfigFile);
-        if (!File.Exists(path)) throw WeakSegException.ForFile(path, "not a segmentation run (config.json not found; train one with `weakseg seg-train`)");
-        try
-        {
-            return JsonSerializer.Deserialize(File.ReadAllText(path), SegmentationJsonContext.Default.SegmentationRunInfo)
-                   ?? throw WeakSegException.ForFile(path, "empty run configuration");
-        }
-        catch (JsonException e) { throw WeakSegException.ForFile(path, "bad run configuration JSON: " + e.Message); }
-    }
+    public static SegmentationRunInfo ReadInfo(string runDir) => new RunDirectory(runDir).ReadConfig<SegmentationRunInfo>();
 
     /// <summary>
     /// The trained model of a run, in eval mode on <paramref name="device"/>: RUN/model-final.bin, else the latest checkpoint
@@ -193,12 +156,9 @@ public static class SegmentationRun
     /// </summary>
     public static (SegmentationNetwork Model, SegmentationRunInfo Info, string WeightsPath) Load(string runDir, Device device)
     {
-        var info = ReadInfo(runDir);
-        var full = Path.GetFullPath(runDir);
-        var weights = Path.Combine(full, FinalWeightsFile);
-        if (!File.Exists(weights))
-            weights = new CheckpointStore(Path.Combine(full, "checkpoints")).Latest()?.ModelPath
-                      ?? throw WeakSegException.ForFile(Path.Combine(full, FinalWeightsFile), "no trained weights (neither model-final.bin nor a checkpoint)");
+        var run = new RunDirectory(runDir);
+        var info = run.ReadConfig<SegmentationRunInfo>();
+        var weights = run.ResolveWeights();
         // the weights file replaces every weight, so a DeepLab trunk is not imported from the ONNX file first
         var model = SegmentationNetwork.Create(info.Config.Model == SegmentationModel.Segmenter ? info.Config
             : info.Config with { DeepLab = info.Config.ResolvedDeepLab with { Pretrained = false } });

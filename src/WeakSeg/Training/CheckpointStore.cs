@@ -53,9 +53,6 @@ public sealed class CheckpointStore
 
     public CheckpointInfo? Latest() => List() is { Count: > 0 } l ? l[^1] : null;
 
-    /// <summary>Whether the run directory RUN holds a complete checkpoint in RUN/checkpoints/ (so its training can be resumed).</summary>
-    public static bool HasCheckpointIn(string runDirectory) => new CheckpointStore(Path.Combine(runDirectory, "checkpoints")).Latest() is not null;
-
     public static string FolderName(long step) => Prefix + step.ToString("D9", CultureInfo.InvariantCulture);
 
     /// <summary>Writes a checkpoint atomically and returns it. An existing folder for the same step is replaced.</summary>

@@ -37,7 +37,7 @@ public sealed record TrainResult(long Step, bool Completed, float LastLoss, Chec
 /// decay/no-decay groups and per-parameter learning-rate scales, precomputed warm-up + cosine (or poly) learning rate, optional global-norm gradient clipping, one dispose scope per step, NaN/Inf guard, atomic checkpoints, metrics.jsonl,
 /// progress and cancellation. Exact resume on CPU: the checkpoint of step s holds weights, optimizer state (AdamW moments or SGD momentum buffers), torch's RNG state
 /// and the options; batches come from <see cref="IBatchStream.Stream"/>(s); per-step managed randomness is seeded from (seed, step).
-/// Run directory layout: checkpoints/step-NNNNNNNNN/, metrics.jsonl, model-final.bin.
+/// Run directory layout (<see cref="WeakSeg.Training.RunDirectory"/>): checkpoints/step-NNNNNNNNN/, metrics.jsonl, model-final.bin.
 /// </summary>
 public sealed class Trainer
 {
@@ -45,14 +45,16 @@ public sealed class Trainer
     {
         options.EnsureValid();
         Options = options;
-        RunDirectory = Path.GetFullPath(runDirectory);
+        Folder = new WeakSeg.Training.RunDirectory(runDirectory);
     }
 
     public TrainerOptions Options { get; }
-    public string RunDirectory { get; }
-    public string CheckpointDirectory => Path.Combine(RunDirectory, "checkpoints");
-    public string MetricsPath => Path.Combine(RunDirectory, "metrics.jsonl");
-    public string FinalWeightsPath => Path.Combine(RunDirectory, "model-final.bin");
+    /// <summary>The run folder's layout.</summary>
+    public WeakSeg.Training.RunDirectory Folder { get; }
+    public string RunDirectory => Folder.Path;
+    public string CheckpointDirectory => Folder.CheckpointDirectory;
+    public string MetricsPath => Folder.MetricsPath;
+    public string FinalWeightsPath => Folder.FinalWeightsPath;
 
     /// <summary>Called on the training thread after every step (after logging, before checkpointing). For benches
     /// (RSS sampling), tests and custom logging. Exceptions thrown here abort the run without a checkpoint.</summary>

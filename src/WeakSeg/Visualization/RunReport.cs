@@ -58,7 +58,7 @@ public static class RunReport
         if (run.Trainings.Count == 0) html.Paragraph("No training: " + ReportHtml.NotRun + ".");
         foreach (var training in run.Trainings)
         {
-            var metrics = Path.Combine(training.RunDirectory, "metrics.jsonl");
+            var metrics = new Training.RunDirectory(training.RunDirectory).MetricsPath;
             if (!File.Exists(metrics)) { html.Paragraph($"{training.Label}: {ReportHtml.NotRun} (no {metrics})."); continue; }
             Guarded(html, training.Label, () =>
             {

@@ -14,6 +14,12 @@ public static class TrainingPlots
     public const int DefaultWidth = 800;
     public const int DefaultHeight = 500;
 
+    /// <summary>Writes RUN/loss.png from RUN/metrics.jsonl of a run whose training completed (nothing when it logged no step).</summary>
+    public static void SaveLossCurve(Training.RunDirectory run)
+    {
+        if (File.Exists(run.MetricsPath)) SaveLossCurve(run.MetricsPath, run.LossCurvePath);
+    }
+
     /// <summary>Loss (left axis) and learning rate (right axis) against the step, from a metrics.jsonl
     /// (one JSON object per line with at least "step", "loss" and "lr"; see <see cref="Training.MetricsLog"/>).
     /// Non-finite losses (logged as strings such as "NaN") are left out of the curve.</summary>

@@ -28,11 +28,13 @@ public static class FolderRules
         ["Interop"] = [Root, "IO"],
         ["Data"] = [Root, "IO"],
         ["Models"] = [Root, "IO", "Runtime", "Interop"],
-        ["Training"] = [Root, "IO", "Runtime"],
+        // The training-job template (TrainingJob) streams dataset samples through the BatchLoader.
+        ["Training"] = [Root, "IO", "Runtime", "Data"],
         // The map file format (CamMapFile) lives in Evaluation and PseudoLabels writes labels from it: a known two-room circle.
         ["Evaluation"] = [Root, "IO", "Runtime", "Interop", "Data", "PseudoLabels"],
         ["PseudoLabels"] = [Root, "IO", "Runtime", "Interop", "Data", "Evaluation"],
-        ["Visualization"] = [Root, "IO", "Runtime", "Interop", "Data", "Evaluation"],
+        // Reports and loss curves read a run folder's metrics.jsonl through its layout (RunDirectory).
+        ["Visualization"] = [Root, "IO", "Runtime", "Interop", "Data", "Evaluation", "Training"],
         // Single-stage methods (ToCo, MoRe) refine their labels inside training with PAR (Refinement/Par).
         ["Methods"] = [Root, "IO", "Runtime", "Interop", "Models", "Training", "Refinement"],
         ["Refinement"] = [Root, "IO", "Runtime", "Interop", "Data", "Models", "Training", "Evaluation", "PseudoLabels"],

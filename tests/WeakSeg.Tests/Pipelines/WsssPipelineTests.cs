@@ -162,7 +162,7 @@ public class WsssPipelineTests
                 WsssPipeline.Run(options, new CancelAtStep(cancel, "train segmenter (seg-class-to-patch-gradclip)", 2), cancel.Token));
         var ledger = new StageLedger(Path.Combine(outDir, "stages"));
         Assert.Contains("\"running\"", File.ReadAllText(ledger.PathOf("seg-class-to-patch-gradclip-train")));
-        Assert.False(File.Exists(Path.Combine(outDir, "seg", "class-to-patch-gradclip", SegmentationRun.FinalWeightsFile)));
+        Assert.False(File.Exists(Path.Combine(outDir, "seg", "class-to-patch-gradclip", WeakSeg.Training.RunDirectory.FinalWeightsFile)));
 
         // 3. Resumed: the four finished stages are reused, the CAM model is untouched, and every number equals the uninterrupted run's.
         var resumed = WsssPipeline.Run(options);
@@ -172,7 +172,7 @@ public class WsssPipelineTests
         AssertSameMetrics(reference, resumed);
 
         // 4. A finished pipeline run again redoes nothing: no output changes and the report keeps its numbers.
-        var segWeights = Path.Combine(outDir, "seg", "class-to-patch-gradclip", SegmentationRun.FinalWeightsFile);
+        var segWeights = Path.Combine(outDir, "seg", "class-to-patch-gradclip", WeakSeg.Training.RunDirectory.FinalWeightsFile);
         var segWritten = File.GetLastWriteTimeUtc(segWeights);
         var again = WsssPipeline.Run(options);
         Assert.All(again.Stages, s => Assert.True(s.Reused, s.Name));

@@ -71,7 +71,7 @@ public static class OnnxResNetImport
     public static WeightImportReport LoadFile(ResNet.ResNet model, string path)
     {
         using var weights = Read(path, model.Config.BatchNormEps);
-        return Load(model, weights);
+        return Load(model, weights) with { Source = path };
     }
 
     /// <summary>

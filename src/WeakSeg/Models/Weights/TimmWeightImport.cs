@@ -33,14 +33,17 @@ public sealed record WeightImportOptions
 /// <summary>A checkpoint key that was not loaded, and why.</summary>
 public sealed record SkippedWeight(string Key, string Reason);
 
-/// <summary>Outcome of a weight import.</summary>
+/// <summary>Outcome of a weight import, the one report of every importer (timm safetensors, TorchSharp backbone files, ONNX ResNets).</summary>
 /// <param name="Loaded">Model keys whose values came from the checkpoint.</param>
 /// <param name="Missing">Model keys the checkpoint does not provide (they keep their init).</param>
 /// <param name="Skipped">Checkpoint keys present in the model but deliberately not loaded, with the reason.</param>
 /// <param name="Unexpected">Checkpoint keys the model does not have.</param>
 public sealed record WeightImportReport(IReadOnlyList<string> Loaded, IReadOnlyList<string> Missing, IReadOnlyList<SkippedWeight> Skipped, IReadOnlyList<string> Unexpected)
 {
-    public override string ToString() =>
+    /// <summary>The weights file, when the import read one.</summary>
+    public string? Source { get; init; }
+
+    public override string ToString() => (Source is null ? "" : Source + ": ") +
         $"loaded {Loaded.Count}, missing {Missing.Count}" + (Missing.Count > 0 ? $" ({string.Join(", ", Missing)})" : "") +
         $", skipped {Skipped.Count}" + (Skipped.Count > 0 ? $" ({string.Join(", ", Skipped.Select(s => s.Key))})" : "") +
         $", unexpected {Unexpected.Count}" + (Unexpected.Count > 0 ? $" ({string.Join(", ", Unexpected)})" : "");
@@ -57,7 +60,7 @@ public static class TimmWeightImport
     {
         var file = SafetensorsFile.Read(path);
         var tensors = file.ToTorchDictionary();
-        try { return Load(model, tensors, options); }
+        try { return Load(model, tensors, options) with { Source = path }; }
         catch (WeakSegException e) { throw WeakSegException.ForFile(path, e.Message); }
         finally { foreach (var t in tensors.Values) t.Dispose(); }
     }

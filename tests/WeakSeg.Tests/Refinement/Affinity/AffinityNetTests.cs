@@ -3,6 +3,7 @@ using WeakSeg.Data;
 using WeakSeg.Evaluation;
 using WeakSeg.Methods.MctFormer;
 using WeakSeg.Models.Vit;
+using WeakSeg.Models.Weights;
 using WeakSeg.Refinement.Affinity;
 using WeakSeg.Runtime;
 using WeakSeg.Tests.Data;
@@ -125,7 +126,7 @@ public class AffinityNetTests
         var run = dir.File("run");
         Assert.Equal(0, WeakSeg.Cli.Program.Run(["affinity", "train", "--cams", cams, "--data", root, "--out", run, "--config", configPath,
                                                 "--steps", "3", "--batch-size", "2", "--crop-size", "32", "--threads", "2"]));
-        Assert.True(File.Exists(AffinityRun.WeightsPath(run)));
+        Assert.True(File.Exists(new WeakSeg.Training.RunDirectory(run).FinalWeightsPath));
         Assert.Equal(6, Directory.GetFiles(AffinityRun.LabelDir(run), "*.png").Length);
         var stored = AffinityRun.ReadConfig(run);
         Assert.Equal((16, 3, 3L, 32), (stored.Net.Backbone.EmbedDim, stored.Radius, stored.Trainer.Steps, stored.CropSize));

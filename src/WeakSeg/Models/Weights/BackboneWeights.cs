@@ -1,23 +1,10 @@
 using System.Text;
 using WeakSeg.Models.Vit;
-using WeakSeg.Models.Weights;
 
-namespace WeakSeg.Refinement.Affinity;
-
-/// <summary>What <see cref="BackboneWeights.Load"/> did.</summary>
-/// <param name="Source">the weights file</param>
-/// <param name="Loaded">backbone keys taken from the file</param>
-/// <param name="Missing">backbone keys the file lacks (they keep their init)</param>
-/// <param name="Unexpected">file keys the backbone does not have (e.g. an MCTformer-V2 <c>head.*</c>)</param>
-public sealed record BackboneLoadReport(string Source, IReadOnlyList<string> Loaded, IReadOnlyList<string> Missing, IReadOnlyList<string> Unexpected)
-{
-    public override string ToString() =>
-        $"loaded {Loaded.Count} tensors from {Source}; missing {Missing.Count}" + (Missing.Count > 0 ? $" ({string.Join(", ", Missing)})" : "") +
-        $"; ignored {Unexpected.Count}" + (Unexpected.Count > 0 ? $" ({string.Join(", ", Unexpected)})" : "");
-}
+namespace WeakSeg.Models.Weights;
 
 /// <summary>
-/// Initial backbone weights for the affinity network: a WeakSeg run's <c>model-final.bin</c> (TorchSharp <c>Module.save</c> format, e.g.
+/// Initial ViT backbone weights (the affinity network's backbone): a WeakSeg run's <c>model-final.bin</c> (TorchSharp <c>Module.save</c> format, e.g.
 /// a trained MCTformer; loaded with strict = false) or timm <c>.safetensors</c>. The ViT shape can be read from a TorchSharp file.
 /// </summary>
 public static class BackboneWeights
@@ -103,15 +90,14 @@ public static class BackboneWeights
 
     /// <summary>
     /// Loads <paramref name="path"/> into <paramref name="backbone"/>: <c>.safetensors</c> through <see cref="TimmWeightImport"/>, any other file
-    /// as TorchSharp format with strict = false (keys the backbone lacks are reported as ignored; a shape mismatch is an error).
+    /// as TorchSharp format with strict = false (keys the backbone lacks are reported as unexpected; a shape mismatch is an error).
     /// </summary>
-    public static BackboneLoadReport Load(VisionTransformer backbone, string path)
+    public static WeightImportReport Load(VisionTransformer backbone, string path)
     {
         if (!File.Exists(path)) throw WeakSegException.ForFile(path, "weights file not found");
         if (path.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase))
         {
-            var report = TimmWeightImport.LoadFile(backbone, path);
-            return new BackboneLoadReport(path, report.Loaded, report.Missing, report.Unexpected.Concat(report.Skipped.Select(s => s.Key)).ToList());
+            return TimmWeightImport.LoadFile(backbone, path);
         }
         var shapes = ReadShapes(path);
         var own = backbone.state_dict();
@@ -128,6 +114,6 @@ public static class BackboneWeights
         var loadedKeys = own.Keys.Where(k => shapes.ContainsKey(k)).ToList();
         var missing = own.Keys.Where(k => !shapes.ContainsKey(k)).ToList();
         var unexpected = shapes.Keys.Where(k => !own.ContainsKey(k)).ToList();
-        return new BackboneLoadReport(path, loadedKeys, missing, unexpected);
+        return new WeightImportReport(loadedKeys, missing, [], unexpected) { Source = path };
     }
 }

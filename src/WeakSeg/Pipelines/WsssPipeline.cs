@@ -458,14 +458,13 @@ public static class WsssPipeline
         }
     }
 
-    /// <summary>Drops the fields that do not change what a stage computes: logging and checkpoint cadence, and threads and device, which
-    /// change only the order of floating-point sums (a run is bitwise repeatable for a given thread count, not across counts).</summary>
+    /// <summary>Drops the fields that do not change what a stage computes (the trainer's <see cref="ResultNeutralAttribute"/> fields:
+    /// logging and checkpoint cadence, threads and device).</summary>
     static JsonObject ResultRelevant(JsonObject json)
     {
         var copy = json.DeepClone().AsObject();
         if (copy[TrainRecipe.TrainerKey] is JsonObject trainer)
-            foreach (var key in new[] { "checkpoint_every", "keep_last_checkpoints", "log_every", "collect_garbage_every", "device", "threads" })
-                trainer.Remove(key);
+            foreach (var key in Training.TrainerOptions.ResultNeutralKeys) trainer.Remove(key);
         return copy;
     }
 

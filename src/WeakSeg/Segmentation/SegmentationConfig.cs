@@ -161,8 +161,8 @@ public sealed record SegmentationConfig
     /// <summary>Sliding-window stride as a fraction of the crop: 2/3 (Segmenter window_stride 341 for window 512 ≈ 2/3).</summary>
     public double WindowStrideFraction { get; init; } = 2.0 / 3.0;
 
-    public long CheckpointEvery { get; init; } = 1000;
-    public long LogEvery { get; init; } = 20;
+    [ResultNeutral] public long CheckpointEvery { get; init; } = 1000;
+    [ResultNeutral] public long LogEvery { get; init; } = 20;
 
     /// <summary>Parameter names (last dotted segment) kept out of weight decay besides biases and 1-D tensors: the encoder's
     /// position embedding and class token, the decoder's class embeddings (timm/Segmenter no_weight_decay).</summary>
@@ -203,13 +203,18 @@ public sealed record SegmentationConfig
     [JsonIgnore] public int WindowStride => Math.Max(1, (int)Math.Round(CropSize * WindowStrideFraction));
 
     /// <summary>
-    /// This configuration with the fields that cannot change a trained model set to fixed values: the checkpoint and log cadence, and
+    /// This configuration with the fields that cannot change a trained model set to fixed values: the result-neutral fields
+    /// (<see cref="ResultNeutralAttribute"/>: the checkpoint and log cadence), and
     /// for the naive decoder every gradient-clipping field (S, τ, the signal, the clip warm-up). Two runs whose canonical forms are equal
     /// train the same weights, so a finished naive run stays valid when only τ changes.
     /// </summary>
     public SegmentationConfig CanonicalForTraining()
     {
-        var c = this with { CheckpointEvery = 1, LogEvery = 1 };
+        // every result-neutral field (ResultNeutralAttribute) at 1, the value pipeline stage records hold for them
+        var info = SegmentationJsonContext.Default.SegmentationConfig;
+        var json = JsonSerializer.SerializeToNode(this, info)!.AsObject();
+        foreach (var key in ResultNeutral.Keys(info)) json[key] = 1;
+        var c = json.Deserialize(info)!;
         if (Loss == SegmentationDecoderLoss.Naive)
             c = c with { ClipPatchSize = 1, ClipStartValue = 1, ClipSignal = ClipSignal.CrossEntropy, ClipWarmupSteps = 0, ClipPatchRemainder = ClipPatchRemainder.Error };
         return c;

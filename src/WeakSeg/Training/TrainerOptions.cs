@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 
 namespace WeakSeg.Training;
@@ -86,13 +87,13 @@ public sealed record TrainerOptions
     public double? GradClipNorm { get; init; }
 
     /// <summary>Write a checkpoint every N steps (and always at the end and on cancellation).</summary>
-    public long CheckpointEvery { get; init; } = 500;
+    [ResultNeutral] public long CheckpointEvery { get; init; } = 500;
 
     /// <summary>Keep only the newest K checkpoints.</summary>
-    public int KeepLastCheckpoints { get; init; } = 3;
+    [ResultNeutral] public int KeepLastCheckpoints { get; init; } = 3;
 
     /// <summary>Append a metrics.jsonl line every N steps (and at the last step).</summary>
-    public long LogEvery { get; init; } = 20;
+    [ResultNeutral] public long LogEvery { get; init; } = 20;
 
     /// <summary>
     /// Run a full .NET garbage collection every N steps (0 = never). TorchSharp's optimizers leave per-step native temporaries
@@ -100,16 +101,16 @@ public sealed record TrainerOptions
     /// the runtime happens to collect (measured: 1.8 GB before the first collection vs 253 MiB flat with one per step, 2.7 M params).
     /// Does not change results.
     /// </summary>
-    public int CollectGarbageEvery { get; init; } = 1;
+    [ResultNeutral] public int CollectGarbageEvery { get; init; } = 1;
 
     /// <summary>Seed for torch's CPU generator (and the per-step managed RNG). DeiT --seed 0.</summary>
     public long Seed { get; init; }
 
     /// <summary>"cpu" or "cuda[:N]".</summary>
-    public string Device { get; init; } = "cpu";
+    [ResultNeutral] public string Device { get; init; } = "cpu";
 
     /// <summary>Intra-op threads for libtorch; 0 leaves the current setting.</summary>
-    public int Threads { get; init; }
+    [ResultNeutral] public int Threads { get; init; }
 
     /// <summary>Errors that name the offending field; empty when valid.</summary>
     public IReadOnlyList<string> Validate()
@@ -146,30 +147,28 @@ public sealed record TrainerOptions
         if (errors.Count > 0) throw new WeakSegException("invalid training options: " + string.Join(" ", errors));
     }
 
-    /// <summary>Fields that change the numbers a run produces; a resumed run must match the checkpoint in all of them.</summary>
+    /// <summary>The fields that change the numbers a run produces (every field not marked <see cref="ResultNeutralAttribute"/>) where
+    /// <paramref name="now"/> differs from these options; a resumed run must match the checkpoint in all of them.</summary>
     internal IEnumerable<(string Field, string Checkpoint, string Now)> ResultAffectingDifferences(TrainerOptions now)
     {
-        static string F(double v) => v.ToString("R", System.Globalization.CultureInfo.InvariantCulture);
-        if (Steps != now.Steps) yield return (nameof(Steps), Steps.ToString(), now.Steps.ToString());
-        if (BatchSize != now.BatchSize) yield return (nameof(BatchSize), BatchSize.ToString(), now.BatchSize.ToString());
-        if (BaseLr != now.BaseLr) yield return (nameof(BaseLr), F(BaseLr), F(now.BaseLr));
-        if (MinLr != now.MinLr) yield return (nameof(MinLr), F(MinLr), F(now.MinLr));
-        if (WarmupStartLr != now.WarmupStartLr) yield return (nameof(WarmupStartLr), F(WarmupStartLr), F(now.WarmupStartLr));
-        if (WarmupSteps != now.WarmupSteps) yield return (nameof(WarmupSteps), WarmupSteps.ToString(), now.WarmupSteps.ToString());
-        if (WeightDecay != now.WeightDecay) yield return (nameof(WeightDecay), F(WeightDecay), F(now.WeightDecay));
-        if (!NoWeightDecayNames.SequenceEqual(now.NoWeightDecayNames))
-            yield return (nameof(NoWeightDecayNames), string.Join(",", NoWeightDecayNames), string.Join(",", now.NoWeightDecayNames));
-        if (DecayAllParameters != now.DecayAllParameters) yield return (nameof(DecayAllParameters), DecayAllParameters.ToString(), now.DecayAllParameters.ToString());
-        if (Beta1 != now.Beta1) yield return (nameof(Beta1), F(Beta1), F(now.Beta1));
-        if (Beta2 != now.Beta2) yield return (nameof(Beta2), F(Beta2), F(now.Beta2));
-        if (Eps != now.Eps) yield return (nameof(Eps), F(Eps), F(now.Eps));
-        if (Optimizer != now.Optimizer) yield return (nameof(Optimizer), Optimizer.ToString(), now.Optimizer.ToString());
-        if (Momentum != now.Momentum) yield return (nameof(Momentum), F(Momentum), F(now.Momentum));
-        if (Schedule != now.Schedule) yield return (nameof(Schedule), Schedule.ToString(), now.Schedule.ToString());
-        if (PolyPower != now.PolyPower) yield return (nameof(PolyPower), F(PolyPower), F(now.PolyPower));
-        if (GradClipNorm != now.GradClipNorm) yield return (nameof(GradClipNorm), GradClipNorm?.ToString() ?? "none", now.GradClipNorm?.ToString() ?? "none");
-        if (Seed != now.Seed) yield return (nameof(Seed), Seed.ToString(), now.Seed.ToString());
+        var info = TrainingJsonContext.Default.TrainerOptions;
+        var before = JsonSerializer.SerializeToNode(this, info)!.AsObject();
+        var after = JsonSerializer.SerializeToNode(now, info)!.AsObject();
+        static string Text(JsonNode? v) => v switch
+        {
+            null => "none",
+            JsonValue s when s.GetValueKind() == JsonValueKind.String => s.GetValue<string>(),
+            JsonArray a => string.Join(",", a.Select(Text)),
+            _ => v.ToJsonString(),
+        };
+        foreach (var field in ResultNeutral.Fields(info).Where(f => !f.Neutral))
+            if (!JsonNode.DeepEquals(before[field.Key], after[field.Key]))
+                yield return (field.Name, Text(before[field.Key]), Text(after[field.Key]));
     }
+
+    /// <summary>The JSON keys of the fields that never change a run's numbers (<see cref="ResultNeutralAttribute"/>): checkpoint, log
+    /// and garbage-collection cadence, device and threads.</summary>
+    public static IReadOnlyList<string> ResultNeutralKeys => ResultNeutral.Keys(TrainingJsonContext.Default.TrainerOptions);
 
     public string ToJson() => JsonSerializer.Serialize(this, TrainingJsonContext.Default.TrainerOptions);
 

@@ -85,7 +85,7 @@ public sealed class Trainer
         var g = Group;
         var device = TorchRuntime.Initialize(o.Device, o.Threads);
         if (g.IsRoot) Directory.CreateDirectory(RunDirectory);
-        var store = new CheckpointStore(CheckpointDirectory);
+        var store = Folder.Checkpoints;
         if (g.IsRoot) store.RemoveIncomplete();
         var schedule = LearningRateSchedule.For(o);
         var model = trainable.Model;
@@ -123,9 +123,7 @@ public sealed class Trainer
             }
             else
             {
-                if (latest is not null)
-                    throw WeakSegException.ForFile(store.Directory,
-                        $"already holds checkpoints (latest: step {latest.Step}); pass --resume to continue that run, or choose a new run directory");
+                if (latest is not null) Folder.RefuseExistingCheckpoints();
                 TorchRuntime.Seed(o.Seed);
             }
         });

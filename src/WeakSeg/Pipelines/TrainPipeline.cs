@@ -57,21 +57,20 @@ public static class TrainPipeline
             request.InitWeights is null ? null : Path.GetFullPath(request.InitWeights));
 
         var run = new RunDirectory(request.RunDirectory);
-        if (request.Resume)
-        {
-            if (!run.HasConfig) throw WeakSegException.ForFile(run.ConfigPath, "cannot resume: run configuration not found");
-            var previous = run.ReadConfig<RunConfig>();
-            foreach (var key in new[] { TrainRecipe.MethodKey, TrainRecipe.ModelKey, TrainRecipe.AugmentationKey })
-                if (!JsonNode.DeepEquals(previous.Recipe.ToJson()[key], recipe.ToJson()[key]))
-                    throw WeakSegException.ForFile(run.ConfigPath, $"cannot resume: '{key}' differs from the run's configuration (use the same options or a new run directory)");
-        }
-
         WeightImportReport? import = null;
         var options = recipe.Trainer;
         var job = new TrainingJob<IWsssMethod>
         {
             Directory = run, Options = options, Samples = dataset.Samples, NumClasses = dataset.NumClasses,
             Transform = recipe.Augmentation.ToTransform(recipe.ImageSize), Workers = request.Workers, Resume = request.Resume, Group = request.Group,
+            CheckResume = d =>
+            {
+                if (!d.HasConfig) throw WeakSegException.ForFile(d.ConfigPath, "cannot resume: run configuration not found");
+                var previous = d.ReadConfig<RunConfig>();
+                foreach (var key in new[] { TrainRecipe.MethodKey, TrainRecipe.ModelKey, TrainRecipe.AugmentationKey })
+                    if (!JsonNode.DeepEquals(previous.Recipe.ToJson()[key], recipe.ToJson()[key]))
+                        throw WeakSegException.ForFile(d.ConfigPath, $"cannot resume: '{key}' differs from the run's configuration (use the same options or a new run directory)");
+            },
             WriteConfig = d => d.WriteConfig(config),
             Build = () => recipe.Factory.Create(recipe.ModelConfig),
             InitWeights = request.InitWeights is { } weights ? method =>

@@ -113,17 +113,17 @@ public static class SegmentationRun
             InitWeights = request.InitWeights is null ? null : Path.GetFullPath(request.InitWeights),
         };
         var run = new RunDirectory(request.RunDirectory);
-        if (request.Resume)
-        {
-            var differences = Differences(run.ReadConfig<SegmentationRunInfo>(), info).ToList();
-            if (differences.Count > 0)
-                throw WeakSegException.ForFile(run.ConfigPath, "cannot resume with different settings: " + string.Join("; ", differences) + " (use the same options, or a new run directory)");
-        }
         var job = new TrainingJob<SegmentationNetwork>
         {
             Directory = run, Options = config.ToTrainerOptions(request.Seed, request.Device, request.Threads),
             Samples = samples, NumClasses = dataset.NumClasses, Transform = TrainTransformFor(config), LoadMasks = true,
             Workers = request.LoaderWorkers, Resume = request.Resume, Group = request.Group,
+            CheckResume = d =>
+            {
+                var differences = Differences(d.ReadConfig<SegmentationRunInfo>(), info).ToList();
+                if (differences.Count > 0)
+                    throw WeakSegException.ForFile(d.ConfigPath, "cannot resume with different settings: " + string.Join("; ", differences) + " (use the same options, or a new run directory)");
+            },
             WriteConfig = d => d.WriteConfig(info),
             Build = () => SegmentationNetwork.Create(config),
             InitWeights = request.InitWeights is { } init ? model =>

@@ -7,8 +7,8 @@ namespace WeakSeg.Training;
 
 /// <summary>
 /// One training run, the template every kind of run follows (CAM methods, segmentation, affinity): the caller opens the dataset,
-/// takes the class count K from it, resolves and validates its configuration (and, on resume, compares it with RUN/config.json);
-/// <see cref="Run"/> then checks the device, the loader and the files, takes the run folder's lock, refuses a fresh run over
+/// takes the class count K from it and resolves and validates its configuration; <see cref="Run"/> then, on resume, compares that
+/// configuration with RUN/config.json (<see cref="CheckResume"/>), checks the device, the loader and the files, takes the run folder's lock, refuses a fresh run over
 /// existing checkpoints, writes RUN/config.json, prepares what the samples need (<see cref="Prepare"/>), seeds torch, builds the
 /// model, initialises its weights (fresh runs only), and hands a <see cref="BatchLoader"/> stream to <see cref="Trainer.Run"/>.
 /// A kind of run supplies only its configuration writer, model factory, weight initialisation and trainable. Every check that can
@@ -40,6 +40,10 @@ public sealed record TrainingJob<TModel> where TModel : IDisposable
     /// <summary>The ranks training together; the batch size is the global batch, split over the ranks; rank 0 writes the run folder.</summary>
     public ProcessGroup Group { get; init; } = ProcessGroup.Single;
 
+    /// <summary>On resume: compares the run's configuration with RUN/config.json and throws, naming what differs, when the run would not
+    /// continue the recorded one.</summary>
+    public Action<RunDirectory>? CheckResume { get; init; }
+
     /// <summary>Writes RUN/config.json of a fresh run (rank 0, after every check that can refuse the run).</summary>
     public required Action<RunDirectory> WriteConfig { get; init; }
 
@@ -64,6 +68,7 @@ public sealed record TrainingJob<TModel> where TModel : IDisposable
 
     public TrainResult Run(Action<string>? log = null, IProgress<ProgressUpdate>? progress = null, CancellationToken cancellationToken = default)
     {
+        if (Resume) CheckResume?.Invoke(Directory);
         var options = Options;
         var group = Group;
         var device = TorchRuntime.Initialize(options.Device, options.Threads);

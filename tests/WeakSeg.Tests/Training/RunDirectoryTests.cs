@@ -69,7 +69,7 @@ public class RunDirectoryTests
 
     sealed class Calls
     {
-        public int WriteConfig, Build, InitWeights;
+        public int WriteConfig, Build, InitWeights, CheckResume;
     }
 
     static TrainingJob<TinyNet> Job(RunDirectory run, VocDataset dataset, Calls calls, bool resume = false, long steps = 4) => new()
@@ -77,6 +77,7 @@ public class RunDirectoryTests
         Directory = run,
         Options = new TrainerOptions { Steps = steps, BatchSize = 2, BaseLr = 1e-2, WarmupSteps = 0, CheckpointEvery = 2, LogEvery = 1, Seed = 5 },
         Samples = dataset.Samples, NumClasses = dataset.NumClasses, Transform = new TrainTransform { CropSize = 4 }, Workers = 1, Resume = resume,
+        CheckResume = d => { calls.CheckResume++; Assert.Equal("toy", d.ReadConfig<ToyConfig>().Note); },
         WriteConfig = d => { calls.WriteConfig++; d.WriteConfig(new ToyConfig("toy")); },
         Build = () => { calls.Build++; return new TinyNet(classes: dataset.NumClasses); },
         InitWeights = _ => calls.InitWeights++,
@@ -93,7 +94,7 @@ public class RunDirectoryTests
         TorchRuntime.Seed(123);
         var result = Job(first, dataset, calls).Run();
         Assert.True(result.Completed);
-        Assert.Equal((1, 1, 1), (calls.WriteConfig, calls.Build, calls.InitWeights));
+        Assert.Equal((1, 1, 1, 0), (calls.WriteConfig, calls.Build, calls.InitWeights, calls.CheckResume));
         Assert.StartsWith("{\n  \"format_version\": 1,\n  \"note\": \"toy\"", File.ReadAllText(first.ConfigPath));
         Assert.Equal("toy", first.ReadConfig<ToyConfig>().Note);
         Assert.True(first.IsFinished);
@@ -111,10 +112,15 @@ public class RunDirectoryTests
         Assert.Equal("kept", File.ReadAllText(first.ConfigPath));
         Assert.Equal((1, 1), (calls.WriteConfig, calls.InitWeights));
 
+        // a resume checks the recorded configuration first (here "kept" is not a toy configuration: refused, nothing built)
+        Assert.Contains(first.ConfigPath, Assert.Throws<WeakSegException>(() => Job(first, dataset, calls, resume: true).Run()).Message);
+        Assert.Equal((1, 1), (calls.CheckResume, calls.Build));
+
         // a resume builds the model but takes every weight from the checkpoint: no config, no init
+        first.WriteConfig(new ToyConfig("toy"));
         var resumed = Job(first, dataset, calls, resume: true, steps: 4).Run();
         Assert.True(resumed.AlreadyComplete);
-        Assert.Equal((1, 2, 1), (calls.WriteConfig, calls.Build, calls.InitWeights));
+        Assert.Equal((1, 2, 1, 2), (calls.WriteConfig, calls.Build, calls.InitWeights, calls.CheckResume));
     }
 
     [Fact]

@@ -117,7 +117,7 @@ public static class SegmentationRun
         {
             Directory = run, Options = config.ToTrainerOptions(request.Seed, request.Device, request.Threads),
             Samples = samples, NumClasses = dataset.NumClasses, Transform = TrainTransformFor(config), LoadMasks = true,
-            Workers = request.LoaderWorkers, Resume = request.Resume, Group = request.Group,
+            Workers = Math.Max(1, request.LoaderWorkers), Resume = request.Resume, Group = request.Group,
             CheckResume = d =>
             {
                 var differences = Differences(d.ReadConfig<SegmentationRunInfo>(), info).ToList();

@@ -72,7 +72,7 @@ public sealed record TrainingJob<TModel> where TModel : IDisposable
         var options = Options;
         var group = Group;
         var device = TorchRuntime.Initialize(options.Device, options.Threads);
-        var loader = new BatchLoader(Samples, NumClasses, Transform, options.BatchSize, options.Seed, workers: Math.Max(1, Workers),
+        var loader = new BatchLoader(Samples, NumClasses, Transform, options.BatchSize, options.Seed, workers: Workers,
             loadMasks: LoadMasks, rank: group.Rank, ranks: group.Size);
         VocDataset.CheckFiles(Samples, NumClasses, masks: LoadMasks && Prepare is null);
         FolderLock? folderLock = null;

@@ -41,8 +41,9 @@ public sealed record TrainRequest
 public sealed record TrainOutcome(TrainResult Result, RunConfig Config, WeightImportReport? Import);
 
 /// <summary>
-/// End-to-end training of any registered method: opens the split, writes RUN/config.json, builds the method (seeded),
-/// optionally imports timm weights, streams BatchLoader batches (no masks) into the shared <see cref="Trainer"/>.
+/// End-to-end training of any registered method: opens the split, takes K from it, and runs a <see cref="TrainingJob{TModel}"/>
+/// that writes RUN/config.json (<see cref="RunConfig"/>), builds the method (seeded), optionally imports timm weights and streams
+/// BatchLoader batches (no masks) into the shared <see cref="Trainer"/>.
 /// </summary>
 public static class TrainPipeline
 {

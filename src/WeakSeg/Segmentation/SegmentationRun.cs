@@ -95,8 +95,9 @@ public static class SegmentationRun
     };
 
     /// <summary>
-    /// Trains (or resumes) a retraining run. Writes RUN/config.json, checkpoints/, metrics.jsonl and model-final.bin. A resumed run must
-    /// use the same configuration, data, split, labels and seed as recorded in config.json.
+    /// Trains (or resumes) a retraining run through a <see cref="TrainingJob{TModel}"/>: RUN/config.json (<see cref="SegmentationRunInfo"/>),
+    /// checkpoints/, metrics.jsonl, model-final.bin and loss.png. A resumed run must use the same configuration (up to its result-neutral
+    /// fields), data, split, labels and seed as recorded in config.json.
     /// </summary>
     public static TrainResult Train(SegmentationTrainRequest request, IProgress<ProgressUpdate>? progress = null,
         CancellationToken cancellationToken = default, Action<StepReport>? stepCompleted = null, Action<string>? log = null)

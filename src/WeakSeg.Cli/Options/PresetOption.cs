@@ -9,8 +9,9 @@ namespace WeakSeg.Cli.Options;
 /// </summary>
 internal static class PresetOption
 {
-    /// <summary>The preset names, in <see cref="MethodPreset"/> order.</summary>
-    public static IReadOnlyList<string> Names => Enum.GetValues<MethodPreset>().Select(MethodRegistry.PresetName).ToArray();
+    /// <summary>The preset names, the default (<see cref="MethodPreset.Cpu"/>) first, then the others in <see cref="MethodPreset"/> order.</summary>
+    public static IReadOnlyList<string> Names =>
+        Enum.GetValues<MethodPreset>().OrderBy(p => p == MethodPreset.Cpu ? 0 : 1).Select(MethodRegistry.PresetName).ToArray();
 
     /// <summary>The name of the default preset.</summary>
     public static string DefaultName => MethodRegistry.PresetName(MethodPreset.Cpu);

@@ -3,6 +3,7 @@ using System.Globalization;
 using WeakSeg.Refinement;
 using WeakSeg.Refinement.Affinity;
 using WeakSeg.Runtime;
+using WeakSeg.Cli.Options;
 
 namespace WeakSeg.Cli.Commands;
 
@@ -15,42 +16,6 @@ public static class AffinityCommand
         cmd.Subcommands.Add(CreateTrain());
         cmd.Subcommands.Add(CreateInfer());
         return cmd;
-    }
-
-    /// <summary>Random-walk options shared by `affinity infer` and `pseudo --affinity`.</summary>
-    internal sealed record WalkOptions(Option<double> Beta, Option<int> LogT, Option<int?> Radius, Option<string> Background, Option<float> BackgroundThreshold, Option<float> BackgroundAlpha)
-    {
-        public static WalkOptions Create(bool withThreshold)
-        {
-            var d = new RandomWalkConfig();
-            var beta = new Option<double>("--beta") { Description = "Affinity power β of the random walk (PSA/MCTformer: 8).", DefaultValueFactory = _ => d.Beta };
-            var logt = new Option<int>("--logt") { Description = "The walk runs 2^LOGT steps (PSA: 8; MCTformer's infer_aff.py: 6).", DefaultValueFactory = _ => d.LogT };
-            var radius = new Option<int?>("--radius") { Description = "Pair radius on the feature grid (default: the run's training radius, PSA 5)." };
-            var background = new Option<string>("--background")
-            {
-                Description = "Background before the walk: 'threshold' (constant, MCTformer bg_thr) or 'power' ((1 − max)^α, PSA).",
-                DefaultValueFactory = _ => "threshold",
-            };
-            background.AcceptOnlyFromAmong("threshold", "power");
-            var bgThreshold = new Option<float>(withThreshold ? "--bg-threshold" : "--rw-bg-threshold")
-            {
-                Description = "Constant background score before the walk (MCTformer psa/infer_aff.py: 0.39, tuned for its maps; use eval-cam's best threshold).",
-                DefaultValueFactory = _ => d.BackgroundThreshold,
-            };
-            var bgAlpha = new Option<float>("--bg-alpha") { Description = "Background power α with --background power (PSA: 16).", DefaultValueFactory = _ => d.BackgroundAlpha };
-            return new WalkOptions(beta, logt, radius, background, bgThreshold, bgAlpha);
-        }
-
-        public IEnumerable<Option> All(bool withThreshold) => withThreshold
-            ? new Option[] { Beta, LogT, Radius, Background, BackgroundThreshold, BackgroundAlpha }
-            : new Option[] { Beta, LogT, Radius, Background, BackgroundAlpha };
-
-        public RandomWalkConfig Read(ParseResult r, int runRadius) => new()
-        {
-            Beta = r.GetValue(Beta), LogT = r.GetValue(LogT), Radius = r.GetValue(Radius) ?? runRadius,
-            Background = r.GetValue(Background) == "power" ? MapBackground.Power : MapBackground.Threshold,
-            BackgroundThreshold = r.GetValue(BackgroundThreshold), BackgroundAlpha = r.GetValue(BackgroundAlpha),
-        };
     }
 
     static Command CreateTrain()
@@ -77,12 +42,11 @@ public static class AffinityCommand
         var lowT = new Option<float?>("--low-threshold") { Description = $"Thresholds mode: max score below this → background (default {d.Labels.LowThreshold})." };
         var highT = new Option<float?>("--high-threshold") { Description = $"Thresholds mode: max score from this on → foreground (default {d.Labels.HighThreshold})." };
         var radius = new Option<int?>("--radius") { Description = $"Pair radius on the feature grid (PSA: {d.Radius})." };
-        var seed = new Option<long?>("--seed") { Description = "Seed of initialisation and data order." };
-        var threads = new Option<int>("--threads") { Description = "libtorch threads (0 = default).", DefaultValueFactory = _ => 0 };
+        var runtime = new RuntimeOptions(RuntimePart.Seed | RuntimePart.Threads, "initialisation and data order", d.Trainer);
         var resume = new Option<bool>("--resume") { Description = "Continue the run in --out from its latest checkpoint (uses its config.json)." };
         var cmd = new Command("train", "Train an affinity network on affinity labels made from class maps (PSA loss bg/4 + fg/4 + neg/2).");
         foreach (var o in new Option[] { cams, data, split, outDir, config, initRun, initWeights, heads, backbone, steps, batch, crop, lr, mode, lowAlpha, highAlpha, noCrf,
-                                         lowT, highT, radius, seed, threads, resume })
+                                         lowT, highT, radius }.Concat(runtime.All).Append(resume))
             cmd.Options.Add(o);
         cmd.SetAction(r =>
         {
@@ -95,8 +59,8 @@ public static class AffinityCommand
                 Steps = r.GetValue(steps), BatchSize = r.GetValue(batch), CropSize = r.GetValue(crop), LearningRate = r.GetValue(lr),
                 LabelMode = r.GetValue(mode) switch { "alpha" => AffinityLabelMode.AlphaPowers, "thresholds" => AffinityLabelMode.Thresholds, _ => null },
                 LowAlpha = r.GetValue(lowAlpha), HighAlpha = r.GetValue(highAlpha), NoCrf = r.GetValue(noCrf),
-                LowThreshold = r.GetValue(lowT), HighThreshold = r.GetValue(highT), Radius = r.GetValue(radius), Seed = r.GetValue(seed),
-                Threads = r.GetValue(threads), Resume = r.GetValue(resume),
+                LowThreshold = r.GetValue(lowT), HighThreshold = r.GetValue(highT), Radius = r.GetValue(radius), Seed = RuntimeOptions.Given(r, runtime.Seed),
+                Threads = runtime.ThreadsValue(r), Resume = r.GetValue(resume),
             };
             var summary = CliProgress.Run("affinity training", p => AffinityRun.Train(request, p));
             if (summary.Init is { } init) Console.WriteLine($"backbone init: {init}");
@@ -118,14 +82,14 @@ public static class AffinityCommand
         var data = new Option<string>("--data") { Description = "Dataset root in VOC layout (the images).", Required = true };
         var outDir = new Option<string>("--out") { Description = "Output directory for refined maps (NAME.npy + NAME.classes.npy; background threshold 0.5 = PSA's argmax).", Required = true };
         var walk = WalkOptions.Create(withThreshold: true);
-        var threads = new Option<int>("--threads") { Description = "libtorch threads (0 = default).", DefaultValueFactory = _ => 0 };
+        var runtime = new RuntimeOptions(RuntimePart.Threads);
         var overwrite = new Option<bool>("--overwrite") { Description = "Rewrite outputs that already exist (default: skip them)." };
         var shard = ShardOption.Create();
         var cmd = new Command("infer", "Refine class maps by a random walk over the learned affinities (PSA infer_aff.py); writes maps for eval-cam and pseudo.");
-        foreach (var o in new Option[] { run, cams, data, outDir }.Concat(walk.All(true)).Append(threads).Append(overwrite).Append(shard)) cmd.Options.Add(o);
+        foreach (var o in new Option[] { run, cams, data, outDir }.Concat(walk.All(true)).Concat(runtime.All).Append(overwrite).Append(shard)) cmd.Options.Add(o);
         cmd.SetAction(r =>
         {
-            TorchRuntime.Initialize("cpu", r.GetValue(threads));
+            TorchRuntime.Initialize("cpu", runtime.ThreadsValue(r));
             var (net, config) = AffinityRun.Load(r.GetValue(run)!);
             var walkConfig = walk.Read(r, config.Radius);
             var outPath = r.GetValue(outDir)!;

@@ -1,7 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using WeakSeg.Refinement;
-using WeakSeg.IO;
+using WeakSeg.Cli.Output;
 
 namespace WeakSeg.Cli.Commands;
 
@@ -21,16 +21,6 @@ public static class BenchCommand
         var cmd = new Command("bench", "End-to-end timings on deterministic synthetic inputs (median of several runs after a warm-up).");
         foreach (var sub in Subcommands()) cmd.Subcommands.Add(sub);
         return cmd;
-    }
-
-    /// <summary>Writes <paramref name="json"/> to <paramref name="path"/> atomically (temp file, then rename).</summary>
-    public static void WriteJsonAtomically(string path, string json)
-    {
-        var full = Path.GetFullPath(path);
-        var dir = Path.GetDirectoryName(full);
-        if (dir is not null && !Directory.Exists(dir))
-            throw WeakSegException.ForFile(path, "folder does not exist");
-        AtomicFile.WriteAllText(full, json + Environment.NewLine, createDirectory: false);
     }
 }
 
@@ -88,7 +78,7 @@ public static class CrfBenchCommand
                                             report.LatticeVerticesGaussian, report.LatticeVerticesBilateral, report.LabelsChangedFraction));
             if (parse.GetValue(json) is { } path)
             {
-                BenchCommand.WriteJsonAtomically(path, report.ToJson());
+                CliConsole.WriteJsonFile(path, report.ToJson());
                 Console.WriteLine($"wrote {path}");
             }
             return 0;

@@ -1,6 +1,9 @@
 using System.CommandLine;
 using System.Globalization;
 using WeakSeg.Segmentation;
+using WeakSeg.Cli.Options;
+using WeakSeg.Cli.Output;
+using WeakSeg.Methods;
 
 namespace WeakSeg.Cli.Commands;
 
@@ -9,23 +12,22 @@ public static class BenchSegCommand
 {
     public static Command Create()
     {
-        var model = new Option<string>("--model") { Description = "cpu: the CPU preset (ViT dim 192, depth 4, crop 96, batch 8); paper: DeiT-S at crop 480, batch 4 (slow on CPU: use few steps).", DefaultValueFactory = _ => "cpu" };
-        model.AcceptOnlyFromAmong("cpu", "paper");
+        var model = PresetOption.Create("cpu: the CPU preset (ViT dim 192, depth 4, crop 96, batch 8); paper: DeiT-S at crop 480, batch 4 (slow on CPU: use few steps).", "--model");
         var steps = new Option<int?>("--steps") { Description = "Timed training steps (default: cpu 20, paper 2)." };
         var warmup = new Option<int?>("--warmup") { Description = "Untimed training steps first (default: cpu 3, paper 1)." };
         var batchSize = new Option<int?>("--batch-size") { Description = "Training batch size (default: the preset's)." };
         var images = new Option<int?>("--images") { Description = "Timed inference images (default: cpu 20, paper 2); one untimed first." };
-        var scales = new Option<string>("--scales") { Description = "Inference scales, comma-separated.", DefaultValueFactory = _ => "1" };
+        var scales = ScalesOption.Create("Inference scales, comma-separated.", [1.0]);
         var noFlip = new Option<bool>("--no-flip") { Description = "Inference without the flipped pass." };
-        var threads = new Option<int>("--threads") { Description = "libtorch intra-op threads (0 = libtorch default).", DefaultValueFactory = _ => 0 };
+        var runtime = new RuntimeOptions(RuntimePart.Threads);
         var gemmSize = new Option<int>("--gemm-size") { Description = "Side of the square float32 matmul that sets the ceiling.", DefaultValueFactory = _ => 1024 };
         var json = new Option<string?>("--json") { Description = "Also write the figures as JSON to this file." };
         var cmd = new Command("seg", "Time segmenter training (shared Trainer, SGD, clipping loss) and inference (sliding window, flip) on synthetic data.");
-        foreach (var o in new Option[] { model, steps, warmup, batchSize, images, scales, noFlip, threads, gemmSize, json }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { model, steps, warmup, batchSize, images, scales, noFlip, runtime.Threads, gemmSize, json }) cmd.Options.Add(o);
         cmd.SetAction(parse =>
         {
             var name = parse.GetValue(model)!;
-            bool paper = name == "paper";
+            bool paper = PresetOption.Read(parse, model) == MethodPreset.Paper;
             var config = SegmentationConfig.FromPreset(name);
             if (parse.GetValue(batchSize) is { } b) config = config with { BatchSize = b };
             var options = new SegmentationBenchmarkOptions
@@ -35,9 +37,9 @@ public static class BenchSegCommand
                 TrainWarmupSteps = parse.GetValue(warmup) ?? (paper ? 1 : 3),
                 InferImages = parse.GetValue(images) ?? (paper ? 2 : 20),
                 InferWarmupImages = 1,
-                InferScales = SegInferCommand.ParseScales(parse.GetValue(scales)!),
+                InferScales = ScalesOption.Parse(parse.GetValue(scales)!, SegmentationConfig.MaxInferenceScale),
                 InferFlip = !parse.GetValue(noFlip),
-                Threads = parse.GetValue(threads),
+                Threads = runtime.ThreadsValue(parse),
                 GemmSize = parse.GetValue(gemmSize),
             };
             if (options.GemmSize < 1) throw new WeakSegException("--gemm-size must be ≥ 1");
@@ -55,7 +57,7 @@ public static class BenchSegCommand
             Console.WriteLine(string.Format(c, "| peak RSS MiB | {0:0} |", r.PeakRssMb));
             if (parse.GetValue(json) is { } path)
             {
-                BenchCommand.WriteJsonAtomically(path, r.ToJson());
+                CliConsole.WriteJsonFile(path, r.ToJson());
                 Console.WriteLine($"wrote {path}");
             }
             return 0;

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using WeakSeg.Methods;
 using WeakSeg.Pipelines;
+using WeakSeg.Cli.Options;
 
 namespace WeakSeg.Cli.Commands;
 
@@ -15,18 +16,16 @@ public static class CamCommand
         var outDir = new Option<string>("--out") { Description = "Output directory for NAME.npy + NAME.classes.npy (existing pairs are skipped).", Required = true };
         var split = new Option<string>("--split") { Description = "Split whose images get maps.", DefaultValueFactory = _ => new CamRequest { RunDirectory = "", OutDirectory = "" }.Split };
         var data = new Option<string?>("--data") { Description = "Dataset root (default: the run's training data)." };
-        var scales = new Option<string>("--scales") { Description = "Comma-separated input scales.", DefaultValueFactory = _ => FormatScales(defaults.Scales) };
+        var scales = ScalesOption.Create("Comma-separated input scales.", defaults.Scales);
         var noFlip = new Option<bool>("--no-flip") { Description = "Do not add the horizontally flipped image's maps." };
-        var map = new Option<string>("--map") { Description = "Which map: refined (patch affinity · map), fused (V2: ⊙ PatchCAM; MCTformer+: √(class-to-patch ⊙ PatchCAM); baselines: raw map), class-to-patch or patch-cam (MCTformer+).", DefaultValueFactory = _ => MapName(defaults.MapKind) };
-        map.AcceptOnlyFromAmong([.. LocalizationMapKindNames.All]);
+        var map = MapOption.Create("Which map: refined (patch affinity · map), fused (V2: ⊙ PatchCAM; MCTformer+: √(class-to-patch ⊙ PatchCAM); baselines: raw map), class-to-patch or patch-cam (MCTformer+).", defaults.MapKind);
         var float16 = new Option<bool>("--float16") { Description = "Store maps as float16 (half the disk)." };
         var weights = new Option<string?>("--weights") { Description = "Weights file (default: RUN/model-final.bin, else the latest checkpoint)." };
-        var device = new Option<string>("--device") { Description = "cpu or cuda[:N].", DefaultValueFactory = _ => "cpu" };
-        var threads = new Option<int>("--threads") { Description = "libtorch intra-op threads (0 = libtorch's choice).", DefaultValueFactory = _ => 0 };
+        var runtime = new RuntimeOptions(RuntimePart.Device | RuntimePart.Threads);
         var shard = ShardOption.Create();
 
         var cmd = new Command("cam", "Write localization maps (multi-scale + flip, image's classes only, normalised per class) for every image of a split.");
-        foreach (var o in new Option[] { run, outDir, split, data, scales, noFlip, map, float16, weights, device, threads, shard }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { run, outDir, split, data, scales, noFlip, map, float16, weights }.Concat(runtime.All).Append(shard)) cmd.Options.Add(o);
         cmd.SetAction(parseResult =>
         {
             var request = new CamRequest
@@ -37,14 +36,14 @@ public static class CamCommand
                 DataRoot = parseResult.GetValue(data),
                 Localization = defaults with
                 {
-                    Scales = ParseScales(parseResult.GetValue(scales)!),
+                    Scales = ScalesOption.Parse(parseResult.GetValue(scales)!),
                     Flip = !parseResult.GetValue(noFlip),
-                    MapKind = ParseMap(parseResult.GetValue(map)!),
+                    MapKind = MapOption.Read(parseResult, map),
                 },
                 Float16 = parseResult.GetValue(float16),
                 Weights = parseResult.GetValue(weights),
-                Device = parseResult.GetValue(device)!,
-                Threads = parseResult.GetValue(threads),
+                Device = runtime.DeviceValue(parseResult),
+                Threads = runtime.ThreadsValue(parseResult),
                 Shard = ShardOption.Resolve(parseResult, shard),
             };
             var summary = CliProgress.Run("maps", p => CamPipeline.Run(request, p));
@@ -54,24 +53,4 @@ public static class CamCommand
         });
         return cmd;
     }
-
-    internal static string FormatScales(IEnumerable<double> scales) => string.Join(",", scales.Select(s => s.ToString(CultureInfo.InvariantCulture)));
-
-    internal static IReadOnlyList<double> ParseScales(string text)
-    {
-        var parts = text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-        var result = new List<double>();
-        foreach (var p in parts)
-        {
-            if (!double.TryParse(p, NumberStyles.Float, CultureInfo.InvariantCulture, out var s) || !(s > 0))
-                throw new WeakSegException($"--scales: '{p}' is not a positive number (expected e.g. 1,0.5,1.5)");
-            result.Add(s);
-        }
-        if (result.Count == 0) throw new WeakSegException("--scales: no scale given (expected e.g. 1,0.5,1.5)");
-        return result;
-    }
-
-    internal static string MapName(LocalizationMapKind kind) => LocalizationMapKindNames.Name(kind);
-
-    internal static LocalizationMapKind ParseMap(string text) => LocalizationMapKindNames.Parse(text);
 }

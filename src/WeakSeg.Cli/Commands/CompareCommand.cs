@@ -1,6 +1,7 @@
 using System.CommandLine;
 using WeakSeg.Methods;
 using WeakSeg.Pipelines;
+using WeakSeg.Cli.Output;
 
 namespace WeakSeg.Cli.Commands;
 
@@ -21,7 +22,7 @@ public static class CompareCommand
             using var cancel = CancelOnCtrlC.Install();
             var result = MethodComparison.Run(names, parseResult.GetValue(outDir)!, (method, dir) => pipelineOptions.Build(parseResult, method, dir),
                 new CliStageReporter(), cancel.Token);
-            foreach (var report in result.Reports) PipelineCommand.PrintReport(report);
+            foreach (var report in result.Reports) PipelineReportOutput.Print(report);
             Console.WriteLine($"wrote {result.JsonPath}");
             Console.WriteLine($"wrote {result.HtmlPath}");
             return 0;

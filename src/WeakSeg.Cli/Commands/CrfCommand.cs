@@ -1,4 +1,5 @@
 using System.CommandLine;
+using WeakSeg.Cli.Options;
 using System.Globalization;
 using WeakSeg.Refinement;
 

@@ -3,6 +3,8 @@ using System.Globalization;
 using Spectre.Console;
 using WeakSeg.Data.Synthetic;
 using WeakSeg.Pipelines;
+using WeakSeg.Cli.Options;
+using WeakSeg.Cli.Output;
 
 namespace WeakSeg.Cli.Commands;
 
@@ -15,9 +17,9 @@ public static class DemoCommand
         var outDir = new Option<string>("--out") { Description = "Output folder (data/, runs/, cams/, pseudo/, overlays/, metrics.json, report.html).", DefaultValueFactory = _ => defaults.OutDirectory };
         var data = new Option<string?>("--data") { Description = $"Dataset root in VOC layout to run on instead of the built-in benchmark (split '{DemoPipeline.Split}'; image labels from labels.txt, else from the masks). Without a mask for every image, the metrics that read masks are skipped and listed." };
         var compare = new Option<bool>("--compare") { Description = "Also train MCTformer-V1, vit-cls and cam; table of CAM mIoU with and without patch-affinity refinement." };
-        var seed = new Option<long>("--seed") { Description = "Training seed.", DefaultValueFactory = _ => defaults.Seed };
-        var threads = new Option<int>("--threads") { Description = "libtorch intra-op threads (0 = libtorch's choice).", DefaultValueFactory = _ => defaults.Threads };
-        var scales = new Option<string>("--scales") { Description = "Comma-separated inference scales.", DefaultValueFactory = _ => CamCommand.FormatScales(defaults.Localization.Scales) };
+        var runtime = new RuntimeOptions(RuntimePart.Seed | RuntimePart.Threads, "every training stage",
+            RuntimeOptions.Defaults with { Seed = defaults.Seed, Threads = defaults.Threads });
+        var scales = ScalesOption.Create("Comma-separated inference scales.", defaults.Localization.Scales);
         var threshold = new Option<double?>("--threshold") { Description = "Background threshold of the pseudo labels (default: the method's preset value from its official code; it reads no pixel label)." };
         var oracleThreshold = new Option<bool>("--oracle-threshold") { Description = "Take the pseudo-label threshold from the sweep on the train masks (uses pixel labels; marked \"oracle\" in metrics.json)." };
         // Hidden options for tests and quick looks.
@@ -29,7 +31,7 @@ public static class DemoCommand
         var batchSize = new Option<int?>("--batch-size") { Hidden = true };
 
         var cmd = new Command("demo", "End-to-end demo on the built-in benchmark (or --data DIR): synth → train MCTformer-V2 (cpu preset) → maps → pseudo labels (the method's preset threshold, no mask read) → metrics from the masks (threshold sweep, mIoU).");
-        foreach (var o in new Option[] { outDir, data, compare, seed, threads, scales, threshold, oracleThreshold, trainImages, valImages, imageSize, steps, overlays, batchSize }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { outDir, data, compare, runtime.Seed, runtime.Threads, scales, threshold, oracleThreshold, trainImages, valImages, imageSize, steps, overlays, batchSize }) cmd.Options.Add(o);
         cmd.SetAction(parseResult =>
         {
             var options = defaults with
@@ -37,9 +39,9 @@ public static class DemoCommand
                 OutDirectory = parseResult.GetValue(outDir)!,
                 DataRoot = parseResult.GetValue(data),
                 Compare = parseResult.GetValue(compare),
-                Seed = parseResult.GetValue(seed),
-                Threads = parseResult.GetValue(threads),
-                Localization = defaults.Localization with { Scales = CamCommand.ParseScales(parseResult.GetValue(scales)!) },
+                Seed = runtime.SeedValue(parseResult),
+                Threads = runtime.ThreadsValue(parseResult),
+                Localization = defaults.Localization with { Scales = ScalesOption.Parse(parseResult.GetValue(scales)!) },
                 Data = defaults.Data with
                 {
                     TrainImages = parseResult.GetValue(trainImages),
@@ -62,9 +64,9 @@ public static class DemoCommand
     static int Report(DemoOptions options, DemoResult result)
     {
         var inv = CultureInfo.InvariantCulture;
-        var console = EvalCommand.StdoutConsole();
+        var console = CliConsole.Stdout();
         if (result.Sweep is { } sweep)
-            console.Write(EvalCommand.PerClassTable(sweep.Best, sweep.ClassNames,
+            console.Write(CliConsole.PerClassTable(sweep.Best, sweep.ClassNames,
                 string.Create(inv, $"{options.Method} CAM mIoU per class ({DemoPipeline.Split}, best threshold {sweep.BestThreshold:0.00}, reads masks)")));
         if (result.Comparison.Count > 0) console.Write(ComparisonTable(result.Comparison));
         Console.WriteLine(string.Create(inv, $"pseudo labels at threshold {result.Threshold:0.00} ({result.ThresholdSource}): {result.PseudoDirectory}"));

@@ -2,6 +2,8 @@ using System.CommandLine;
 using Spectre.Console;
 using WeakSeg.Evaluation;
 using WeakSeg.Refinement;
+using WeakSeg.Cli.Options;
+using WeakSeg.Cli.Output;
 
 namespace WeakSeg.Cli.Commands;
 
@@ -20,12 +22,8 @@ public static class EvalCamCommand
             DefaultValueFactory = _ => "0:0.6:0.05",
         };
         var json = new Option<string?>("--json") { Description = "Also write the sweep as JSON to this file." };
-        var meanOver = new Option<string>("--miou-over")
-        {
-            Description = "Classes averaged into mIoU: 'union' (nanmean over classes in ground truth or prediction) or 'gt' (classes in the ground truth).",
-            DefaultValueFactory = _ => EvalCommand.RuleOption(defaults.MeanRule),
-        };
-        meanOver.AcceptOnlyFromAmong("union", "gt");
+        var meanOver = MeanIouOption.Create(defaults.MeanRule,
+            "Classes averaged into mIoU: 'union' (nanmean over classes in ground truth or prediction) or 'gt' (classes in the ground truth).");
         var compareCrf = new Option<bool>("--compare-crf")
         {
             Description = "Also score the maps after the dense CRF (unary from [threshold; maps]) at each variant's best threshold, in a comparison table.",
@@ -36,11 +34,11 @@ public static class EvalCamCommand
         foreach (var o in new Option[] { cams, data, split, thresholds, json, meanOver, compareCrf, crfPreset, rwCams }) cmd.Options.Add(o);
         cmd.SetAction(parseResult =>
         {
-            var console = EvalCommand.StdoutConsole();
+            var console = CliConsole.Stdout();
             var options = defaults with
             {
                 Thresholds = CamThresholdSweep.ParseThresholds(parseResult.GetValue(thresholds)!),
-                MeanRule = EvalCommand.ParseRule(parseResult.GetValue(meanOver)!),
+                MeanRule = MeanIouOption.Read(parseResult, meanOver),
             };
             var splitName = parseResult.GetValue(split)!;
             var result = CliProgress.Run("sweeping thresholds", p =>
@@ -52,14 +50,14 @@ public static class EvalCamCommand
             for (int i = 0; i < result.Thresholds.Count; i++)
             {
                 var t = EvaluationJson.FormatThreshold(result.Thresholds[i]);
-                var miou = EvalCommand.Pct(result.Metrics[i].MeanIou);
-                var acc = EvalCommand.Pct(result.Metrics[i].PixelAccuracy);
+                var miou = CliConsole.Pct(result.Metrics[i].MeanIou);
+                var acc = CliConsole.Pct(result.Metrics[i].PixelAccuracy);
                 if (i == result.BestIndex) table.AddRow($"[bold green]{t}[/]", $"[bold green]{miou}[/]", $"[bold green]{acc}[/]");
                 else table.AddRow(t, miou, acc);
             }
             console.Write(table);
-            console.Write(EvalCommand.PerClassTable(result.Best, result.ClassNames, $"per class at threshold {EvaluationJson.FormatThreshold(result.BestThreshold)}"));
-            console.MarkupLine($"best mIoU [bold green]{EvalCommand.Pct(result.BestMeanIou)}[/] at threshold [bold green]{EvaluationJson.FormatThreshold(result.BestThreshold)}[/]");
+            console.Write(CliConsole.PerClassTable(result.Best, result.ClassNames, $"per class at threshold {EvaluationJson.FormatThreshold(result.BestThreshold)}"));
+            console.MarkupLine($"best mIoU [bold green]{CliConsole.Pct(result.BestMeanIou)}[/] at threshold [bold green]{EvaluationJson.FormatThreshold(result.BestThreshold)}[/]");
             var rwDir = parseResult.GetValue(rwCams);
             bool withCrf = parseResult.GetValue(compareCrf);
             if (withCrf || rwDir != null)
@@ -79,7 +77,7 @@ public static class EvalCamCommand
                 comparison.AddColumn("variant");
                 comparison.AddColumn(new TableColumn("threshold").RightAligned());
                 comparison.AddColumn(new TableColumn("mIoU %").RightAligned());
-                foreach (var (variant, t, miou) in rows) comparison.AddRow(Markup.Escape(variant), EvaluationJson.FormatThreshold(t), EvalCommand.Pct(miou));
+                foreach (var (variant, t, miou) in rows) comparison.AddRow(Markup.Escape(variant), EvaluationJson.FormatThreshold(t), CliConsole.Pct(miou));
                 console.Write(comparison);
             }
             var jsonPath = parseResult.GetValue(json);

@@ -1,7 +1,7 @@
 using System.CommandLine;
-using System.Globalization;
-using Spectre.Console;
 using WeakSeg.Evaluation;
+using WeakSeg.Cli.Options;
+using WeakSeg.Cli.Output;
 
 namespace WeakSeg.Cli.Commands;
 
@@ -21,12 +21,7 @@ public static class EvalCommand
             DefaultValueFactory = _ => PolicyOption(defaults.PredIgnore),
         };
         predIgnore.AcceptOnlyFromAmong("missed", "skip");
-        var meanOver = new Option<string>("--miou-over")
-        {
-            Description = "Classes averaged into mIoU: 'union' = classes in the ground truth or the prediction (nanmean, mmseg); 'gt' = classes in the ground truth (ToCo).",
-            DefaultValueFactory = _ => RuleOption(defaults.MeanRule),
-        };
-        meanOver.AcceptOnlyFromAmong("union", "gt");
+        var meanOver = MeanIouOption.Create(defaults.MeanRule);
         var shard = ShardOption.Create();
         var partial = new Option<string?>("--partial")
         {
@@ -36,11 +31,10 @@ public static class EvalCommand
         foreach (var o in new Option[] { pred, data, split, json, predIgnore, meanOver, shard, partial }) cmd.Options.Add(o);
         cmd.SetAction(parseResult =>
         {
-            var console = EvalCommand.StdoutConsole();
             var options = defaults with
             {
                 PredIgnore = parseResult.GetValue(predIgnore) == "skip" ? PredIgnorePolicy.SkipPixel : PredIgnorePolicy.CountAsMissed,
-                MeanRule = ParseRule(parseResult.GetValue(meanOver)!),
+                MeanRule = MeanIouOption.Read(parseResult, meanOver),
             };
             var splitName = parseResult.GetValue(split)!;
             var part = ShardOption.Resolve(parseResult, shard);
@@ -57,43 +51,11 @@ public static class EvalCommand
                 Console.WriteLine($"shard {part}: {result.NumImages} images of {splitName}; wrote its confusion matrix to {partialPath} (merge all {part.Count} with `weakseg eval-merge`)");
                 return 0;
             }
-            Report(console, result, splitName, part.Group is { IsRoot: false } ? null : parseResult.GetValue(json));   // rank 0 writes for the job
+            CliConsole.ReportEvaluation(result, splitName, part.Group is { IsRoot: false } ? null : parseResult.GetValue(json));   // rank 0 writes for the job
             return 0;
         });
         return cmd;
     }
 
-    /// <summary>The per-class table, the summary line and the optional --json file of an evaluation.</summary>
-    internal static void Report(IAnsiConsole console, SegmentationEvaluation result, string splitName, string? jsonPath)
-    {
-        console.Write(PerClassTable(result.Metrics, result.ClassNames, $"{splitName}: {result.NumImages} images"));
-        console.MarkupLine($"mIoU [bold]{Pct(result.Metrics.MeanIou)}[/]  pixel accuracy {Pct(result.Metrics.PixelAccuracy)}  " +
-                               $"mean precision {Pct(result.Metrics.MeanPrecision)}  mean recall {Pct(result.Metrics.MeanRecall)}");
-        if (jsonPath != null)
-        {
-            EvaluationJson.Write(jsonPath, result);
-            Console.WriteLine($"wrote {jsonPath}");
-        }
-    }
-
-    /// <summary>A Spectre console on the current <see cref="Console.Out"/> (follows redirection, e.g. in tests and pipes).</summary>
-    internal static IAnsiConsole StdoutConsole() => AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Out) });
-
-    internal static string PolicyOption(PredIgnorePolicy p) => p == PredIgnorePolicy.SkipPixel ? "skip" : "missed";
-    internal static string RuleOption(MeanIouRule r) => r == MeanIouRule.ClassesInGroundTruth ? "gt" : "union";
-    internal static MeanIouRule ParseRule(string s) => s == "gt" ? MeanIouRule.ClassesInGroundTruth : MeanIouRule.ClassesWithUnion;
-
-    /// <summary>Percent with one decimal, "-" when undefined.</summary>
-    internal static string Pct(double v) => double.IsNaN(v) ? "-" : (100 * v).ToString("F1", CultureInfo.InvariantCulture);
-
-    internal static Table PerClassTable(SegmentationMetrics m, IReadOnlyList<string> names, string title)
-    {
-        var table = new Table().Title(Markup.Escape(title));
-        table.AddColumn("class");
-        foreach (var h in new[] { "IoU %", "precision %", "recall %" }) table.AddColumn(new TableColumn(h).RightAligned());
-        for (int c = 0; c < m.NumClasses; c++)
-            table.AddRow(Markup.Escape(c < names.Count ? names[c] : "class" + c), Pct(m.Iou[c]), Pct(m.Precision[c]), Pct(m.Recall[c]));
-        table.AddRow("[bold]mean[/]", $"[bold]{Pct(m.MeanIou)}[/]", Pct(m.MeanPrecision), Pct(m.MeanRecall));
-        return table;
-    }
+    static string PolicyOption(PredIgnorePolicy p) => p == PredIgnorePolicy.SkipPixel ? "skip" : "missed";
 }

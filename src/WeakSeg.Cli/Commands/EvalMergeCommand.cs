@@ -1,5 +1,7 @@
 using System.CommandLine;
 using WeakSeg.Evaluation;
+using WeakSeg.Cli.Options;
+using WeakSeg.Cli.Output;
 
 namespace WeakSeg.Cli.Commands;
 
@@ -10,19 +12,14 @@ public static class EvalMergeCommand
     {
         var partials = new Argument<string[]>("partials") { Description = "The N partial files written by `weakseg eval --shard i/N --partial FILE` (one per shard).", Arity = ArgumentArity.OneOrMore };
         var json = new Option<string?>("--json") { Description = "Also write the metrics as JSON to this file (as `weakseg eval --json`)." };
-        var meanOver = new Option<string>("--miou-over")
-        {
-            Description = "Classes averaged into mIoU: 'union' = classes in the ground truth or the prediction (nanmean, mmseg); 'gt' = classes in the ground truth (ToCo).",
-            DefaultValueFactory = _ => EvalCommand.RuleOption(new SegmentationEvalOptions().MeanRule),
-        };
-        meanOver.AcceptOnlyFromAmong("union", "gt");
+        var meanOver = MeanIouOption.Create(new SegmentationEvalOptions().MeanRule);
         var cmd = new Command("eval-merge", "Add the confusion matrices of `eval --shard i/N` jobs into one evaluation (identical to scoring the split in one process).");
         cmd.Arguments.Add(partials);
         foreach (var o in new Option[] { json, meanOver }) cmd.Options.Add(o);
         cmd.SetAction(parseResult =>
         {
-            var result = PartialEvaluationFile.Merge(parseResult.GetValue(partials)!, EvalCommand.ParseRule(parseResult.GetValue(meanOver)!));
-            EvalCommand.Report(EvalCommand.StdoutConsole(), result, result.Split, parseResult.GetValue(json));
+            var result = PartialEvaluationFile.Merge(parseResult.GetValue(partials)!, MeanIouOption.Read(parseResult, meanOver));
+            CliConsole.ReportEvaluation(result, result.Split, parseResult.GetValue(json));
             return 0;
         });
         return cmd;

@@ -1,9 +1,7 @@
 using System.CommandLine;
-using System.Globalization;
-using Spectre.Console;
 using WeakSeg.Methods;
+using WeakSeg.Cli.Output;
 using WeakSeg.Pipelines;
-using WeakSeg.Visualization;
 
 namespace WeakSeg.Cli.Commands;
 
@@ -22,39 +20,9 @@ public static class PipelineCommand
         {
             var options = pipelineOptions.Build(parseResult, parseResult.GetValue(method)!, parseResult.GetValue(outDir)!);
             using var cancel = CancelOnCtrlC.Install();
-            return cancel.Run(token => { PrintReport(WsssPipeline.Run(options, new CliStageReporter(), token)); return 0; },
+            return cancel.Run(token => { PipelineReportOutput.Print(WsssPipeline.Run(options, new CliStageReporter(), token)); return 0; },
                 "run the same command again to resume (finished stages are reused, training continues from its checkpoint)");
         });
         return cmd;
-    }
-
-    /// <summary>The report's table, threshold, skipped metrics and files, as `pipeline` prints them.</summary>
-    internal static void PrintReport(WsssPipelineReport report)
-    {
-        EvalCommand.StdoutConsole().Write(ReportTable(report));
-        var written = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(report.ReportPath))!;
-        Console.WriteLine($"pseudo-label threshold {report.Threshold.ToString("0.00", CultureInfo.InvariantCulture)} ({written["threshold_source"]})");
-        foreach (var skipped in written["skipped_metrics"]!.AsArray()) Console.WriteLine($"skipped {skipped}");
-        Console.WriteLine($"wrote {report.ReportPath}");
-        Console.WriteLine($"wrote {Path.Combine(Path.GetDirectoryName(report.ReportPath)!, RunReport.FileName)}");
-    }
-
-    static Table ReportTable(WsssPipelineReport r)
-    {
-        var inv = CultureInfo.InvariantCulture;
-        string Pct(double? v) => v is { } x && !double.IsNaN(x) ? string.Create(inv, $"{100 * x:F1}") : "-";
-        var table = new Table().Title($"{r.Method} pipeline ({CamCommand.MapName(r.Map)} maps)");
-        table.AddColumn("stage");
-        table.AddColumn(new TableColumn("mIoU %").RightAligned());
-        table.AddColumn(new TableColumn("seconds").RightAligned());
-        string Seconds(string prefix) => string.Create(inv, $"{r.Stages.Where(s => s.Name.StartsWith(prefix, StringComparison.Ordinal)).Sum(s => s.Seconds):F0}");
-        table.AddRow("CAM (best threshold of the sweep)", Pct(r.CamMeanIou), Seconds("cam-") + " + maps " + Seconds("maps"));
-        table.AddRow("pseudo labels (threshold " + r.Threshold.ToString("0.00", inv) + ")", Pct(r.PseudoMeanIou), Seconds("pseudo"));
-        foreach (var (decoder, miou) in r.ValMeanIouByDecoder)
-            table.AddRow(decoder == WsssPipeline.MethodDecoderName ? "val, the method's own decoder" : $"val, {decoder} decoder", Pct(miou),
-                Seconds(decoder == WsssPipeline.MethodDecoderName ? "decoder-" : $"seg-{CamCommand.MapName(r.Map)}-{decoder}"));
-        table.AddRow("val, upper bound (ground truth)", Pct(r.UpperBoundMeanIou), Seconds("upper-bound"));
-        table.AddRow("weak / full", r.WeakFullRatio is { } d ? d.ToString("0.000", inv) : "-", string.Create(inv, $"total {r.Seconds:F0}"));
-        return table;
     }
 }

@@ -4,6 +4,7 @@ using WeakSeg.Evaluation;
 using WeakSeg.Methods;
 using WeakSeg.Pipelines;
 using WeakSeg.Segmentation;
+using WeakSeg.Cli.Options;
 
 namespace WeakSeg.Cli.Commands;
 
@@ -17,7 +18,7 @@ internal sealed class PipelineOptions
     readonly Option<string?> _data = new("--data") { Description = "Dataset root in VOC layout (default: generate the built-in benchmark into OUT/data)." };
     readonly Option<string> _split = new("--split") { Description = "Training split: image labels for the CAM model, pseudo labels for the segmenter; its masks score cam_miou and pseudo_miou.", DefaultValueFactory = _ => "train" };
     readonly Option<string> _valSplit = new("--val-split") { Description = "Split scored by val_miou and upper_bound_miou.", DefaultValueFactory = _ => "val" };
-    readonly Option<string> _preset = new("--preset") { Description = "cpu (small ViTs for the 96×96 benchmark) or paper (DeiT-S, the papers' schedules).", DefaultValueFactory = _ => "cpu" };
+    readonly Option<string> _preset = PresetOption.Create("cpu (small ViTs for the 96×96 benchmark) or paper (DeiT-S, the papers' schedules).");
     readonly Option<string?> _config = new("--config") { Description = "JSON laid over the CAM recipe: {\"model\": {...}, \"trainer\": {...}, \"augmentation\": {...}} (as for `weakseg train`)." };
     readonly Option<string?> _segConfig = new("--seg-config") { Description = "Segmenter configuration JSON (the \"config\" object of a seg-train run's config.json) instead of the preset's." };
     readonly Option<long?> _camSteps = new("--cam-steps") { Description = "CAM training steps (default: the preset's)." };
@@ -28,8 +29,8 @@ internal sealed class PipelineOptions
                       "(whose \"model\" field chooses).",
     };
     readonly Option<long?> _segSteps = new("--seg-steps") { Description = "Segmenter training steps (default: the preset's)." };
-    readonly Option<string?> _map = new("--map") { Description = "Map for the pseudo labels: refined, fused, class-to-patch or patch-cam (default: paper preset refined, the papers' final map; cpu preset class-to-patch, the best map of a ViT trained from scratch)." };
-    readonly Option<string> _scales = new("--scales") { Description = "Comma-separated map inference scales.", DefaultValueFactory = _ => CamCommand.FormatScales(new LocalizationOptions().Scales) };
+    readonly Option<string?> _map = MapOption.CreateOptional("Map for the pseudo labels: refined, fused, class-to-patch or patch-cam (default: paper preset refined, the papers' final map; cpu preset class-to-patch, the best map of a ViT trained from scratch).");
+    readonly Option<string> _scales = ScalesOption.Create("Comma-separated map inference scales.", new LocalizationOptions().Scales);
     readonly Option<bool> _noFlip = new("--no-flip") { Description = "Maps without the horizontally flipped image." };
     readonly Option<string> _thresholds = new("--thresholds") { Description = "Background thresholds of the CAM sweep: START:STOP:STEP or a comma list.", DefaultValueFactory = _ => "0:0.95:0.05" };
     readonly Option<double?> _threshold = new("--threshold") { Description = $"Background threshold of the pseudo labels (default: the method's preset value from its official code, which reads no pixel label: {PresetThresholds()})." };
@@ -39,27 +40,23 @@ internal sealed class PipelineOptions
     readonly Option<bool> _noUpperBound = new("--no-upper-bound") { Description = "Skip the segmenter trained on ground-truth masks (upper_bound_miou)." };
     readonly Option<bool> _crf = new("--crf") { Description = "Dense CRF on the val probabilities (a retrained segmenter: WeakTr's kernels; a method's own decoder: the method's kernels)." };
     readonly Option<string> _stopAfter = new("--stop-after") { Description = "cam (maps + cam_miou), pseudo (+ pseudo_miou) or segmentation (everything).", DefaultValueFactory = _ => "segmentation" };
-    readonly Option<long> _seed = new("--seed") { Description = "Seed of every training stage (a CPU run is repeatable).", DefaultValueFactory = _ => 0 };
-    readonly Option<string> _device = new("--device") { Description = "cpu or cuda[:N].", DefaultValueFactory = _ => "cpu" };
-    readonly Option<int> _threads = new("--threads") { Description = "libtorch intra-op threads (0 = libtorch's choice).", DefaultValueFactory = _ => 0 };
-    readonly Option<int> _workers = new("--workers") { Description = "Image-decoding threads (never changes the batches).", DefaultValueFactory = _ => 2 };
+    readonly RuntimeOptions _runtime = new(RuntimePart.Seed | RuntimePart.Device | RuntimePart.Threads | RuntimePart.Workers, "every training stage");
 
     public PipelineOptions()
     {
-        _preset.AcceptOnlyFromAmong("cpu", "paper");
         _segModel.AcceptOnlyFromAmong([.. SegmentationModels.Names]);
-        _map.AcceptOnlyFromAmong([.. LocalizationMapKindNames.All]);
         _stopAfter.AcceptOnlyFromAmong("cam", "pseudo", "segmentation");
     }
 
     public IEnumerable<Option> All => new Option[] { _data, _split, _valSplit, _preset, _config, _segConfig, _segModel, _camSteps, _segSteps, _map, _scales, _noFlip,
-        _thresholds, _threshold, _oracleThreshold, _decoders, _retrain, _noUpperBound, _crf, _stopAfter, _seed, _device, _threads, _workers }.Concat(_recipe.All);
+        _thresholds, _threshold, _oracleThreshold, _decoders, _retrain, _noUpperBound, _crf, _stopAfter }.Concat(_runtime.All).Concat(_recipe.All);
 
     /// <summary>The pipeline options of <paramref name="method"/> writing to <paramref name="outDirectory"/>.</summary>
     public WsssPipelineOptions Build(ParseResult parseResult, string method, string outDirectory)
     {
         var presetName = parseResult.GetValue(_preset)!;
-        var recipe = TrainRecipe.Preset(method, MethodRegistry.ParsePreset(presetName), 20);
+        var preset = PresetOption.Read(parseResult, _preset);
+        var recipe = TrainRecipe.Preset(method, preset, 20);
         if (parseResult.GetValue(_config) is { } configPath) recipe = recipe.Overlay(configPath);
         recipe = _recipe.Apply(recipe, parseResult);
         if (parseResult.GetValue(_camSteps) is { } cs)
@@ -76,9 +73,9 @@ internal sealed class PipelineOptions
             TrainSplit = parseResult.GetValue(_split)!,
             ValSplit = parseResult.GetValue(_valSplit)!,
             CamRecipe = recipe,
-            Preset = MethodRegistry.ParsePreset(presetName),
-            Localization = new LocalizationOptions { Scales = CamCommand.ParseScales(parseResult.GetValue(_scales)!), Flip = !parseResult.GetValue(_noFlip) },
-            MapKind = parseResult.GetValue(_map) is { } m ? CamCommand.ParseMap(m) : null,
+            Preset = preset,
+            Localization = new LocalizationOptions { Scales = ScalesOption.Parse(parseResult.GetValue(_scales)!), Flip = !parseResult.GetValue(_noFlip) },
+            MapKind = MapOption.ReadOptional(parseResult, _map),
             Thresholds = CamThresholdSweep.ParseThresholds(parseResult.GetValue(_thresholds)!),
             PseudoThreshold = parseResult.GetValue(_threshold),
             OracleThreshold = parseResult.GetValue(_oracleThreshold),
@@ -88,10 +85,10 @@ internal sealed class PipelineOptions
             UpperBound = !parseResult.GetValue(_noUpperBound),
             Crf = parseResult.GetValue(_crf),
             StopAfter = parseResult.GetValue(_stopAfter) switch { "cam" => PipelineEnd.Cam, "pseudo" => PipelineEnd.Pseudo, _ => PipelineEnd.Segmentation },
-            Seed = parseResult.GetValue(_seed),
-            Device = parseResult.GetValue(_device)!,
-            Threads = parseResult.GetValue(_threads),
-            Workers = parseResult.GetValue(_workers),
+            Seed = _runtime.SeedValue(parseResult),
+            Device = _runtime.DeviceValue(parseResult),
+            Threads = _runtime.ThreadsValue(parseResult),
+            Workers = _runtime.WorkersValue(parseResult),
             Group = WeakSeg.Runtime.ProcessGroup.World,
         };
     }

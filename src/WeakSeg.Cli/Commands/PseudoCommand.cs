@@ -5,6 +5,7 @@ using WeakSeg.Refinement;
 using WeakSeg.Refinement.Affinity;
 using WeakSeg.Refinement.Par;
 using WeakSeg.Runtime;
+using WeakSeg.Cli.Options;
 
 namespace WeakSeg.Cli.Commands;
 
@@ -33,7 +34,7 @@ public static class PseudoCommand
         var parDownScale = new Option<int>("--par-down-scale") { Description = "Run PAR at 1/N of the image size (ToCo's training labels: 2).", DefaultValueFactory = _ => 1 };
         var affinity = new Option<string?>("--affinity") { Description = "Affinity run (weakseg affinity train): refine the maps by its random walk first (background before the walk = --threshold); needs --data." };
         var data = new Option<string?>("--data") { Description = "Dataset root in VOC layout (the images), for --crf, --par and --affinity." };
-        var walk = AffinityCommand.WalkOptions.Create(withThreshold: false);
+        var walk = WalkOptions.Create(withThreshold: false);
         var shard = ShardOption.Create();
         var cmd = new Command("pseudo", "Convert saved class maps into pseudo-label PNGs (argmax over [threshold; class maps], optional uncertain band → 255; optional random walk, dense CRF or PAR).");
         foreach (var o in new Option[] { cams, outDir, threshold, uncertain, overwrite, crf, crfPreset, par, parDownScale, affinity, data, shard }.Concat(walk.All(false))) cmd.Options.Add(o);

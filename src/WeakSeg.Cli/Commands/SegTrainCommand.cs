@@ -1,6 +1,8 @@
 using System.CommandLine;
 using System.Globalization;
 using WeakSeg.Segmentation;
+using WeakSeg.Cli.Options;
+using WeakSeg.Cli.Output;
 
 namespace WeakSeg.Cli.Commands;
 
@@ -16,8 +18,7 @@ public static class SegTrainCommand
         var split = new Option<string>("--split") { Description = "Training split list ImageSets/Segmentation/SPLIT.txt.", DefaultValueFactory = _ => "train_aug" };
         var decoder = new Option<string>("--decoder") { Description = "gradclip: WeakTr's gradient-clipping decoder; naive: plain cross-entropy (ablation).", DefaultValueFactory = _ => "gradclip" };
         decoder.AcceptOnlyFromAmong("gradclip", "naive");
-        var preset = new Option<string>("--preset") { Description = "cpu: small ViT, crop 96, S = 24 (built-in benchmark); paper: DeiT-S, crop 480, S = 120, τ = 1.2, SGD lr 1e-4.", DefaultValueFactory = _ => "cpu" };
-        preset.AcceptOnlyFromAmong("cpu", "paper");
+        var preset = PresetOption.Create("cpu: small ViT, crop 96, S = 24 (built-in benchmark); paper: DeiT-S, crop 480, S = 120, τ = 1.2, SGD lr 1e-4.");
         var model = new Option<string>("--model")
         {
             Description = "segmenter: WeakTr's ViT + mask-transformer decoder; deeplab-largefov / deeplab-aspp: DeepLab LargeFOV or ASPP on the " +
@@ -33,13 +34,11 @@ public static class SegTrainCommand
         var lrWarmup = new Option<long?>("--lr-warmup") { Description = "Steps of linear learning-rate warm-up from 0 (default: the preset's)." };
         var optimizer = new Option<string?>("--optimizer") { Description = "sgd (paper) or adamw (default: the preset's)." };
         optimizer.AcceptOnlyFromAmong("sgd", "adamw");
-        var seed = new Option<long>("--seed") { Description = "Seed for initialisation, data order and augmentation.", DefaultValueFactory = _ => 0 };
-        var device = new Option<string>("--device") { Description = "cpu or cuda[:N].", DefaultValueFactory = _ => "cpu" };
-        var threads = new Option<int>("--threads") { Description = "libtorch intra-op threads (0 = libtorch default).", DefaultValueFactory = _ => 0 };
+        var runtime = new RuntimeOptions(RuntimePart.Seed | RuntimePart.Device | RuntimePart.Threads);
         var resume = new Option<bool>("--resume") { Description = "Continue the run in --out from its latest checkpoint (same options required)." };
         var init = new Option<string?>("--init") { Description = "timm-format ViT safetensors to initialise the encoder (e.g. DeiT-S); for a DeepLab, torchvision-keyed ResNet safetensors (weakseg weights export)." };
         var cmd = new Command("seg-train", "WeakTr online retraining: train a ViT segmenter with the gradient-clipping decoder on CAM pseudo labels (or ground truth).");
-        foreach (var o in new Option[] { labels, data, outDir, split, decoder, preset, model, steps, batchSize, lr, tau, clipWarmup, optimizer, lrWarmup, seed, device, threads, resume, init }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { labels, data, outDir, split, decoder, preset, model, steps, batchSize, lr, tau, clipWarmup, optimizer, lrWarmup, runtime.Seed, runtime.Device, runtime.Threads, resume, init }) cmd.Options.Add(o);
         cmd.SetAction(parseResult =>
         {
             var config = SegmentationConfig.FromPreset(parseResult.GetValue(preset)!, SegmentationModels.Parse(parseResult.GetValue(model)!));
@@ -60,9 +59,9 @@ public static class SegTrainCommand
                 LabelsDirectory = labelsValue.Equals("gt", StringComparison.OrdinalIgnoreCase) ? null : labelsValue,
                 RunDirectory = parseResult.GetValue(outDir)!,
                 Config = config,
-                Seed = parseResult.GetValue(seed),
-                Device = parseResult.GetValue(device)!,
-                Threads = parseResult.GetValue(threads),
+                Seed = runtime.SeedValue(parseResult),
+                Device = runtime.DeviceValue(parseResult),
+                Threads = runtime.ThreadsValue(parseResult),
                 Resume = parseResult.GetValue(resume),
                 InitWeights = parseResult.GetValue(init),
                 Group = WeakSeg.Runtime.ProcessGroup.World,
@@ -75,7 +74,7 @@ public static class SegTrainCommand
                 return cancel.ExitCode;
             }
             Console.WriteLine(result.AlreadyComplete
-                ? $"already complete at step {result.Step}, last loss {TrainCommand.LossText(result.LastLoss)}; weights {result.FinalWeightsPath}"
+                ? $"already complete at step {result.Step}, last loss {CliConsole.LossText(result.LastLoss)}; weights {result.FinalWeightsPath}"
                 : string.Create(CultureInfo.InvariantCulture,
                     $"trained {result.Step} steps, last loss {result.LastLoss:0.0000}, {result.ImagesPerSecond:0.0} images/s; weights {result.FinalWeightsPath}"));
             return 0;

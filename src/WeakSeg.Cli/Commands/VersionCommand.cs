@@ -3,6 +3,7 @@ using System.Globalization;
 using TorchSharp;
 using WeakSeg.Runtime;
 using WeakSeg.Training.Bench;
+using WeakSeg.Cli.Options;
 
 namespace WeakSeg.Cli.Commands;
 
@@ -12,14 +13,14 @@ public static class VersionCommand
 {
     public static Command Create()
     {
-        var threads = new Option<int>("--threads") { Description = "libtorch threads for the GEMM measurement; 0 keeps libtorch's default (the physical cores).", DefaultValueFactory = _ => 0 };
+        var runtime = new RuntimeOptions(RuntimePart.Threads, threadsUse: "for the GEMM measurement");
         var gemm = new Option<int>("--gemm-size") { Description = "Side n of the n×n×n float32 matmul timed; 0 skips the measurement.", DefaultValueFactory = _ => 1024 };
         var cmd = new Command("env", "Print WeakSeg, .NET and libtorch versions, check that libtorch loads, and report the MKL vendor override and the GEMM GFLOP/s this machine reaches.");
-        cmd.Options.Add(threads);
+        foreach (var o in runtime.All) cmd.Options.Add(o);
         cmd.Options.Add(gemm);
         cmd.SetAction(parseResult =>
         {
-            int n = parseResult.GetValue(gemm), t = parseResult.GetValue(threads);
+            int n = parseResult.GetValue(gemm), t = runtime.ThreadsValue(parseResult);
             if (n != 0 && n < 64) throw new WeakSegException($"--gemm-size must be 0 (skip) or ≥ 64 (got {n})");
             if (t < 0) throw new WeakSegException($"--threads must be ≥ 0 (got {t})");
             TorchRuntime.Initialize("cpu", t);

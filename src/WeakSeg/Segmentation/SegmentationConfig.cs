@@ -155,6 +155,9 @@ public sealed record SegmentationConfig
     /// <summary>Inference scales (the paper uses "the multi-scale strategy" without listing them; these are the common VOC set, unverified).</summary>
     public double[] InferenceScales { get; init; } = [0.5, 0.75, 1.0, 1.25, 1.5, 1.75];
 
+    /// <summary>The largest inference scale accepted (a larger one would make a sliding-window pass of a VOC image impractical).</summary>
+    public const double MaxInferenceScale = 8;
+
     /// <summary>Average with the horizontally flipped image at inference.</summary>
     public bool InferenceFlip { get; init; } = true;
 
@@ -323,7 +326,7 @@ public sealed record SegmentationConfig
         if (!(WeightDecay >= 0)) e.Add($"WeightDecay must be ≥ 0 (got {WeightDecay})");
         if (!(EncoderLearningRateScale >= 0)) e.Add($"EncoderLearningRateScale must be ≥ 0 (got {EncoderLearningRateScale})");
         if (!(MinRescale > 0 && MinRescale <= MaxRescale)) e.Add($"MinRescale/MaxRescale must satisfy 0 < min ≤ max (got {MinRescale}, {MaxRescale})");
-        if (InferenceScales.Length == 0 || InferenceScales.Any(s => !(s > 0) || s > 8)) e.Add("InferenceScales must be a non-empty list of numbers in (0, 8]");
+        if (InferenceScales.Length == 0 || InferenceScales.Any(s => !(s > 0) || s > MaxInferenceScale)) e.Add($"InferenceScales must be a non-empty list of numbers in (0, {MaxInferenceScale}]");
         if (!(WindowStrideFraction > 0 && WindowStrideFraction <= 1)) e.Add($"WindowStrideFraction must be in (0, 1] (got {WindowStrideFraction})");
         if (CheckpointEvery < 1) e.Add($"CheckpointEvery must be ≥ 1 (got {CheckpointEvery})");
         if (LogEvery < 1) e.Add($"LogEvery must be ≥ 1 (got {LogEvery})");

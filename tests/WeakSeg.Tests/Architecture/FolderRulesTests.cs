@@ -3,32 +3,17 @@ using WeakSeg.Pipelines;
 
 namespace WeakSeg.Tests.Architecture;
 
-/// <summary>The floor plan of ARCHITECTURE.md holds for the library and the CLI (<see cref="FolderRules"/>).</summary>
+/// <summary>The floor plan of ARCHITECTURE.md holds for the library (<see cref="FolderRules"/>; the CLI's part is in the CLI tests,
+/// <c>tests/WeakSeg.Cli.Tests/Architecture/CliFolderRulesTests.cs</c>).</summary>
 public class FolderRulesTests
 {
     static readonly IReadOnlyList<FolderEdge> LibraryEdges = FolderRules.Scan(typeof(WeakSegException).Assembly);
-    static readonly IReadOnlyList<FolderEdge> CliEdges = FolderRules.Scan(typeof(WeakSeg.Cli.Program).Assembly);
 
     [Fact]
     public void The_library_keeps_the_floor_plan()
     {
         var problems = FolderRules.Violations(LibraryEdges);
         Assert.True(problems.Count == 0, "folder rule violations:\n" + string.Join("\n", problems));
-    }
-
-    [Fact]
-    public void The_cli_keeps_the_floor_plan()
-    {
-        var problems = FolderRules.Violations(CliEdges);
-        Assert.True(problems.Count == 0, "folder rule violations:\n" + string.Join("\n", problems));
-    }
-
-    [Fact]
-    public void The_library_does_not_reference_the_cli()
-    {
-        Assert.DoesNotContain(typeof(WeakSegException).Assembly.GetReferencedAssemblies(),
-            a => string.Equals(a.Name, typeof(WeakSeg.Cli.Program).Assembly.GetName().Name, StringComparison.OrdinalIgnoreCase));
-        Assert.DoesNotContain(LibraryEdges, e => FolderRules.RoomOf(e.To) == FolderRules.Cli);
     }
 
     /// <summary>The scan sees the edges it must see (so an empty violation list is not an empty scan).</summary>

@@ -4,6 +4,7 @@ using WeakSeg.Methods;
 using WeakSeg.Methods.MctFormer;
 using WeakSeg.Models.Vit;
 using WeakSeg.Pipelines;
+using WeakSeg.Segmentation;
 using WeakSeg.Training;
 
 namespace WeakSeg.Tests.Pipelines;
@@ -50,5 +51,31 @@ public static class PipelineTestData
     public static MctFormerConfig TinyMctConfig(MctFormerVariant variant) => new()
     {
         Variant = variant, NumClasses = Classes, CamLayers = 2, Backbone = TinyBackbone,
+    };
+
+    /// <summary>Pipeline options of a tiny WeakTr run (4 CAM steps, 4 segmenter steps) on the data in <paramref name="data"/>.</summary>
+    public static WsssPipelineOptions TinyOptions(string data, string outDir) => new()
+    {
+        OutDirectory = outDir,
+        DataRoot = data,
+        CamRecipe = TrainRecipe.Preset(BuiltInMethods.WeakTr, MethodPreset.Cpu, PipelineTestData.Classes).Overlay(new JsonObject
+        {
+            ["model"] = new JsonObject
+            {
+                ["backbone"] = new JsonObject { ["image_size"] = 32, ["patch_size"] = 8, ["embed_dim"] = 16, ["depth"] = 2, ["num_heads"] = 2 },
+                ["ffn_hidden"] = 2,
+            },
+            ["trainer"] = new JsonObject { ["steps"] = 4, ["batch_size"] = 4, ["warmup_steps"] = 1, ["checkpoint_every"] = 2, ["log_every"] = 1 },
+        }, "<test>"),
+        Localization = new LocalizationOptions { Scales = [1.0], Flip = true },
+        Segmentation = SegmentationConfig.Cpu with
+        {
+            Backbone = new VitConfig { PatchSize = 8, EmbedDim = 16, Depth = 1, NumHeads = 2 },
+            CropSize = 32, ClipPatchSize = 8, Steps = 4, BatchSize = 4, WarmupSteps = 1, CheckpointEvery = 2, LogEvery = 1,
+        },
+        Seed = 3,
+        Threads = 2,
+        Workers = 1,
+        OracleThreshold = true,                         // these tests check the sweep; the default (mask-free) path is in LabelOnlyPipelineTests
     };
 }

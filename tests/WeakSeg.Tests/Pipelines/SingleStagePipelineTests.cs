@@ -113,7 +113,7 @@ public class SingleStagePipelineTests
     /// <summary>A tiny ToCo (32 px, 2 blocks, segmentation from step 1 so the decoder trains) with the tiny segmenter.</summary>
     static WsssPipelineOptions TinyOptions(string data, string outDir)
     {
-        var generic = WsssPipelineTests.TinyOptions(data, outDir);
+        var generic = PipelineTestData.TinyOptions(data, outDir);
         return generic with
         {
             CamRecipe = TrainRecipe.Preset(ToCoMethod.MethodName, MethodPreset.Cpu, PipelineTestData.Classes)

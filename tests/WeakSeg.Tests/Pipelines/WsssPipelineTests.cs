@@ -51,31 +51,6 @@ public class StageLedgerTests
 [Collection("Torch")]
 public class WsssPipelineTests
 {
-    internal static WsssPipelineOptions TinyOptions(string data, string outDir) => new()
-    {
-        OutDirectory = outDir,
-        DataRoot = data,
-        CamRecipe = TrainRecipe.Preset(BuiltInMethods.WeakTr, MethodPreset.Cpu, PipelineTestData.Classes).Overlay(new JsonObject
-        {
-            ["model"] = new JsonObject
-            {
-                ["backbone"] = new JsonObject { ["image_size"] = 32, ["patch_size"] = 8, ["embed_dim"] = 16, ["depth"] = 2, ["num_heads"] = 2 },
-                ["ffn_hidden"] = 2,
-            },
-            ["trainer"] = new JsonObject { ["steps"] = 4, ["batch_size"] = 4, ["warmup_steps"] = 1, ["checkpoint_every"] = 2, ["log_every"] = 1 },
-        }, "<test>"),
-        Localization = new LocalizationOptions { Scales = [1.0], Flip = true },
-        Segmentation = SegmentationConfig.Cpu with
-        {
-            Backbone = new VitConfig { PatchSize = 8, EmbedDim = 16, Depth = 1, NumHeads = 2 },
-            CropSize = 32, ClipPatchSize = 8, Steps = 4, BatchSize = 4, WarmupSteps = 1, CheckpointEvery = 2, LogEvery = 1,
-        },
-        Seed = 3,
-        Threads = 2,
-        Workers = 1,
-        OracleThreshold = true,                         // these tests check the sweep; the default (mask-free) path is in LabelOnlyPipelineTests
-    };
-
     /// <summary>Passes progress through, and cancels once a stage whose title starts with <paramref name="title"/> reports step <paramref name="step"/>.</summary>
     internal sealed class CancelAtStep(CancellationTokenSource cancel, string title, long step) : IStageReporter
     {
@@ -107,7 +82,7 @@ public class WsssPipelineTests
     {
         using var dir = TestPaths.NewTempDir();
         var data = PipelineTestData.MakeData(dir.File("data"));
-        var report = WsssPipeline.Run(TinyOptions(data, dir.File("out")));
+        var report = WsssPipeline.Run(PipelineTestData.TinyOptions(data, dir.File("out")));
 
         Assert.Equal(AllStages, report.Stages.Select(s => s.Name));
         Assert.All(report.Stages, s => Assert.False(s.Reused));
@@ -144,11 +119,11 @@ public class WsssPipelineTests
     {
         using var dir = TestPaths.NewTempDir();
         var data = PipelineTestData.MakeData(dir.File("data"));
-        var reference = WsssPipeline.Run(TinyOptions(data, dir.File("reference")));
+        var reference = WsssPipeline.Run(PipelineTestData.TinyOptions(data, dir.File("reference")));
 
         // 1. Stopped between stages: after the pseudo labels.
         var outDir = dir.File("out");
-        var options = TinyOptions(data, outDir);
+        var options = PipelineTestData.TinyOptions(data, outDir);
         using (var cancel = new CancellationTokenSource())
             Assert.ThrowsAny<OperationCanceledException>(() =>
                 WsssPipeline.Run(options, null, cancel.Token, stage => { if (stage == "pseudo-class-to-patch") cancel.Cancel(); }));
@@ -192,7 +167,7 @@ public class WsssPipelineTests
     {
         using var dir = TestPaths.NewTempDir();
         var data = PipelineTestData.MakeData(dir.File("data"));
-        var options = TinyOptions(data, dir.File("out")) with { StopAfter = PipelineEnd.Cam, MapKind = LocalizationMapKind.Fused };
+        var options = PipelineTestData.TinyOptions(data, dir.File("out")) with { StopAfter = PipelineEnd.Cam, MapKind = LocalizationMapKind.Fused };
         var partial = WsssPipeline.Run(options);
         Assert.Equal(["cam-train", "maps-fused", "cam-eval-fused"], partial.Stages.Select(s => s.Name));
         Assert.Null(partial.PseudoMeanIou);
@@ -211,7 +186,7 @@ public class WsssPipelineTests
     {
         using var dir = TestPaths.NewTempDir();
         var data = PipelineTestData.MakeData(dir.File("data"));
-        var options = TinyOptions(data, dir.File("out"));
+        var options = PipelineTestData.TinyOptions(data, dir.File("out"));
         var first = WsssPipeline.Run(options);
         var second = WsssPipeline.Run(options with { MapKind = LocalizationMapKind.Refined, Decoders = [SegmentationDecoderLoss.Naive] });
         Assert.Equal(["cam-train", "upper-bound-train", "upper-bound-val"], second.Stages.Where(s => s.Reused).Select(s => s.Name));
@@ -232,7 +207,7 @@ public class WsssPipelineTests
     {
         using var dir = TestPaths.NewTempDir();
         var data = PipelineTestData.MakeData(dir.File("data"));
-        var options = TinyOptions(data, dir.File("out")) with { Decoders = [SegmentationDecoderLoss.GradientClipping, SegmentationDecoderLoss.Naive] };
+        var options = PipelineTestData.TinyOptions(data, dir.File("out")) with { Decoders = [SegmentationDecoderLoss.GradientClipping, SegmentationDecoderLoss.Naive] };
         var first = WsssPipeline.Run(options);
         var changed = options with { Segmentation = options.Segmentation with { ClipStartValue = 5.0 } };
         var ledger = new StageLedger(dir.File("out/stages"));
@@ -258,7 +233,7 @@ public class WsssPipelineTests
     {
         using var dir = TestPaths.NewTempDir();
         var data = PipelineTestData.MakeData(dir.File("data"));
-        var options = TinyOptions(data, dir.File("out"));
+        var options = PipelineTestData.TinyOptions(data, dir.File("out"));
         var tooBig = options with { CamRecipe = options.CamRecipe with { Trainer = options.CamRecipe.Trainer with { BatchSize = 64 } } };
         var e = Assert.Throws<WeakSegException>(() => WsssPipeline.Run(tooBig));
         Assert.Contains(Path.Combine(data, "ImageSets", "Segmentation", "train.txt"), e.Message);

@@ -51,7 +51,7 @@ public class SegmentationCrfTests
     public void Predictor_with_the_crf_hook_predicts_the_argmax_of_the_crf_of_its_probabilities()
     {
         torch.manual_seed(5);
-        using var model = new SegmenterModel(SegmenterHeadTests.Tiny());
+        using var model = new SegmenterModel(SegmentationTestData.Tiny());
         var predictor = new SegmentationPredictor(model, torch.CPU);
         var image = new RgbImage(24, 16);
         var rng = new Random(2);
@@ -68,7 +68,7 @@ public class SegmentationCrfTests
     public void Flip_averaging_batched_with_the_image_equals_two_separate_passes()
     {
         torch.manual_seed(6);
-        using var model = new SegmenterModel(SegmenterHeadTests.Tiny() with { CropSize = 16 });   // 24×40 → several windows per image
+        using var model = new SegmenterModel(SegmentationTestData.Tiny() with { CropSize = 16 });   // 24×40 → several windows per image
         var predictor = new SegmentationPredictor(model, torch.CPU);
         int w = 40, h = 24, n = w * h;
         var image = new RgbImage(w, h);

@@ -13,7 +13,7 @@ public class SegmentationTrainableTests
         using var scope = torch.NewDisposeScope();
         torch.manual_seed(8);
         // τ = 100: λ_global (≈ ln 4 at initialisation) is always ≤ τ, so the paper's rule clips from step 0
-        var config = SegmenterHeadTests.Tiny() with { ClipStartValue = 100, ClipWarmupSteps = 3 };
+        var config = SegmentationTestData.Tiny() with { ClipStartValue = 100, ClipWarmupSteps = 3 };
         using var model = new SegmenterModel(config);
         var trainable = new SegmentationTrainable(model);
         var images = torch.randn(2, 3, 32, 32);

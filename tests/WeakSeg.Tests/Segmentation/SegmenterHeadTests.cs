@@ -9,15 +9,6 @@ namespace WeakSeg.Tests.Segmentation;
 [Collection("Torch")]
 public class SegmenterHeadTests
 {
-    internal static SegmentationConfig Tiny(long steps = 10) => new()
-    {
-        NumClasses = 3,
-        Backbone = new VitConfig { PatchSize = 8, EmbedDim = 32, Depth = 1, NumHeads = 2 },
-        CropSize = 32, DecoderLayers = 1, DecoderDropout = 0, EncoderDropPath = 0, ClipPatchSize = 8,
-        Steps = steps, BatchSize = 4, LearningRate = 0.05, MinLearningRate = 1e-3, EncoderLearningRateScale = 1,
-        MinRescale = 1, MaxRescale = 1, InferenceScales = [1.0], InferenceFlip = false, CheckpointEvery = 1000, LogEvery = 5,
-    };
-
     [Fact]
     public void Class_masks_are_cosine_similarities_times_the_scale()
     {
@@ -56,7 +47,7 @@ public class SegmenterHeadTests
     {
         using var scope = torch.NewDisposeScope();
         torch.manual_seed(2);
-        using var model = new SegmenterModel(Tiny());
+        using var model = new SegmenterModel(SegmentationTestData.Tiny());
         model.eval();
         using var noGrad = torch.no_grad();
         var images = torch.randn(2, 3, 32, 48);
@@ -84,7 +75,7 @@ public class SegmenterHeadTests
     [Fact]
     public void Configuration_round_trips_through_json_and_presets_are_valid()
     {
-        foreach (var c in new[] { SegmentationConfig.Paper, SegmentationConfig.Cpu, Tiny() })
+        foreach (var c in new[] { SegmentationConfig.Paper, SegmentationConfig.Cpu, SegmentationTestData.Tiny() })
         {
             Assert.Empty(c.Validate());
             Assert.Equal(c.ToJson(), SegmentationConfig.FromJson(c.ToJson()).ToJson());
@@ -92,7 +83,7 @@ public class SegmenterHeadTests
         Assert.Equal(480 / 120, SegmentationConfig.Paper.CropSize / SegmentationConfig.Paper.ClipPatchSize);
         Assert.Equal(SegmentationConfig.Cpu.CropSize / 4, SegmentationConfig.Cpu.ClipPatchSize);
         Assert.Equal(320, SegmentationConfig.Paper.WindowStride);
-        var e = Assert.Throws<WeakSegException>(() => (Tiny() with { CropSize = 30 }).EnsureValid());
+        var e = Assert.Throws<WeakSegException>(() => (SegmentationTestData.Tiny() with { CropSize = 30 }).EnsureValid());
         Assert.Contains("CropSize (30) must be a multiple of the patch size (8)", e.Message);
         Assert.Equal(1e-4, WeakSeg.Training.LearningRateSchedule.PolyAt(0, 100, 1e-4, 1e-5, 0.9), 12);
         Assert.Equal(9e-5 * Math.Pow(0.5, 0.9) + 1e-5, WeakSeg.Training.LearningRateSchedule.PolyAt(50, 100, 1e-4, 1e-5, 0.9), 12);
@@ -103,7 +94,7 @@ public class SegmenterHeadTests
     {
         using var scope = torch.NewDisposeScope();
         torch.manual_seed(6);
-        using var model = new SegmenterModel(Tiny());
+        using var model = new SegmenterModel(SegmentationTestData.Tiny());
         var p = model.named_parameters().ToDictionary(x => x.name, x => x.parameter);
         foreach (var name in new[] { "encoder.pos_embed", "encoder.blocks.0.attn.qkv.weight", "decoder.cls_emb", "decoder.blocks.0.mlp.fc1.weight", "decoder.proj_dec.weight" })
             Assert.InRange(p[name].std().item<float>(), 0.015, 0.025);
@@ -119,7 +110,7 @@ public class SegmenterHeadTests
         float[] probs = [0.6f, 0.2f, /* class 1 */ 0.3f, 0.5f, /* class 2 */ 0.1f, 0.3f];
         Assert.Equal(new byte[] { 0, 1 }, SegmentationPredictor.Argmax(probs, 3, 2, 1).Labels);
         torch.manual_seed(3);
-        using var model = new SegmenterModel(Tiny());
+        using var model = new SegmenterModel(SegmentationTestData.Tiny());
         var predictor = new SegmentationPredictor(model, torch.CPU);
         var image = new RgbImage(20, 12);
         int calls = 0;

@@ -30,10 +30,10 @@ public class AffinityTrainRequestTests
     {
         using var dir = TestPaths.NewTempDir();
         var file = dir.File("aff.json");
-        File.WriteAllText(file, AffinityRun.ToJson(new AffinityRunConfig { Net = AffinityNetTests.TinyNet(), Radius = 3, CropSize = 64 }));
+        File.WriteAllText(file, AffinityRun.ToJson(new AffinityRunConfig { Net = AffinityTestData.TinyNet(), Radius = 3, CropSize = 64 }));
         var request = new AffinityTrainRequest { CamDir = "c", DataRoot = "d", RunDirectory = "r", ConfigFile = file, Steps = 12 };
         var kept = request.Resolve();
-        Assert.Equal((AffinityNetTests.TinyVit(), 3, 64, 12L), (kept.Net.Backbone, kept.Radius, kept.CropSize, kept.Trainer.Steps));
+        Assert.Equal((AffinityTestData.TinyVit(), 3, 64, 12L), (kept.Net.Backbone, kept.Radius, kept.CropSize, kept.Trainer.Steps));
 
         var changed = (request with
         {
@@ -65,10 +65,10 @@ public class AffinityTrainRequestTests
         Assert.Contains("trained weights of --init-run not found", missing.Message);
 
         TorchRuntime.Seed(3);
-        using (var mct = new MctFormerModel(new MctFormerConfig { NumClasses = 3, CamLayers = 1, Backbone = AffinityNetTests.TinyVit() }))
+        using (var mct = new MctFormerModel(new MctFormerConfig { NumClasses = 3, CamLayers = 1, Backbone = AffinityTestData.TinyVit() }))
             mct.save(run.FinalWeightsPath);
         var config = (request with { Heads = 2 }).Resolve();
-        Assert.Equal(AffinityNetTests.TinyVit(classTokens: 3) with { DropPathRate = 0.1 }, config.Net.Backbone);
+        Assert.Equal(AffinityTestData.TinyVit(classTokens: 3) with { DropPathRate = 0.1 }, config.Net.Backbone);
         Assert.Equal(run.FinalWeightsPath, config.InitWeights);
 
         var both = Assert.Throws<WeakSegException>(() => (request with { InitWeights = run.FinalWeightsPath }).Resolve());

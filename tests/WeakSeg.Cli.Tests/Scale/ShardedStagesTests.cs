@@ -89,7 +89,7 @@ public class ShardedStagesTests
             ["seg-infer", "--run", segRun, "--split", "train", "--threads", "2"], o => Number(o, "wrote "));
 
         var affConfig = dir.File("aff.json");
-        File.WriteAllText(affConfig, AffinityRun.ToJson(new AffinityRunConfig { Net = AffinityNetTests.TinyNet(), Radius = 3 }));
+        File.WriteAllText(affConfig, AffinityRun.ToJson(new AffinityRunConfig { Net = AffinityTestData.TinyNet(), Radius = 3 }));
         var affRun = dir.File("aff");
         Ok(Cli("affinity", "train", "--cams", cams, "--data", data, "--out", affRun, "--config", affConfig, "--steps", "2", "--batch-size", "2",
             "--crop-size", "32", "--threads", "2"), "affinity train");

@@ -44,7 +44,7 @@ public class SegmentationRunTests
         using var dir = TestPaths.NewTempDir();
         var data = BlocksDataset(dir.File("data"));
         var run = dir.File("run");
-        var config = SegmenterHeadTests.Tiny(steps: 60) with { Loss = SegmentationDecoderLoss.Naive };
+        var config = SegmentationTestData.Tiny(steps: 60) with { Loss = SegmentationDecoderLoss.Naive };
         var result = SegmentationRun.Train(new SegmentationTrainRequest
         {
             DataRoot = data, Split = "train", RunDirectory = run, Config = config, Seed = 1, Threads = 2, LoaderWorkers = 1,
@@ -80,7 +80,7 @@ public class SegmentationRunTests
     {
         using var dir = TestPaths.NewTempDir();
         var data = BlocksDataset(dir.File("data"), train: 4, val: 1);
-        var config = SegmenterHeadTests.Tiny(steps: 6) with { BatchSize = 2, CheckpointEvery = 2 };
+        var config = SegmentationTestData.Tiny(steps: 6) with { BatchSize = 2, CheckpointEvery = 2 };
         SegmentationTrainRequest Request(string run) => new() { DataRoot = data, Split = "train", RunDirectory = run, Config = config, Seed = 5, Threads = 2, LoaderWorkers = 1 };
 
         SegmentationRun.Train(Request(dir.File("a")));

@@ -4,6 +4,7 @@ using WeakSeg.Cli.Commands;
 using WeakSeg.Methods;
 using WeakSeg.Methods.MctFormer;
 using WeakSeg.Models.Vit;
+using WeakSeg.Pipelines;
 using WeakSeg.Tests.Support;
 
 namespace WeakSeg.Tests.Bench;
@@ -31,7 +32,7 @@ public sealed class BenchTrainCommandTests
         Assert.Equal("cpu", r.GetProperty("model").GetString());
         Assert.Equal("mctformer-v2", r.GetProperty("method").GetString());
         Assert.Equal("V2", r.GetProperty("variant").GetString());
-        Assert.Equal(BenchTrainSettings.ExactFlopsLabel, r.GetProperty("flops_label").GetString());
+        Assert.Equal(TrainBenchmarkSettings.ExactFlopsLabel, r.GetProperty("flops_label").GetString());
         Assert.True(r.GetProperty("flops_exact").GetBoolean());
         Assert.Equal(30, Get(r, "steps"));
         Assert.Equal(2, Get(r, "batch_size"));
@@ -61,7 +62,7 @@ public sealed class BenchTrainCommandTests
     [Fact]
     public void ProbeStepNotBeforeTheLastStep_IsRejectedWithTheOptionName()
     {
-        var settings = new BenchTrainSettings("cpu", BenchTrainSettings.DefaultMethod, BenchTrainSettings.Preset("cpu").ModelConfig, BatchSize: 2, Steps: 30, ProbeStep: 30, WarmupSteps: 5, Threads: 0);
+        var settings = new TrainBenchmarkSettings("cpu", TrainBenchmarkSettings.DefaultMethod, TrainBenchmarkSettings.Preset("cpu").ModelConfig, BatchSize: 2, Steps: 30, ProbeStep: 30, WarmupSteps: 5, Threads: 0);
         var e = Assert.Throws<WeakSegException>(settings.EnsureValid);
         Assert.Contains("--probe-step", e.Message);
         Assert.Contains("[1, 30)", e.Message);
@@ -70,8 +71,8 @@ public sealed class BenchTrainCommandTests
     [Fact]
     public void ImageSizeNotAMultipleOfThePatch_IsRejectedBeforeTorchRuns()
     {
-        var model = BenchTrainSettings.Preset("cpu").WithImageSize(36).ModelConfig;
-        var settings = new BenchTrainSettings("cpu", BenchTrainSettings.DefaultMethod, model, 2, 30, 10, 5, 0);
+        var model = TrainBenchmarkSettings.Preset("cpu").WithImageSize(36).ModelConfig;
+        var settings = new TrainBenchmarkSettings("cpu", TrainBenchmarkSettings.DefaultMethod, model, 2, 30, 10, 5, 0);
         var e = Assert.Throws<WeakSegException>(settings.EnsureValid);
         Assert.Contains("ImageSize must be a multiple of PatchSize (got 36, 8)", e.Message);
     }
@@ -79,13 +80,13 @@ public sealed class BenchTrainCommandTests
     [Fact]
     public void Presets_HaveThePaperAndCpuShapes()
     {
-        var cpu = BenchTrainSettings.Preset("cpu").ModelConfig;
+        var cpu = TrainBenchmarkSettings.Preset("cpu").ModelConfig;
         var b = cpu.BackboneConfig!;
         Assert.Equal((96, 8, 192, 6, 4, 10), (b.ImageSize, b.PatchSize, b.EmbedDim, b.Depth, b.NumHeads, cpu.NumClasses));
-        var deit = BenchTrainSettings.Preset("deit-s").ModelConfig;
+        var deit = TrainBenchmarkSettings.Preset("deit-s").ModelConfig;
         b = deit.BackboneConfig!;
         Assert.Equal((224, 16, 384, 12, 6, 20), (b.ImageSize, b.PatchSize, b.EmbedDim, b.Depth, b.NumHeads, deit.NumClasses));
-        Assert.Contains("unknown model", Assert.Throws<WeakSegException>(() => BenchTrainSettings.Preset("vit-h")).Message);
+        Assert.Contains("unknown model", Assert.Throws<WeakSegException>(() => TrainBenchmarkSettings.Preset("vit-h")).Message);
         // The default method's configurations are the MCTformer-V2 records the benchmark has always trained.
         Assert.Equal(new MctFormerConfig { Variant = MctFormerVariant.V2, NumClasses = 10, Backbone = new VitConfig { ImageSize = 96, PatchSize = 8, EmbedDim = 192, Depth = 6, NumHeads = 4 } }, cpu);
         Assert.Equal(new MctFormerConfig { Variant = MctFormerVariant.V2, NumClasses = 20, Backbone = VitConfig.Small with { ImageSize = 224 } }, deit);
@@ -94,7 +95,7 @@ public sealed class BenchTrainCommandTests
     [Fact]
     public void Presets_OfAnotherMethod_KeepItsOwnFieldsAndTakeTheBenchBackboneShape()
     {
-        var config = BenchTrainSettings.Preset("cpu", BuiltInMethods.WeakTr).ModelConfig;
+        var config = TrainBenchmarkSettings.Preset("cpu", BuiltInMethods.WeakTr).ModelConfig;
         var paper = MethodRegistry.Get(BuiltInMethods.WeakTr).DefaultConfig(MethodPreset.Paper, 10);
         var b = config.BackboneConfig!;
         Assert.Equal((96, 8, 192, 6, 4, 10), (b.ImageSize, b.PatchSize, b.EmbedDim, b.Depth, b.NumHeads, config.NumClasses));
@@ -165,7 +166,7 @@ public sealed class BenchTrainCommandTests
     {
         var r = TinyRun("--method", "weaktr");
         Assert.Equal("weaktr", r.GetProperty("method").GetString());
-        Assert.Equal(BenchTrainSettings.BackboneFlopsLabel, r.GetProperty("flops_label").GetString());
+        Assert.Equal(TrainBenchmarkSettings.BackboneFlopsLabel, r.GetProperty("flops_label").GetString());
         Assert.Equal("backbone FLOPs (lower bound)", r.GetProperty("flops_label").GetString());
         Assert.False(r.GetProperty("flops_exact").GetBoolean());
         Assert.False(r.TryGetProperty("variant", out _));

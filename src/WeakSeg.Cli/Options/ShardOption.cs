@@ -1,7 +1,7 @@
 using System.CommandLine;
 using WeakSeg.Runtime;
 
-namespace WeakSeg.Cli.Commands;
+namespace WeakSeg.Cli.Options;
 
 /// <summary>`--shard i/N` of the per-image stages (cam, pseudo, crf, affinity infer, seg-infer, eval).</summary>
 internal static class ShardOption

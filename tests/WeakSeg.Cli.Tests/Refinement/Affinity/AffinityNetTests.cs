@@ -15,14 +15,11 @@ namespace WeakSeg.Tests.Refinement.Affinity;
 [Collection("Torch")]
 public class AffinityNetTests
 {
-    internal static VitConfig TinyVit(int classTokens = 1) => new() { ImageSize = 32, PatchSize = 8, EmbedDim = 16, Depth = 2, NumHeads = 2, DropPathRate = 0, NumClassTokens = classTokens };
-    internal static AffinityNetConfig TinyNet(int classTokens = 1) => new() { Backbone = TinyVit(classTokens), ProjectionChannels = [4, 4], FusedChannels = 8, Upsample = 2 };
-
     [Fact]
     public void Features_have_the_stride_and_affinities_are_exp_of_minus_mean_l1()
     {
         TorchRuntime.Seed(1);
-        using var net = new AffinityNet(TinyNet());
+        using var net = new AffinityNet(AffinityTestData.TinyNet());
         using var scope = torch.NewDisposeScope();
         var features = net.call(torch.randn(1, 3, 32, 48));
         Assert.Equal(new long[] { 1, 8, 8, 12 }, features.shape);                  // stride 4 = patch 8 / upsample 2
@@ -43,7 +40,7 @@ public class AffinityNetTests
     public void A_few_training_steps_lower_the_psa_loss()
     {
         TorchRuntime.Seed(2);
-        using var net = new AffinityNet(TinyNet());
+        using var net = new AffinityNet(AffinityTestData.TinyNet());
         var trainable = new AffinityTrainable(net, numClasses: 3, radius: 3);
         using var scope = torch.NewDisposeScope();
         // Left half red (class 1), right half blue (background), a 255 column in between.
@@ -75,12 +72,12 @@ public class AffinityNetTests
     {
         using var dir = TestPaths.NewTempDir();
         TorchRuntime.Seed(3);
-        var mct = new MctFormerModel(new MctFormerConfig { NumClasses = 3, CamLayers = 1, Backbone = TinyVit() });
+        var mct = new MctFormerModel(new MctFormerConfig { NumClasses = 3, CamLayers = 1, Backbone = AffinityTestData.TinyVit() });
         var path = dir.File("model-final.bin");
         mct.save(path);
         var shape = BackboneWeights.InferBackbone(path, numHeads: 2);
         Assert.Equal((16, 8, 2, 3, 4.0, 32, true), (shape.EmbedDim, shape.PatchSize, shape.Depth, shape.NumClassTokens, shape.MlpRatio, shape.ImageSize, shape.QkvBias));
-        using var net = new AffinityNet(TinyNet() with { Backbone = shape with { DropPathRate = 0 } });
+        using var net = new AffinityNet(AffinityTestData.TinyNet() with { Backbone = shape with { DropPathRate = 0 } });
         var report = BackboneWeights.Load(net.Backbone, path);
         Assert.Empty(report.Missing);
         Assert.Equal(new[] { "head.bias", "head.weight" }, report.Unexpected.Order(StringComparer.Ordinal));
@@ -88,7 +85,7 @@ public class AffinityNetTests
         foreach (var (key, value) in net.Backbone.state_dict())
             Assert.True(value.allclose(source[key], 0, 0), key);
 
-        using var wrong = new AffinityNet(TinyNet(classTokens: 1));
+        using var wrong = new AffinityNet(AffinityTestData.TinyNet(classTokens: 1));
         var e = Assert.Throws<WeakSegException>(() => BackboneWeights.Load(wrong.Backbone, path));
         Assert.Contains(path, e.Message);
         Assert.Contains("cls_token", e.Message);
@@ -122,7 +119,7 @@ public class AffinityNetTests
         var cams = dir.File("cams");
         WriteMapsFromMasks(root, cams, 5);
         var configPath = dir.File("aff.json");
-        File.WriteAllText(configPath, AffinityRun.ToJson(new AffinityRunConfig { Net = TinyNet(), Radius = 3 }));
+        File.WriteAllText(configPath, AffinityRun.ToJson(new AffinityRunConfig { Net = AffinityTestData.TinyNet(), Radius = 3 }));
         var run = dir.File("run");
         Assert.Equal(0, WeakSeg.Cli.Program.Run(["affinity", "train", "--cams", cams, "--data", root, "--out", run, "--config", configPath,
                                                 "--steps", "3", "--batch-size", "2", "--crop-size", "32", "--threads", "2"]));

@@ -22,7 +22,7 @@ public sealed class TinyPipelineRun : IDisposable
     {
         Data = PipelineTestData.MakeData(_dir.File("data"));
         Run = _dir.File("run");
-        Report = WsssPipeline.Run(WsssPipelineTests.TinyOptions(Data, Run));
+        Report = WsssPipeline.Run(PipelineTestData.TinyOptions(Data, Run));
     }
 
     /// <summary>A copy of the run folder to damage.</summary>

@@ -13,7 +13,7 @@ public class SegmentationBenchmarkTests
         // Tiny: crop 32, patch 8 → N = 16 patches, T = 17 tokens, D = 32, MLP 128, 1 block; decoder D = 32, 1 layer, C = 4 classes.
         // encoder: patch 2·16·192·32 = 196 608; block 2·17·32·96 + 2·(2·17·17·32) + 2·17·32·32 + 2·17·32·128·2 = 454 784
         // decoder: proj_dec 32 768; block on 20 tokens 542 720; proj_patch 32 768; proj_classes 8 192; masks 4 096 → 620 544
-        var tiny = SegmenterHeadTests.Tiny();
+        var tiny = SegmentationTestData.Tiny();
         Assert.Equal(620_544, SegmenterFlops.Decoder(tiny, 32, 32));
         Assert.Equal(1_271_936, SegmenterFlops.Forward(tiny, 32, 32));
         Assert.Equal(3 * 1_271_936, SegmenterFlops.TrainPerImage(tiny));
@@ -27,7 +27,7 @@ public class SegmentationBenchmarkTests
     {
         var r = SegmentationBenchmark.Run(new SegmentationBenchmarkOptions
         {
-            Config = SegmenterHeadTests.Tiny() with { BatchSize = 2 }, TrainSteps = 2, TrainWarmupSteps = 1, InferImages = 2, InferWarmupImages = 1,
+            Config = SegmentationTestData.Tiny() with { BatchSize = 2 }, TrainSteps = 2, TrainWarmupSteps = 1, InferImages = 2, InferWarmupImages = 1,
             GemmSize = 64, GemmRepeats = 3, Threads = 2,
         }, "tiny");
         var json = JsonDocument.Parse(r.ToJson()).RootElement;

@@ -1,7 +1,7 @@
 using System.CommandLine;
 using WeakSeg.Pipelines;
 
-namespace WeakSeg.Cli.Commands;
+namespace WeakSeg.Cli.Options;
 
 /// <summary>
 /// The options that set any field of a training recipe, shared by `train` and `pipeline`: <c>--set SECTION.FIELD=VALUE</c> (repeatable)

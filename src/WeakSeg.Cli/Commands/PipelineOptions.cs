@@ -43,6 +43,8 @@ internal sealed class PipelineOptions
     readonly Option<string> _device = new("--device") { Description = "cpu or cuda[:N].", DefaultValueFactory = _ => "cpu" };
     readonly Option<int> _threads = new("--threads") { Description = "libtorch intra-op threads (0 = libtorch's choice).", DefaultValueFactory = _ => 0 };
     readonly Option<int> _workers = new("--workers") { Description = "Image-decoding threads (never changes the batches).", DefaultValueFactory = _ => 2 };
+    readonly Option<int> _rounds = new("--rounds") { Description = "Training rounds, each from the previous round's weights on the labels the method makes after it (methods with label-updating rounds: auxsegnet).", DefaultValueFactory = _ => 1 };
+    readonly SaliencyOptions _saliency = new();
 
     public PipelineOptions()
     {
@@ -53,7 +55,7 @@ internal sealed class PipelineOptions
     }
 
     public IEnumerable<Option> All => new Option[] { _data, _split, _valSplit, _preset, _config, _segConfig, _segModel, _camSteps, _segSteps, _map, _scales, _noFlip,
-        _thresholds, _threshold, _oracleThreshold, _decoders, _retrain, _noUpperBound, _crf, _stopAfter, _seed, _device, _threads, _workers }.Concat(_recipe.All);
+        _thresholds, _threshold, _oracleThreshold, _decoders, _retrain, _noUpperBound, _crf, _stopAfter, _seed, _device, _threads, _workers, _rounds }.Concat(_saliency.All).Concat(_recipe.All);
 
     /// <summary>The pipeline options of <paramref name="method"/> writing to <paramref name="outDirectory"/>.</summary>
     public WsssPipelineOptions Build(ParseResult parseResult, string method, string outDirectory)
@@ -92,6 +94,8 @@ internal sealed class PipelineOptions
             Device = parseResult.GetValue(_device)!,
             Threads = parseResult.GetValue(_threads),
             Workers = parseResult.GetValue(_workers),
+            Rounds = parseResult.GetValue(_rounds),
+            Saliency = _saliency.Parse(parseResult),
             Group = WeakSeg.Runtime.ProcessGroup.World,
         };
     }

@@ -36,9 +36,10 @@ public static class TrainCommand
         var checkpointEvery = new Option<long?>("--checkpoint-every") { Description = $"Checkpoint interval in steps ({Both(r => r.Trainer.CheckpointEvery)})." };
 
         var recipeOptions = new RecipeOptions();
+        var saliencyOptions = new SaliencyOptions();
 
         var cmd = new Command("train", "Train a registered WSSS method on image-level labels.");
-        foreach (var o in new Option[] { method, data, outDir, split, preset, config, steps, batch, lr, warmup, imageSize, init, seed, device, threads, workers, resume, checkpointEvery }.Concat(recipeOptions.All))
+        foreach (var o in new Option[] { method, data, outDir, split, preset, config, steps, batch, lr, warmup, imageSize, init, seed, device, threads, workers, resume, checkpointEvery }.Concat(recipeOptions.All).Concat(saliencyOptions.All))
             cmd.Options.Add(o);
         cmd.SetAction(parseResult =>
         {
@@ -79,6 +80,7 @@ public static class TrainCommand
                 InitWeights = parseResult.GetValue(init),
                 Resume = parseResult.GetValue(resume),
                 Workers = parseResult.GetValue(workers),
+                Saliency = saliencyOptions.Parse(parseResult),
                 Group = WeakSeg.Runtime.ProcessGroup.World,
             };
             using var cancel = CancelOnCtrlC.Install();

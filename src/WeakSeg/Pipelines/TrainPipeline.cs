@@ -30,6 +30,18 @@ public sealed record TrainRequest
 
     public bool Resume { get; init; }
 
+    /// <summary>A WeakSeg model file (<c>model-final.bin</c> or a checkpoint's <c>model.bin</c> of the same method and configuration)
+    /// loaded before training (ignored on resume): a label-updating round starts from the previous round's weights.</summary>
+    public string? InitModel { get; init; }
+
+    /// <summary>Pixel labels NAME.png for every image (a label-updating round's), carried by the batches as <see cref="TrainBatch.Masks"/>;
+    /// null = none (the dataset's masks are never read for training).</summary>
+    public string? LabelsDirectory { get; init; }
+
+    /// <summary>Saliency maps carried by the batches (<see cref="TrainBatch.Saliency"/>); null = none (a method that takes saliency then
+    /// estimates it). Given only for methods that take saliency (<see cref="IWsssMethodFactory.UsesSaliency"/>).</summary>
+    public Refinement.Saliency.SaliencySource? Saliency { get; init; }
+
     /// <summary>Image-decoding threads of the <see cref="BatchLoader"/> (never changes the batches).</summary>
     public int Workers { get; init; } = 2;
 
@@ -74,9 +86,17 @@ public static class TrainPipeline
         var options = recipe.Trainer;
         var device = TorchRuntime.Initialize(options.Device, options.Threads);
         var group = request.Group;
-        var loader = new BatchLoader(dataset.Samples, dataset.NumClasses, recipe.Augmentation.ToTransform(recipe.ImageSize),
-            options.BatchSize, options.Seed, workers: request.Workers, loadMasks: false, rank: group.Rank, ranks: group.Size);
-        VocDataset.CheckFiles(dataset.Samples, dataset.NumClasses, masks: false);
+        if (request.Saliency is not null && !recipe.Factory.UsesSaliency)
+            throw new WeakSegException($"method '{recipe.Method}' does not take saliency maps (--saliency is for methods that do)");
+        if (request.InitModel is { } initModel && !File.Exists(initModel)) throw WeakSegException.ForFile(initModel, "model file not found");
+        var saliency = request.Saliency?.Checked();
+        // Round labels replace the samples' mask paths (the dataset's masks are never read here).
+        var samples = request.LabelsDirectory is { } labelsDir ? Segmentation.SegmentationRun.TrainingSamples(dataset, labelsDir) : dataset.Samples;
+        var loader = new BatchLoader(samples, dataset.NumClasses, recipe.Augmentation.ToTransform(recipe.ImageSize),
+            options.BatchSize, options.Seed, workers: request.Workers, loadMasks: request.LabelsDirectory is not null, rank: group.Rank, ranks: group.Size,
+            saliency: saliency is null ? null : saliency.Plane);
+        VocDataset.CheckFiles(samples, dataset.NumClasses, masks: request.LabelsDirectory is not null);
+        saliency?.CheckAll(samples);
         IO.FolderLock? folderLock = null;
         group.OnRoot(() =>
         {
@@ -98,11 +118,17 @@ public static class TrainPipeline
             import = method.ImportTimmWeights(weights);
             log?.Invoke($"--init {weights}: {import}");
         }
+        if (request.InitModel is { } startFrom && !request.Resume)
+        {
+            method.LoadWeights(startFrom);
+            log?.Invoke($"{method.Name}: starts from {startFrom}");
+        }
 
         var batches = new DelegateBatchStream(start => loader.Stream(start).Select(b =>
         {
             var (images, labels) = b.ToTensors(device);
-            return new TrainBatch(images, labels);
+            return new TrainBatch(images, labels, b.Masks is null ? null : b.MasksToTensor(device),
+                b.Saliency is null ? null : Refinement.Saliency.SaliencyMaps.FromPlanes(b.Saliency, b.Count, b.Height, b.Width, device));
         }));
         log?.Invoke($"{method.Name}: {dataset.Samples.Count} images of '{dataset.Split}', {dataset.NumClasses} classes, " +
                     $"{recipe.ImageSize}px, batch {options.BatchSize}, {options.Steps} steps ({loader.BatchesPerEpoch} per epoch)");

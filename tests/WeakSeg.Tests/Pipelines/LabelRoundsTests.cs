@@ -138,14 +138,35 @@ public class LabelRoundsTests
         Recipe = TinyOptions(data, runDir).CamRecipe.WithNumClasses(PipelineTestData.Classes).With("trainer.steps=1").With("trainer.threads=1"),
     };
 
+    /// <summary>The tiny data and the estimated saliency maps of its training images in dir/sal.</summary>
+    static (string Data, string SalDir, IReadOnlyList<VocSample> Samples) DataWithSaliency(TempDir dir)
+    {
+        var data = PipelineTestData.MakeData(dir.File("data"));
+        var samples = VocDataset.Open(data, "train").Samples;
+        SaliencyMaps.WriteEstimated(samples, dir.File("sal"));
+        return (data, dir.File("sal"), samples);
+    }
+
+    [Fact]
+    public void Cli_refuses_a_round_count_below_one_and_an_unknown_saliency_policy_in_one_line()
+    {
+        using var dir = TestPaths.NewTempDir();
+        var zero = WeakSeg.Tests.Evaluation.EvalTestData.RunCli("pipeline", "--method", AuxSegNetMethod.MethodName, "--out", dir.File("out"), "--rounds", "0");
+        Assert.Equal(1, zero.Exit);
+        Assert.Contains("--rounds must be at least 1 (got 0)", zero.Err);
+        Assert.Single(zero.Err.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.False(Directory.Exists(dir.File("out")));
+        var policy = WeakSeg.Tests.Evaluation.EvalTestData.RunCli("train", "--method", AuxSegNetMethod.MethodName, "--data", dir.Path, "--out", dir.File("run"),
+            "--saliency", dir.Path, "--saliency-missing", "guess");
+        Assert.NotEqual(0, policy.Exit);
+        Assert.Contains("guess", policy.Err);
+    }
+
     [Fact]
     public void A_saliency_folder_missing_a_map_or_with_a_wrong_size_is_one_error_naming_the_file_unless_computed()
     {
         using var dir = TestPaths.NewTempDir();
-        var data = PipelineTestData.MakeData(dir.File("data"));
-        var salDir = dir.File("sal");
-        var samples = VocDataset.Open(data, "train").Samples;
-        SaliencyMaps.WriteEstimated(samples, salDir);
+        var (data, salDir, samples) = DataWithSaliency(dir);
         var missing = SaliencyMaps.PathOf(salDir, samples[3].Name);
         File.Delete(missing);
         var e = Assert.Throws<WeakSegException>(() => TrainPipeline.Run(TinyTrain(data, dir.File("run-error"), new SaliencySource(salDir))));
@@ -168,10 +189,7 @@ public class LabelRoundsTests
     public void Batches_carry_the_saliency_maps_cropped_with_the_images()
     {
         using var dir = TestPaths.NewTempDir();
-        var data = PipelineTestData.MakeData(dir.File("data"));
-        var salDir = dir.File("sal");
-        var samples = VocDataset.Open(data, "train").Samples;
-        SaliencyMaps.WriteEstimated(samples, salDir);
+        var (data, salDir, samples) = DataWithSaliency(dir);
         var source = new SaliencySource(salDir);
         var loader = new BatchLoader(samples, PipelineTestData.Classes, TrainTransform.None(32), 4, seed: 1, shuffle: false, workers: 1, loadMasks: false,
             saliency: source.Plane);

@@ -163,6 +163,24 @@ public class LabelRoundsTests
     }
 
     [Fact]
+    public void Synth_with_saliency_writes_the_estimated_map_of_every_image_to_the_saliency_folder()
+    {
+        using var dir = TestPaths.NewTempDir();
+        var root = dir.File("data");
+        var synth = WeakSeg.Tests.Evaluation.EvalTestData.RunCli("synth", "--out", root, "--train", "4", "--val", "2", "--size", "32", "--classes", "3", "--saliency");
+        Assert.True(synth.Exit == 0, synth.Err);
+        var samples = new[] { "train", "val" }.SelectMany(split => VocDataset.Open(root, split).Samples).ToList();
+        Assert.Equal(6, Directory.GetFiles(Path.Combine(root, SaliencyMaps.DatasetFolder), "*.png").Length);
+        foreach (var sample in samples)
+        {
+            var image = ImageCodec.Load(sample.ImagePath);
+            var expected = SaliencyMaps.Estimate(image.Pixels, image.Height, image.Width);
+            var written = SaliencyMaps.Read(Path.Combine(root, SaliencyMaps.DatasetFolder), sample.Name, image.Height, image.Width);
+            Assert.All(expected.Zip(written), p => Assert.Equal(p.First, p.Second, 0.5 / 255 + 1e-6));
+        }
+    }
+
+    [Fact]
     public void A_saliency_folder_missing_a_map_or_with_a_wrong_size_is_one_error_naming_the_file_unless_computed()
     {
         using var dir = TestPaths.NewTempDir();

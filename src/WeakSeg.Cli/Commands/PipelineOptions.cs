@@ -41,6 +41,8 @@ internal sealed class PipelineOptions
     readonly Option<bool> _crf = new("--crf") { Description = "Dense CRF on the val probabilities (a retrained segmenter: WeakTr's kernels; a method's own decoder: the method's kernels)." };
     readonly Option<string> _stopAfter = new("--stop-after") { Description = "cam (maps + cam_miou), pseudo (+ pseudo_miou) or segmentation (everything).", DefaultValueFactory = _ => "segmentation" };
     readonly RuntimeOptions _runtime = new(RuntimePart.Seed | RuntimePart.Device | RuntimePart.Threads | RuntimePart.Workers, "every training stage");
+    readonly Option<int> _rounds = new("--rounds") { Description = "Training rounds, each from the previous round's weights on the labels the method makes after it (methods with label-updating rounds: auxsegnet).", DefaultValueFactory = _ => 1 };
+    readonly SaliencyOptions _saliency = new();
 
     public PipelineOptions()
     {
@@ -49,7 +51,7 @@ internal sealed class PipelineOptions
     }
 
     public IEnumerable<Option> All => new Option[] { _data, _split, _valSplit, _preset, _config, _segConfig, _segModel, _camSteps, _segSteps, _map, _scales, _noFlip,
-        _thresholds, _threshold, _oracleThreshold, _decoders, _retrain, _noUpperBound, _crf, _stopAfter }.Concat(_runtime.All).Concat(_recipe.All);
+        _thresholds, _threshold, _oracleThreshold, _decoders, _retrain, _noUpperBound, _crf, _stopAfter, _rounds }.Concat(_runtime.All).Concat(_saliency.All).Concat(_recipe.All);
 
     /// <summary>The pipeline options of <paramref name="method"/> writing to <paramref name="outDirectory"/>.</summary>
     public WsssPipelineOptions Build(ParseResult parseResult, string method, string outDirectory)
@@ -89,6 +91,8 @@ internal sealed class PipelineOptions
             Device = _runtime.DeviceValue(parseResult),
             Threads = _runtime.ThreadsValue(parseResult),
             Workers = _runtime.WorkersValue(parseResult),
+            Rounds = parseResult.GetValue(_rounds),
+            Saliency = _saliency.Parse(parseResult),
             Group = WeakSeg.Runtime.ProcessGroup.World,
         };
     }

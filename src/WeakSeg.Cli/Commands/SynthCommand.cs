@@ -18,9 +18,10 @@ public static class SynthCommand
         var classes = new Option<int>("--classes") { Description = $"Foreground classes K (1..{SyntheticClassCatalog.MaxClasses}; the trap class 'boat' needs K ≥ 2).", DefaultValueFactory = _ => defaults.NumClasses };
         var seed = new Option<long>("--seed") { Description = "Dataset seed (same arguments → identical files).", DefaultValueFactory = _ => defaults.Seed };
         var threads = new Option<int>("--threads") { Description = "Worker threads (0 = all cores); never changes the output.", DefaultValueFactory = _ => defaults.Threads };
+        var saliency = new Option<bool>("--saliency") { Description = $"Also write saliency maps of every image, estimated (spectral residual), to OUT/{WeakSeg.Refinement.Saliency.SaliencyMaps.DatasetFolder}/NAME.png (for --saliency of train/pipeline)." };
 
         var cmd = new Command("synth", "Generate the built-in synthetic WSSS benchmark (textured shapes on procedural backgrounds, with a 'boat on water' co-occurrence trap).");
-        foreach (var o in new Option[] { outDir, train, val, size, classes, seed, threads }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { outDir, train, val, size, classes, seed, threads, saliency }) cmd.Options.Add(o);
         cmd.SetAction(parseResult =>
         {
             var config = defaults with
@@ -37,6 +38,13 @@ public static class SynthCommand
             var root = parseResult.GetValue(outDir)!;
             var summary = CliProgress.Run("synth", p => SyntheticDataset.Generate(root, config, p));
             PrintSummary(summary);
+            if (parseResult.GetValue(saliency))
+            {
+                var salDir = Path.Combine(root, WeakSeg.Refinement.Saliency.SaliencyMaps.DatasetFolder);
+                var samples = new[] { "train", "val" }.SelectMany(split => WeakSeg.Data.VocDataset.Open(root, split).Samples).ToList();
+                CliProgress.Run("saliency", p => WeakSeg.Refinement.Saliency.SaliencyMaps.WriteEstimated(samples, salDir, p));
+                Console.WriteLine($"wrote {samples.Count} saliency maps to {salDir}");
+            }
             return 0;
         });
         return cmd;

@@ -33,9 +33,10 @@ public static class TrainCommand
         var checkpointEvery = new Option<long?>("--checkpoint-every") { Description = $"Checkpoint interval in steps ({Both(r => r.Trainer.CheckpointEvery)})." };
 
         var recipeOptions = new RecipeOptions();
+        var saliencyOptions = new SaliencyOptions();
 
         var cmd = new Command("train", "Train a registered WSSS method on image-level labels.");
-        foreach (var o in new Option[] { method, data, outDir, split, preset, config, steps, batch, lr, warmup, imageSize, init, runtime.Seed, runtime.Device, runtime.Threads, runtime.Workers, resume, checkpointEvery }.Concat(recipeOptions.All))
+        foreach (var o in new Option[] { method, data, outDir, split, preset, config, steps, batch, lr, warmup, imageSize, init, runtime.Seed, runtime.Device, runtime.Threads, runtime.Workers, resume, checkpointEvery }.Concat(recipeOptions.All).Concat(saliencyOptions.All))
             cmd.Options.Add(o);
         cmd.SetAction(parseResult =>
         {
@@ -76,6 +77,7 @@ public static class TrainCommand
                 InitWeights = parseResult.GetValue(init),
                 Resume = parseResult.GetValue(resume),
                 Workers = runtime.WorkersValue(parseResult),
+                Saliency = saliencyOptions.Parse(parseResult),
                 Group = WeakSeg.Runtime.ProcessGroup.World,
             };
             using var cancel = CancelOnCtrlC.Install();

@@ -16,6 +16,10 @@ internal static class PipelineReportOutput
         var written = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(report.ReportPath))!;
         Console.WriteLine($"pseudo-label threshold {report.Threshold.ToString("0.00", CultureInfo.InvariantCulture)} ({written["threshold_source"]})");
         foreach (var skipped in written["skipped_metrics"]!.AsArray()) Console.WriteLine($"skipped {skipped}");
+        string Pct(System.Text.Json.Nodes.JsonNode? v) => v is null ? "-" : (100 * v.GetValue<double>()).ToString("F1", CultureInfo.InvariantCulture) + " %";
+        foreach (var round in written["rounds"]?.AsArray() ?? [])
+            Console.WriteLine($"round {round!["round"]}: cam_miou {Pct(round["cam_miou"])}, pseudo_miou {Pct(round["pseudo_miou"])} (its new labels), " +
+                              $"val_miou {Pct(round["val_miou"])} (the method's own segmentation)");
         Console.WriteLine($"wrote {report.ReportPath}");
         Console.WriteLine($"wrote {Path.Combine(Path.GetDirectoryName(report.ReportPath)!, RunReport.FileName)}");
     }

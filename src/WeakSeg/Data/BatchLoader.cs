@@ -32,11 +32,14 @@ public sealed class BatchLoader
     public int Prefetch { get; }
     /// <summary>True when batches carry masks (loadMasks and every sample has a mask).</summary>
     public bool LoadsMasks { get; }
+    /// <summary>Gives a sample's saliency map as bytes (0–254, the image's size), resampled with the crop into <see cref="ImageBatch.Saliency"/>.</summary>
+    readonly Func<VocSample, RgbImage, LabelMap>? _saliency;
     public int BatchesPerEpoch { get; }
     public int SampleCount => _samples.Count;
 
     public BatchLoader(IReadOnlyList<VocSample> samples, int numClasses, TrainTransform transform, int batchSize, long seed,
-        bool shuffle = true, bool dropLast = true, int workers = 2, int prefetch = 4, bool loadMasks = true, int rank = 0, int ranks = 1)
+        bool shuffle = true, bool dropLast = true, int workers = 2, int prefetch = 4, bool loadMasks = true, int rank = 0, int ranks = 1,
+        Func<VocSample, RgbImage, LabelMap>? saliency = null)
     {
         ArgumentNullException.ThrowIfNull(samples);
         ArgumentNullException.ThrowIfNull(transform);
@@ -58,6 +61,7 @@ public sealed class BatchLoader
         NumClasses = numClasses; BatchSize = batchSize; Rank = rank; Ranks = ranks; Seed = seed; Shuffle = shuffle; DropLast = dropLast;
         Workers = workers; Prefetch = prefetch;
         LoadsMasks = loadMasks && samples.All(s => s.MaskPath != null);
+        _saliency = saliency;
         BatchesPerEpoch = dropLast ? samples.Count / batchSize : (samples.Count + batchSize - 1) / batchSize;
         if (BatchesPerEpoch == 0)
             throw new WeakSegException($"the split has {samples.Count} images, fewer than one batch of {batchSize} (use a smaller batch size)");
@@ -117,6 +121,7 @@ public sealed class BatchLoader
         int s = _transform.CropSize, plane = s * s;
         var images = new float[count * 3 * plane];
         var masks = LoadsMasks ? new byte[count * plane] : null;
+        var saliency = _saliency != null ? new byte[count * plane] : null;
         var labels = new float[count * NumClasses];
         var names = new string[count];
         var indices = new int[count];
@@ -131,11 +136,13 @@ public sealed class BatchLoader
             if (mask != null && (mask.Width != image.Width || mask.Height != image.Height))
                 throw WeakSegException.ForFile(sample.MaskPath!, $"mask is {mask.Width}x{mask.Height} but its image is {image.Width}x{image.Height}");
             var rng = new DeterministicRandom(Seed, epoch, index);
-            _transform.Apply(image, mask, ref rng, images.AsSpan(j * 3 * plane, 3 * plane), masks != null ? masks.AsSpan(j * plane, plane) : default);
+            var salient = _saliency?.Invoke(sample, image);
+            _transform.Apply(image, mask, ref rng, images.AsSpan(j * 3 * plane, 3 * plane), masks != null ? masks.AsSpan(j * plane, plane) : default,
+                salient, saliency != null ? saliency.AsSpan(j * plane, plane) : default);
         }
         return new ImageBatch
         {
-            Images = images, Masks = masks, Labels = labels, Names = names, Indices = indices,
+            Images = images, Masks = masks, Saliency = saliency, Labels = labels, Names = names, Indices = indices,
             Count = count, Height = s, Width = s, NumClasses = NumClasses, Step = step, Epoch = epoch,
         };
     }

@@ -13,6 +13,8 @@ public sealed class ImageBatch
     public required float[] Images { get; init; }
     /// <summary>B×H×W class indices, 255 = ignore/padding; null when the loader does not load masks.</summary>
     public byte[]? Masks { get; init; }
+    /// <summary>B×H×W saliency bytes (0–254 for 0–1, 255 = outside the image); null when the loader reads no saliency.</summary>
+    public byte[]? Saliency { get; init; }
     /// <summary>B×K multi-hot over the K foreground classes: class c ↦ column c − 1.</summary>
     public required float[] Labels { get; init; }
     public required string[] Names { get; init; }

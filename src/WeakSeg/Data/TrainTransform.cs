@@ -66,8 +66,15 @@ public sealed record TrainTransform
     /// Augments one sample. <paramref name="imageOut"/>: 3·S·S floats, CHW, normalised; <paramref name="maskOut"/> (S·S bytes, 255 =
     /// ignore/padding) is written only when <paramref name="mask"/> is given, which must have the image's size.
     /// </summary>
-    public void Apply(RgbImage image, LabelMap? mask, ref DeterministicRandom rng, Span<float> imageOut, Span<byte> maskOut)
+    public void Apply(RgbImage image, LabelMap? mask, ref DeterministicRandom rng, Span<float> imageOut, Span<byte> maskOut) =>
+        Apply(image, mask, ref rng, imageOut, maskOut, null, default);
+
+    /// <summary>As <see cref="Apply(RgbImage, LabelMap?, ref DeterministicRandom, Span{float}, Span{byte})"/>, and a second per-pixel plane
+    /// <paramref name="plane"/> (e.g. a saliency map as bytes) resampled like the mask into <paramref name="planeOut"/> (255 = padding).</summary>
+    public void Apply(RgbImage image, LabelMap? mask, ref DeterministicRandom rng, Span<float> imageOut, Span<byte> maskOut, LabelMap? plane, Span<byte> planeOut)
     {
+        if (plane != null && (plane.Width != image.Width || plane.Height != image.Height || planeOut.Length < CropSize * CropSize))
+            throw new WeakSegException($"per-pixel plane is {plane.Width}x{plane.Height} but its image is {image.Width}x{image.Height}");
         int s = CropSize;
         if (imageOut.Length < 3 * s * s) throw new ArgumentException($"image buffer holds {imageOut.Length} floats, need {3 * s * s}", nameof(imageOut));
         if (mask != null)
@@ -91,6 +98,7 @@ public sealed record TrainTransform
         }
         finally { System.Buffers.ArrayPool<float>.Shared.Return(hwc); }
         if (mask != null) Resampler.Mask(mask, wx, wy, maskOut);
+        if (plane != null) Resampler.Mask(plane, wx, wy, planeOut);
     }
 
     /// <summary>

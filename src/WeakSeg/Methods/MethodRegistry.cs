@@ -45,6 +45,13 @@ public interface IWsssMethodFactory
     /// val split with it instead of retraining a segmenter on the pseudo labels.</summary>
     bool HasSegmentationDecoder => false;
 
+    /// <summary>The method makes its own labels for further training rounds (<see cref="ILabelRoundsMethod"/>): the pipeline's
+    /// <c>--rounds N</c> asks it for each next round's labels.</summary>
+    bool HasLabelRounds => false;
+
+    /// <summary>The method takes saliency maps (<see cref="Training.TrainBatch.Saliency"/>): <c>--saliency DIR</c> gives them.</summary>
+    bool UsesSaliency => false;
+
     /// <summary>The method config of a preset, for <paramref name="numClasses"/> foreground classes.</summary>
     IMethodConfig DefaultConfig(MethodPreset preset, int numClasses);
 
@@ -65,13 +72,16 @@ public interface IWsssMethodFactory
 /// that <paramref name="variant"/> would change is refused, naming the field.
 /// </summary>
 public sealed class MethodRegistration<TConfig>(string name, string description, MethodMaps maps, Func<TConfig, IWsssMethod> create,
-    Func<TConfig, TConfig>? variant = null, bool segmentationDecoder = false) : IWsssMethodFactory where TConfig : class, IMethodConfig<TConfig>
+    Func<TConfig, TConfig>? variant = null, bool segmentationDecoder = false, bool labelRounds = false, bool usesSaliency = false)
+    : IWsssMethodFactory where TConfig : class, IMethodConfig<TConfig>
 {
     public string Name => name;
     public string Description => description;
     public Type ConfigType => typeof(TConfig);
     public MethodMaps Maps => maps;
     public bool HasSegmentationDecoder => segmentationDecoder;
+    public bool HasLabelRounds => labelRounds;
+    public bool UsesSaliency => usesSaliency;
 
     TConfig Typed(IMethodConfig config) => config as TConfig
         ?? throw new WeakSegException($"method '{name}' needs a {typeof(TConfig).Name}, got {config?.GetType().Name ?? "null"}");
@@ -130,6 +140,11 @@ public sealed class MethodRegistration<TConfig>(string name, string description,
             method.Dispose();
             throw new InvalidOperationException($"method '{name}' is registered with a segmentation decoder but {method.GetType().Name} does not implement {nameof(ISegmentationDecoderMethod)}");
         }
+        if (labelRounds && method is not ILabelRoundsMethod)
+        {
+            method.Dispose();
+            throw new InvalidOperationException($"method '{name}' is registered with label-updating rounds but {method.GetType().Name} does not implement {nameof(ILabelRoundsMethod)}");
+        }
         return method;
     }
 }
@@ -164,12 +179,15 @@ public static class MethodRegistry
     /// </summary>
     /// <param name="segmentationDecoder">the method's network has its own segmentation decoder (its class implements
     /// <see cref="ISegmentationDecoderMethod"/>); the pipeline then predicts the val split with it</param>
+    /// <param name="labelRounds">the method makes the labels of further training rounds (its class implements <see cref="ILabelRoundsMethod"/>)</param>
+    /// <param name="usesSaliency">the method takes saliency maps (<see cref="Training.TrainBatch.Saliency"/>)</param>
     public static void Register<TConfig>(string name, string description, MethodMaps maps, Func<TConfig, IWsssMethod> create,
-        Func<TConfig, TConfig>? variant = null, bool segmentationDecoder = false) where TConfig : class, IMethodConfig<TConfig>
+        Func<TConfig, TConfig>? variant = null, bool segmentationDecoder = false, bool labelRounds = false, bool usesSaliency = false)
+        where TConfig : class, IMethodConfig<TConfig>
     {
         foreach (var kind in new[] { maps.PaperDefault, maps.CpuDefault })
             if (!maps.Supported.Contains(kind)) throw new ArgumentException($"method '{name}': default map {kind} is not among its maps", nameof(maps));
-        Register(new MethodRegistration<TConfig>(name, description, maps, create, variant, segmentationDecoder));
+        Register(new MethodRegistration<TConfig>(name, description, maps, create, variant, segmentationDecoder, labelRounds, usesSaliency));
     }
 
     /// <summary>Adds (or replaces) a method under its <see cref="IWsssMethodFactory.Name"/>.</summary>

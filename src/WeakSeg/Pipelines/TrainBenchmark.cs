@@ -46,7 +46,8 @@ public sealed record TrainBenchmarkSettings(string ModelName, string Method, IMe
     /// The configuration of <paramref name="method"/> for size preset <paramref name="model"/>: the method's paper configuration with
     /// the preset's class count and backbone shape. cpu: input 96, patch 8, dim 192, depth 6, heads 4, 10 classes (finishes in
     /// minutes on CPU); deit-s: DeiT-S/16 at 224 with the 20 VOC classes (the paper's model). Other backbone fields (stochastic
-    /// depth, stem, position embeddings) stay the method's. A method without a ViT (a CNN) takes only the input side.
+    /// depth, stem, position embeddings) stay the method's. A method without a ViT (a CNN) takes only the input side. A method whose paper
+    /// configuration is not buildable (a trunk whose weights the user supplies) starts from its cpu preset instead.
     /// </summary>
     public static TrainRecipe Preset(string model, string method = DefaultMethod)
     {
@@ -56,8 +57,12 @@ public sealed record TrainBenchmarkSettings(string ModelName, string Method, IMe
             "deit-s" or "deit-small" => (20, VitConfig.Small with { ImageSize = 224 }),
             _ => throw new WeakSegException($"--model {model}: unknown model (expected cpu or deit-s)"),
         };
-        var recipe = TrainRecipe.Preset(method, MethodPreset.Paper, classes);
-        if (recipe.ModelConfig.BackboneConfig is null) return recipe.WithImageSize(backbone.ImageSize);   // a CNN method: the preset's input side
+        // A method whose paper configuration cannot be built here (AuxSegNet's ResNet-38 needs the user's weights) starts from its cpu preset.
+        var factory = MethodRegistry.Get(method);
+        var buildable = factory.Validate(factory.DefaultConfig(MethodPreset.Paper, classes)).Count == 0;
+        var recipe = TrainRecipe.Preset(method, buildable ? MethodPreset.Paper : MethodPreset.Cpu, classes);
+        if (recipe.ModelConfig.BackboneConfig is null || recipe.ToJson()[TrainRecipe.ModelKey]?["backbone"] is null)
+            return recipe.WithImageSize(backbone.ImageSize);                                  // a CNN method (no ViT fields): the preset's input side
         string Key(string property) => MethodJson.Options.PropertyNamingPolicy!.ConvertName(property);
         var shape = new JsonObject
         {

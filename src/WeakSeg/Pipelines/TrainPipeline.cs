@@ -29,6 +29,18 @@ public sealed record TrainRequest
 
     public bool Resume { get; init; }
 
+    /// <summary>A WeakSeg model file (<c>model-final.bin</c> or a checkpoint's <c>model.bin</c> of the same method and configuration)
+    /// loaded before training (ignored on resume): a label-updating round starts from the previous round's weights.</summary>
+    public string? InitModel { get; init; }
+
+    /// <summary>Pixel labels NAME.png for every image (a label-updating round's), carried by the batches as <see cref="TrainBatch.Masks"/>;
+    /// null = none (the dataset's masks are never read for training).</summary>
+    public string? LabelsDirectory { get; init; }
+
+    /// <summary>Saliency maps carried by the batches (<see cref="TrainBatch.Saliency"/>); null = none (a method that takes saliency then
+    /// estimates it). Given only for methods that take saliency (<see cref="IWsssMethodFactory.UsesSaliency"/>).</summary>
+    public Refinement.Saliency.SaliencySource? Saliency { get; init; }
+
     /// <summary>Image-decoding threads of the <see cref="BatchLoader"/> (never changes the batches).</summary>
     public int Workers { get; init; } = 2;
 
@@ -57,13 +69,23 @@ public static class TrainPipeline
         var config = new RunConfig(recipe, request.Preset, Path.GetFullPath(dataset.Root), dataset.Split, dataset.ClassNames.All,
             request.InitWeights is null ? null : Path.GetFullPath(request.InitWeights));
 
+        if (request.Saliency is not null && !recipe.Factory.UsesSaliency)
+            throw new WeakSegException($"method '{recipe.Method}' does not take saliency maps (--saliency is for methods that do)");
+        if (request.InitModel is { } initModel && !File.Exists(initModel)) throw WeakSegException.ForFile(initModel, "model file not found");
+        var saliency = request.Saliency?.Checked();
+        // Round labels replace the samples' mask paths (the dataset's masks are never read here).
+        var samples = request.LabelsDirectory is { } labelsDir ? Segmentation.SegmentationRun.TrainingSamples(dataset, labelsDir) : dataset.Samples;
+        saliency?.CheckAll(samples);
         var run = new RunDirectory(request.RunDirectory);
         WeightImportReport? import = null;
         var options = recipe.Trainer;
         var job = new TrainingJob<IWsssMethod>
         {
-            Directory = run, Options = options, Samples = dataset.Samples, NumClasses = dataset.NumClasses,
+            Directory = run, Options = options, Samples = samples, NumClasses = dataset.NumClasses,
             Transform = recipe.Augmentation.ToTransform(recipe.ImageSize), Workers = request.Workers, Resume = request.Resume, Group = request.Group,
+            LoadMasks = request.LabelsDirectory is not null,
+            ExtraPlane = saliency is null ? null : saliency.Plane,
+            ExtraPlaneTensor = saliency is null ? null : (b, device) => Refinement.Saliency.SaliencyMaps.FromPlanes(b.Saliency!, b.Count, b.Height, b.Width, device),
             CheckResume = d =>
             {
                 if (!d.HasConfig) throw WeakSegException.ForFile(d.ConfigPath, "cannot resume: run configuration not found");
@@ -74,13 +96,21 @@ public static class TrainPipeline
             },
             WriteConfig = d => d.WriteConfig(config),
             Build = () => recipe.Factory.Create(recipe.ModelConfig),
-            InitWeights = request.InitWeights is { } weights ? method =>
+            InitWeights = request.InitWeights is null && request.InitModel is null ? null : method =>
             {
-                import = method.ImportTimmWeights(weights) with { Source = weights };
-                log?.Invoke($"--init {import}");
-            } : null,
+                if (request.InitWeights is { } weights)
+                {
+                    import = method.ImportTimmWeights(weights) with { Source = weights };
+                    log?.Invoke($"--init {import}");
+                }
+                if (request.InitModel is { } startFrom)
+                {
+                    method.LoadWeights(startFrom);
+                    log?.Invoke($"{method.Name}: starts from {startFrom}");
+                }
+            },
             Trainable = method => method,
-            Describe = (method, loader) => $"{method.Name}: {dataset.Samples.Count} images of '{dataset.Split}', {dataset.NumClasses} classes, " +
+            Describe = (method, loader) => $"{method.Name}: {samples.Count} images of '{dataset.Split}', {dataset.NumClasses} classes, " +
                                  $"{recipe.ImageSize}px, batch {options.BatchSize}, {options.Steps} steps ({loader.BatchesPerEpoch} per epoch)",
         };
         var result = job.Run(log, progress, cancellationToken);

@@ -92,6 +92,12 @@ public sealed record WsssPipelineOptions
 
     public PipelineEnd StopAfter { get; init; } = PipelineEnd.Segmentation;
 
+    /// <summary>Training rounds (≥ 1); more than one needs a method with label-updating rounds (<see cref="LabelRounds"/>).</summary>
+    public int Rounds { get; init; } = 1;
+
+    /// <summary>Saliency maps for a method that takes them (<c>--saliency DIR</c>); null = the method estimates them.</summary>
+    public Refinement.Saliency.SaliencySource? Saliency { get; init; }
+
     public long Seed { get; init; }
     public string Device { get; init; } = "cpu";
     public int Threads { get; init; }
@@ -172,6 +178,7 @@ public static class WsssPipeline
     {
         var group = options.Group;
         var shard = WorkShard.ForGroup(group);
+        LabelRounds.Check(options.Rounds, options.Saliency, options.CamRecipe.Factory);
         FolderLock? folderLock = null;
         group.OnRoot(() => folderLock = FolderLock.Acquire(outDir, "pipeline output folder"));
         using var heldLock = folderLock;
@@ -274,13 +281,14 @@ public static class WsssPipeline
         {
             ["data"] = dataSettings.DeepClone(), ["split"] = options.TrainSplit, ["seed"] = options.Seed, ["recipe"] = ResultRelevant(recipe.ToJson()),
         };
+        if (options.Saliency is { } givenSaliency) camTrainSettings["saliency"] = givenSaliency.Describe();
         Stage("cam-train", camTrainSettings, () =>
         {
             bool resume = new Training.RunDirectory(camRunDir).HasCheckpoint;
             var outcome = reporter.Run($"train {recipe.Method}", p => TrainPipeline.Run(new TrainRequest
             {
                 DataRoot = dataRoot, Split = options.TrainSplit, RunDirectory = camRunDir, Recipe = recipe, Preset = "pipeline",
-                Resume = resume, Workers = options.Workers, Group = group,
+                Resume = resume, Workers = options.Workers, Group = group, Saliency = options.Saliency,
             }, reporter.Log, p, cancellationToken));
             if (!outcome.Result.Completed) throw new OperationCanceledException("CAM training was interrupted; run the pipeline again to resume");
             return TrainingResults(outcome.Result);
@@ -291,6 +299,19 @@ public static class WsssPipeline
         state.Map = mapKind;
         var localization = options.Localization with { MapKind = mapKind };
         localization.EnsureValid();
+
+        // ---- label-updating rounds (--rounds N): the last round's run feeds the stages below ----
+        if (options.Rounds > 1)
+        {
+            runSection["rounds"] = options.Rounds;
+            (camRunDir, camTrainSettings, _) = LabelRounds.Run(new LabelRoundsContext
+            {
+                OutDirectory = outDir, DataRoot = dataRoot, TrainSet = trainSet, ValSet = valSet, TrainMasks = trainMasks, ValMasks = valMasks,
+                Recipe = recipe, FirstRunDirectory = camRunDir, FirstTrainSettings = camTrainSettings, Localization = localization,
+                Thresholds = options.Thresholds, Options = options, Stage = (n, s, w, r) => Stage(n, s, w, r), Reporter = reporter,
+                RoundsChanged = list => { state.Rounds = list; state.Write(); }, CancellationToken = cancellationToken,
+            }, options.Rounds, options.Saliency);
+        }
 
         // ---- maps and their sweep ----
         var map = LocalizationMapKindNames.Name(mapKind);                 // map-dependent stages and folders carry the map's name, so maps can share a folder
@@ -526,6 +547,8 @@ public static class WsssPipeline
         public double? ValMeanIou { get; set; }
         public Dictionary<string, double> ValByDecoder { get; } = new();
         public double? UpperBoundMeanIou { get; set; }
+        /// <summary>Per label-updating round: cam_miou, pseudo_miou (its new labels), val_miou (the method's own segmentation); null with one round.</summary>
+        public JsonArray? Rounds { get; set; }
         public IReadOnlyList<PipelineStage> Stages { get; set; } = [];
         /// <summary>Per stage, the threads and device that computed its results (null when its record predates this).</summary>
         public Dictionary<string, JsonNode?> ComputedWith { get; } = new();
@@ -590,6 +613,7 @@ public static class WsssPipeline
                 ["wall_seconds_this_invocation"] = Math.Round(_wall.Elapsed.TotalSeconds, 3),
                 ["complete"] = complete,
             };
+            if (Rounds is not null) json["rounds"] = Rounds.DeepClone();
             AtomicFile.WriteAllText(path, json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
         }
     }

@@ -8,8 +8,9 @@ namespace WeakSeg.Training;
 /// thread, inside the step's dispose scope, so the trainer frees it when the step ends.</summary>
 /// <param name="Images">[B, 3, H, W] float32, normalised</param>
 /// <param name="Labels">[B, K] float32 multi-hot over the K foreground classes</param>
-/// <param name="Masks">[B, H, W] int64 with 255 = ignore, or null (segmentation trainers)</param>
-public sealed record TrainBatch(Tensor Images, Tensor Labels, Tensor? Masks = null)
+/// <param name="Masks">[B, H, W] int64 with 255 = ignore, or null (segmentation trainers; a label-updating round's pixel labels)</param>
+/// <param name="Saliency">[B, H, W] float32 in [0, 1] (0 outside the image), or null: the saliency maps of the images, for methods that take saliency</param>
+public sealed record TrainBatch(Tensor Images, Tensor Labels, Tensor? Masks = null, Tensor? Saliency = null)
 {
     public int Count => (int)Images.shape[0];
 }

@@ -216,7 +216,7 @@ public sealed class Trainer
         if (!stream.MoveNext()) throw new WeakSegException($"the batch source ended at step {s}; it must be endless (BatchLoader.Stream).");
         var batch = stream.Current;
         if (batch.Images.device != device || batch.Labels.device != device)
-            batch = batch with { Images = batch.Images.to(device), Labels = batch.Labels.to(device), Masks = batch.Masks?.to(device) };
+            batch = batch with { Images = batch.Images.to(device), Labels = batch.Labels.to(device), Masks = batch.Masks?.to(device), Saliency = batch.Saliency?.to(device) };
 
         double lr = schedule[s];
         optimizer.SetLearningRate(lr);

@@ -80,6 +80,10 @@ public sealed record AuxSegNetConfig : IMethodConfig<AuxSegNetConfig>, IMethodTr
     /// <summary>Saliency above which a pixel counts as object (official 0.06, strict, float32).</summary>
     public double SaliencyThreshold { get; init; } = 0.06;
 
+    /// <summary>Smooth the updated saliency with the reference's one-iteration dense CRF (<c>crf_for_sal</c>) in the label update after a
+    /// round (official: on). false = the update without it.</summary>
+    public bool SaliencyCrf { get; init; } = true;
+
     /// <summary>Saliency level at which the saliency target is binarised for the BCE losses (official 0.5).</summary>
     public double SaliencyTargetThreshold { get; init; } = 0.5;
 

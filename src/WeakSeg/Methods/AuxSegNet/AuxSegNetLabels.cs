@@ -55,14 +55,14 @@ public static class AuxSegNetLabels
     }
 
     /// <summary>
-    /// New labels after a round (gen_pgt.py without its saliency CRF): the previous round's CAM refined by its cross-task affinity
-    /// (<see cref="RefineCam"/>), and the saliency 0.5·(σ(refined saliency)↑ + <paramref name="saliency"/>), fused by <see cref="Fuse"/>.
+    /// New labels after a round (gen_pgt.py): the previous round's CAM refined by its cross-task affinity (<see cref="RefineCam"/>), and the
+    /// saliency 0.5·(σ(refined saliency)↑ + <paramref name="saliency"/>), smoothed by <paramref name="smoothSaliency"/> (the reference's
+    /// one-iteration saliency CRF, <see cref="Refinement.Saliency.SaliencyCrf"/>; null = not smoothed), fused by <see cref="Fuse"/>.
     /// previous: the previous round's outputs on the images; saliency [B, H, W] the off-the-shelf (or estimated) maps; imageLabels [B, K].
-    /// → (labels [B, H, W] int64, new saliency [B, H, W]). The reference smooths the new saliency with a dense CRF (1 iteration) first;
-    /// that step is not applied here.
+    /// → (labels [B, H, W] int64, new saliency [B, H, W]: the next round's saliency target).
     /// </summary>
     public static (Tensor Labels, Tensor Saliency) Update(AuxSegNetOutput previous, Tensor saliency, Tensor imageLabels, double camThreshold = 0.2,
-        double saliencyThreshold = 0.06)
+        double saliencyThreshold = 0.06, Func<Tensor, Tensor>? smoothSaliency = null)
     {
         if (previous.CrossTaskAffinity is null) throw new WeakSegException("label update: the previous round was trained without the cross-task affinity");
         using var scope = torch.NewDisposeScope();
@@ -71,6 +71,7 @@ public static class AuxSegNetLabels
         var predicted = torch.nn.functional.interpolate(previous.RefinedSaliency, [h, w], mode: InterpolationMode.Bilinear, align_corners: false)
             .sigmoid().squeeze(1);
         var newSaliency = predicted.add(saliency).mul(0.5);
+        if (smoothSaliency is not null) newSaliency = smoothSaliency(newSaliency);
         var labels = Fuse(cam, newSaliency, imageLabels, camThreshold, saliencyThreshold);
         return (labels.MoveToOuterDisposeScope(), newSaliency.MoveToOuterDisposeScope());
     }

@@ -1,6 +1,7 @@
 using TorchSharp;
 using WeakSeg.Methods;
 using WeakSeg.Methods.AuxSegNet;
+using WeakSeg.Refinement.Saliency;
 using WeakSeg.Tests.Support;
 using WeakSeg.Training;
 using static TorchSharp.torch;
@@ -121,7 +122,7 @@ public class AuxSegNetTests
         for (int y = 24; y < 34; y++)
             for (int x = 36; x < 46; x++)
                 for (int c = 0; c < 3; c++) rgb[(y * size + x) * 3 + c] = 250;
-        var map = AuxSegNetSaliency.Estimate(rgb, size, size);
+        var map = SaliencyMaps.Estimate(rgb, size, size);
         Assert.Equal(size * size, map.Length);
         Assert.Equal(1f, map.Max(), 4);
         // the spectral residual lights up the square (its edges most): the box around it against the background far from it
@@ -139,12 +140,12 @@ public class AuxSegNetTests
     {
         using var dir = TestPaths.NewTempDir();
         var map = Enumerable.Range(0, 6).Select(i => i / 5f).ToArray();
-        AuxSegNetSaliency.Write(AuxSegNetSaliency.PathOf(dir.Path, "a"), map, 2, 3);
-        var read = AuxSegNetSaliency.Read(dir.Path, "a", 2, 3);
+        SaliencyMaps.Write(SaliencyMaps.PathOf(dir.Path, "a"), map, 2, 3);
+        var read = SaliencyMaps.Read(dir.Path, "a", 2, 3);
         Assert.Equal(map.Select(v => Math.Round(v * 255) / 255), read.Select(v => Math.Round((double)v, 6)).Select(v => Math.Round(v * 255) / 255));
-        var missing = Assert.Throws<WeakSegException>(() => AuxSegNetSaliency.Read(dir.Path, "b", 2, 3));
+        var missing = Assert.Throws<WeakSegException>(() => SaliencyMaps.Read(dir.Path, "b", 2, 3));
         Assert.StartsWith(Path.Combine(dir.Path, "b.png") + ": saliency map of image 'b' not found", missing.Message);
-        var wrong = Assert.Throws<WeakSegException>(() => AuxSegNetSaliency.Read(dir.Path, "a", 3, 3));
+        var wrong = Assert.Throws<WeakSegException>(() => SaliencyMaps.Read(dir.Path, "a", 3, 3));
         Assert.Equal(Path.Combine(dir.Path, "a.png") + ": saliency map is 3×2, but image 'a' is 3×3", wrong.Message);
     }
 }

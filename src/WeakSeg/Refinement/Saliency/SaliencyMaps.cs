@@ -4,16 +4,16 @@ using TorchSharp;
 using WeakSeg.Models.ResNet;
 using static TorchSharp.torch;
 
-namespace WeakSeg.Methods.AuxSegNet;
+namespace WeakSeg.Refinement.Saliency;
 
 /// <summary>
-/// Saliency maps for AuxSegNet. The paper uses an off-the-shelf saliency model (DSS); WeakSeg reads maps from a folder
+/// Saliency maps for the methods that take saliency (AuxSegNet+). Such papers use an off-the-shelf saliency model (DSS); WeakSeg reads maps from a folder
 /// (<c>NAME.png</c>, one 8-bit channel, 0–255, the image's size) or, without one, estimates them with the spectral-residual method
 /// (X. Hou and L. Zhang, "Saliency Detection: A Spectral Residual Approach", CVPR 2007; OpenCV contrib's
 /// <c>StaticSaliencySpectralResidual</c>: the log-amplitude spectrum of a 64×64 grey image minus its local average, back to the
 /// image domain with the original phase, squared, blurred), unsupervised and without learned weights. Values are in [0, 1].
 /// </summary>
-public static class AuxSegNetSaliency
+public static class SaliencyMaps
 {
     /// <summary>Spectral-residual saliency of one image: RGB bytes [H·W·3] → [H, W] float in [0, 1] (min-max normalised).</summary>
     public static float[] Estimate(byte[] rgb, int height, int width)
@@ -49,11 +49,7 @@ public static class AuxSegNetSaliency
     {
         using var scope = torch.NewDisposeScope();
         var (b, h, w) = ((int)images.shape[0], (int)images.shape[2], (int)images.shape[3]);
-        var mean = torch.tensor(new[] { ResNetInput.ImageNetMean.R, ResNetInput.ImageNetMean.G, ResNetInput.ImageNetMean.B }).reshape(1, 3, 1, 1);
-        var std = torch.tensor(new[] { ResNetInput.ImageNetStd.R, ResNetInput.ImageNetStd.G, ResNetInput.ImageNetStd.B }).reshape(1, 3, 1, 1);
-        var bytes = images.detach().cpu().to_type(ScalarType.Float32).mul(std).add(mean).mul(255).round().clamp(0, 255)
-            .to_type(ScalarType.Byte).permute(0, 2, 3, 1).contiguous();
-        var all = bytes.data<byte>().ToArray();
+        var all = RgbBytes(images);
         var maps = new float[b * h * w];
         for (int i = 0; i < b; i++)
         {
@@ -61,6 +57,17 @@ public static class AuxSegNetSaliency
             Array.Copy(one, 0, maps, i * h * w, h * w);
         }
         return torch.tensor(maps, [b, h, w]).to(images.device).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>ImageNet-normalised RGB images [B, 3, H, W] → their RGB bytes [B·H·W·3] (HWC per image; rounded, clamped to 0–255).</summary>
+    public static byte[] RgbBytes(Tensor images)
+    {
+        using var scope = torch.NewDisposeScope();
+        var mean = torch.tensor(new[] { ResNetInput.ImageNetMean.R, ResNetInput.ImageNetMean.G, ResNetInput.ImageNetMean.B }).reshape(1, 3, 1, 1);
+        var std = torch.tensor(new[] { ResNetInput.ImageNetStd.R, ResNetInput.ImageNetStd.G, ResNetInput.ImageNetStd.B }).reshape(1, 3, 1, 1);
+        var bytes = images.detach().cpu().to_type(ScalarType.Float32).mul(std).add(mean).mul(255).round().clamp(0, 255)
+            .to_type(ScalarType.Byte).permute(0, 2, 3, 1).contiguous();
+        return bytes.data<byte>().ToArray();
     }
 
     /// <summary>The path of image <paramref name="name"/>'s map in <paramref name="directory"/>.</summary>
@@ -73,7 +80,7 @@ public static class AuxSegNetSaliency
     public static float[] Read(string directory, string name, int height, int width)
     {
         var path = PathOf(directory, name);
-        if (!File.Exists(path)) throw WeakSegException.ForFile(path, $"saliency map of image '{name}' not found (give one NAME.png per image, 0–255, or leave out --saliency to estimate them)");
+        if (!File.Exists(path)) throw WeakSegException.ForFile(path, $"saliency map of image '{name}' not found (give one NAME.png per image, 0–255, or pass --saliency-missing compute to estimate the missing ones)");
         using var map = Cv2.ImRead(path, ImreadModes.Grayscale);
         if (map.Empty()) throw WeakSegException.ForFile(path, "saliency map is not a readable image");
         if (map.Rows != height || map.Cols != width)
@@ -89,5 +96,36 @@ public static class AuxSegNetSaliency
         using var mat = Mat.FromPixelData(height, width, MatType.CV_8UC1, bytes);
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
         if (!Cv2.ImWrite(path, mat)) throw WeakSegException.ForFile(path, "could not write the saliency map");
+    }
+
+    /// <summary>Folder of a dataset root where <c>weakseg synth --saliency</c> writes estimated maps (<c>DATA/Saliency/NAME.png</c>).</summary>
+    public const string DatasetFolder = "Saliency";
+
+    /// <summary>Estimates the map of every sample (<see cref="Estimate"/>) and writes it to <paramref name="directory"/>/NAME.png → the count.</summary>
+    public static int WriteEstimated(IReadOnlyList<WeakSeg.Data.VocSample> samples, string directory, IProgress<ProgressUpdate>? progress = null)
+    {
+        for (int i = 0; i < samples.Count; i++)
+        {
+            var image = WeakSeg.Data.ImageCodec.Load(samples[i].ImagePath);
+            Write(PathOf(directory, samples[i].Name), Estimate(image.Pixels, image.Height, image.Width), image.Height, image.Width);
+            progress?.Report(new ProgressUpdate(i + 1, samples.Count));
+        }
+        return samples.Count;
+    }
+
+    /// <summary>Byte of a saliency plane that marks a pixel outside the image (padding of a crop); saliency there counts as 0.</summary>
+    public const byte Outside = 255;
+
+    /// <summary>A map [H·W] in [0, 1] as a byte plane for the batch loader: round(s·254) in 0..254, so that 255 stays free for
+    /// <see cref="Outside"/> (the crop's padding).</summary>
+    public static byte[] ToPlane(float[] map) => map.Select(v => (byte)Math.Clamp(Math.Round(v * 254.0), 0, 254)).ToArray();
+
+    /// <summary>Byte planes [B·H·W] (see <see cref="ToPlane"/>) → saliency [B, H, W] in [0, 1], <see cref="Outside"/> → 0.</summary>
+    public static Tensor FromPlanes(byte[] planes, int count, int height, int width, Device device)
+    {
+        using var scope = torch.NewDisposeScope();
+        var bytes = torch.tensor(planes, [count, height, width], dtype: ScalarType.Byte).to(ScalarType.Float32);
+        var values = torch.where(bytes.eq(Outside), torch.zeros_like(bytes), bytes.div(254.0));
+        return values.to(device).MoveToOuterDisposeScope();
     }
 }

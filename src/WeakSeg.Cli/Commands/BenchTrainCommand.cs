@@ -122,8 +122,13 @@ internal sealed record BenchTrainSettings(string ModelName, string Method, IMeth
 /// <summary>Figures of one <c>bench train</c> run. Memory in MiB.</summary>
 internal sealed record BenchTrainResult(BenchTrainSettings Settings, int Threads, long Parameters, TrainThroughput Throughput,
     double GemmGflopsBefore, double GemmGflopsAfter, double TimedSeconds, long TimedSteps, double TimedCpuSeconds,
-    MemorySnapshot AtProbe, MemorySnapshot AtLast, double PeakRssMiB, float FirstLoss, float LastLoss)
+    MemorySnapshot AtProbe, MemorySnapshot AtLast, double PeakRssMiB, float FirstLoss, float LastLoss,
+    IReadOnlyDictionary<string, double>? SectionSeconds = null)
 {
+    /// <summary>Wall seconds per timed step in each part of the step a method marks (<see cref="StepTimings"/>), e.g. an EMA teacher.</summary>
+    public IReadOnlyDictionary<string, double> SectionSecondsPerStep =>
+        (SectionSeconds ?? new Dictionary<string, double>()).ToDictionary(kv => kv.Key, kv => kv.Value / TimedSteps);
+
     public double RssGrowth => (AtLast.RssBytes - AtProbe.RssBytes) / (double)AtProbe.RssBytes;
     public double SecondsPerStep => TimedSeconds / TimedSteps;
 
@@ -254,6 +259,9 @@ public static class BenchTrainCommand
         TimeSpan cpuAtWarmupEnd = CpuTime(), cpuAtLast = TimeSpan.Zero;
         float firstLoss = float.NaN, lastLoss = float.NaN;
         double peakMiB = 0;
+        IReadOnlyDictionary<string, double> sections = new Dictionary<string, double>();
+        StepTimings.Enabled = true;
+        StepTimings.Reset();
         var trainer = new Trainer(options, runDirectory)
         {
             StepCompleted = report =>
@@ -263,12 +271,14 @@ public static class BenchTrainCommand
                 {
                     warmupEnd = report.Seconds;
                     cpuAtWarmupEnd = CpuTime();
+                    StepTimings.Reset();
                 }
                 if (report.Step == settings.Steps)
                 {
                     lastEnd = report.Seconds;
                     cpuAtLast = CpuTime();
                     lastLoss = report.Loss;
+                    sections = StepTimings.Totals;
                 }
                 probe.OnStep(report);
                 if (settings.GcEvery > 0 && report.Step % settings.GcEvery == 0)
@@ -285,6 +295,7 @@ public static class BenchTrainCommand
         }
         finally
         {
+            StepTimings.Enabled = false;
             try { Directory.Delete(runDirectory, true); } catch (IOException) { }
         }
         if (settings.WarmupSteps == 0) warmupEnd = 0;
@@ -295,7 +306,7 @@ public static class BenchTrainCommand
         double imagesPerSecond = timedSteps * b / seconds;
         var throughput = TrainThroughput.Compute(imagesPerSecond, settings.TrainFlopsPerImage, Math.Max(gemmBefore.Gflops, gemmAfter.Gflops));
         return new BenchTrainResult(settings, threads, parameters, throughput, gemmBefore.Gflops, gemmAfter.Gflops, seconds, timedSteps,
-            (cpuAtLast - cpuAtWarmupEnd).TotalSeconds, probe.AtFirst!.Value, probe.AtSecond!.Value, peakMiB, firstLoss, lastLoss);
+            (cpuAtLast - cpuAtWarmupEnd).TotalSeconds, probe.AtFirst!.Value, probe.AtSecond!.Value, peakMiB, firstLoss, lastLoss, sections);
     }
 
     /// <summary>Random multi-hot labels (each class present with probability 0.3), outside any dispose scope.</summary>
@@ -340,6 +351,8 @@ public static class BenchTrainCommand
         table.AddRow($"GEMM {s.GemmSize}³ GFLOP/s", F(r.Throughput.GemmGflops, "F1"),
             Markup.Escape($"(best of {F(r.GemmGflopsBefore, "F1")} before, {F(r.GemmGflopsAfter, "F1")} after)"));
         table.AddRow("achieved ÷ GEMM", $"[bold]{atLeast}{F(r.Throughput.FractionOfGemm, "F3")}[/]", $"≥ {F(GemmRatioGoal, "0.0#")} {Verdict(ratioOk)}");
+        foreach (var (section, perStep) in r.SectionSecondsPerStep.OrderBy(kv => kv.Key, StringComparer.Ordinal))
+            table.AddRow(Markup.Escape($"  {section} s/step"), F(perStep, "F3"), Markup.Escape($"({F(100 * perStep / r.SecondsPerStep, "F1")} % of the step)"));
         table.AddRow("CPU utilisation", F(r.CpuUtilisation, "F2"), "(CPU time ÷ wall × threads; < 0.9 = busy machine)");
         table.AddRow("peak RSS MiB", F(r.PeakRssMiB, "F0"), "");
         table.AddRow($"RSS MiB at step {s.ProbeStep}", F(r.AtProbe.RssMiB, "F1"), "");
@@ -390,6 +403,9 @@ public static class BenchTrainCommand
             w.WriteNumber("timed_seconds", r.TimedSeconds);
             w.WriteNumber("seconds_per_step", r.SecondsPerStep);
             w.WriteNumber("timed_cpu_seconds", r.TimedCpuSeconds);
+            w.WriteStartObject("section_seconds_per_step");
+            foreach (var (section, perStep) in r.SectionSecondsPerStep.OrderBy(kv => kv.Key, StringComparer.Ordinal)) w.WriteNumber(section, perStep);
+            w.WriteEndObject();
             w.WriteNumber("cpu_utilisation", r.CpuUtilisation);
             w.WriteNumber("images_per_s", r.Throughput.ImagesPerSecond);
             w.WriteNumber("flops_per_image", r.Throughput.TrainFlopsPerImage);

@@ -5,7 +5,8 @@ using WeakSeg.Refinement;
 
 namespace WeakSeg.Cli.Commands;
 
-/// <summary>`weakseg eval-cam`: the CAM background-threshold sweep (MCTformer/WeakTr map evaluation).</summary>
+/// <summary>`weakseg eval-cam`: the CAM background-threshold sweep (MCTformer/WeakTr map evaluation) and the maps' artifact rate
+/// (<see cref="MapArtifactRate"/>), both reading the pixel labels.</summary>
 public static class EvalCamCommand
 {
     public static Command Create()
@@ -60,6 +61,8 @@ public static class EvalCamCommand
             console.Write(table);
             console.Write(EvalCommand.PerClassTable(result.Best, result.ClassNames, $"per class at threshold {EvaluationJson.FormatThreshold(result.BestThreshold)}"));
             console.MarkupLine($"best mIoU [bold green]{EvalCommand.Pct(result.BestMeanIou)}[/] at threshold [bold green]{EvaluationJson.FormatThreshold(result.BestThreshold)}[/]");
+            var artifacts = CliProgress.Run("artifact rate (reads pixel labels)", _ => MapArtifactRate.Evaluate(parseResult.GetValue(cams)!, parseResult.GetValue(data)!, splitName, options.MaxParallelism));
+            console.MarkupLine($"artifact rate (reads pixel labels): [bold]{EvalCommand.Pct(artifacts.Rate)}[/] % of the present classes' map mass on ground-truth background ({artifacts.Pairs} image-class pairs)");
             var rwDir = parseResult.GetValue(rwCams);
             bool withCrf = parseResult.GetValue(compareCrf);
             if (withCrf || rwDir != null)
@@ -85,7 +88,7 @@ public static class EvalCamCommand
             var jsonPath = parseResult.GetValue(json);
             if (jsonPath != null)
             {
-                EvaluationJson.Write(jsonPath, result, splitName);
+                EvaluationJson.Write(jsonPath, result, splitName, artifacts);
                 var plotPath = Path.ChangeExtension(jsonPath, ".png");
                 WeakSeg.Visualization.TrainingPlots.SaveThresholdSweep(result, plotPath);
                 Console.WriteLine($"wrote {jsonPath} and the sweep plot {plotPath}");

@@ -20,7 +20,8 @@ public static class MoReMaps
 
     /// <summary>
     /// Multi-scale + flip LAM (multi_scale_lam2): scale 1 first, then each other scale s (input resized bilinearly to
-    /// (int(s·H), int(s·W))); per scale the image and its flip go through the full forward (with GCR), the LAM is resized
+    /// (int(s·H), int(s·W))); per scale the image and its flip go through the full forward (with GCR unless
+    /// <see cref="MoReConfig.UseGcr"/> is off), the LAM is resized
     /// bilinearly to (H, W) and the max of it and the flipped-back flip LAM is kept (no ReLU); scales are summed and each
     /// (image, class) map is min-max normalised (x −= min; x /= max + 1e-5). No grad; the network's mode is unchanged.
     /// inputs [B, 3, H, W] → [B, C, H, W].
@@ -38,7 +39,7 @@ public static class MoReMaps
         {
             var scaled = scale == 1.0 ? inputs
                 : nn.functional.interpolate(inputs, size: new[] { (long)(scale * h), (long)(scale * w) }, mode: InterpolationMode.Bilinear, align_corners: false);
-            using var output = network.Forward(torch.cat(new[] { scaled, scaled.flip(-1) }, 0));
+            using var output = network.forward(torch.cat(new[] { scaled, scaled.flip(-1) }, 0));
             var lam = LocalizationMap(output.FeatureMap, output.AttributeTokens);
             var resized = nn.functional.interpolate(lam, size: new[] { h, w }, mode: InterpolationMode.Bilinear, align_corners: false);
             var view = torch.maximum(resized.narrow(0, 0, b), resized.narrow(0, b, b).flip(-1));

@@ -17,7 +17,7 @@ public static class CamCommand
         var data = new Option<string?>("--data") { Description = "Dataset root (default: the run's training data)." };
         var scales = new Option<string>("--scales") { Description = "Comma-separated input scales.", DefaultValueFactory = _ => FormatScales(defaults.Scales) };
         var noFlip = new Option<bool>("--no-flip") { Description = "Do not add the horizontally flipped image's maps." };
-        var map = new Option<string>("--map") { Description = "Which map: refined (patch affinity · map), fused (V2: ⊙ PatchCAM; MCTformer+: √(class-to-patch ⊙ PatchCAM); baselines: raw map), class-to-patch or patch-cam (MCTformer+).", DefaultValueFactory = _ => MapName(defaults.MapKind) };
+        var map = new Option<string>("--map") { Description = "Which map: refined (patch affinity · map), fused (V2: ⊙ PatchCAM; MCTformer+: √(class-to-patch ⊙ PatchCAM); baselines: raw map), class-to-patch, patch-cam (MCTformer+) or lam (MoRe: class-token × patch-token, min-max).", DefaultValueFactory = _ => MapName(defaults.MapKind) };
         map.AcceptOnlyFromAmong([.. LocalizationMapKindNames.All]);
         var float16 = new Option<bool>("--float16") { Description = "Store maps as float16 (half the disk)." };
         var weights = new Option<string?>("--weights") { Description = "Weights file (default: RUN/model-final.bin, else the latest checkpoint)." };

@@ -352,7 +352,7 @@ public static class BenchTrainCommand
             Markup.Escape($"(best of {F(r.GemmGflopsBefore, "F1")} before, {F(r.GemmGflopsAfter, "F1")} after)"));
         table.AddRow("achieved ÷ GEMM", $"[bold]{atLeast}{F(r.Throughput.FractionOfGemm, "F3")}[/]", $"≥ {F(GemmRatioGoal, "0.0#")} {Verdict(ratioOk)}");
         foreach (var (section, perStep) in r.SectionSecondsPerStep.OrderBy(kv => kv.Key, StringComparer.Ordinal))
-            table.AddRow(Markup.Escape($"  {section} s/step"), F(perStep, "F3"), Markup.Escape($"({F(100 * perStep / r.SecondsPerStep, "F1")} % of the step)"));
+            table.AddRow(Markup.Escape("  " + section), F(perStep, "F3"), Markup.Escape($"(s/step, {F(100 * perStep / r.SecondsPerStep, "F1")} % of the step)"));
         table.AddRow("CPU utilisation", F(r.CpuUtilisation, "F2"), "(CPU time ÷ wall × threads; < 0.9 = busy machine)");
         table.AddRow("peak RSS MiB", F(r.PeakRssMiB, "F0"), "");
         table.AddRow($"RSS MiB at step {s.ProbeStep}", F(r.AtProbe.RssMiB, "F1"), "");

@@ -10,10 +10,10 @@ namespace WeakSeg.Methods.Fsr;
 public static class FsrTraining
 {
     /// <summary><see cref="StepTimings"/> section of the teacher's forward over both views (no grad).</summary>
-    public const string TeacherForwardSection = "fsr teacher forward";
+    public const string TeacherForwardSection = "teacher forward";
 
     /// <summary><see cref="StepTimings"/> section of the teacher's EMA update after the optimizer step.</summary>
-    public const string TeacherUpdateSection = "fsr teacher EMA update";
+    public const string TeacherUpdateSection = "teacher EMA update";
 
     /// <summary>
     /// Total loss at 0-based step <paramref name="step"/> (each weight 0 before its start step; the term is then not computed):

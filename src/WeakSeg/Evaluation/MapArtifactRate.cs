@@ -65,12 +65,7 @@ public static class MapArtifactRate
                 var name = names[i];
                 if (!CamMapFile.Exists(camDir, name))
                     throw WeakSegException.ForFile(CamMapFile.MapPath(camDir, name), $"map file not found for image '{name}' of split '{split}'");
-                var gtPath = layout.MaskPath(name)
-                    ?? throw WeakSegException.ForFile(Path.Combine(layout.MasksDir, name + ".png"), $"ground-truth mask not found for image '{name}'");
-                var maps = CamMapFile.Read(camDir, name, k - 1);
-                var gt = LabelPng.Read(gtPath);
-                if (gt.Width != maps.Width || gt.Height != maps.Height)
-                    throw new WeakSegException($"size mismatch: {CamMapFile.MapPath(camDir, name)} is {maps.Width}x{maps.Height} (WxH) but ground truth {gtPath} is {gt.Width}x{gt.Height}");
+                var (maps, gt, _) = CamThresholdSweep.ReadImage(layout, camDir, name, k);
                 acc.Add(ImageShares(maps, gt.Labels));
                 return acc;
             },

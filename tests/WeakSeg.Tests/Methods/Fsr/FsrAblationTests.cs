@@ -89,16 +89,4 @@ public class FsrAblationTests
         Assert.All(Teacher, s => Assert.Contains(s, sections));
         Assert.True(teacherMoved);
     }
-
-    [Fact]
-    public void The_switches_are_recipe_fields()
-    {
-        var recipe = WeakSeg.Pipelines.TrainRecipe.Preset(FsrMethod.MethodName, MethodPreset.Cpu, 10)
-            .With("model.use_uncertain_distillation=false").With("model.certain_token_pooling=gmp").With("model.mask_strategy=random");
-        var config = (FsrConfig)recipe.ModelConfig;
-        Assert.False(config.UseUncertainDistillation);
-        Assert.True(config.UseCertainDistillation);
-        Assert.Equal(CertainTokenPooling.Gmp, config.CertainTokenPooling);
-        Assert.Equal(MaskStrategy.Random, config.MaskStrategy);
-    }
 }

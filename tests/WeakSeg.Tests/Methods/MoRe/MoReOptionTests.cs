@@ -1,5 +1,6 @@
 using TorchSharp;
 using WeakSeg.Methods;
+using WeakSeg.Methods.Fsr;
 using WeakSeg.Methods.MoRe;
 using WeakSeg.Methods.ToCo;
 using WeakSeg.Refinement.Par;
@@ -41,7 +42,7 @@ public class MoReOptionTests
         Assert.Contains("lam", LocalizationMapKindNames.All);
         Assert.Contains("lam", Assert.Throws<WeakSegException>(() => LocalizationMapKindNames.Parse("lamm")).Message);
         MethodRegistry.Get(MoReMethod.MethodName).Maps.Require(LocalizationMapKind.Lam, MoReMethod.MethodName);
-        foreach (var other in new[] { ToCoMethod.MethodName, WeakSeg.Methods.Fsr.FsrMethod.MethodName })
+        foreach (var other in new[] { ToCoMethod.MethodName, FsrMethod.MethodName })
         {
             var e = Assert.Throws<WeakSegException>(() => MethodRegistry.Get(other).Maps.Require(LocalizationMapKind.Lam, other));
             Assert.Contains($"method '{other}' has no lam map", e.Message);
@@ -135,16 +136,18 @@ public class MoReOptionTests
         Assert.Equal(["cls", "cls_aux", "attri", "ptc", "seg"], terms.Parts.Select(p => p.Name));
     }
 
+    /// <summary>The ablation switches of MoRe and FSR are recipe fields (<c>--set model.…</c>), with the methods' defaults on.</summary>
     [Fact]
-    public void The_switches_are_recipe_fields()
+    public void The_ablation_switches_are_recipe_fields()
     {
-        var recipe = WeakSeg.Pipelines.TrainRecipe.Preset(MoReMethod.MethodName, MethodPreset.Cpu, 10)
-            .With("model.use_gcr=false").With("model.use_lir=false").With("model.segmentation_labels=lam");
-        var config = (MoReConfig)recipe.ModelConfig;
-        Assert.False(config.UseGcr);
-        Assert.False(config.UseLir);
-        Assert.Equal(MoReSegmentationLabels.Lam, config.SegmentationLabels);
-        Assert.Equal(MoReSegmentationLabels.Cam, MoReConfig.Cpu.SegmentationLabels);
-        Assert.True(MoReConfig.Paper.UseGcr && MoReConfig.Paper.UseLir);
+        static IMethodConfig Set(string method, params string[] assignments) =>
+            assignments.Aggregate(WeakSeg.Pipelines.TrainRecipe.Preset(method, MethodPreset.Cpu, 10), (r, a) => r.With(a)).ModelConfig;
+        var more = (MoReConfig)Set(MoReMethod.MethodName, "model.use_gcr=false", "model.use_lir=false", "model.segmentation_labels=lam");
+        Assert.Equal((false, false, MoReSegmentationLabels.Lam), (more.UseGcr, more.UseLir, more.SegmentationLabels));
+        Assert.Equal((true, true, MoReSegmentationLabels.Cam), (MoReConfig.Paper.UseGcr, MoReConfig.Paper.UseLir, MoReConfig.Cpu.SegmentationLabels));
+        var fsr = (FsrConfig)Set(FsrMethod.MethodName, "model.use_uncertain_distillation=false", "model.certain_token_pooling=gmp", "model.mask_strategy=random");
+        Assert.Equal((false, true, CertainTokenPooling.Gmp, MaskStrategy.Random),
+            (fsr.UseUncertainDistillation, fsr.UseCertainDistillation, fsr.CertainTokenPooling, fsr.MaskStrategy));
+        Assert.True(FsrConfig.Paper.UseUncertainDistillation && FsrConfig.Paper.UseCertainDistillation);
     }
 }

@@ -1,6 +1,7 @@
 using TorchSharp;
 using WeakSeg.Methods.ToCo;
 using WeakSeg.Models;
+using WeakSeg.Training;
 using static TorchSharp.torch;
 
 namespace WeakSeg.Methods.MoRe;
@@ -8,6 +9,9 @@ namespace WeakSeg.Methods.MoRe;
 /// <summary>MoRe's CAM and LAM maps (utils/camutils.py multi_scale_cam2, multi_scale_lam2), pure functions.</summary>
 public static class MoReMaps
 {
+    /// <summary><see cref="StepTimings"/> section of <see cref="MultiScaleLam"/> (in training: the LAM of the LAM label source).</summary>
+    public const string LamSection = "multi-scale LAM";
+
     /// <summary>Multi-scale + flip CAM and aux CAM, exactly as <see cref="ToCoMaps.MultiScaleCam(Func{Tensor, ValueTuple{Tensor, Tensor}}, Tensor, IReadOnlyList{double})"/>.</summary>
     public static (Tensor Cam, Tensor AuxCam) MultiScaleCam(MoReNetwork network, Tensor inputs, IReadOnlyList<double> scales) =>
         ToCoMaps.MultiScaleCam(network.CamOnly, inputs, scales);
@@ -31,6 +35,7 @@ public static class MoReMaps
         if (inputs.dim() != 4) throw new WeakSegException($"LAM inputs must be [B, 3, H, W]; got [{string.Join(", ", inputs.shape)}]");
         foreach (var s in scales)
             if (!(s > 0) || double.IsInfinity(s)) throw new WeakSegException($"LAM scales must be positive numbers (got {s})");
+        using var timing = StepTimings.Section(LamSection);
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
         long b = inputs.shape[0], h = inputs.shape[2], w = inputs.shape[3];

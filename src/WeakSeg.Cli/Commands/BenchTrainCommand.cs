@@ -104,6 +104,8 @@ public static class BenchTrainCommand
         table.AddRow($"GEMM {s.GemmSize}³ GFLOP/s", F(r.Throughput.GemmGflops, "F1"),
             Markup.Escape($"(best of {F(r.GemmGflopsBefore, "F1")} before, {F(r.GemmGflopsAfter, "F1")} after)"));
         table.AddRow("achieved ÷ GEMM", $"[bold]{atLeast}{F(r.Throughput.FractionOfGemm, "F3")}[/]", $"≥ {F(TrainBenchmark.GemmRatioGoal, "0.0#")} {Verdict(ratioOk)}");
+        foreach (var (section, perStep) in r.SectionSecondsPerStep.OrderBy(kv => kv.Key, StringComparer.Ordinal))
+            table.AddRow(Markup.Escape("  " + section), F(perStep, "F3"), Markup.Escape($"(s/step, {F(100 * perStep / r.SecondsPerStep, "F1")} % of the step)"));
         table.AddRow("CPU utilisation", F(r.CpuUtilisation, "F2"), "(CPU time ÷ wall × threads; < 0.9 = busy machine)");
         table.AddRow("peak RSS MiB", F(r.PeakRssMiB, "F0"), "");
         table.AddRow($"RSS MiB at step {s.ProbeStep}", F(r.AtProbe.RssMiB, "F1"), "");

@@ -18,7 +18,7 @@ public static class CamCommand
         var data = new Option<string?>("--data") { Description = "Dataset root (default: the run's training data)." };
         var scales = ScalesOption.Create("Comma-separated input scales.", defaults.Scales);
         var noFlip = new Option<bool>("--no-flip") { Description = "Do not add the horizontally flipped image's maps." };
-        var map = MapOption.Create("Which map: refined (patch affinity · map), fused (V2: ⊙ PatchCAM; MCTformer+: √(class-to-patch ⊙ PatchCAM); baselines: raw map), class-to-patch or patch-cam (MCTformer+).", defaults.MapKind);
+        var map = MapOption.Create("Which map: refined (patch affinity · map), fused (V2: ⊙ PatchCAM; MCTformer+: √(class-to-patch ⊙ PatchCAM); baselines: raw map), class-to-patch, patch-cam (MCTformer+) or lam (MoRe: class-token × patch-token, min-max).", defaults.MapKind);
         var float16 = new Option<bool>("--float16") { Description = "Store maps as float16 (half the disk)." };
         var weights = new Option<string?>("--weights") { Description = "Weights file (default: RUN/model-final.bin, else the latest checkpoint)." };
         var runtime = new RuntimeOptions(RuntimePart.Device | RuntimePart.Threads);

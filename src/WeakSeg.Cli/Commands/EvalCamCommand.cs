@@ -7,7 +7,8 @@ using WeakSeg.Cli.Output;
 
 namespace WeakSeg.Cli.Commands;
 
-/// <summary>`weakseg eval-cam`: the CAM background-threshold sweep (MCTformer/WeakTr map evaluation).</summary>
+/// <summary>`weakseg eval-cam`: the CAM background-threshold sweep (MCTformer/WeakTr map evaluation) and the maps' artifact rate
+/// (<see cref="MapArtifactRate"/>), both reading the pixel labels.</summary>
 public static class EvalCamCommand
 {
     public static Command Create()
@@ -58,6 +59,8 @@ public static class EvalCamCommand
             console.Write(table);
             console.Write(CliConsole.PerClassTable(result.Best, result.ClassNames, $"per class at threshold {EvaluationJson.FormatThreshold(result.BestThreshold)}"));
             console.MarkupLine($"best mIoU [bold green]{CliConsole.Pct(result.BestMeanIou)}[/] at threshold [bold green]{EvaluationJson.FormatThreshold(result.BestThreshold)}[/]");
+            var artifacts = CliProgress.Run("artifact rate (reads pixel labels)", _ => MapArtifactRate.Evaluate(parseResult.GetValue(cams)!, parseResult.GetValue(data)!, splitName, options.MaxParallelism));
+            console.MarkupLine($"artifact rate (reads pixel labels): [bold]{CliConsole.Pct(artifacts.Rate)}[/] % of the present classes' map mass on ground-truth background ({artifacts.Pairs} image-class pairs)");
             var rwDir = parseResult.GetValue(rwCams);
             bool withCrf = parseResult.GetValue(compareCrf);
             if (withCrf || rwDir != null)
@@ -83,7 +86,7 @@ public static class EvalCamCommand
             var jsonPath = parseResult.GetValue(json);
             if (jsonPath != null)
             {
-                EvaluationJson.Write(jsonPath, result, splitName);
+                EvaluationJson.Write(jsonPath, result, splitName, artifacts);
                 var plotPath = Path.ChangeExtension(jsonPath, ".png");
                 WeakSeg.Visualization.TrainingPlots.SaveThresholdSweep(result, plotPath);
                 Console.WriteLine($"wrote {jsonPath} and the sweep plot {plotPath}");

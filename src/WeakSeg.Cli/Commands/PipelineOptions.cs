@@ -29,7 +29,7 @@ internal sealed class PipelineOptions
                       "(whose \"model\" field chooses).",
     };
     readonly Option<long?> _segSteps = new("--seg-steps") { Description = "Segmenter training steps (default: the preset's)." };
-    readonly Option<string?> _map = MapOption.CreateOptional("Map for the pseudo labels: refined, fused, class-to-patch or patch-cam (default: paper preset refined, the papers' final map; cpu preset class-to-patch, the best map of a ViT trained from scratch).");
+    readonly Option<string?> _map = MapOption.CreateOptional("Map for the pseudo labels: refined, fused, class-to-patch, patch-cam or lam (MoRe: class-token × patch-token) (default: paper preset refined, the papers' final map; cpu preset class-to-patch, the best map of a ViT trained from scratch).");
     readonly Option<string> _scales = ScalesOption.Create("Comma-separated map inference scales.", new LocalizationOptions().Scales);
     readonly Option<bool> _noFlip = new("--no-flip") { Description = "Maps without the horizontally flipped image." };
     readonly Option<string> _thresholds = new("--thresholds") { Description = "Background thresholds of the CAM sweep: START:STOP:STEP or a comma list.", DefaultValueFactory = _ => "0:0.95:0.05" };

@@ -166,12 +166,7 @@ public static class CamThresholdSweep
             (i, hist) =>
             {
                 var name = names[i];
-                var gtPath = layout.MaskPath(name)
-                    ?? throw WeakSegException.ForFile(Path.Combine(layout.MasksDir, name + ".png"), $"ground-truth mask not found for image '{name}' (also looked in {layout.AugMasksDir})");
-                var maps = CamMapFile.Read(camDir, name, K - 1);
-                var gt = LabelPng.Read(gtPath);
-                if (gt.Width != maps.Width || gt.Height != maps.Height)
-                    throw new WeakSegException($"size mismatch: {CamMapFile.MapPath(camDir, name)} is {maps.Width}x{maps.Height} (WxH) but ground truth {gtPath} is {gt.Width}x{gt.Height}");
+                var (maps, gt, gtPath) = ReadImage(layout, camDir, name, K);
                 try { CountInto(maps, gt.Labels, options.Thresholds, K, hist); }
                 catch (WeakSegException e) { throw new WeakSegException($"{gtPath} vs {CamMapFile.MapPath(camDir, name)}: {e.Message}"); }
                 long d = Interlocked.Increment(ref done);
@@ -180,6 +175,18 @@ public static class CamThresholdSweep
             },
             hist => { for (int j = 0; j < T; j++) matrices[j].AddCounts(hist[j]); });
         return Finish(options, matrices, classNames, names.Count);
+    }
+
+    /// <summary>One image's maps and ground-truth mask (and the mask's path), of the same size; errors name the files.</summary>
+    internal static (CamMaps Maps, LabelMap GroundTruth, string GroundTruthPath) ReadImage(VocLayout layout, string camDir, string name, int numClasses)
+    {
+        var gtPath = layout.MaskPath(name)
+            ?? throw WeakSegException.ForFile(Path.Combine(layout.MasksDir, name + ".png"), $"ground-truth mask not found for image '{name}' (also looked in {layout.AugMasksDir})");
+        var maps = CamMapFile.Read(camDir, name, numClasses - 1);
+        var gt = LabelPng.Read(gtPath);
+        if (gt.Width != maps.Width || gt.Height != maps.Height)
+            throw new WeakSegException($"size mismatch: {CamMapFile.MapPath(camDir, name)} is {maps.Width}x{maps.Height} (WxH) but ground truth {gtPath} is {gt.Width}x{gt.Height}");
+        return (maps, gt, gtPath);
     }
 
     static ConfusionMatrix[] NewMatrices(int t, int k) => Enumerable.Range(0, t).Select(_ => new ConfusionMatrix(k)).ToArray();

@@ -31,7 +31,8 @@ public static class EvaluationJson
         PerClass(w, m, evaluation.ClassNames);
     });
 
-    public static void Write(string path, CamSweepResult result, string split) => WriteAtomically(path, w =>
+    /// <summary>The sweep file; with <paramref name="artifacts"/> also "artifact_rate" and "artifact_rate_by_class" (<see cref="MapArtifactRate"/>).</summary>
+    public static void Write(string path, CamSweepResult result, string split, ArtifactRateResult? artifacts = null) => WriteAtomically(path, w =>
     {
         w.WriteString("split", split);
         w.WriteNumber("num_images", result.NumImages);
@@ -44,6 +45,13 @@ public static class EvaluationJson
         w.WriteEndObject();
         Number(w, "pixel_accuracy", result.Best.PixelAccuracy);
         PerClass(w, result.Best, result.ClassNames);
+        if (artifacts is not null)
+        {
+            Number(w, "artifact_rate", artifacts.Rate);
+            w.WriteStartObject("artifact_rate_by_class");
+            for (int c = 1; c < Math.Min(artifacts.ByClass.Count, result.ClassNames.Count); c++) Number(w, result.ClassNames[c], artifacts.ByClass[c]);
+            w.WriteEndObject();
+        }
     });
 
     /// <summary>{ "0.00": miou, ... } of a sweep, as in the eval-cam file (NaN as null).</summary>

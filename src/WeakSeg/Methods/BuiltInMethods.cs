@@ -55,6 +55,6 @@ public static class BuiltInMethods
         MethodRegistry.Register<ToCoConfig>(ToCo, "ToCo (single stage): ViT + GMP classifier, aux classifier, patch-token contrast, PAR-refined segmentation decoder; map = CAM.", CamOnly, c => new ToCoMethod(c), segmentationDecoder: true);
         MethodRegistry.Register<FsrConfig>(FsrMethod.MethodName, "FSR (single stage, ToCo base): uncertainty-guided masking, certain-feature aggregation, self-distillation from an EMA teacher; map = CAM.", CamOnly, c => new FsrMethod(c), segmentationDecoder: true);
         MethodRegistry.Register<AuxSegNetConfig>(AuxSegNetMethod.MethodName, "AuxSegNet+ (CNN): classification, segmentation and saliency heads, pairwise + unary affinities fused across tasks; labels fused from CAM and saliency; map = CAM refined by the cross-task affinity.", new([Refined, Fused], PaperDefault: Refined, CpuDefault: Refined), c => new AuxSegNetMethod(c), labelRounds: true, usesSaliency: true);
-        MethodRegistry.Register<MoReConfig>(MoRe, "MoRe (single stage, ToCo base): class tokens with graph class aggregation, relation losses; map = CAM.", CamOnly, c => new MoReMethod(c), segmentationDecoder: true);
+        MethodRegistry.Register<MoReConfig>(MoRe, "MoRe (single stage, ToCo base): class tokens with graph class aggregation, relation losses; maps = CAM (fused) or LAM (class-token × patch-token).", new([Fused, Lam], PaperDefault: Fused, CpuDefault: Fused), c => new MoReMethod(c), segmentationDecoder: true);
     }
 }

@@ -24,6 +24,9 @@ public enum LocalizationMapKind
 
     /// <summary>ReLU of the PatchCAM head alone (MCTformer+'s <c>patchcam</c> attention type).</summary>
     PatchCam,
+
+    /// <summary>Localization-attribute map: class-token × patch-token dot products (MoRe's LAM), min-max per class.</summary>
+    Lam,
 }
 
 /// <summary>The names of <see cref="LocalizationMapKind"/> used on the command line, in folder and stage names and in reports.</summary>
@@ -37,6 +40,7 @@ public static class LocalizationMapKindNames
         LocalizationMapKind.Fused => "fused",
         LocalizationMapKind.ClassToPatch => "class-to-patch",
         LocalizationMapKind.PatchCam => "patch-cam",
+        LocalizationMapKind.Lam => "lam",
         _ => "refined",
     };
 
@@ -47,7 +51,8 @@ public static class LocalizationMapKindNames
         "class-to-patch" => LocalizationMapKind.ClassToPatch,
         "refined" => LocalizationMapKind.Refined,
         "patch-cam" => LocalizationMapKind.PatchCam,
-        _ => throw new WeakSegException($"--map: unknown map '{text}' (known: refined, fused, class-to-patch, patch-cam)"),
+        "lam" => LocalizationMapKind.Lam,
+        _ => throw new WeakSegException($"--map: unknown map '{text}' (known: {string.Join(", ", All)})"),
     };
 }
 

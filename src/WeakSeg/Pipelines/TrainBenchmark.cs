@@ -132,8 +132,13 @@ public sealed record TrainBenchmarkSettings(string ModelName, string Method, IMe
 /// <summary>Figures of one <see cref="TrainBenchmark.Run"/>. Memory in MiB.</summary>
 public sealed record TrainBenchmarkResult(TrainBenchmarkSettings Settings, int Threads, long Parameters, TrainThroughput Throughput,
     double GemmGflopsBefore, double GemmGflopsAfter, double TimedSeconds, long TimedSteps, double TimedCpuSeconds,
-    MemorySnapshot AtProbe, MemorySnapshot AtLast, double PeakRssMiB, float FirstLoss, float LastLoss)
+    MemorySnapshot AtProbe, MemorySnapshot AtLast, double PeakRssMiB, float FirstLoss, float LastLoss,
+    IReadOnlyDictionary<string, double>? SectionSeconds = null)
 {
+    /// <summary>Wall seconds per timed step in each part of the step a method marks (<see cref="StepTimings"/>), e.g. an EMA teacher.</summary>
+    public IReadOnlyDictionary<string, double> SectionSecondsPerStep =>
+        (SectionSeconds ?? new Dictionary<string, double>()).ToDictionary(kv => kv.Key, kv => kv.Value / TimedSteps);
+
     public double RssGrowth => (AtLast.RssBytes - AtProbe.RssBytes) / (double)AtProbe.RssBytes;
     public double SecondsPerStep => TimedSeconds / TimedSteps;
 
@@ -202,6 +207,9 @@ public static class TrainBenchmark
         double warmupEnd = double.NaN, lastEnd = double.NaN;
         TimeSpan cpuAtWarmupEnd = CpuTime(), cpuAtLast = TimeSpan.Zero;
         float firstLoss = float.NaN, lastLoss = float.NaN;
+        IReadOnlyDictionary<string, double> sections = new Dictionary<string, double>();
+        StepTimings.Enabled = true;
+        StepTimings.Reset();
         double peakMiB = 0;
         var trainer = new Trainer(options, runDirectory)
         {
@@ -212,12 +220,14 @@ public static class TrainBenchmark
                 {
                     warmupEnd = report.Seconds;
                     cpuAtWarmupEnd = CpuTime();
+                    StepTimings.Reset();
                 }
                 if (report.Step == settings.Steps)
                 {
                     lastEnd = report.Seconds;
                     cpuAtLast = CpuTime();
                     lastLoss = report.Loss;
+                    sections = StepTimings.Totals;
                 }
                 probe.OnStep(report);
                 if (settings.GcEvery > 0 && report.Step % settings.GcEvery == 0)
@@ -234,6 +244,7 @@ public static class TrainBenchmark
         }
         finally
         {
+            StepTimings.Enabled = false;
             try { Directory.Delete(runDirectory, true); } catch (IOException) { }
         }
         if (settings.WarmupSteps == 0) warmupEnd = 0;
@@ -244,7 +255,7 @@ public static class TrainBenchmark
         double imagesPerSecond = timedSteps * b / seconds;
         var throughput = TrainThroughput.Compute(imagesPerSecond, settings.TrainFlopsPerImage, Math.Max(gemmBefore.Gflops, gemmAfter.Gflops));
         return new TrainBenchmarkResult(settings, threads, parameters, throughput, gemmBefore.Gflops, gemmAfter.Gflops, seconds, timedSteps,
-            (cpuAtLast - cpuAtWarmupEnd).TotalSeconds, probe.AtFirst!.Value, probe.AtSecond!.Value, peakMiB, firstLoss, lastLoss);
+            (cpuAtLast - cpuAtWarmupEnd).TotalSeconds, probe.AtFirst!.Value, probe.AtSecond!.Value, peakMiB, firstLoss, lastLoss, sections);
     }
 
     /// <summary>Random multi-hot labels (each class present with probability 0.3), outside any dispose scope.</summary>
@@ -299,6 +310,9 @@ public static class TrainBenchmark
             w.WriteNumber("timed_seconds", r.TimedSeconds);
             w.WriteNumber("seconds_per_step", r.SecondsPerStep);
             w.WriteNumber("timed_cpu_seconds", r.TimedCpuSeconds);
+            w.WriteStartObject("section_seconds_per_step");
+            foreach (var (section, perStep) in r.SectionSecondsPerStep.OrderBy(kv => kv.Key, StringComparer.Ordinal)) w.WriteNumber(section, perStep);
+            w.WriteEndObject();
             w.WriteNumber("cpu_utilisation", r.CpuUtilisation);
             w.WriteNumber("images_per_s", r.Throughput.ImagesPerSecond);
             w.WriteNumber("flops_per_image", r.Throughput.TrainFlopsPerImage);

@@ -342,11 +342,17 @@ public static class WsssPipeline
             {
                 var sweep = reporter.Run("sweep thresholds", p => CamThresholdSweep.Evaluate(mapsDir, dataRoot, options.TrainSplit,
                     new CamSweepOptions { Thresholds = options.Thresholds }, p));
-                EvaluationJson.Write(Path.Combine(outDir, "cam", $"eval-cam-{map}.json"), sweep, options.TrainSplit);
+                var artifacts = reporter.Run("artifact rate", _ => MapArtifactRate.Evaluate(mapsDir, dataRoot, options.TrainSplit));
+                EvaluationJson.Write(Path.Combine(outDir, "cam", $"eval-cam-{map}.json"), sweep, options.TrainSplit, artifacts);
                 Visualization.TrainingPlots.SaveThresholdSweep(sweep, Path.Combine(outDir, "cam", $"eval-cam-{map}.png"));
-                return new JsonObject { ["miou"] = Num(sweep.BestMeanIou), ["threshold"] = sweep.BestThreshold, ["miou_by_threshold"] = EvaluationJson.MeanIouByThreshold(sweep) };
+                return new JsonObject
+                {
+                    ["miou"] = Num(sweep.BestMeanIou), ["threshold"] = sweep.BestThreshold, ["miou_by_threshold"] = EvaluationJson.MeanIouByThreshold(sweep),
+                    ["artifact_rate"] = Num(artifacts.Rate),
+                };
             }, rootOnly: true);
             state.CamMeanIou = camEval["miou"]?.GetValue<double>() ?? double.NaN;
+            state.ArtifactRate = camEval["artifact_rate"]?.GetValue<double>();
         }
         (state.Threshold, state.ThresholdSource) = ChooseThreshold(options.PseudoThreshold, options.OracleThreshold,
             () => camEval!["threshold"]!.GetValue<double>(), recipe.ModelConfig);
@@ -536,6 +542,9 @@ public static class WsssPipeline
         readonly Stopwatch _wall = Stopwatch.StartNew();
         public LocalizationMapKind Map { get; set; }
         public double CamMeanIou { get; set; } = double.NaN;
+
+        /// <summary>The maps' artifact rate on the train masks (<see cref="MapArtifactRate"/>); null when not scored.</summary>
+        public double? ArtifactRate { get; set; }
         public double Threshold { get; set; } = double.NaN;
         /// <summary>Where the pseudo-label threshold came from: "preset", "given" or "oracle" (with a reason after a colon).</summary>
         public string ThresholdSource { get; set; } = "";
@@ -599,6 +608,7 @@ public static class WsssPipeline
                 ["run"] = RunSection(),
                 ["map"] = LocalizationMapKindNames.Name(r.Map),
                 ["cam_miou"] = Num(r.CamMeanIou),
+                ["artifact_rate"] = ArtifactRate is { } artifactRate ? Num(artifactRate) : null,
                 ["threshold"] = double.IsNaN(r.Threshold) ? null : r.Threshold,
                 ["threshold_source"] = ThresholdSource.Length == 0 ? null : ThresholdSource,
                 [GroundTruthMasks.SkippedMetricsKey] = new JsonArray(Skipped.Select(x => (JsonNode?)JsonValue.Create(x)).ToArray()),

@@ -189,6 +189,16 @@ public sealed record FsrConfig : IMethodConfig<FsrConfig>, IMethodTrainerSchedul
     /// <summary>cer.FSR: aggregated-token distillation across views (w_class 0.1).</summary>
     public LossWeight CertainDistillation { get; init; } = new(0.1);
 
+    /// <summary>cer.FSR on (the method). With unc.FSR also off (<see cref="UseUncertainDistillation"/>) the step is the ToCo base:
+    /// one view, no masking, no teacher forward, no centre or teacher update (ablation "base").</summary>
+    public bool UseCertainDistillation { get; init; } = true;
+
+    /// <summary>unc.FSR on (the method). Masking of view 2 and the teacher run while either FSR term is on.</summary>
+    public bool UseUncertainDistillation { get; init; } = true;
+
+    /// <summary>Either FSR term is on: the step makes two views, masks view 2 and runs (and updates) the EMA teacher.</summary>
+    public bool SelfDistillation => UseCertainDistillation || UseUncertainDistillation;
+
     /// <summary>unc.FSR: masked-token distillation (w_patch 0.1).</summary>
     public LossWeight UncertainDistillation { get; init; } = new(0.1);
 

@@ -12,7 +12,8 @@ namespace WeakSeg.Methods.Fsr;
 /// <param name="Segmentation">[B, C+1, h, w] LargeFOV logits</param>
 /// <param name="FeatureMap">[B, D, h, w] final patch tokens</param>
 /// <param name="AuxFeatureMap">[B, D, h, w] aux tokens</param>
-/// <param name="Projection">[V·B, 1 + N, K] projector output of every token of every view (token 0 = the aggregated token)</param>
+/// <param name="Projection">[V·B, 1 + N, K] projector output of every token of every view (token 0 = the aggregated token); empty
+/// [0] when the forward was told not to project</param>
 public sealed record FsrOutput(Tensor ClassLogits, Tensor AuxLogits, Tensor Segmentation, Tensor FeatureMap, Tensor AuxFeatureMap, Tensor Projection)
     : IDisposable
 {
@@ -68,15 +69,16 @@ public sealed class FsrNetwork : Module<Tensor, FsrOutput>
 
     /// <summary>
     /// images [V·B, 3, H, W] (the views stacked view-major), mask [V·B, h, w] or null. The projector sees every token of every view;
-    /// the classifiers, decoder and feature maps only the first view (the first B rows).
+    /// the classifiers, decoder and feature maps only the first view (the first B rows). <paramref name="project"/> false skips the
+    /// projector (<see cref="FsrOutput.Projection"/> is then empty).
     /// </summary>
-    public FsrOutput Forward(Tensor images, Tensor? mask = null, int views = 1)
+    public FsrOutput Forward(Tensor images, Tensor? mask = null, int views = 1, bool project = true)
     {
         if (views < 1 || images.shape[0] % views != 0)
             throw new WeakSegException($"FSR forward: {images.shape[0]} images cannot hold {views} views of the same batch");
         using var scope = torch.NewDisposeScope();
         var encoded = encoder.Forward(images, mask);
-        var projection = projector.call(encoded.Tokens);
+        var projection = project ? projector.call(encoded.Tokens) : torch.empty(0);
         long b = images.shape[0] / views;
         var fmap = encoded.PatchGrid().narrow(0, 0, b);
         var auxMap = encoded.AuxGrid().narrow(0, 0, b);

@@ -9,6 +9,12 @@ namespace WeakSeg.Methods.Fsr;
 /// <summary>The FSR training step (train_voc.py), as two functions: the loss, and the teacher update after the optimizer step.</summary>
 public static class FsrTraining
 {
+    /// <summary><see cref="StepTimings"/> section of the teacher's forward over both views (no grad).</summary>
+    public const string TeacherForwardSection = "teacher forward";
+
+    /// <summary><see cref="StepTimings"/> section of the teacher's EMA update after the optimizer step.</summary>
+    public const string TeacherUpdateSection = "teacher EMA update";
+
     /// <summary>
     /// Total loss at 0-based step <paramref name="step"/> (each weight 0 before its start step; the term is then not computed):
     ///   w_cls·MLSM(cls) + w_aux·MLSM(cls_aux) + w_ptc·PTC + w_seg·SEG + w_c·cer.FSR + w_u·unc.FSR.
@@ -17,7 +23,8 @@ public static class FsrTraining
     /// view 1 is never masked. The student sees [view 1; masked view 2], the teacher (no grad) both views unmasked. Classifiers, PTC
     /// (aux CAM of view 1) and SEG (PAR-refined CAM of view 1) act on view 1 only, as ToCo. After the distillation terms the two
     /// teacher centres of <paramref name="model"/> are updated in place. <paramref name="random"/> drives the views and the mask
-    /// noise. Parts: cls, cls_aux, ptc, seg (+ seg_skipped), fsr_cls, fsr_pat, mask_ratio.
+    /// noise. With both FSR terms off (<see cref="FsrConfig.SelfDistillation"/> false) the student sees view 1 alone: no mask, no
+    /// teacher, no projector, no centre update. Parts: cls, cls_aux, ptc, seg (+ seg_skipped), fsr_cls, fsr_pat, mask_ratio.
     /// </summary>
     public static LossTerms Loss(FsrModel model, PixelAdaptiveRefinement par, Tensor images, Tensor classLabels, long step, Random random)
     {
@@ -30,16 +37,23 @@ public static class FsrTraining
         long b = images.shape[0];
         var (gridHeight, gridWidth) = student.Encoder.GridFor(view2.shape[2], view2.shape[3]);
 
-        var strategy = step < config.RandomMaskingSteps ? MaskStrategy.Random : config.MaskStrategy;
-        var (_, auxCam2) = ToCoMaps.MultiScaleCam(student.CamOnly, view2, config.CamScales);
-        long blocks = (long)(gridHeight / config.MaskBlockPatches) * (gridWidth / config.MaskBlockPatches);
-        var mask2 = FsrMasking.Generate(auxCam2, labels, FsrMasking.Noise(random, b, blocks), strategy, config.Masking, gridHeight, gridWidth);
-        var mask = torch.cat(new[] { torch.zeros_like(mask2), mask2 }, 0);
-        var views = torch.cat(new[] { view1, view2 }, 0);
+        bool distill = config.SelfDistillation;
+        Tensor? mask = null, mask2 = null, teacherProjection = null;
+        var views = view1;
+        if (distill)
+        {
+            var strategy = step < config.RandomMaskingSteps ? MaskStrategy.Random : config.MaskStrategy;
+            var (_, auxCam2) = ToCoMaps.MultiScaleCam(student.CamOnly, view2, config.CamScales);
+            long blocks = (long)(gridHeight / config.MaskBlockPatches) * (gridWidth / config.MaskBlockPatches);
+            mask2 = FsrMasking.Generate(auxCam2, labels, FsrMasking.Noise(random, b, blocks), strategy, config.Masking, gridHeight, gridWidth);
+            mask = torch.cat(new[] { torch.zeros_like(mask2), mask2 }, 0);
+            views = torch.cat(new[] { view1, view2 }, 0);
+        }
 
-        var output = student.Forward(views, mask, views: 2);
-        Tensor teacherProjection;
-        using (torch.no_grad()) teacherProjection = model.Teacher.Project(views);
+        var output = student.Forward(views, mask, views: distill ? 2 : 1, project: distill);
+        if (distill)
+            using (StepTimings.Section(TeacherForwardSection))
+            using (torch.no_grad()) teacherProjection = model.Teacher.Project(views);
 
         var loss = new WeightedLossSum();
         double w;
@@ -55,17 +69,20 @@ public static class FsrTraining
                     config.SegmentationReduction, config.SkipSegmentationWithoutBackgroundOrForeground);
         }
 
-        double teacherTemperature = config.TeacherTemperatureAt(step);
-        if ((w = config.CertainDistillation.At(step)) > 0)
-            loss.Add("fsr_cls", w, FsrLoss.CertainDistillation(teacherProjection, output.Projection, model.ClassCenter, teacherTemperature, config.StudentTemperature));
-        if ((w = config.UncertainDistillation.At(step)) > 0)
-            loss.Add("fsr_pat", w, FsrLoss.UncertainDistillation(teacherProjection, output.Projection, mask, model.PatchCenter, teacherTemperature, config.StudentTemperature));
-        using (torch.no_grad())
+        if (teacherProjection is not null)
         {
-            model.ClassCenter.copy_(FsrLoss.UpdatedClassCenter(model.ClassCenter, teacherProjection, config.CenterMomentum));
-            model.PatchCenter.copy_(FsrLoss.UpdatedPatchCenter(model.PatchCenter, teacherProjection, config.CenterMomentum));
+            double teacherTemperature = config.TeacherTemperatureAt(step);
+            if (config.UseCertainDistillation && (w = config.CertainDistillation.At(step)) > 0)
+                loss.Add("fsr_cls", w, FsrLoss.CertainDistillation(teacherProjection, output.Projection, model.ClassCenter, teacherTemperature, config.StudentTemperature));
+            if (config.UseUncertainDistillation && (w = config.UncertainDistillation.At(step)) > 0)
+                loss.Add("fsr_pat", w, FsrLoss.UncertainDistillation(teacherProjection, output.Projection, mask!, model.PatchCenter, teacherTemperature, config.StudentTemperature));
+            using (torch.no_grad())
+            {
+                model.ClassCenter.copy_(FsrLoss.UpdatedClassCenter(model.ClassCenter, teacherProjection, config.CenterMomentum));
+                model.PatchCenter.copy_(FsrLoss.UpdatedPatchCenter(model.PatchCenter, teacherProjection, config.CenterMomentum));
+            }
+            loss.Report("mask_ratio", mask2!.to_type(ScalarType.Float32).mean());
         }
-        loss.Report("mask_ratio", mask2.to_type(ScalarType.Float32).mean());
         return loss.ToLossTerms("FSR", step);
     }
 
@@ -77,6 +94,8 @@ public static class FsrTraining
     public static void UpdateTeacher(FsrModel model, long step, long totalSteps)
     {
         var config = model.Config;
+        if (!config.SelfDistillation) return;                       // no FSR term: the teacher is not used
+        using var timing = StepTimings.Section(TeacherUpdateSection);
         double momentum = FsrLoss.TeacherMomentum(step, totalSteps, config.TeacherMomentum);
         double? projectorMomentum = config.ProjectorTeacherMomentum is { } pm ? FsrLoss.TeacherMomentum(step, totalSteps, pm) : null;
         model.UpdateTeacher(momentum, projectorMomentum);

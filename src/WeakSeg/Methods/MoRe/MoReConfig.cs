@@ -11,6 +11,16 @@ public sealed record ThresholdPair(double High, double Low)
     public static implicit operator ThresholdPair((double High, double Low) pair) => new(pair.High, pair.Low);
 }
 
+/// <summary>Which labels train MoRe's segmentation decoder.</summary>
+public enum MoReSegmentationLabels
+{
+    /// <summary>PAR-refined two-level labels from the final classifier's multi-scale CAM (the official training scripts).</summary>
+    Cam,
+
+    /// <summary>The same PAR-refined two-level labels made from the multi-scale LAM (the paper: "LAM … used to train a segmentation decoder").</summary>
+    Lam,
+}
+
 /// <summary>
 /// MoRe (Yang et al., AAAI 2025) settings on the ToCo base. <see cref="Paper"/> holds the official VOC values
 /// (scripts/train_voc.py, logs/voc_train.log); <see cref="Cpu"/> is the small from-scratch setting. MoRe drops ToCo's
@@ -44,6 +54,16 @@ public sealed record MoReConfig : IMethodConfig<MoReConfig>, IMethodTrainerSched
 
     /// <summary>GCR neighbour score (reference: the product of the two D-sums).</summary>
     public GcrNeighbourScore GcrScore { get; init; } = GcrNeighbourScore.Reference;
+
+    /// <summary>Graph class aggregation on (the method); false leaves the class tokens as the encoder gives them (ablation "without GCR":
+    /// losses and LAM then use the raw class tokens, the GCR parameters stay untrained).</summary>
+    public bool UseGcr { get; init; } = true;
+
+    /// <summary>Localization-informed regularisation on (CRE + URE, the method); false drops both relation losses (ablation "without LIR").</summary>
+    public bool UseLir { get; init; } = true;
+
+    /// <summary>Labels of the segmentation loss: PAR-refined CAM (official scripts, default) or PAR-refined LAM (the paper).</summary>
+    public MoReSegmentationLabels SegmentationLabels { get; init; } = MoReSegmentationLabels.Cam;
 
     /// <summary>PTC and segmentation-label thresholds (0.7 / 0.25); evaluation background 0.5.</summary>
     public double HighThreshold { get; init; } = 0.7;
@@ -102,7 +122,7 @@ public sealed record MoReConfig : IMethodConfig<MoReConfig>, IMethodTrainerSched
     /// <summary>Uncertain relation ("une", 0.1).</summary>
     public LossWeight UncertainRelation { get; init; } = new(0.1);
 
-    /// <summary>Segmentation on PAR-refined CAM labels (0.12 after iteration 2000).</summary>
+    /// <summary>Segmentation on PAR-refined labels of <see cref="SegmentationLabels"/> (0.12 after iteration 2000).</summary>
     public LossWeight Segmentation { get; init; } = new(0.12, 2001);
 
     /// <summary>MoRe's segmentation reduction: Σ CE / (count + 1e-6) per half (finite without background or foreground).</summary>

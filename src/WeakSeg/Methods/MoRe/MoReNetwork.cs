@@ -96,7 +96,8 @@ public sealed class MoReNetwork : Module<Tensor, MoReOutput>
         return new MoReOutput(classLogits, auxLogits, segmentation, fmap, auxMap, classTokens, attributes).MoveToOuterDisposeScope();
     }
 
-    public override MoReOutput forward(Tensor images) => Forward(images);
+    /// <summary>Full forward, with GCR when <see cref="MoReConfig.UseGcr"/>.</summary>
+    public override MoReOutput forward(Tensor images) => Forward(images, Config.UseGcr);
 
     /// <summary>CAMs at the patch grid, detached: (cam, aux cam), each [B, C, h, w] (no GCR, as the reference's cam_only path).</summary>
     public (Tensor Cam, Tensor AuxCam) CamOnly(Tensor images)

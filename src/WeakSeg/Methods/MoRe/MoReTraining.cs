@@ -13,9 +13,10 @@ public static class MoReTraining
     /// <summary>
     /// Total loss at 0-based step <paramref name="step"/> (each weight 0 before its start step; the term is then not computed):
     ///   w_cls·MLSM(cls) + w_aux·MLSM(cls_aux) + w_attri·uniqueness(GCR tokens) + w_ptc·PTC + w_cle·CRE + w_une·URE + w_seg·SEG.
+    /// <see cref="MoReConfig.UseGcr"/> off: the class tokens skip GCR; <see cref="MoReConfig.UseLir"/> off: CRE and URE are not computed.
     /// PTC labels: aux CAM at the token grid with 0.7 / 0.25 (MoRe's threshold order). CRE / URE masks: aux CAM with the early
-    /// thresholds up to <see cref="MoReConfig.CamToMaskStep"/>, then the final CAM with the late ones. SEG: PAR-refined CAM labels
-    /// (as the official scripts; not LAM) with MoRe's count + 1e-6 reduction. <paramref name="random"/> drives URE's token
+    /// thresholds up to <see cref="MoReConfig.CamToMaskStep"/>, then the final CAM with the late ones. SEG: <see cref="SegmentationLabels"/>
+    /// (PAR-refined CAM as the official scripts, or LAM) with MoRe's count + 1e-6 reduction. <paramref name="random"/> drives URE's token
     /// choice. Parts: cls, cls_aux, attri, ptc, cle, une, seg.
     /// </summary>
     public static LossTerms Loss(MoReNetwork network, PixelAdaptiveRefinement par, Tensor images, Tensor classLabels, long step, Random random)
@@ -45,13 +46,13 @@ public static class MoReTraining
             loss.Add("ptc", w, ToCoLoss.MaskedPatchContrast(output.FeatureMap, affinity));
         }
         bool early = step <= config.CamToMaskStep;
-        if ((w = config.ConfidentRelation.At(step)) > 0)
+        if (config.UseLir && (w = config.ConfidentRelation.At(step)) > 0)
         {
             var mask = early ? TokenLabel(auxCam, config.EarlyConfidentThresholds.High, config.EarlyConfidentThresholds.Low)
                 : TokenLabel(cam, config.LateRelationThresholds.High, config.LateRelationThresholds.Low);
             loss.Add("cle", w, MoReLoss.ConfidentRelation(output.AttributeTokens, output.FeatureMap, mask, labels, config.CreTemperature));
         }
-        if ((w = config.UncertainRelation.At(step)) > 0)
+        if (config.UseLir && (w = config.UncertainRelation.At(step)) > 0)
         {
             var mask = early ? TokenLabel(auxCam, config.EarlyUncertainThresholds.High, config.EarlyUncertainThresholds.Low)
                 : TokenLabel(cam, config.LateRelationThresholds.High, config.LateRelationThresholds.Low);
@@ -61,14 +62,27 @@ public static class MoReTraining
         }
         if ((w = config.Segmentation.At(step)) > 0)
         {
-            var (validCam, _) = ToCoPseudoLabels.CamToLabel(cam, labels, config.BandOptions(config.HighThreshold, config.LowThreshold));
-            var refined = ToCoPseudoLabels.RefineCamsWithBackground(par, ToCoPseudoLabels.DenormalizeImages(images), validCam, labels,
-                config.HighThreshold, config.LowThreshold, imageBox: null, config.ParDownScale);
+            var refined = SegmentationLabels(network, par, images, labels, cam);
             var logits = nn.functional.interpolate(output.Segmentation, size: new[] { refined.shape[1], refined.shape[2] },
                 mode: InterpolationMode.Bilinear, align_corners: false);
             loss.Add("seg", w, ToCoLoss.Segmentation(logits, refined, config.SegmentationReduction));
         }
         return loss.ToLossTerms("MoRe", step);
+    }
+
+    /// <summary>
+    /// The segmentation loss's labels [B, H, W] (0 background, 1..C, 255 ignored): the two-level PAR-refined labels
+    /// (refine_cams_with_bkg_v2, 0.7 / 0.25) of the step's multi-scale final <paramref name="cam"/> [B, C, H, W] (official scripts), or
+    /// with <see cref="MoReSegmentationLabels.Lam"/> of the multi-scale LAM at <see cref="MoReConfig.CamScales"/> (the paper).
+    /// </summary>
+    public static Tensor SegmentationLabels(MoReNetwork network, PixelAdaptiveRefinement par, Tensor images, Tensor labels, Tensor cam)
+    {
+        var config = network.Config;
+        using var scope = torch.NewDisposeScope();
+        var maps = config.SegmentationLabels == MoReSegmentationLabels.Lam ? MoReMaps.MultiScaleLam(network, images, config.CamScales) : cam;
+        var (validMaps, _) = ToCoPseudoLabels.CamToLabel(maps, labels, config.BandOptions(config.HighThreshold, config.LowThreshold));
+        return ToCoPseudoLabels.RefineCamsWithBackground(par, ToCoPseudoLabels.DenormalizeImages(images), validMaps, labels,
+            config.HighThreshold, config.LowThreshold, imageBox: null, config.ParDownScale).MoveToOuterDisposeScope();
     }
 
     /// <summary>A uniformly random permutation of 0..n−1 (Fisher–Yates on the step's managed RNG, so resumed runs repeat it).</summary>

@@ -1,4 +1,5 @@
 using TorchSharp;
+using WeakSeg.Training;
 using WeakSeg.Models;
 using static TorchSharp.torch;
 
@@ -7,6 +8,10 @@ namespace WeakSeg.Methods.ToCo;
 /// <summary>ToCo's in-training and validation CAMs (utils/camutils.py multi_scale_cam2), pure functions.</summary>
 public static class ToCoMaps
 {
+    /// <summary><see cref="StepTimings"/> section of <see cref="MultiScaleCam(Func{Tensor, ValueTuple{Tensor, Tensor}}, Tensor, IReadOnlyList{double})"/>
+    /// (in training: the step's multi-scale + flip CAM).</summary>
+    public const string CamSection = "multi-scale CAM";
+
     /// <summary>
     /// Multi-scale + flip CAM and aux CAM of a batch, as multi_scale_cam2: scale 1 is always computed first, then each other
     /// scale s (input resized bilinearly to (int(s·H), int(s·W))). Per scale the image and its horizontal flip go through
@@ -23,6 +28,7 @@ public static class ToCoMaps
         if (inputs.dim() != 4) throw new WeakSegException($"CAM inputs must be [B, 3, H, W]; got [{string.Join(", ", inputs.shape)}]");
         foreach (var s in scales)
             if (!(s > 0) || double.IsInfinity(s)) throw new WeakSegException($"CAM scales must be positive numbers (got {s})");
+        using var timing = StepTimings.Section(CamSection);
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
         long b = inputs.shape[0], h = inputs.shape[2], w = inputs.shape[3];

@@ -1,4 +1,5 @@
 using TorchSharp;
+using WeakSeg.Training;
 using WeakSeg.Refinement.Par;
 using static TorchSharp.torch;
 
@@ -136,6 +137,9 @@ public static class ToCoPseudoLabels
         return images.to_type(ScalarType.Float32).mul(std).add_(mean).clamp_(black, divisor).trunc_().div_(divisor).MoveToOuterDisposeScope();
     }
 
+    /// <summary><see cref="StepTimings"/> section of <see cref="RefineCamsWithBackground"/> (in training: the PAR-refined segmentation labels).</summary>
+    public const string ParSection = "PAR-refined labels";
+
     /// <summary>
     /// PAR-refined labels with two background levels (refine_cams_with_bkg_v2). Per image: the image is downscaled by
     /// <paramref name="downScale"/> (bilinear); two stacks [bg = high; valid_cam] and [bg = low; valid_cam] are downscaled,
@@ -152,6 +156,7 @@ public static class ToCoPseudoLabels
         if (images01.dim() != 4 || validCam.dim() != 4 || validCam.shape[0] != images01.shape[0]
             || validCam.shape[2] != images01.shape[2] || validCam.shape[3] != images01.shape[3])
             throw new WeakSegException($"refinement needs images [B, 3, H, W] and CAMs [B, C, H, W] of the same size; got [{string.Join(", ", images01.shape)}] and [{string.Join(", ", validCam.shape)}]");
+        using var timing = StepTimings.Section(ParSection);
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
         long b = images01.shape[0], h = images01.shape[2], w = images01.shape[3];

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Ablations of the single-stage methods on the built-in benchmark: every row is one `weakseg pipeline` run with the same
+# preset (cpu: the method's own schedule, 1500 steps of 8 images), the same seed and the same thread count; only `--set model.…`
+# switches differ. Each run writes OUT/ROW/report.json (cam_miou, artifact_rate, pseudo_miou, val_miou, seconds).
+#
+#   bash bench/ablations/single_stage.sh                  # all rows, into runs/ablations/single_stage
+#   OUT=/tmp/abl ROWS="more more-lam-labels" bash bench/ablations/single_stage.sh
+#   BACKBONE=patch bash bench/ablations/single_stage.sh   # the cpu ViT from scratch instead of the pretrained hybrid
+#
+# MoRe rows (issue: ToCo; ToCo + GCR; ToCo + LIR; MoRe) run on the MoRe code path: "more-base" is MoRe's network (C class
+# tokens, uniqueness loss) with GCR and LIR (CRE + URE) off, "+gcr" / "+lir" switch one of them on. The ToCo row proper is
+# `--method toco` (one class token, no uniqueness loss). Every MoRe row is scored twice: the CAM maps (fused) and the LAM maps
+# (`--map lam`, the same training and decoder reused from the run's stage ledger); report.json is the last map's, so the first
+# one is kept as report-fused.json.
+#
+# FSR rows: base (unc.FSR and cer.FSR off: one view, no mask, no teacher); + unc.FSR with random / uncertainty masking; + cer.FSR
+# with GAP / GMP / the aggregator; both (the method).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+export OMP_WAIT_POLICY=PASSIVE
+OUT="${OUT:-runs/ablations/single_stage}"
+SEED="${SEED:-0}"
+THREADS="${THREADS:-2}"
+BACKBONE="${BACKBONE:-resnet18-s8}"
+CLI=src/WeakSeg.Cli/bin/Release/net10.0/weakseg.dll
+if [[ ! -f "$CLI" ]]; then
+  echo "building the CLI (Release) ..."
+  dotnet build src/WeakSeg.Cli -c Release -v q >/dev/null
+fi
+
+pipeline() {   # ROW METHOD [--set …]
+  local row="$1" method="$2"; shift 2
+  echo "=== $row: weakseg pipeline --method $method $*"
+  dotnet "$CLI" pipeline --method "$method" --preset cpu --backbone "$BACKBONE" --seed "$SEED" --threads "$THREADS" \
+    --out "$OUT/$row" "$@"
+}
+
+with_lam() {   # ROW [--set …]: the fused (CAM) run, then the LAM maps of the same training
+  local row="$1"; shift
+  pipeline "$row" more "$@"
+  cp "$OUT/$row/report.json" "$OUT/$row/report-fused.json"
+  pipeline "$row" more "$@" --map lam
+}
+
+run_row() {
+  case "$1" in
+    toco)              pipeline toco toco ;;
+    more-base)         with_lam more-base --set model.use_gcr=false --set model.use_lir=false ;;
+    more-gcr)          with_lam more-gcr --set model.use_lir=false ;;
+    more-lir)          with_lam more-lir --set model.use_gcr=false ;;
+    more)              with_lam more ;;
+    more-lam-labels)   with_lam more-lam-labels --set model.segmentation_labels=lam ;;
+    fsr-base)          pipeline fsr-base fsr --set model.use_certain_distillation=false --set model.use_uncertain_distillation=false ;;
+    fsr-unc-random)    pipeline fsr-unc-random fsr --set model.use_certain_distillation=false --set model.mask_strategy=random ;;
+    fsr-unc-uncertain) pipeline fsr-unc-uncertain fsr --set model.use_certain_distillation=false ;;
+    fsr-cer-gap)       pipeline fsr-cer-gap fsr --set model.use_uncertain_distillation=false --set model.certain_token_pooling=gap ;;
+    fsr-cer-gmp)       pipeline fsr-cer-gmp fsr --set model.use_uncertain_distillation=false --set model.certain_token_pooling=gmp ;;
+    fsr-cer-aggregator) pipeline fsr-cer-aggregator fsr --set model.use_uncertain_distillation=false ;;
+    fsr)               pipeline fsr fsr ;;
+    *) echo "unknown row '$1'" >&2; exit 2 ;;
+  esac
+}
+
+ROWS="${ROWS:-toco more-base more-gcr more-lir more more-lam-labels fsr-base fsr-unc-random fsr-unc-uncertain fsr-cer-gap fsr-cer-gmp fsr-cer-aggregator fsr}"
+for row in $ROWS; do run_row "$row"; done
+
+echo
+printf '%-20s %-6s %9s %9s %9s %9s\n' row map cam_miou artifact pseudo val
+for row in $ROWS; do
+  for report in "$OUT/$row/report-fused.json" "$OUT/$row/report.json"; do
+    [[ -f "$report" ]] || continue
+    python3 - "$row" "$report" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[2]))
+f = lambda k: "-" if r.get(k) is None else f"{100 * r[k]:.1f}"
+print(f"{sys.argv[1]:<20} {r.get('map', '?'):<6} {f('cam_miou'):>9} {f('artifact_rate'):>9} {f('pseudo_miou'):>9} {f('val_miou'):>9}")
+PY
+  done
+done

@@ -84,8 +84,7 @@ public static class TrainPipeline
             Directory = run, Options = options, Samples = samples, NumClasses = dataset.NumClasses,
             Transform = recipe.Augmentation.ToTransform(recipe.ImageSize), Workers = request.Workers, Resume = request.Resume, Group = request.Group,
             LoadMasks = request.LabelsDirectory is not null,
-            ExtraPlane = saliency is null ? null : saliency.Plane,
-            ExtraPlaneTensor = saliency is null ? null : (b, device) => Refinement.Saliency.SaliencyMaps.FromPlanes(b.Saliency!, b.Count, b.Height, b.Width, device),
+            SaliencyPlane = saliency is null ? null : saliency.Plane,
             CheckResume = d =>
             {
                 if (!d.HasConfig) throw WeakSegException.ForFile(d.ConfigPath, "cannot resume: run configuration not found");

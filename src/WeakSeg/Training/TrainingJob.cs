@@ -32,13 +32,9 @@ public sealed record TrainingJob<TModel> where TModel : IDisposable
     /// <summary>The batches carry masks (segmentation and affinity targets); false: image-level labels only.</summary>
     public bool LoadMasks { get; init; }
 
-    /// <summary>A second per-pixel input carried by the batches (e.g. saliency maps): gives a sample's plane (0–254, the image's size),
-    /// cropped and flipped with the image; null = none.</summary>
-    public Func<VocSample, RgbImage, LabelMap>? ExtraPlane { get; init; }
-
-    /// <summary>Turns the batch's <see cref="ImageBatch.Saliency"/> planes into the tensor of <see cref="TrainBatch.Saliency"/>
-    /// (required with <see cref="ExtraPlane"/>).</summary>
-    public Func<ImageBatch, torch.Device, torch.Tensor>? ExtraPlaneTensor { get; init; }
+    /// <summary>Saliency maps carried by the batches (<see cref="TrainBatch.Saliency"/>): gives a sample's map as a byte plane
+    /// (0–254, the image's size), cropped and flipped with the image; null = none.</summary>
+    public Func<VocSample, RgbImage, LabelMap>? SaliencyPlane { get; init; }
 
     /// <summary>Image-decoding threads of the <see cref="BatchLoader"/> (never changes the batches).</summary>
     public int Workers { get; init; } = 2;
@@ -81,7 +77,7 @@ public sealed record TrainingJob<TModel> where TModel : IDisposable
         var group = Group;
         var device = TorchRuntime.Initialize(options.Device, options.Threads);
         var loader = new BatchLoader(Samples, NumClasses, Transform, options.BatchSize, options.Seed, workers: Workers,
-            loadMasks: LoadMasks, rank: group.Rank, ranks: group.Size, saliency: ExtraPlane);
+            loadMasks: LoadMasks, rank: group.Rank, ranks: group.Size, saliency: SaliencyPlane);
         VocDataset.CheckFiles(Samples, NumClasses, masks: LoadMasks && Prepare is null);
         FolderLock? folderLock = null;
         group.OnRoot(() =>
@@ -118,7 +114,7 @@ public sealed record TrainingJob<TModel> where TModel : IDisposable
         {
             var (images, labels) = b.ToTensors(device);
             return new TrainBatch(images, labels, LoadMasks ? b.MasksToTensor(device) : null,
-                b.Saliency is not null && ExtraPlaneTensor is { } extra ? extra(b, device) : null);
+                b.Saliency is null ? null : b.SaliencyToTensor(device));
         }));
         if (Describe is { } describe) log?.Invoke(describe(model, loader));
         if (group.IsDistributed) log?.Invoke(DataParallel.Describe(group, options));

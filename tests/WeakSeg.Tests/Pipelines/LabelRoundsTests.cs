@@ -187,6 +187,7 @@ public class LabelRoundsTests
         }
         using var scope = torch.NewDisposeScope();
         var planes = new byte[] { 0, 127, 254, SaliencyMaps.Outside };
-        Assert.Equal(new[] { 0f, 0.5f, 1f, 0f }, SaliencyMaps.FromPlanes(planes, 1, 2, 2, torch.CPU).data<float>().ToArray());
+        var decoded = new ImageBatch { Images = new float[12], Saliency = planes, Labels = new float[1], Names = ["a"], Indices = [0], Count = 1, Height = 2, Width = 2, NumClasses = 1 };
+        Assert.Equal(new[] { 0f, 0.5f, 1f, 0f }, decoded.SaliencyToTensor(torch.CPU).data<float>().ToArray());
     }
 }

@@ -114,18 +114,10 @@ public static class SaliencyMaps
     }
 
     /// <summary>Byte of a saliency plane that marks a pixel outside the image (padding of a crop); saliency there counts as 0.</summary>
-    public const byte Outside = 255;
+    public const byte Outside = Data.ImageBatch.SaliencyOutside;
 
     /// <summary>A map [H·W] in [0, 1] as a byte plane for the batch loader: round(s·254) in 0..254, so that 255 stays free for
-    /// <see cref="Outside"/> (the crop's padding).</summary>
+    /// <see cref="Outside"/> (the crop's padding); <see cref="Data.ImageBatch.SaliencyToTensor"/> decodes it.</summary>
     public static byte[] ToPlane(float[] map) => map.Select(v => (byte)Math.Clamp(Math.Round(v * 254.0), 0, 254)).ToArray();
 
-    /// <summary>Byte planes [B·H·W] (see <see cref="ToPlane"/>) → saliency [B, H, W] in [0, 1], <see cref="Outside"/> → 0.</summary>
-    public static Tensor FromPlanes(byte[] planes, int count, int height, int width, Device device)
-    {
-        using var scope = torch.NewDisposeScope();
-        var bytes = torch.tensor(planes, [count, height, width], dtype: ScalarType.Byte).to(ScalarType.Float32);
-        var values = torch.where(bytes.eq(Outside), torch.zeros_like(bytes), bytes.div(254.0));
-        return values.to(device).MoveToOuterDisposeScope();
-    }
 }

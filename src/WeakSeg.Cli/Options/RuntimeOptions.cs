@@ -1,5 +1,4 @@
 using System.CommandLine;
-using WeakSeg.Methods;
 using WeakSeg.Pipelines;
 using WeakSeg.Training;
 
@@ -25,12 +24,6 @@ internal sealed class RuntimeOptions
     /// <summary>The defaults every command starts from.</summary>
     public static readonly TrainerOptions Defaults = new();
 
-    /// <summary>Image-decoding threads of a training run unless --workers says otherwise.</summary>
-    public static readonly int DefaultWorkers = new TrainRequest
-    {
-        DataRoot = "", RunDirectory = "", Recipe = TrainRecipe.Preset(BuiltInMethods.DemoMethod, MethodPreset.Cpu, 20),
-    }.Workers;
-
     readonly RuntimePart _parts;
 
     public Option<string> Device { get; }
@@ -54,7 +47,7 @@ internal sealed class RuntimeOptions
             DefaultValueFactory = _ => d.Threads,
         };
         Seed = new("--seed") { Description = $"Seed of {seedUse} (a CPU run is repeatable).", DefaultValueFactory = _ => d.Seed };
-        Workers = new("--workers") { Description = "Image-decoding threads (never changes the batches).", DefaultValueFactory = _ => DefaultWorkers };
+        Workers = new("--workers") { Description = "Image-decoding threads (never changes the batches).", DefaultValueFactory = _ => TrainRequest.DefaultWorkers };
     }
 
     /// <summary>The options the command takes, in the order device, threads, seed, workers.</summary>

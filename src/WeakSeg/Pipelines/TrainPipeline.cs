@@ -41,8 +41,11 @@ public sealed record TrainRequest
     /// estimates it). Given only for methods that take saliency (<see cref="IWsssMethodFactory.UsesSaliency"/>).</summary>
     public Refinement.Saliency.SaliencySource? Saliency { get; init; }
 
+    /// <summary>Image-decoding threads of the <see cref="BatchLoader"/> unless a request says otherwise.</summary>
+    public const int DefaultWorkers = 2;
+
     /// <summary>Image-decoding threads of the <see cref="BatchLoader"/> (never changes the batches).</summary>
-    public int Workers { get; init; } = 2;
+    public int Workers { get; init; } = DefaultWorkers;
 
     /// <summary>The ranks training together (<see cref="ProcessGroup.World"/> under mpirun): the recipe's batch size is the global
     /// batch, split over the ranks; rank 0 writes the run directory.</summary>

@@ -5,6 +5,7 @@
 #
 #   bash bench/ablations/auxsegnet.sh [OUT]          # OUT defaults to runs/ablations/auxsegnet
 #   SMOKE=1 bash bench/ablations/auxsegnet.sh OUT    # a few steps of every path (rounds 2) to check that it runs, not a measurement
+#   ROWS="seg-only plus-sal" bash bench/ablations/auxsegnet.sh OUT   # some rows only (e.g. two scripts in parallel, THREADS=1 each)
 #
 # Every configuration trains on the same generated data and the same saliency maps (estimated once by `synth --saliency`, written
 # to DATA/Saliency). THREADS (default 1) sets libtorch's threads; a pipeline folder is resumable (run the script again after an
@@ -40,15 +41,22 @@ run() {  # NAME, then pipeline options
     "${SHORT[@]}" "$@"
 }
 
-run seg-only     --no-upper-bound --set model.saliency_auxiliary=false --set model.cross_task_affinity=false --set model.unary_affinity=false
-run plus-sal     --no-upper-bound --set model.saliency_auxiliary=true  --set model.cross_task_affinity=false --set model.unary_affinity=false
-run plus-cross   --no-upper-bound --set model.saliency_auxiliary=true  --set model.cross_task_affinity=true  --set model.unary_affinity=false
-run plus-unary   --set model.saliency_auxiliary=true  --set model.cross_task_affinity=true  --set model.unary_affinity=true
-run rounds-$ROUNDS --no-upper-bound --rounds "$ROUNDS"
+run_row() {
+  case "$1" in
+    seg-only)   run seg-only   --no-upper-bound --set model.saliency_auxiliary=false --set model.cross_task_affinity=false --set model.unary_affinity=false ;;
+    plus-sal)   run plus-sal   --no-upper-bound --set model.saliency_auxiliary=true  --set model.cross_task_affinity=false --set model.unary_affinity=false ;;
+    plus-cross) run plus-cross --no-upper-bound --set model.saliency_auxiliary=true  --set model.cross_task_affinity=true  --set model.unary_affinity=false ;;
+    plus-unary) run plus-unary --set model.saliency_auxiliary=true  --set model.cross_task_affinity=true  --set model.unary_affinity=true ;;
+    rounds-*)   run "$1" --no-upper-bound --rounds "$ROUNDS" ;;
+    *) echo "unknown row '$1'" >&2; exit 2 ;;
+  esac
+}
+ALL="seg-only plus-sal plus-cross plus-unary rounds-$ROUNDS"
+for row in ${ROWS:-$ALL}; do run_row "$row"; done
 
 echo
 echo "configuration  cam_miou  pseudo_miou  val_miou  seconds"
-for name in seg-only plus-sal plus-cross plus-unary rounds-$ROUNDS; do
+for name in ${ROWS:-$ALL}; do
   python3 - "$OUT/$name/report.json" "$name" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))

@@ -9,9 +9,6 @@ using WeakSeg.Segmentation;
 
 namespace WeakSeg.Pipelines;
 
-/// <summary>What a pipeline stage runner offers the rounds: run (or reuse) a stage recorded in the ledger under its settings.</summary>
-public delegate JsonObject StageRunner(string name, JsonObject settings, Func<JsonObject> work, bool rootOnly);
-
 /// <summary>What <see cref="LabelRounds.Run"/> works with: the pipeline's data, its first round and how it runs stages.</summary>
 public sealed record LabelRoundsContext
 {
@@ -29,7 +26,8 @@ public sealed record LabelRoundsContext
     public required LocalizationOptions Localization { get; init; }
     public required IReadOnlyList<double> Thresholds { get; init; }
     public required WsssPipelineOptions Options { get; init; }
-    public required StageRunner Stage { get; init; }
+    /// <summary>The pipeline's stage engine: the rounds' stages are recorded in its ledger.</summary>
+    public required Stages.StageRunner Stages { get; init; }
     public required IStageReporter Reporter { get; init; }
     /// <summary>Called with the per-round list each time it grows (report.json's <c>rounds</c>).</summary>
     public Action<JsonArray>? RoundsChanged { get; init; }
@@ -82,7 +80,7 @@ public static class LabelRounds
                 var nextSettings = new JsonObject { ["round"] = round, ["labels"] = labelsSettings };
                 var previousRun = runDir;
                 var nextRun = Path.Combine(dir, "run");
-                c.Stage($"round-{round}-train", nextSettings, () => Train(c, round, previousRun, nextRun, previousDir), false);
+                c.Stages.Run($"round-{round}-train", nextSettings, () => Train(c, round, previousRun, nextRun, previousDir), false);
                 (runDir, trainSettings) = (nextRun, nextSettings);
             }
             var evaluated = Evaluate(c, round, runDir, trainSettings, dir);
@@ -134,7 +132,7 @@ public static class LabelRounds
             ["thresholds"] = new JsonArray(c.Thresholds.Select(t => (JsonNode?)JsonValue.Create(t)).ToArray()),
             ["val_split"] = c.ValSet?.Split,
         };
-        return c.Stage($"round-{round}-eval", settings, () =>
+        return c.Stages.Run($"round-{round}-eval", settings, () =>
         {
             var result = new JsonObject { ["cam_miou"] = null, ["val_miou"] = null };
             if (c.TrainMasks)
@@ -178,7 +176,7 @@ public static class LabelRounds
     static JsonObject MakeLabels(LabelRoundsContext c, int round, string runDir, JsonObject trainSettings, string dir, SaliencySource saliency)
     {
         var o = c.Options;
-        return c.Stage($"round-{round}-labels", LabelsSettings(round, trainSettings, saliency), () =>
+        return c.Stages.Run($"round-{round}-labels", LabelsSettings(round, trainSettings, saliency), () =>
         {
             var labelsDir = Path.Combine(dir, "labels");
             var saliencyDir = Path.Combine(dir, "saliency");
@@ -192,33 +190,24 @@ public static class LabelRounds
             var transform = new EvalTransform();
             long changed = 0, total = 0;
             var samples = c.TrainSet.Samples;
-            c.Reporter.Run($"labels after round {round}", progress =>
+            // the label file, written (atomically) after the image's saliency map, marks an image done
+            c.Reporter.Run($"labels after round {round}", progress => new ImageDirectoryJob
             {
-                for (int i = 0; i < samples.Count; i++)
-                {
-                    c.CancellationToken.ThrowIfCancellationRequested();
-                    var sample = samples[i];
-                    var labelsPath = Path.Combine(labelsDir, sample.Name + ".png");
-                    if (File.Exists(labelsPath)) continue;
-                    var image = ImageCodec.Load(sample.ImagePath);
-                    var baseMap = saliency.Map(sample.Name, image);
-                    byte[] labels;
-                    float[] updated;
-                    using (var scope = torch.NewDisposeScope())
-                    {
-                        var (chw, h, w) = transform.Apply(image);
-                        var input = torch.tensor(chw, [1, 3, h, w], device: device);
-                        var multiHot = new float[c.TrainSet.NumClasses];
-                        foreach (var k in sample.Classes) multiHot[k - 1] = 1f;
-                        (labels, updated) = method.NextRoundLabels(input, torch.tensor(multiHot, [1, multiHot.Length], device: device),
-                            torch.tensor(baseMap, [1, h, w], device: device));
-                    }
-                    SaliencyMaps.Write(SaliencyMaps.PathOf(saliencyDir, sample.Name), updated, image.Height, image.Width);
-                    LabelPng.Write(labelsPath, new LabelMap(image.Width, image.Height, labels));
-                    progress?.Report(new ProgressUpdate(i + 1, samples.Count));
-                }
-                return 0;
-            });
+                Names = samples.Select(s => s.Name).ToList(), IsDone = name => File.Exists(Path.Combine(labelsDir, name + ".png")),
+            }.Run(i =>
+            {
+                var sample = samples[i];
+                var image = ImageCodec.Load(sample.ImagePath);
+                var baseMap = saliency.Map(sample.Name, image);
+                var (chw, h, w) = transform.Apply(image);
+                var input = torch.tensor(chw, [1, 3, h, w], device: device);
+                var multiHot = new float[c.TrainSet.NumClasses];
+                foreach (var k in sample.Classes) multiHot[k - 1] = 1f;
+                var (labels, updated) = method.NextRoundLabels(input, torch.tensor(multiHot, [1, multiHot.Length], device: device),
+                    torch.tensor(baseMap, [1, h, w], device: device));
+                SaliencyMaps.Write(SaliencyMaps.PathOf(saliencyDir, sample.Name), updated, image.Height, image.Width);
+                LabelPng.Write(Path.Combine(labelsDir, sample.Name + ".png"), new LabelMap(image.Width, image.Height, labels));
+            }, progress, c.CancellationToken));
             // how much the labels moved from the previous round's (round 1 trained on online labels: nothing to compare)
             if (round > 1)
                 foreach (var sample in samples)

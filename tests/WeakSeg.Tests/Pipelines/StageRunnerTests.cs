@@ -89,7 +89,8 @@ public class StageRunnerTests
         var stage = new CountingStage("count", new CountingSettings(upstream, 2), dir.File("out"));
         Runner(dir.Path).Run(stage);
 
-        var changed = stage with { Settings = stage.Settings with { Upstream = upstream with { CamTrain = ((CamTrainSettings)upstream.CamTrain) with { Data = Data(seed: 1) } } } };
+        var changed = new CountingStage("count",
+            stage.Settings with { Upstream = upstream with { CamTrain = ((CamTrainSettings)upstream.CamTrain) with { Data = Data(seed: 1) } } }, dir.File("out"));
         var e = Assert.Throws<WeakSegException>(() => Runner(dir.Path).Run(changed));
         Assert.Contains(Path.Combine(dir.Path, "stages", "count.json"), e.Message);
         Assert.Contains("(upstream.cam_train.data.synthetic.seed)", e.Message);

@@ -6,7 +6,6 @@ using WeakSeg.Data;
 using WeakSeg.Data.Synthetic;
 using WeakSeg.Evaluation;
 using WeakSeg.Methods;
-using WeakSeg.PseudoLabels;
 using WeakSeg.IO;
 using WeakSeg.Pipelines.Stages;
 

@@ -240,11 +240,11 @@ public static class WsssPipeline
             var (lastRun, lastSettings, _) = LabelRounds.Run(new LabelRoundsContext
             {
                 OutDirectory = outDir, DataRoot = dataRoot, TrainSet = trainSet, ValSet = valSet, TrainMasks = trainMasks, ValMasks = valMasks,
-                Recipe = recipe, FirstRunDirectory = camRunDir, FirstTrainSettings = camTrainSettings.ToJson(), Localization = localization,
+                Recipe = recipe, FirstRunDirectory = camRunDir, FirstTrainSettings = camTrainSettings, Localization = localization,
                 Thresholds = options.Thresholds, Options = options, Stages = runner, Reporter = reporter,
                 RoundsChanged = list => { state.Rounds = list; state.Write(); }, CancellationToken = cancellationToken,
             }, options.Rounds, options.Saliency);
-            (camRunDir, camTrainSettings) = (lastRun, new RecordedSettings(lastSettings));
+            (camRunDir, camTrainSettings) = (lastRun, lastSettings);
         }
 
         // ---- maps and their sweep ----

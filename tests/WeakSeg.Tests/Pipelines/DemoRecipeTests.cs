@@ -1,5 +1,4 @@
 using System.Text.Json.Nodes;
-using WeakSeg.Data.Synthetic;
 using WeakSeg.Pipelines;
 using WeakSeg.Tests.Support;
 
@@ -9,13 +8,7 @@ namespace WeakSeg.Tests.Pipelines;
 [Collection("Torch")]
 public class DemoRecipeTests
 {
-    static DemoOptions Tiny(string outDir) => new()
-    {
-        OutDirectory = outDir,
-        Data = new SyntheticDatasetConfig { TrainImages = 8, ValImages = 2, ImageSize = 32, NumClasses = PipelineTestData.Classes, Supersampling = 1, Threads = 2 },
-        Steps = 2, BatchSize = 4, Threads = 2, Workers = 1, Overlays = 1,
-        Localization = DemoPipeline.DefaultLocalization with { Scales = [1.0], Flip = false },
-    };
+    static DemoOptions Tiny(string outDir) => Reliability.WeakDemoTests.Tiny(outDir);
 
     static IEnumerable<string> Keys(JsonNode? node) => node!.AsObject().Select(kv => kv.Key).Order(StringComparer.Ordinal);
 

@@ -13,7 +13,8 @@ namespace WeakSeg.Tests.Reliability;
 [Collection("Torch")]
 public class WeakDemoTests
 {
-    static DemoOptions Tiny(string outDir) => new()
+    /// <summary>A tiny demo: 8 + 2 images of 32 px, 2 steps, scale 1 without flip.</summary>
+    internal static DemoOptions Tiny(string outDir) => new()
     {
         OutDirectory = outDir,
         Data = new SyntheticDatasetConfig { TrainImages = 8, ValImages = 2, ImageSize = 32, NumClasses = PipelineTestData.Classes, Supersampling = 1, Threads = 2 },

@@ -151,3 +151,53 @@ public static class StageJson
     public static JsonNode? Number(double? value) => value is { } v ? EvaluationJson.NumberOrNull(v) : null;
     public static double? Double(JsonNode? node) => node?.GetValue<double>();
 }
+
+/// <summary>Round R's training (R ≥ 2): from round R − 1's weights, on the labels and saliency maps made after it.</summary>
+public sealed record RoundTrainSettings(int Round, RoundLabelsSettings Labels) : IStageSettings
+{
+    public JsonObject ToJson() => new() { ["round"] = Round, ["labels"] = Labels.ToJson() };
+}
+
+/// <summary>The labels made after round R: the round's training (the pipeline's CAM training for round 1) and the base saliency.</summary>
+public sealed record RoundLabelsSettings(int Round, IStageSettings Train, string Saliency) : IStageSettings
+{
+    public JsonObject ToJson() => new() { ["round"] = Round, ["train"] = Train.ToJson(), ["saliency"] = Saliency };
+}
+
+/// <summary>Round R's scores: its maps' sweep on the training masks and its own segmentation on the val split.</summary>
+public sealed record RoundEvalSettings(int Round, IStageSettings Train, string Map, IReadOnlyList<double> Scales, bool Flip,
+    IReadOnlyList<double> Thresholds, string? ValSplit) : IStageSettings
+{
+    public JsonObject ToJson() => new()
+    {
+        ["round"] = Round, ["train"] = Train.ToJson(), ["map"] = Map, ["scales"] = MapsSettings.Numbers(Scales), ["flip"] = Flip,
+        ["thresholds"] = MapsSettings.Numbers(Thresholds), ["val_split"] = ValSplit,
+    };
+}
+
+/// <summary>A round's cam_miou (and the sweep's best threshold) and val_miou; null when not scored.</summary>
+public sealed record RoundEvalResults(double? CamMeanIou, double? CamThreshold, double? ValMeanIou) : IStageResults<RoundEvalResults>
+{
+    public JsonObject ToJson()
+    {
+        var json = new JsonObject { ["cam_miou"] = StageJson.Number(CamMeanIou), ["val_miou"] = StageJson.Number(ValMeanIou) };
+        if (CamThreshold is { } t) json["cam_threshold"] = t;
+        return json;
+    }
+
+    public static RoundEvalResults FromJson(JsonObject json) =>
+        new(StageJson.Double(json["cam_miou"]), StageJson.Double(json["cam_threshold"]), StageJson.Double(json["val_miou"]));
+}
+
+/// <summary>The labels made after a round: images, the fraction of pixels whose label changed since the previous round's, their mIoU.</summary>
+public sealed record RoundLabelsResults(int Images, double? ChangedFraction, double? MeanIou) : IStageResults<RoundLabelsResults>
+{
+    public JsonObject ToJson() => new()
+    {
+        ["images"] = Images, ["changed_fraction"] = StageJson.Number(ChangedFraction), ["miou"] = StageJson.Number(MeanIou),
+    };
+
+    public static RoundLabelsResults FromJson(JsonObject json) =>
+        new(json["images"]?.GetValue<int>() ?? 0, StageJson.Double(json["changed_fraction"]), StageJson.Double(json["miou"]));
+}
+

@@ -20,12 +20,6 @@ public interface IStageResults<TSelf> where TSelf : IStageResults<TSelf>
     static abstract TSelf FromJson(JsonObject json);
 }
 
-/// <summary>Settings recorded as JSON by a stage that builds them itself (the label-updating rounds' training).</summary>
-public sealed record RecordedSettings(JsonObject Json) : IStageSettings
-{
-    public JsonObject ToJson() => Json.DeepClone().AsObject();
-}
-
 /// <summary>What every stage of a run shares: progress and log, cancellation, the ranks and the runtime settings.</summary>
 public sealed record StageContext
 {
@@ -52,6 +46,14 @@ public abstract record Stage<TSettings, TResults>(string Name, TSettings Setting
     public virtual bool RootOnly => false;
 
     public abstract TResults Run(StageContext context);
+}
+
+/// <summary>A stage whose work is a function (a recipe's own small step, e.g. a label-updating round).</summary>
+public sealed record FunctionStage<TSettings, TResults>(string StageName, TSettings Settings, Func<StageContext, TResults> Work, bool OnRootOnly = false)
+    : Stage<TSettings, TResults>(StageName, Settings) where TSettings : IStageSettings where TResults : IStageResults<TResults>
+{
+    public override bool RootOnly => OnRootOnly;
+    public override TResults Run(StageContext context) => Work(context);
 }
 
 /// <summary>

@@ -77,6 +77,7 @@ public static class DemoCommand
                 $"pseudo-label mIoU {100 * result.PseudoMeanIou:F1} %; {time}"));
         else Console.WriteLine($"no metric (they read the train masks); {time}");
         foreach (var skipped in result.SkippedMetrics) Console.WriteLine($"skipped {skipped}");
+        Console.WriteLine($"wrote {result.ReportPath} (the pipeline's report fields; stages in {Path.Combine(Path.GetDirectoryName(result.ReportPath)!, "stages")})");
         Console.WriteLine($"wrote {result.MetricsPath}");
         Console.WriteLine($"wrote {Path.Combine(Path.GetDirectoryName(result.MetricsPath)!, WeakSeg.Visualization.RunReport.FileName)} (open it in a browser)");
         return 0;

@@ -1,3 +1,4 @@
+using WeakSeg.Runtime;
 using System.Globalization;
 using WeakSeg.Data;
 using WeakSeg.PseudoLabels;

@@ -66,39 +66,30 @@ public static class CamPipeline
             Settings(request, config, dataset), dataset.Samples.Count(sample => CamMapFile.Exists(request.OutDirectory, sample.Name))));
         var transform = new EvalTransform();
         var clock = Stopwatch.StartNew();
-        int written = 0, skipped = 0;
         var mine = Enumerable.Range(0, dataset.Samples.Count).Where(i => shard.Contains(dataset.Samples[i].Name)).ToList();
-        progress?.Report(new ProgressUpdate(0, mine.Count));
-        for (int done = 0; done < mine.Count; done++)
+        var job = new ImageDirectoryJob { Names = mine.Select(i => dataset.Samples[i].Name).ToList(), IsDone = name => CamMapFile.Exists(request.OutDirectory, name) };
+        var summary = job.Run(done =>
         {
-            cancellationToken.ThrowIfCancellationRequested();
             int i = mine[done];
             var sample = dataset.Samples[i];
-            if (CamMapFile.Exists(request.OutDirectory, sample.Name)) skipped++;
-            else
+            var image = dataset.LoadImage(i);
+            var (chw, h, w) = transform.Apply(image);
+            var input = torch.tensor(chw, [3, h, w], device: device);
+            float[] values = [];
+            if (sample.Classes.Length > 0)
             {
-                using var scope = torch.NewDisposeScope();
-                var image = dataset.LoadImage(i);
-                var (chw, h, w) = transform.Apply(image);
-                var input = torch.tensor(chw, [3, h, w], device: device);
-                float[] values = [];
-                if (sample.Classes.Length > 0)
+                Tensor maps;
+                try { maps = method.Localize(input, sample.Classes, request.Localization); }        // [K', H, W]
+                catch (Exception e) when (IsAllocationFailure(e))
                 {
-                    Tensor maps;
-                    try { maps = method.Localize(input, sample.Classes, request.Localization); }        // [K', H, W]
-                    catch (Exception e) when (IsAllocationFailure(e))
-                    {
-                        throw new WeakSegException($"image '{sample.Name}' ({w}x{h}): out of memory computing its maps at scales " +
-                            $"{string.Join(",", request.Localization.Scales)} ({FirstLine(e.Message)}); use smaller --scales or smaller images");
-                    }
-                    values = maps.cpu().data<float>().ToArray();
+                    throw new WeakSegException($"image '{sample.Name}' ({w}x{h}): out of memory computing its maps at scales " +
+                        $"{string.Join(",", request.Localization.Scales)} ({FirstLine(e.Message)}); use smaller --scales or smaller images");
                 }
-                CamMapFile.Write(request.OutDirectory, sample.Name, values, sample.Classes, h, w, request.Float16);
-                written++;
+                values = maps.cpu().data<float>().ToArray();
             }
-            progress?.Report(new ProgressUpdate(done + 1, mine.Count));
-        }
-        Span<long> counts = [mine.Count, written, skipped];
+            CamMapFile.Write(request.OutDirectory, sample.Name, values, sample.Classes, h, w, request.Float16);
+        }, progress, cancellationToken);
+        Span<long> counts = [summary.Images, summary.Written, summary.Skipped];
         shard.SumOverRanks(counts);
         return new CamSummary((int)counts[0], (int)counts[1], (int)counts[2], method.Name, clock.Elapsed.TotalSeconds);
     }

@@ -6,8 +6,8 @@ using WeakSeg.Data;
 using WeakSeg.Data.Synthetic;
 using WeakSeg.Evaluation;
 using WeakSeg.Methods;
-using WeakSeg.PseudoLabels;
 using WeakSeg.IO;
+using WeakSeg.Pipelines.Stages;
 
 namespace WeakSeg.Pipelines;
 
@@ -28,7 +28,7 @@ public sealed class SilentStageReporter(Action<string>? log = null) : IStageRepo
 /// <summary>Settings of <see cref="DemoPipeline"/>.</summary>
 public sealed record DemoOptions
 {
-    /// <summary>Output folder: data/, runs/METHOD/, cams/METHOD-MAP/, pseudo/, overlays/, metrics.json.</summary>
+    /// <summary>Output folder: stages/ (the ledger), data/, runs/METHOD/, cams/METHOD-MAP/, pseudo/, overlays/, report.json, metrics.json.</summary>
     public string OutDirectory { get; init; } = Path.Combine("runs", "demo");
 
     /// <summary>A dataset root in VOC layout whose split <see cref="DemoPipeline.Split"/> the demo runs on (image labels from labels.txt, else
@@ -81,18 +81,21 @@ public sealed record ComparisonRow(string Method, LocalizationMapKind Map, doubl
 /// <param name="PseudoMeanIou">mIoU of the pseudo labels against the train masks (a metric); null when skipped.</param>
 /// <param name="Sweep">The threshold sweep of the demo's maps; null when skipped.</param>
 /// <param name="SkippedMetrics">Metrics not computed, each "METRICS: why" (the dataset has images without masks); empty when all ran.</param>
+/// <param name="ReportPath">report.json, with the fields of the pipeline's report (<see cref="WsssPipeline.ReportFile"/>).</param>
 public sealed record DemoResult(double? CamMeanIou, double Threshold, string ThresholdSource, double? PseudoMeanIou, CamSweepResult? Sweep, double Seconds,
     IReadOnlyDictionary<string, double> StageSeconds, IReadOnlyList<ComparisonRow> Comparison, string MetricsPath, string PseudoDirectory,
-    IReadOnlyList<string> SkippedMetrics);
+    IReadOnlyList<string> SkippedMetrics, string ReportPath);
 
 /// <summary>
-/// The end-to-end demo on the built-in benchmark (or a VOC-layout folder, <see cref="DemoOptions.DataRoot"/>), weakly supervised: synth →
-/// train on image labels (cpu preset) → maps of the train split → pseudo labels at the method's preset threshold (no mask opened so far)
-/// → then the metrics, which read the train masks: the threshold sweep (CAM mIoU at its best threshold), the pseudo labels' mIoU,
-/// overlays beside the ground truth → metrics.json. A split with images without masks skips those metrics and lists them
-/// (<see cref="GroundTruthMasks"/>, as <see cref="WsssPipeline"/> does); its overlays have no ground-truth tile.
-/// Each stage is skipped when its outputs exist (data marker, model-final.bin, per-image maps), and training resumes from its
-/// checkpoints.
+/// The end-to-end demo on the built-in benchmark (or a VOC-layout folder, <see cref="DemoOptions.DataRoot"/>), weakly supervised: a
+/// recipe of the pipeline's stage engine (<see cref="StageRunner"/>, the same stages, ledger and report.json as <see cref="WsssPipeline"/>)
+/// that stops after the pseudo labels and adds overlays: synth → train on image labels (cpu preset) → maps of the train split → pseudo
+/// labels at the method's preset threshold (no mask opened so far) → then the metrics, which read the train masks: the threshold sweep
+/// (CAM mIoU at its best threshold), the pseudo labels' mIoU, overlays beside the ground truth → report.json (the pipeline's fields),
+/// metrics.json (the demo's per-class table and comparison). A split with images without masks skips those metrics and lists them
+/// (<see cref="GroundTruthMasks"/>); its overlays have no ground-truth tile. Resumable as the pipeline: OUT/stages/NAME.json records each
+/// stage with its settings; a finished stage is reused, an unfinished one continues (training from its checkpoints, maps and labels
+/// already written), a stage recorded with other settings (another dataset, other steps) is refused naming its record.
 /// </summary>
 public static class DemoPipeline
 {
@@ -100,7 +103,10 @@ public static class DemoPipeline
 
     /// <summary>The split the demo trains on, maps, labels and scores.</summary>
     public const string Split = "train";
-    const string DataMarker = ".weakseg-synth-complete";
+
+    /// <summary>The demo's own stages besides the pipeline's: the pseudo labels' score (the pipeline scores them inside its pseudo stage;
+    /// the demo scores them after the weak path) and the overlay panels.</summary>
+    public const string PseudoEvalStagePrefix = "pseudo-eval-", OverlaysStageName = "overlays";
 
     /// <summary>
     /// Scales 1, 0.5, 1.5 with flips, class-to-patch maps. The paper's final MCTformer-V2 map is the affinity-refined fused map,
@@ -119,110 +125,134 @@ public static class DemoPipeline
     /// <summary>Metrics of the demo that read the train masks; metrics.json lists them under <c>metrics_reading_masks</c>.</summary>
     public static readonly IReadOnlyList<string> MaskMetrics = ["cam_miou", "cam_best_threshold", "miou_by_threshold", "per_class_iou", "pseudo_miou"];
 
-    /// <param name="stageCompleted">Called with a stage's name after each stage (several times for repeated ones). "pseudo" comes once
-    /// the pseudo labels are written and before any metric reads a mask (tests use it to show that the weak path opens no mask).</param>
+    /// <param name="stageCompleted">Called with a stage's short name (<see cref="StageKey"/>) after each stage that ran (not for reused ones).
+    /// "pseudo" comes once the pseudo labels are written and before any metric reads a mask (tests use it to show that the weak path opens
+    /// no mask).</param>
     public static DemoResult Run(DemoOptions options, IStageReporter? reporter = null, CancellationToken cancellationToken = default,
         Action<string>? stageCompleted = null)
     {
         reporter ??= new SilentStageReporter();
         var total = Stopwatch.StartNew();
-        var stages = new Dictionary<string, double>();
         var outDir = Path.GetFullPath(options.OutDirectory);
         // A given dataset is opened (and the options that need its masks checked) before anything is written, so a bad --data is one
         // line naming the file and leaves nothing behind.
         var given = options.DataRoot is { } root ? OpenGiven(root, options) : null;
         Directory.CreateDirectory(outDir);
-        var dataDir = given is not null ? Path.TrimEndingDirectorySeparator(given.Root) : DataDirectory(outDir);
+        using var folderLock = FolderLock.Acquire(outDir, "demo output folder");
+        var runner = new StageRunner(new StageLedger(Path.Combine(outDir, "stages")), new StageContext
+        {
+            Reporter = reporter, CancellationToken = cancellationToken, Threads = options.Threads, Workers = options.Workers,
+        }, stageCompleted is null ? null : name => stageCompleted(StageKey(name)));
+        var (dataDir, dataSettings) = WsssPipeline.OpenData(given is null ? null : Path.TrimEndingDirectorySeparator(given.Root), outDir, options.Data, runner);
+        if (given is not null) reporter.Log($"data: {dataDir}, split '{Split}' ({given.Samples.Count} images, {given.NumClasses} classes)");
         int numClasses = given?.NumClasses ?? options.Data.NumClasses;
-
-        T Stage<T>(string name, Func<T> work)
-        {
-            var clock = Stopwatch.StartNew();
-            var result = work();
-            stages[name] = stages.GetValueOrDefault(name) + clock.Elapsed.TotalSeconds;
-            stageCompleted?.Invoke(name);
-            return result;
-        }
-
-        if (given is not null) reporter.Log($"data: {dataDir}, split '{Split}' ({given.Samples.Count} images, {numClasses} classes)");
-        else Stage("synth", () =>
-        {
-            if (File.Exists(Path.Combine(dataDir, DataMarker))) { reporter.Log($"data: {dataDir} exists, skipped"); return 0; }
-            reporter.Run("synth", p => SyntheticDataset.Generate(dataDir, options.Data, p));
-            File.WriteAllText(Path.Combine(dataDir, DataMarker), "complete\n");
-            return 0;
-        });
 
         // ---- the weak path: image labels → model → maps → pseudo labels; no mask is opened ----
         var methods = options.Compare ? new[] { options.Method }.Concat(options.CompareMethods.Where(m => m != options.Method)).ToList() : [options.Method];
-        var scored = new List<(string Method, LocalizationMapKind Kind, string CamDir)>();
+        var mapped = new List<(string Method, LocalizationMapKind Kind, MapsStage Maps)>();
+        TrainRecipe? mainRecipe = null;
         foreach (var method in methods)
         {
+            bool main = method == options.Method;
+            var recipe = Recipe(options, method, numClasses);
+            mainRecipe ??= recipe;
             var runDir = RunDirectory(outDir, method);
-            Stage("train", () => Train(options, method, dataDir, numClasses, runDir, reporter, cancellationToken));
+            var train = new CamTrainStage(main ? CamTrainStage.DefaultName : CamTrainStage.DefaultName + "-" + method,
+                WsssPipeline.CamTrainSettings(dataSettings, Split, options.Seed, recipe, null),
+                new TrainRequest { DataRoot = dataDir, Split = Split, RunDirectory = runDir, Recipe = recipe, Preset = "cpu" });
+            runner.Run(train);
             var maps = MethodRegistry.Get(method).Maps;
-            if (method == options.Method) maps.Require(options.Localization.MapKind, method);
+            if (main) maps.Require(options.Localization.MapKind, method);
             // --compare scores every map the method has; otherwise only the demo's map.
-            var kinds = options.Compare ? maps.Supported : [options.Localization.MapKind];
-            foreach (var kind in kinds)
+            foreach (var kind in options.Compare ? maps.Supported : [options.Localization.MapKind])
             {
-                var camDir = CamDirectory(outDir, method, kind);
-                Stage("cam", () => reporter.Run($"maps {method} {LocalizationMapKindNames.Name(kind)}", p => CamPipeline.Run(new CamRequest
-                {
-                    RunDirectory = runDir, OutDirectory = camDir, Split = Split, DataRoot = dataDir,
-                    Localization = options.Localization with { MapKind = kind }, Threads = options.Threads,
-                }, p, cancellationToken)));
-                scored.Add((method, kind, camDir));
+                var localization = options.Localization with { MapKind = kind };
+                var map = LocalizationMapKindNames.Name(kind);
+                var stage = new MapsStage(main && kind == options.Localization.MapKind ? "maps-" + map : $"maps-{method}-{map}",
+                    new MapsSettings(train.Settings, map, localization.Scales, localization.Flip), new CamRequest
+                    {
+                        RunDirectory = runDir, OutDirectory = CamDirectory(outDir, method, kind), Split = Split, DataRoot = dataDir, Localization = localization,
+                    });
+                runner.Run(stage);
+                mapped.Add((method, kind, stage));
             }
         }
-        var mainCams = CamDirectory(outDir, options.Method, options.Localization.MapKind);
-        CamSweepResult Sweep(string method, LocalizationMapKind kind, string camDir) => Stage("sweep", () => reporter.Run(
-            $"sweep {method} {LocalizationMapKindNames.Name(kind)} (reads masks)", p => CamThresholdSweep.Evaluate(camDir, dataDir, Split, new CamSweepOptions(), p)));
-        CamSweepResult? mainSweep = null;
+        var mainMaps = mapped.First(m => m.Method == options.Method && m.Kind == options.Localization.MapKind).Maps;
+        var mainSweep = Sweep(mainMaps, "cam-eval-" + mainMaps.Settings.Map, Path.Combine(outDir, "eval-cam.json"));
+        SweepResults? mainSwept = null;
         var (threshold, thresholdSource) = WsssPipeline.ChooseThreshold(options.PseudoThreshold, options.OracleThreshold,
-            () => (mainSweep = Sweep(options.Method, options.Localization.MapKind, mainCams)).BestThreshold,
-            RunConfig.Load(RunDirectory(outDir, options.Method)).Recipe.ModelConfig);
+            () => (mainSwept = runner.Run(mainSweep)).Threshold, mainRecipe!.ModelConfig);
         reporter.Log($"pseudo-label threshold {threshold.ToString("0.00", CultureInfo.InvariantCulture)} ({thresholdSource})");
         var pseudoDir = PseudoDirectory(outDir);
-        Stage("pseudo", () => reporter.Run("pseudo labels", p => PseudoLabelWriter.Run(mainCams, pseudoDir,
-            new PseudoLabelConfig { Threshold = (float)threshold, Overwrite = true }, p)));
+        var pseudoSettings = new PseudoSettings(mainMaps.Settings, threshold, thresholdSource.Split(':')[0], mainSwept is null ? null : mainSweep.Settings);
+        runner.Run(new PseudoStage(pseudoSettings, mainMaps.Request.OutDirectory, pseudoDir, dataDir, Split, Score: false, EvaluationPath: ""));
 
         // ---- metrics, which read the train masks: only when every image has one ----
         var trainSet = VocDataset.Open(dataDir, Split);
         bool masks = GroundTruthMasks.Complete(trainSet);
-        var skipped = new List<string>();
+        var runSection = WsssPipeline.RunSection(MethodPreset.Cpu, TrainRecipe.Preset(options.Method, MethodPreset.Cpu, numClasses), options.Seed, options.Threads, "cpu");
+        WsssPipeline.AddTrainer(runSection, mainRecipe);
+        var report = new PipelineReportState(options.Method, Path.Combine(outDir, WsssPipeline.ReportFile), runSection, runner)
+        {
+            Map = options.Localization.MapKind, Threshold = threshold, ThresholdSource = thresholdSource,
+        };
         var comparison = new List<ComparisonRow>();
-        SegmentationEvaluation? evaluation = null;
+        CamSweepResult? mainDetails = null;
+        double? pseudoMeanIou = null;
         if (masks)
         {
-            foreach (var (method, kind, camDir) in scored)
+            foreach (var (method, kind, maps) in mapped)
             {
                 bool main = method == options.Method && kind == options.Localization.MapKind;
-                var sweep = main && mainSweep is not null ? mainSweep : Sweep(method, kind, camDir);
-                comparison.Add(new ComparisonRow(method, kind, sweep.BestMeanIou, sweep.BestThreshold));
-                if (main) mainSweep = sweep;
+                var stage = main ? mainSweep : Sweep(maps, $"cam-eval-{method}-{maps.Settings.Map}", Path.Combine(outDir, "cams", $"eval-cam-{method}-{maps.Settings.Map}.json"));
+                var swept = main && mainSwept is not null ? mainSwept : runner.Run(stage);
+                if (main) mainSwept = swept;
+                comparison.Add(new ComparisonRow(method, kind, swept.MeanIou ?? double.NaN, swept.Threshold));
             }
-            EvaluationJson.Write(Path.Combine(outDir, "eval-cam.json"), mainSweep!, Split);
-            evaluation = Stage("eval", () => reporter.Run("evaluate pseudo labels (reads masks)", p => SegmentationEvaluator.EvaluateDirectory(pseudoDir, dataDir, Split, null, p)));
-            EvaluationJson.Write(Path.Combine(outDir, "eval-pseudo.json"), evaluation);
+            // the per-class table of metrics.json: the sweep's details, recomputed when its stage was reused
+            mainDetails = mainSweep.Details ?? CamThresholdSweep.Evaluate(mainMaps.Request.OutDirectory, dataDir, Split, new CamSweepOptions { Thresholds = mainSweep.Settings.Thresholds });
+            var scored = runner.Run(new LabelScoreStage(PseudoEvalStagePrefix + mainMaps.Settings.Map, new LabelScoreSettings(pseudoSettings, Split), pseudoDir, dataDir,
+                Path.Combine(outDir, "eval-pseudo.json")));
+            pseudoMeanIou = scored.MeanIou;
+            report.CamMeanIou = mainSwept!.MeanIou ?? double.NaN;
+            report.ArtifactRate = mainSwept.ArtifactRate;
+            report.PseudoMeanIou = scored.MeanIou;
         }
         else
         {
-            skipped.Add(GroundTruthMasks.SkippedLine(string.Join(", ", MaskMetrics.SkipLast(1)) + " and " + MaskMetrics[^1], Split,
+            report.Skip(GroundTruthMasks.SkippedLine(string.Join(", ", MaskMetrics.SkipLast(1)) + " and " + MaskMetrics[^1], Split,
                 " (the pseudo labels are written; the overlays have no ground-truth tile)"));
-            foreach (var line in skipped) reporter.Log("skipped " + line);
+            foreach (var line in report.Skipped) reporter.Log("skipped " + line);
             foreach (var stale in new[] { "eval-cam.json", "eval-pseudo.json" }) File.Delete(Path.Combine(outDir, stale));   // of an earlier run
         }
-        Stage("overlays", () => { WriteOverlays(outDir, trainSet, mainCams, pseudoDir, options.Overlays, masks); return 0; });
+        runner.Run(new OverlaysStage(new OverlaySettings(pseudoSettings, options.Overlays, masks), trainSet, mainMaps.Request.OutDirectory, pseudoDir,
+            Path.Combine(outDir, "overlays")));
+        var result = report.Finish();
 
         var seconds = total.Elapsed.TotalSeconds;
         var metricsPath = Path.Combine(outDir, MetricsFile);
-        WriteMetrics(metricsPath, options, dataDir, trainSet.Samples.Count, threshold, thresholdSource, mainSweep, evaluation, skipped, seconds, stages, comparison);
+        var stageSeconds = runner.Stages.GroupBy(s => StageKey(s.Name)).ToDictionary(g => g.Key, g => g.Sum(s => s.Seconds));
+        WriteMetrics(metricsPath, options, dataDir, trainSet.Samples.Count, threshold, thresholdSource, mainDetails, pseudoMeanIou, report.Skipped, seconds,
+            stageSeconds, comparison);
         if (options.Compare && masks) WriteComparison(Path.Combine(outDir, CompareFile), comparison);
         WeakSeg.Visualization.RunReport.Write(outDir);
-        return new DemoResult(mainSweep?.BestMeanIou, threshold, thresholdSource, evaluation?.Metrics.MeanIou, mainSweep, seconds, stages,
-            options.Compare ? comparison : [], metricsPath, pseudoDir, skipped);
+        return new DemoResult(mainDetails?.BestMeanIou, threshold, thresholdSource, pseudoMeanIou, mainDetails, seconds, stageSeconds,
+            options.Compare ? comparison : [], metricsPath, pseudoDir, report.Skipped.ToList(), result.ReportPath);
+
+        SweepStage Sweep(MapsStage maps, string name, string evaluationPath) =>
+            new(name, new SweepSettings(maps.Settings, new CamSweepOptions().Thresholds), maps.Request.OutDirectory, dataDir, Split, evaluationPath);
     }
+
+    /// <summary>The demo's short name of a stage in metrics.json's <c>stage_seconds</c> and for <c>stageCompleted</c> (the compared methods'
+    /// stages add up under the same name): synth, train, cam, pseudo, sweep, eval, overlays.</summary>
+    public static string StageKey(string stage) =>
+        stage == SynthStage.StageName ? "synth"
+        : stage.StartsWith(CamTrainStage.DefaultName, StringComparison.Ordinal) ? "train"
+        : stage.StartsWith("maps-", StringComparison.Ordinal) ? "cam"
+        : stage.StartsWith("cam-eval-", StringComparison.Ordinal) ? "sweep"
+        : stage.StartsWith(PseudoEvalStagePrefix, StringComparison.Ordinal) ? "eval"
+        : stage.StartsWith("pseudo-", StringComparison.Ordinal) ? "pseudo"
+        : stage;
 
     /// <summary>Opens the split of a given dataset and refuses the options that need its masks when some image has none.</summary>
     static VocDataset OpenGiven(string root, DemoOptions options)
@@ -233,50 +263,18 @@ public static class DemoPipeline
         return dataset;
     }
 
-    static int Train(DemoOptions options, string method, string dataDir, int numClasses, string runDir, IStageReporter reporter, CancellationToken token)
+    /// <summary>The cpu preset's recipe of <paramref name="method"/> with the demo's seed, threads, steps and batch size.</summary>
+    static TrainRecipe Recipe(DemoOptions options, string method, int numClasses)
     {
-        // A run trained on other data is not reused for this data (its maps would be of another dataset).
-        var run = new Training.RunDirectory(runDir);
-        if (run.HasConfig && Path.TrimEndingDirectorySeparator(run.ReadConfig<RunConfig>().DataRoot) is var trainedOn && trainedOn != dataDir)
-            throw WeakSegException.ForFile(run.ConfigPath, $"this demo folder was trained on {trainedOn}, not {dataDir}; use a new --out, or delete the folder to retrain");
-        if (run.IsFinished) { reporter.Log($"train {method}: {runDir} is finished, skipped"); return 0; }
         var recipe = TrainRecipe.Preset(method, MethodPreset.Cpu, numClasses);
         var trainer = recipe.Trainer with { Seed = options.Seed, Threads = options.Threads };
         if (options.BatchSize is { } batch) trainer = trainer with { BatchSize = batch };
         if (options.Steps is { } steps) trainer = trainer with { Steps = steps, WarmupSteps = Math.Min(trainer.WarmupSteps, steps / 10) };
-        bool resume = run.HasCheckpoint;
-        var outcome = reporter.Run($"train {method}", p => TrainPipeline.Run(new TrainRequest
-        {
-            DataRoot = dataDir, Split = Split, RunDirectory = runDir, Recipe = recipe with { Trainer = trainer },
-            Preset = "cpu", Resume = resume, Workers = options.Workers,
-        }, reporter.Log, p, token));
-        if (!outcome.Result.Completed) throw new OperationCanceledException("training was interrupted; run the demo again to resume");
-        return 0;
+        return recipe with { Trainer = trainer };
     }
-
-    static void WriteOverlays(string outDir, VocDataset dataset, string camDir, string pseudoDir, int count, bool masks)
-    {
-        if (count <= 0) return;
-        var overlayDir = Path.Combine(outDir, "overlays");
-        Directory.CreateDirectory(overlayDir);
-        var names = dataset.ClassNames.All;
-        for (int i = 0; i < Math.Min(count, dataset.Samples.Count); i++)
-        {
-            var sample = dataset.Samples[i];
-            var maps = CamMapFile.Read(camDir, sample.Name);
-            var pseudoPath = Path.Combine(pseudoDir, sample.Name + ".png");
-            var pseudo = File.Exists(pseudoPath) ? LabelPng.Read(pseudoPath) : null;
-            var gt = masks ? dataset.LoadMask(i) : null;
-            SaveOverlayPanel(Path.Combine(overlayDir, sample.Name + ".png"), dataset.LoadImage(i), maps, names, pseudo, gt);
-        }
-    }
-
-    /// <summary>Overlay panel: image | per-class heat maps | pseudo label | ground truth.</summary>
-    static void SaveOverlayPanel(string path, RgbImage image, CamMaps maps, IReadOnlyList<string> classNames, LabelMap? pseudo, LabelMap? groundTruth) =>
-        WeakSeg.Visualization.OverlayRenderer.SavePanel(path, image, maps, classNames, pseudo, groundTruth);
 
     static void WriteMetrics(string path, DemoOptions options, string dataDir, int numImages, double threshold, string thresholdSource, CamSweepResult? sweep,
-        SegmentationEvaluation? pseudo, IReadOnlyList<string> skipped, double seconds, IReadOnlyDictionary<string, double> stages,
+        double? pseudoMeanIou, IReadOnlyList<string> skipped, double seconds, IReadOnlyDictionary<string, double> stages,
         IReadOnlyList<ComparisonRow> comparison)
     {
         JsonObject? perClass = null;
@@ -300,7 +298,7 @@ public static class DemoPipeline
             ["threshold_source"] = thresholdSource,
             ["cam_miou"] = sweep is null ? null : Num(sweep.BestMeanIou),
             ["cam_best_threshold"] = sweep?.BestThreshold,
-            ["pseudo_miou"] = pseudo is null ? null : Num(pseudo.Metrics.MeanIou),
+            ["pseudo_miou"] = pseudoMeanIou is { } p ? Num(p) : null,
             ["metrics_reading_masks"] = new JsonArray(MaskMetrics.Select(m => (JsonNode?)JsonValue.Create(m)).ToArray()),
             [GroundTruthMasks.SkippedMetricsKey] = new JsonArray(skipped.Select(m => (JsonNode?)JsonValue.Create(m)).ToArray()),
             ["seconds"] = Math.Round(seconds, 3),

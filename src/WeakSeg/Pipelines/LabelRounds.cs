@@ -5,12 +5,10 @@ using WeakSeg.Evaluation;
 using WeakSeg.Methods;
 using WeakSeg.Refinement.Saliency;
 using WeakSeg.Runtime;
+using WeakSeg.Pipelines.Stages;
 using WeakSeg.Segmentation;
 
 namespace WeakSeg.Pipelines;
-
-/// <summary>What a pipeline stage runner offers the rounds: run (or reuse) a stage recorded in the ledger under its settings.</summary>
-public delegate JsonObject StageRunner(string name, JsonObject settings, Func<JsonObject> work, bool rootOnly);
 
 /// <summary>What <see cref="LabelRounds.Run"/> works with: the pipeline's data, its first round and how it runs stages.</summary>
 public sealed record LabelRoundsContext
@@ -24,12 +22,13 @@ public sealed record LabelRoundsContext
     public required TrainRecipe Recipe { get; init; }
     /// <summary>The first round's run (the pipeline's CAM training) and its stage settings.</summary>
     public required string FirstRunDirectory { get; init; }
-    public required JsonObject FirstTrainSettings { get; init; }
+    public required IStageSettings FirstTrainSettings { get; init; }
     /// <summary>The map scored by each round's cam_miou (the pipeline's map).</summary>
     public required LocalizationOptions Localization { get; init; }
     public required IReadOnlyList<double> Thresholds { get; init; }
     public required WsssPipelineOptions Options { get; init; }
-    public required StageRunner Stage { get; init; }
+    /// <summary>The pipeline's stage engine: the rounds' stages are recorded in its ledger.</summary>
+    public required Stages.StageRunner Stages { get; init; }
     public required IStageReporter Reporter { get; init; }
     /// <summary>Called with the per-round list each time it grows (report.json's <c>rounds</c>).</summary>
     public Action<JsonArray>? RoundsChanged { get; init; }
@@ -37,7 +36,7 @@ public sealed record LabelRoundsContext
 }
 
 /// <summary>The last round's run (the pipeline's maps, pseudo labels and segmenter use it) and the per-round list.</summary>
-public sealed record LabelRoundsResult(string RunDirectory, JsonObject TrainSettings, JsonArray Rounds);
+public sealed record LabelRoundsResult(string RunDirectory, IStageSettings TrainSettings, JsonArray Rounds);
 
 /// <summary>
 /// Label-updating rounds (<c>weakseg pipeline --rounds N</c>) of a method with that capability (<see cref="ILabelRoundsMethod"/>,
@@ -78,32 +77,28 @@ public static class LabelRounds
             if (round > 1)
             {
                 var previousDir = RoundDirectory(c.OutDirectory, round - 1);
-                var labelsSettings = LabelsSettings(round - 1, trainSettings, baseSaliency);
-                var nextSettings = new JsonObject { ["round"] = round, ["labels"] = labelsSettings };
+                var nextSettings = new RoundTrainSettings(round, new RoundLabelsSettings(round - 1, trainSettings, baseSaliency.Describe()));
                 var previousRun = runDir;
                 var nextRun = Path.Combine(dir, "run");
-                c.Stage($"round-{round}-train", nextSettings, () => Train(c, round, previousRun, nextRun, previousDir), false);
+                int r = round;
+                c.Stages.Run(new FunctionStage<RoundTrainSettings, TrainingResults>($"round-{round}-train", nextSettings,
+                    _ => Train(c, r, previousRun, nextRun, previousDir)));
                 (runDir, trainSettings) = (nextRun, nextSettings);
             }
             var evaluated = Evaluate(c, round, runDir, trainSettings, dir);
             var labelled = MakeLabels(c, round, runDir, trainSettings, dir, baseSaliency);
             list.Add(new JsonObject
             {
-                ["round"] = round, ["cam_miou"] = evaluated["cam_miou"]?.DeepClone(), ["pseudo_miou"] = labelled["miou"]?.DeepClone(),
-                ["val_miou"] = evaluated["val_miou"]?.DeepClone(), ["changed_label_fraction"] = labelled["changed_fraction"]?.DeepClone(),
+                ["round"] = round, ["cam_miou"] = StageJson.Number(evaluated.CamMeanIou), ["pseudo_miou"] = StageJson.Number(labelled.MeanIou),
+                ["val_miou"] = StageJson.Number(evaluated.ValMeanIou), ["changed_label_fraction"] = StageJson.Number(labelled.ChangedFraction),
             });
             c.RoundsChanged?.Invoke(list);
         }
         return new LabelRoundsResult(runDir, trainSettings, list);
     }
 
-    static JsonObject LabelsSettings(int round, JsonObject trainSettings, SaliencySource saliency) => new()
-    {
-        ["round"] = round, ["train"] = trainSettings.DeepClone(), ["saliency"] = saliency.Describe(),
-    };
-
     /// <summary>Round <paramref name="round"/>'s training: the recipe from the previous round's weights, on its labels and saliency.</summary>
-    static JsonObject Train(LabelRoundsContext c, int round, string previousRun, string runDir, string previousDir)
+    static TrainingResults Train(LabelRoundsContext c, int round, string previousRun, string runDir, string previousDir)
     {
         var o = c.Options;
         bool resume = new Training.RunDirectory(runDir).HasCheckpoint;
@@ -115,28 +110,18 @@ public static class LabelRounds
             Saliency = new SaliencySource(Path.Combine(previousDir, "saliency")),
         }, c.Reporter.Log, p, c.CancellationToken));
         if (!outcome.Result.Completed) throw new OperationCanceledException($"round {round} training was interrupted; run the pipeline again to resume");
-        return new JsonObject
-        {
-            ["steps"] = outcome.Result.Step, ["steps_this_run"] = outcome.Result.StepsRun,
-            ["last_loss"] = EvaluationJson.NumberOrNull(outcome.Result.LastLoss),
-        };
+        return TrainingResults.Of(outcome.Result);
     }
 
     /// <summary>cam_miou of the round's maps (when the training split has masks) and val_miou of the method's own segmentation.</summary>
-    static JsonObject Evaluate(LabelRoundsContext c, int round, string runDir, JsonObject trainSettings, string dir)
+    static RoundEvalResults Evaluate(LabelRoundsContext c, int round, string runDir, IStageSettings trainSettings, string dir)
     {
         var o = c.Options;
         var map = LocalizationMapKindNames.Name(c.Localization.MapKind);
-        var settings = new JsonObject
+        var settings = new RoundEvalSettings(round, trainSettings, map, c.Localization.Scales, c.Localization.Flip, c.Thresholds, c.ValSet?.Split);
+        return c.Stages.Run(new FunctionStage<RoundEvalSettings, RoundEvalResults>($"round-{round}-eval", settings, context =>
         {
-            ["round"] = round, ["train"] = trainSettings.DeepClone(), ["map"] = map,
-            ["scales"] = new JsonArray(c.Localization.Scales.Select(s => (JsonNode?)JsonValue.Create(s)).ToArray()), ["flip"] = c.Localization.Flip,
-            ["thresholds"] = new JsonArray(c.Thresholds.Select(t => (JsonNode?)JsonValue.Create(t)).ToArray()),
-            ["val_split"] = c.ValSet?.Split,
-        };
-        return c.Stage($"round-{round}-eval", settings, () =>
-        {
-            var result = new JsonObject { ["cam_miou"] = null, ["val_miou"] = null };
+            double? camMeanIou = null, camThreshold = null, valMeanIou = null;
             if (c.TrainMasks)
             {
                 var mapsDir = Path.Combine(dir, "maps-" + map);
@@ -147,8 +132,7 @@ public static class LabelRounds
                 }, p, c.CancellationToken));
                 var sweep = c.Reporter.Run($"sweep thresholds (round {round})", p => CamThresholdSweep.Evaluate(mapsDir, c.DataRoot, o.TrainSplit,
                     new CamSweepOptions { Thresholds = c.Thresholds }, p));
-                result["cam_miou"] = EvaluationJson.NumberOrNull(sweep.BestMeanIou);
-                result["cam_threshold"] = sweep.BestThreshold;
+                (camMeanIou, camThreshold) = (sweep.BestMeanIou, sweep.BestThreshold);
             }
             if (c.ValSet is { } valSet)
             {
@@ -162,12 +146,12 @@ public static class LabelRounds
                     c.Reporter.Run($"predict {valSet.Split} (round {round}, the method's segmentation)", p =>
                         SegmentationInference.Run(new MethodDecoderPredictor(own, device), valSet.Samples, predDir, inference, p, c.CancellationToken));
                     if (c.ValMasks)
-                        result["val_miou"] = EvaluationJson.NumberOrNull(c.Reporter.Run($"evaluate {valSet.Split} (round {round})", p =>
-                            SegmentationEvaluator.EvaluateDirectory(predDir, c.DataRoot, valSet.Split, null, p)).Metrics.MeanIou);
+                        valMeanIou = c.Reporter.Run($"evaluate {valSet.Split} (round {round})", p =>
+                            SegmentationEvaluator.EvaluateDirectory(predDir, c.DataRoot, valSet.Split, null, p)).Metrics.MeanIou;
                 }
             }
-            return result;
-        }, true);
+            return new RoundEvalResults(camMeanIou, camThreshold, valMeanIou);
+        }, OnRootOnly: true));
     }
 
     /// <summary>
@@ -175,10 +159,11 @@ public static class LabelRounds
     /// continues), the method's <see cref="ILabelRoundsMethod.NextRoundLabels"/> from the image, its image labels and its saliency map →
     /// dir/saliency/NAME.png, then dir/labels/NAME.png. Reads no mask; pseudo_miou scores the labels when the split has masks.
     /// </summary>
-    static JsonObject MakeLabels(LabelRoundsContext c, int round, string runDir, JsonObject trainSettings, string dir, SaliencySource saliency)
+    static RoundLabelsResults MakeLabels(LabelRoundsContext c, int round, string runDir, IStageSettings trainSettings, string dir, SaliencySource saliency)
     {
         var o = c.Options;
-        return c.Stage($"round-{round}-labels", LabelsSettings(round, trainSettings, saliency), () =>
+        return c.Stages.Run(new FunctionStage<RoundLabelsSettings, RoundLabelsResults>($"round-{round}-labels",
+            new RoundLabelsSettings(round, trainSettings, saliency.Describe()), context =>
         {
             var labelsDir = Path.Combine(dir, "labels");
             var saliencyDir = Path.Combine(dir, "saliency");
@@ -192,33 +177,24 @@ public static class LabelRounds
             var transform = new EvalTransform();
             long changed = 0, total = 0;
             var samples = c.TrainSet.Samples;
-            c.Reporter.Run($"labels after round {round}", progress =>
+            // the label file, written (atomically) after the image's saliency map, marks an image done
+            c.Reporter.Run($"labels after round {round}", progress => new ImageDirectoryJob
             {
-                for (int i = 0; i < samples.Count; i++)
-                {
-                    c.CancellationToken.ThrowIfCancellationRequested();
-                    var sample = samples[i];
-                    var labelsPath = Path.Combine(labelsDir, sample.Name + ".png");
-                    if (File.Exists(labelsPath)) continue;
-                    var image = ImageCodec.Load(sample.ImagePath);
-                    var baseMap = saliency.Map(sample.Name, image);
-                    byte[] labels;
-                    float[] updated;
-                    using (var scope = torch.NewDisposeScope())
-                    {
-                        var (chw, h, w) = transform.Apply(image);
-                        var input = torch.tensor(chw, [1, 3, h, w], device: device);
-                        var multiHot = new float[c.TrainSet.NumClasses];
-                        foreach (var k in sample.Classes) multiHot[k - 1] = 1f;
-                        (labels, updated) = method.NextRoundLabels(input, torch.tensor(multiHot, [1, multiHot.Length], device: device),
-                            torch.tensor(baseMap, [1, h, w], device: device));
-                    }
-                    SaliencyMaps.Write(SaliencyMaps.PathOf(saliencyDir, sample.Name), updated, image.Height, image.Width);
-                    LabelPng.Write(labelsPath, new LabelMap(image.Width, image.Height, labels));
-                    progress?.Report(new ProgressUpdate(i + 1, samples.Count));
-                }
-                return 0;
-            });
+                Names = samples.Select(s => s.Name).ToList(), IsDone = name => File.Exists(Path.Combine(labelsDir, name + ".png")),
+            }.Run(i =>
+            {
+                var sample = samples[i];
+                var image = ImageCodec.Load(sample.ImagePath);
+                var baseMap = saliency.Map(sample.Name, image);
+                var (chw, h, w) = transform.Apply(image);
+                var input = torch.tensor(chw, [1, 3, h, w], device: device);
+                var multiHot = new float[c.TrainSet.NumClasses];
+                foreach (var k in sample.Classes) multiHot[k - 1] = 1f;
+                var (labels, updated) = method.NextRoundLabels(input, torch.tensor(multiHot, [1, multiHot.Length], device: device),
+                    torch.tensor(baseMap, [1, h, w], device: device));
+                SaliencyMaps.Write(SaliencyMaps.PathOf(saliencyDir, sample.Name), updated, image.Height, image.Width);
+                LabelPng.Write(Path.Combine(labelsDir, sample.Name + ".png"), new LabelMap(image.Width, image.Height, labels));
+            }, progress, c.CancellationToken));
             // how much the labels moved from the previous round's (round 1 trained on online labels: nothing to compare)
             if (round > 1)
                 foreach (var sample in samples)
@@ -228,11 +204,9 @@ public static class LabelRounds
                     for (int p = 0; p < now.Length; p++) if (now[p] != before[p]) changed++;
                     total += now.Length;
                 }
-            var result = new JsonObject { ["images"] = samples.Count, ["changed_fraction"] = total > 0 ? (double)changed / total : null, ["miou"] = null };
-            if (c.TrainMasks)
-                result["miou"] = EvaluationJson.NumberOrNull(c.Reporter.Run($"evaluate labels (round {round})", p =>
-                    SegmentationEvaluator.EvaluateDirectory(labelsDir, c.DataRoot, o.TrainSplit, null, p)).Metrics.MeanIou);
-            return result;
-        }, true);
+            double? miou = c.TrainMasks ? c.Reporter.Run($"evaluate labels (round {round})", p =>
+                SegmentationEvaluator.EvaluateDirectory(labelsDir, c.DataRoot, o.TrainSplit, null, p)).Metrics.MeanIou : null;
+            return new RoundLabelsResults(samples.Count, total > 0 ? (double)changed / total : null, miou);
+        }, OnRootOnly: true));
     }
 }

@@ -50,7 +50,8 @@ public static class PseudoLabelWriter
 {
     /// <param name="refiner">optional refinement (CRF, random walk); null = plain <see cref="CamToLabel.Convert"/></param>
     public static PseudoLabelSummary Run(string camDir, string outDir, PseudoLabelConfig? config = null, IProgress<ProgressUpdate>? progress = null,
-                                         IPseudoLabelRefiner? refiner = null, WorkShard? shard = null)
+                                         IPseudoLabelRefiner? refiner = null, WorkShard? shard = null,
+                                         CancellationToken cancellationToken = default)
     {
         config ??= new PseudoLabelConfig();
         config.Validate();
@@ -79,35 +80,26 @@ public static class PseudoLabelWriter
             ["threshold"] = config.Threshold,
             ["uncertain"] = config.Uncertain is { } band ? new JsonArray(band.Low, band.High) : null,
             ["refiner"] = refiner?.Description,
-        }, allNames.Count(name => File.Exists(Path.Combine(outDir, name + ".png"))), replace: config.Overwrite));
-        int written = 0, skipped = 0;
-        long ignore = 0, total = 0, done = 0;
-        var gate = new object();
-        progress?.Report(new ProgressUpdate(0, names.Count));
+        }, allNames.Count(name => File.Exists(LabelPath(outDir, name))), replace: config.Overwrite));
+        long ignore = 0, total = 0;
         int parallelism = refiner is null ? config.MaxParallelism : Math.Min(config.MaxParallelism, refiner.MaxParallelism);
-        ParallelImages.For(names.Count, parallelism, () => 0,
-            (i, _) =>
-            {
-                var name = names[i];
-                var path = Path.Combine(outDir, name + ".png");
-                if (!config.Overwrite && File.Exists(path)) Interlocked.Increment(ref skipped);
-                else
-                {
-                    var maps = CamMapFile.Read(camDir, name, numClasses);
-                    var label = refiner is null ? CamToLabel.Convert(maps, config.Threshold, config.Uncertain) : refiner.Label(maps, config);
-                    LabelPng.Write(path, label);
-                    long ign = label.Labels.LongCount(v => v == LabelMap.Ignore);
-                    Interlocked.Add(ref ignore, ign);
-                    Interlocked.Add(ref total, label.Labels.Length);
-                    Interlocked.Increment(ref written);
-                }
-                long d = Interlocked.Increment(ref done);
-                if (progress != null) lock (gate) progress.Report(new ProgressUpdate(d, names.Count));
-                return 0;
-            },
-            _ => { });
-        Span<long> counts = [written, skipped, ignore, total];
+        var job = new ImageDirectoryJob
+        {
+            Names = names, IsDone = name => File.Exists(LabelPath(outDir, name)), Overwrite = config.Overwrite, MaxParallelism = parallelism,
+        };
+        var summary = job.Run(i =>
+        {
+            var maps = CamMapFile.Read(camDir, names[i], numClasses);
+            var label = refiner is null ? CamToLabel.Convert(maps, config.Threshold, config.Uncertain) : refiner.Label(maps, config);
+            LabelPng.Write(LabelPath(outDir, names[i]), label);
+            Interlocked.Add(ref ignore, label.Labels.LongCount(v => v == LabelMap.Ignore));
+            Interlocked.Add(ref total, label.Labels.Length);
+        }, progress, cancellationToken);
+        Span<long> counts = [summary.Written, summary.Skipped, ignore, total];
         shard.SumOverRanks(counts);
         return new PseudoLabelSummary((int)counts[0], (int)counts[1], counts[2], counts[3]);
     }
+
+    /// <summary>The label file of image <paramref name="name"/>: <c>DIR/NAME.png</c>.</summary>
+    public static string LabelPath(string dir, string name) => Path.Combine(dir, name + ".png");
 }

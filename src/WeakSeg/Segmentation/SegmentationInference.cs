@@ -22,28 +22,19 @@ public static class SegmentationInference
         var dir = Path.GetFullPath(outDir);
         if (File.Exists(dir)) throw WeakSegException.ForFile(dir, "output path is a file, expected a directory");
         Directory.CreateDirectory(dir);
-        int written = 0, skipped = 0;
         var clock = new Stopwatch();
-        progress?.Report(new ProgressUpdate(0, samples.Count));
-        for (int i = 0; i < samples.Count; i++)
+        var job = new ImageDirectoryJob { Names = samples.Select(s => s.Name).ToList(), IsDone = name => File.Exists(Path.Combine(dir, name + ".png")), Overwrite = options.Overwrite };
+        var summary = job.Run(i =>
         {
-            cancellationToken.ThrowIfCancellationRequested();
-            var sample = samples[i];
-            var path = Path.Combine(dir, sample.Name + ".png");
-            if (!options.Overwrite && File.Exists(path)) skipped++;
-            else
-            {
-                clock.Start();
-                var image = ImageCodec.Load(sample.ImagePath);
-                LabelPng.Write(path, predictor.Predict(image, options));
-                clock.Stop();
-                written++;
-            }
-            progress?.Report(new ProgressUpdate(i + 1, samples.Count));
-        }
+            clock.Start();
+            var image = ImageCodec.Load(samples[i].ImagePath);
+            LabelPng.Write(Path.Combine(dir, samples[i].Name + ".png"), predictor.Predict(image, options));
+            clock.Stop();
+        }, progress, cancellationToken);
+        int written = summary.Written;
         double seconds = clock.Elapsed.TotalSeconds;
         double imagesPerSecond = written / Math.Max(1e-9, seconds);
-        Span<long> counts = [written, skipped];
+        Span<long> counts = [summary.Written, summary.Skipped];
         shard.SumOverRanks(counts);
         Span<double> rates = [imagesPerSecond];                   // the job's rate: the ranks' rates add up
         shard.Group?.AllreduceSum(rates);

@@ -60,8 +60,9 @@ public sealed class RunFolder
     {
         var dir = Path.GetFullPath(directory);
         if (!System.IO.Directory.Exists(dir)) throw WeakSegException.ForFile(dir, "run folder not found");
-        if (File.Exists(Path.Combine(dir, PipelineRecord)) || System.IO.Directory.Exists(Path.Combine(dir, "stages"))) return OpenPipeline(dir);
+        // a demo folder also holds the stage engine's stages/ and report.json; its metrics.json (which a pipeline never writes) marks it
         if (File.Exists(Path.Combine(dir, DemoRecord))) return OpenDemo(dir);
+        if (File.Exists(Path.Combine(dir, PipelineRecord)) || System.IO.Directory.Exists(Path.Combine(dir, "stages"))) return OpenPipeline(dir);
         throw WeakSegException.ForFile(dir, $"not a run folder: no {PipelineRecord} or stages/ (pipeline) and no {DemoRecord} (demo)");
     }
 

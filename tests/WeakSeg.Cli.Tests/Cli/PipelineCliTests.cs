@@ -109,12 +109,12 @@ public class PipelineCliTests
         Assert.Equal(2, runConfig.Recipe.Trainer.Steps);
         Assert.Equal(4, runConfig.Recipe.Trainer.BatchSize);
 
-        // Second run: data, training and maps are reused (same files, same numbers).
+        // Second run: every stage is reused from the ledger (same files, same numbers).
         var weights = Path.Combine(DemoPipeline.RunDirectory(outDir, BuiltInMethods.MctFormerV2), "model-final.bin");
         var stamp = File.GetLastWriteTimeUtc(weights);
         var second = Cli(args);
         Assert.True(second.Code == 0, second.Err);
-        Assert.Contains("skipped", second.Out);
+        Assert.Contains("cam-train: done before, reused", second.Out);           // the stage ledger, as `pipeline`
         Assert.Equal(stamp, File.GetLastWriteTimeUtc(weights));
         var again = JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, "metrics.json")))!;
         Assert.Equal(metrics["cam_miou"]!.GetValue<double>(), again["cam_miou"]!.GetValue<double>());

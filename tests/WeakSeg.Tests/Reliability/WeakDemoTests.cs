@@ -13,7 +13,8 @@ namespace WeakSeg.Tests.Reliability;
 [Collection("Torch")]
 public class WeakDemoTests
 {
-    static DemoOptions Tiny(string outDir) => new()
+    /// <summary>A tiny demo: 8 + 2 images of 32 px, 2 steps, scale 1 without flip.</summary>
+    internal static DemoOptions Tiny(string outDir) => new()
     {
         OutDirectory = outDir,
         Data = new SyntheticDatasetConfig { TrainImages = 8, ValImages = 2, ImageSize = 32, NumClasses = PipelineTestData.Classes, Supersampling = 1, Threads = 2 },
@@ -64,13 +65,16 @@ public class WeakDemoTests
         Assert.Equal(sweep.BestThreshold, metrics["cam_best_threshold"]!.GetValue<double>());
         Assert.Equal(sweep.BestMeanIou, metrics["cam_miou"]!.GetValue<double>());
 
-        // Control: the opt-in oracle threshold does read the masks before its labels, and the same instrument catches it.
-        Directory.Move(masks, hidden);
-        var oracle = Record.Exception(() => DemoPipeline.Run(Tiny(outDir) with { OracleThreshold = true }));
+        // Control: the opt-in oracle threshold does read the masks before its labels, and the same instrument catches it. (A new folder:
+        // the pseudo labels' settings differ, and the stage ledger refuses other settings in the same folder.)
+        var oracleDir = dir.File("oracle");
+        var oracleMasks = Path.Combine(DemoPipeline.DataDirectory(oracleDir), "SegmentationClass");
+        void MasksAwayAfterSynth(string stage) { if (stage == "synth") Directory.Move(oracleMasks, oracleMasks + ".hidden"); }
+        var oracle = Record.Exception(() => DemoPipeline.Run(Tiny(oracleDir) with { OracleThreshold = true }, stageCompleted: MasksAwayAfterSynth));
         Assert.NotNull(oracle);
         Assert.Contains("ground-truth mask not found", Message(oracle));
-        Directory.Move(hidden, masks);
-        var withOracle = DemoPipeline.Run(Tiny(outDir) with { OracleThreshold = true });
+        Directory.Move(oracleMasks + ".hidden", oracleMasks);
+        var withOracle = DemoPipeline.Run(Tiny(oracleDir) with { OracleThreshold = true });
         Assert.Equal(sweep.BestThreshold, withOracle.Threshold);
         Assert.StartsWith("oracle: ", JsonNode.Parse(File.ReadAllText(withOracle.MetricsPath))!["threshold_source"]!.GetValue<string>());
         Assert.Equal(sweep.BestMeanIou, withOracle.PseudoMeanIou!.Value, 6);                  // at the best threshold the labels score the best mIoU

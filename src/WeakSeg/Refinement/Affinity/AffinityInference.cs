@@ -80,25 +80,18 @@ public static class AffinityInference
         var names = shard.Select(allNames);
         var layout = new VocLayout(dataRoot);
         Directory.CreateDirectory(outDir);
-        int written = 0, skipped = 0;
-        progress?.Report(new ProgressUpdate(0, names.Count));
-        for (int i = 0; i < names.Count; i++)
+        var job = new ImageDirectoryJob { Names = names, IsDone = name => CamMapFile.Exists(outDir, name), Overwrite = overwrite };
+        var summary = job.Run(i =>
         {
             var name = names[i];
-            if (!overwrite && CamMapFile.Exists(outDir, name)) skipped++;
-            else
-            {
-                var maps = CamMapFile.Read(camDir, name);
-                var imagePath = layout.ImagePath(name);
-                CamMaps refined;
-                try { refined = RefineMaps(net, ImageCodec.Load(imagePath), maps, config); }
-                catch (WeakSegException e) { throw new WeakSegException($"{CamMapFile.MapPath(camDir, name)} with image {imagePath}: {e.Message}"); }
-                CamMapFile.Write(outDir, name, refined.Maps, refined.Classes, refined.Height, refined.Width);
-                written++;
-            }
-            progress?.Report(new ProgressUpdate(i + 1, names.Count));
-        }
-        Span<long> counts = [written, skipped];
+            var maps = CamMapFile.Read(camDir, name);
+            var imagePath = layout.ImagePath(name);
+            CamMaps refined;
+            try { refined = RefineMaps(net, ImageCodec.Load(imagePath), maps, config); }
+            catch (WeakSegException e) { throw new WeakSegException($"{CamMapFile.MapPath(camDir, name)} with image {imagePath}: {e.Message}"); }
+            CamMapFile.Write(outDir, name, refined.Maps, refined.Classes, refined.Height, refined.Width);
+        }, progress);
+        Span<long> counts = [summary.Written, summary.Skipped];
         shard.SumOverRanks(counts);
         return ((int)counts[0], (int)counts[1]);
     }

@@ -171,31 +171,26 @@ public static class AffinityRun
         var samples = dataset.Samples;
         var missing = samples.FirstOrDefault(s => !CamMapFile.Exists(camDir, s.Name));
         if (missing != null) throw WeakSegException.ForFile(CamMapFile.MapPath(camDir, missing.Name), $"map file not found for image '{missing.Name}' of split '{dataset.Split}'");
-        int written = 0;
-        long ignored = 0, total = 0, done = 0;
-        var gate = new object();
+        long ignored = 0, total = 0;
         var crf = labels with { Crf = labels.Crf with { MaxThreads = labels.Crf.MaxThreads ?? 1 } };
-        progress?.Report(new ProgressUpdate(0, samples.Count, "affinity labels"));
-        ParallelImages.For(samples.Count, Environment.ProcessorCount, () => 0, (i, _) =>
+        var job = new ImageDirectoryJob
+        {
+            Names = samples.Select(s => s.Name).ToList(), IsDone = name => File.Exists(Path.Combine(labelDir, name + ".png")),
+            MaxParallelism = Environment.ProcessorCount, Status = "affinity labels",
+        };
+        var summary = job.Run(i =>
         {
             var s = samples[i];
-            var path = Path.Combine(labelDir, s.Name + ".png");
-            if (!File.Exists(path))
-            {
-                var maps = CamMapFile.Read(camDir, s.Name, dataset.NumClasses);
-                var image = ImageCodec.Load(s.ImagePath);
-                LabelMap label;
-                try { label = AffinityLabels.FromMaps(maps, image, crf); }
-                catch (WeakSegException e) { throw new WeakSegException($"{CamMapFile.MapPath(camDir, s.Name)} with image {s.ImagePath}: {e.Message}"); }
-                LabelPng.Write(path, label);
-                Interlocked.Increment(ref written);
-                Interlocked.Add(ref ignored, label.Labels.LongCount(v => v == LabelMap.Ignore));
-                Interlocked.Add(ref total, label.Labels.Length);
-            }
-            long d = Interlocked.Increment(ref done);
-            if (progress != null) lock (gate) progress.Report(new ProgressUpdate(d, samples.Count, "affinity labels"));
-            return 0;
-        }, _ => { });
+            var maps = CamMapFile.Read(camDir, s.Name, dataset.NumClasses);
+            var image = ImageCodec.Load(s.ImagePath);
+            LabelMap label;
+            try { label = AffinityLabels.FromMaps(maps, image, crf); }
+            catch (WeakSegException e) { throw new WeakSegException($"{CamMapFile.MapPath(camDir, s.Name)} with image {s.ImagePath}: {e.Message}"); }
+            LabelPng.Write(Path.Combine(labelDir, s.Name + ".png"), label);
+            Interlocked.Add(ref ignored, label.Labels.LongCount(v => v == LabelMap.Ignore));
+            Interlocked.Add(ref total, label.Labels.Length);
+        }, progress);
+        int written = summary.Written;
         return (written, ignored, total);
     }
 

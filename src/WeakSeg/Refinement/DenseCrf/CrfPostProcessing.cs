@@ -144,36 +144,28 @@ public static class CrfPostProcessing
         int parallel = Math.Max(1, Math.Min(options.MaxParallelism, names.Count));
         // Parallel over images with single-threaded CRFs when there are several images; one image gets every core.
         var crf = options.Crf with { MaxThreads = options.Crf.MaxThreads ?? (parallel > 1 ? 1 : Environment.ProcessorCount) };
-        int written = 0, skipped = 0;
-        long changed = 0, total = 0, done = 0;
-        var gate = new object();
-        progress?.Report(new ProgressUpdate(0, names.Count));
-        ParallelImages.For(names.Count, parallel, () => 0, (i, _) =>
+        long changed = 0, total = 0;
+        var job = new ImageDirectoryJob
+        {
+            Names = names, IsDone = name => File.Exists(Path.Combine(outDir, name + ".png")), Overwrite = options.Overwrite, MaxParallelism = parallel,
+        };
+        var summary = job.Run(i =>
         {
             var name = names[i];
-            var outPath = Path.Combine(outDir, name + ".png");
-            if (!options.Overwrite && File.Exists(outPath)) Interlocked.Increment(ref skipped);
-            else
-            {
-                var predPath = Path.Combine(predDir, name + ".png");
-                var imagePath = layout.ImagePath(name);
-                var pred = LabelPng.Read(predPath);
-                var image = ImageCodec.Load(imagePath);
-                LabelMap refined;
-                try { refined = RefineLabelMap(pred, image, labelCount, crf); }
-                catch (WeakSegException e) { throw new WeakSegException($"{predPath} with image {imagePath}: {e.Message}"); }
-                LabelPng.Write(outPath, refined); // atomic (tmp + rename)
-                long diff = 0;
-                for (int p = 0; p < refined.Labels.Length; p++) if (refined.Labels[p] != pred.Labels[p]) diff++;
-                Interlocked.Add(ref changed, diff);
-                Interlocked.Add(ref total, refined.Labels.Length);
-                Interlocked.Increment(ref written);
-            }
-            long d = Interlocked.Increment(ref done);
-            if (progress != null) lock (gate) progress.Report(new ProgressUpdate(d, names.Count));
-            return 0;
-        }, _ => { });
-        Span<long> counts = [written, skipped, changed, total];
+            var predPath = Path.Combine(predDir, name + ".png");
+            var imagePath = layout.ImagePath(name);
+            var pred = LabelPng.Read(predPath);
+            var image = ImageCodec.Load(imagePath);
+            LabelMap refined;
+            try { refined = RefineLabelMap(pred, image, labelCount, crf); }
+            catch (WeakSegException e) { throw new WeakSegException($"{predPath} with image {imagePath}: {e.Message}"); }
+            LabelPng.Write(Path.Combine(outDir, name + ".png"), refined); // atomic (tmp + rename)
+            long diff = 0;
+            for (int p = 0; p < refined.Labels.Length; p++) if (refined.Labels[p] != pred.Labels[p]) diff++;
+            Interlocked.Add(ref changed, diff);
+            Interlocked.Add(ref total, refined.Labels.Length);
+        }, progress);
+        Span<long> counts = [summary.Written, summary.Skipped, changed, total];
         shard.SumOverRanks(counts);
         return new CrfDirectorySummary((int)counts[0], (int)counts[1], counts[2], counts[3]);
     }

@@ -1,3 +1,4 @@
+using WeakSeg.Runtime;
 using WeakSeg.Data;
 using WeakSeg.Evaluation;
 

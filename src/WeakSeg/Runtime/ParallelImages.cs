@@ -1,9 +1,9 @@
 using System.Runtime.ExceptionServices;
 
-namespace WeakSeg.Evaluation;
+namespace WeakSeg.Runtime;
 
 /// <summary>Parallel loop over images with per-thread state; a failure surfaces as the first inner exception (not an AggregateException).</summary>
-internal static class ParallelImages
+public static class ParallelImages
 {
     public static void For<TLocal>(int count, int maxParallelism, Func<TLocal> init, Func<int, TLocal, TLocal> body, Action<TLocal> merge)
     {

@@ -159,7 +159,7 @@ public static class DemoPipeline
         foreach (var method in methods)
         {
             var runDir = RunDirectory(outDir, method);
-            Stage("train", () => Train(options, method, dataDir, numClasses, runDir, reporter, cancellationToken));
+            Stage("train", () => Train(options, method, dataDir, runDir, reporter, cancellationToken));
             var maps = MethodRegistry.Get(method).Maps;
             if (method == options.Method) maps.Require(options.Localization.MapKind, method);
             // --compare scores every map the method has; otherwise only the demo's map.
@@ -233,14 +233,14 @@ public static class DemoPipeline
         return dataset;
     }
 
-    static int Train(DemoOptions options, string method, string dataDir, int numClasses, string runDir, IStageReporter reporter, CancellationToken token)
+    static int Train(DemoOptions options, string method, string dataDir, string runDir, IStageReporter reporter, CancellationToken token)
     {
         // A run trained on other data is not reused for this data (its maps would be of another dataset).
         var run = new Training.RunDirectory(runDir);
         if (run.HasConfig && Path.TrimEndingDirectorySeparator(run.ReadConfig<RunConfig>().DataRoot) is var trainedOn && trainedOn != dataDir)
             throw WeakSegException.ForFile(run.ConfigPath, $"this demo folder was trained on {trainedOn}, not {dataDir}; use a new --out, or delete the folder to retrain");
         if (run.IsFinished) { reporter.Log($"train {method}: {runDir} is finished, skipped"); return 0; }
-        var recipe = TrainRecipe.Preset(method, MethodPreset.Cpu, numClasses);
+        var recipe = TrainRecipe.Preset(method, MethodPreset.Cpu);                  // K comes from the data (TrainPipeline)
         var trainer = recipe.Trainer with { Seed = options.Seed, Threads = options.Threads };
         if (options.BatchSize is { } batch) trainer = trainer with { BatchSize = batch };
         if (options.Steps is { } steps) trainer = trainer with { Steps = steps, WarmupSteps = Math.Min(trainer.WarmupSteps, steps / 10) };

@@ -111,6 +111,14 @@ public static class MethodConfigChecks
     public static IReadOnlyList<string> ErrorsBesidesClassCount(this IMethodConfig config) =>
         config.Validate().Where(e => e != UnboundClassCount).ToList();
 
+    /// <summary>Throws a <see cref="WeakSegException"/> listing every problem besides an unbound class count: the check of what a preset
+    /// computes before a dataset gives K (its trainer schedule).</summary>
+    public static void EnsureValidBesidesClassCount(this IMethodConfig config)
+    {
+        var errors = config.ErrorsBesidesClassCount();
+        if (errors.Count > 0) throw new WeakSegException($"invalid {config.Title} configuration: " + string.Join("; ", errors));
+    }
+
     /// <summary>Throws a <see cref="WeakSegException"/> listing every problem of <see cref="IMethodConfig.Validate"/>.</summary>
     public static void EnsureValid(this IMethodConfig config)
     {

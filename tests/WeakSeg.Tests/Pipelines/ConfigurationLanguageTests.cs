@@ -25,6 +25,7 @@ public class ConfigurationLanguageTests
         foreach (var name in MethodRegistry.Names)
             foreach (var preset in Enum.GetValues<MethodPreset>())
             {
+                if (PaperNeedsUserWeights(name, preset)) continue;
                 var recipe = TrainRecipe.Preset(name, preset);
                 Assert.False(recipe.HasClassCount, $"{name} {preset}");
                 Assert.Equal(0, recipe.ModelConfig.NumClasses);
@@ -113,14 +114,23 @@ public class ConfigurationLanguageTests
             var factory = MethodRegistry.Get(name);
             foreach (var bundle in Presets.All)
             {
+                if (PaperNeedsUserWeights(name, bundle.Preset)) continue;
                 var recipe = bundle.Recipe(name);
                 Assert.Equal(factory.ConfigToJson(factory.DefaultConfig(bundle.Preset)).ToJsonString(), recipe.ToJson()["model"]!.ToJsonString());
                 Assert.Equal(TrainRecipe.MethodSchedule(recipe.ModelConfig, bundle.Trainer).ToJson(), recipe.Trainer.ToJson());
                 Assert.Equal(recipe.ToJson().ToJsonString(), TrainRecipe.Preset(name, bundle.Preset).ToJson().ToJsonString());
                 // the method's own record preset is the row's model, bound to a dataset it builds
-                Assert.DoesNotContain(factory.Validate(recipe.For(3).ModelConfig), e => !e.Contains("ResNet-38", StringComparison.Ordinal));
+                Assert.Empty(factory.Validate(recipe.For(3).ModelConfig));
             }
         }
+    }
+
+    /// <summary>AuxSegNet's paper row needs the user's ResNet-38 weights: its schedule (and so its recipe) is refused, naming them.</summary>
+    static bool PaperNeedsUserWeights(string method, MethodPreset preset)
+    {
+        if (method != WeakSeg.Methods.AuxSegNet.AuxSegNetMethod.MethodName || preset != MethodPreset.Paper) return false;
+        Assert.Contains("ResNet-38", Assert.Throws<WeakSegException>(() => { _ = TrainRecipe.Preset(method, preset); }).Message);
+        return true;
     }
 
     // ---- one JSON contract ----

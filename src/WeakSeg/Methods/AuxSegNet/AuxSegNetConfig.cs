@@ -155,7 +155,7 @@ public sealed record AuxSegNetConfig : IMethodConfig<AuxSegNetConfig>, IMethodTr
     /// </summary>
     public TrainerOptions ToTrainerOptions(TrainerOptions? baseOptions = null)
     {
-        this.EnsureValid();
+        this.EnsureValidBesidesClassCount();   // the schedule does not depend on K
         var o = baseOptions ?? new TrainerOptions();
         bool reference = Optimizer == AuxSegNetOptimizer.Reference;
         return o with

@@ -305,7 +305,7 @@ public sealed record FsrConfig : IMethodConfig<FsrConfig>, IMethodTrainerSchedul
     /// </summary>
     public TrainerOptions ToTrainerOptions(TrainerOptions? baseOptions = null)
     {
-        this.EnsureValid();
+        this.EnsureValidBesidesClassCount();   // the schedule does not depend on K
         var o = baseOptions ?? new TrainerOptions();
         return o with
         {

@@ -193,7 +193,7 @@ public sealed record MoReConfig : IMethodConfig<MoReConfig>, IMethodTrainerSched
     /// <summary>Trainer options: AdamW, warm-up from 1e-6 × rate, poly from step 0 (as ToCo's PolyWarmupAdamW).</summary>
     public TrainerOptions ToTrainerOptions(TrainerOptions? baseOptions = null)
     {
-        EnsureValid();
+        this.EnsureValidBesidesClassCount();   // the schedule does not depend on K
         var o = baseOptions ?? new TrainerOptions();
         return o with
         {

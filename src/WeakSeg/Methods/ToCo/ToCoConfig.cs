@@ -157,7 +157,7 @@ public sealed record ToCoConfig : IMethodConfig<ToCoConfig>, IMethodTrainerSched
     /// </summary>
     public TrainerOptions ToTrainerOptions(TrainerOptions? baseOptions = null)
     {
-        EnsureValid();
+        this.EnsureValidBesidesClassCount();   // the schedule does not depend on K
         var o = baseOptions ?? new TrainerOptions();
         return o with
         {

@@ -154,7 +154,7 @@ public sealed record WeakTrConfig : IMethodConfig<WeakTrConfig>
     public TrainerOptions ToTrainerOptions(long batchesPerEpoch, TrainerOptions? baseOptions = null)
     {
         if (batchesPerEpoch < 1) throw new WeakSegException($"batches per epoch must be ≥ 1 (got {batchesPerEpoch})");
-        this.EnsureValid();
+        this.EnsureValidBesidesClassCount();   // the schedule does not depend on K
         var o = baseOptions ?? new TrainerOptions();
         return o with
         {

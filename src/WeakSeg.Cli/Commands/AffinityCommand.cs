@@ -2,7 +2,6 @@ using System.CommandLine;
 using System.Globalization;
 using WeakSeg.Refinement;
 using WeakSeg.Refinement.Affinity;
-using WeakSeg.Runtime;
 using WeakSeg.Cli.Options;
 
 namespace WeakSeg.Cli.Commands;
@@ -29,7 +28,7 @@ public static class AffinityCommand
         var initRun = new Option<string?>("--init-run") { Description = "Initialise the backbone from RUN/model-final.bin of a trained run (e.g. MCTformer); its ViT shape is read from the file." };
         var initWeights = new Option<string?>("--init-weights") { Description = "Initialise the backbone from a weights file: TorchSharp format (shape read from it) or timm .safetensors (use --backbone)." };
         var heads = new Option<int?>("--heads") { Description = "Attention heads of the --init-run/--init-weights backbone (default: width / 64, as DeiT)." };
-        var backbone = new Option<string>("--backbone") { Description = "ViT preset when the shape is not read from weights: tiny, small, base.", DefaultValueFactory = _ => AffinityTrainRequest.DefaultBackbone };
+        var backbone = new Option<string>("--backbone") { Description = $"ViT preset when the shape is not read from weights: {string.Join(", ", WeakSeg.Models.Vit.VitConfig.PresetNames)}.", DefaultValueFactory = _ => AffinityTrainRequest.DefaultBackbone };
         var steps = new Option<long?>("--steps") { Description = "Optimizer steps (default: 5 epochs, PSA train_aff.py)." };
         var batch = new Option<int?>("--batch-size") { Description = $"Images per step (PSA: {d.Trainer.BatchSize})." };
         var crop = new Option<int?>("--crop-size") { Description = $"Square training crop, a multiple of the patch size (PSA: {d.CropSize})." };
@@ -89,13 +88,10 @@ public static class AffinityCommand
         foreach (var o in new Option[] { run, cams, data, outDir }.Concat(walk.All(true)).Concat(runtime.All).Append(overwrite).Append(shard)) cmd.Options.Add(o);
         cmd.SetAction(r =>
         {
-            TorchRuntime.Initialize("cpu", runtime.ThreadsValue(r));
-            var (net, config) = AffinityRun.Load(r.GetValue(run)!);
-            var walkConfig = walk.Read(r, config.Radius);
             var outPath = r.GetValue(outDir)!;
             var part = ShardOption.Resolve(r, shard);
-            var (written, skipped) = CliProgress.Run("random walk", p =>
-                AffinityInference.RefineDirectory(net, r.GetValue(cams)!, r.GetValue(data)!, outPath, walkConfig, r.GetValue(overwrite), p, part));
+            var (written, skipped, walkConfig) = CliProgress.Run("random walk", p => AffinityInference.RefineWithRun(r.GetValue(run)!, r.GetValue(cams)!,
+                r.GetValue(data)!, outPath, radius => walk.Read(r, radius), runtime.ThreadsValue(r), r.GetValue(overwrite), p, part));
             Console.WriteLine($"wrote {written} refined maps to {outPath}, skipped {skipped} existing (β {walkConfig.Beta}, 2^{walkConfig.LogT} steps, radius {walkConfig.Radius}){ShardOption.Suffix(part)}");
             return 0;
         });

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
+using WeakSeg.Pipelines;
 using WeakSeg.Segmentation;
 using WeakSeg.Cli.Options;
 using WeakSeg.Cli.Output;
@@ -28,7 +29,8 @@ public static class BenchSegCommand
         {
             var name = parse.GetValue(model)!;
             bool paper = PresetOption.Read(parse, model) == MethodPreset.Paper;
-            var config = SegmentationConfig.FromPreset(name);
+            // random tensors, so an explicit class count: VOC's for the paper preset, the built-in benchmark's for cpu
+            var config = Presets.Get(PresetOption.Read(parse, model)).Segmenter with { NumClasses = paper ? WeakSeg.Data.ClassNames.Voc.NumClasses : new WeakSeg.Data.Synthetic.SyntheticDatasetConfig().NumClasses };
             if (parse.GetValue(batchSize) is { } b) config = config with { BatchSize = b };
             var options = new SegmentationBenchmarkOptions
             {

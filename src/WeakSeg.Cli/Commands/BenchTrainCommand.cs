@@ -27,7 +27,8 @@ public static class BenchTrainCommand
         };
         var model = new Option<string>("--model")
         {
-            Description = "Size of the method's backbone. cpu: input 96, patch 8, dim 192, depth 6, heads 4, 10 classes (finishes in minutes on CPU); " +
+            Description = "Size of the method's backbone. cpu: the vit-cpu-192x6 backbone (input 96, patch 8, dim 192, depth 6, heads 4; not the CAM methods' " +
+                          "vit-cpu-128x4), 10 classes (finishes in minutes on CPU); " +
                           "deit-s: DeiT-S/16 at 224, 20 classes (the paper's model; slow on CPU, use fewer steps).",
             DefaultValueFactory = _ => "cpu",
         };

@@ -18,7 +18,7 @@ internal sealed class PipelineOptions
     readonly Option<string?> _data = new("--data") { Description = "Dataset root in VOC layout (default: generate the built-in benchmark into OUT/data)." };
     readonly Option<string> _split = new("--split") { Description = "Training split: image labels for the CAM model, pseudo labels for the segmenter; its masks score cam_miou and pseudo_miou.", DefaultValueFactory = _ => "train" };
     readonly Option<string> _valSplit = new("--val-split") { Description = "Split scored by val_miou and upper_bound_miou.", DefaultValueFactory = _ => "val" };
-    readonly Option<string> _preset = PresetOption.Create("cpu (small ViTs for the 96×96 benchmark) or paper (DeiT-S, the papers' schedules).");
+    readonly Option<string> _preset = PresetOption.CreateListed("Preset of every stage (CAM model, trainer, augmentation, segmenter):");
     readonly Option<string?> _config = new("--config") { Description = "JSON laid over the CAM recipe: {\"model\": {...}, \"trainer\": {...}, \"augmentation\": {...}} (as for `weakseg train`)." };
     readonly Option<string?> _segConfig = new("--seg-config") { Description = "Segmenter configuration JSON (the \"config\" object of a seg-train run's config.json) instead of the preset's." };
     readonly Option<long?> _camSteps = new("--cam-steps") { Description = "CAM training steps (default: the preset's)." };
@@ -56,9 +56,9 @@ internal sealed class PipelineOptions
     /// <summary>The pipeline options of <paramref name="method"/> writing to <paramref name="outDirectory"/>.</summary>
     public WsssPipelineOptions Build(ParseResult parseResult, string method, string outDirectory)
     {
-        var presetName = parseResult.GetValue(_preset)!;
         var preset = PresetOption.Read(parseResult, _preset);
-        var recipe = TrainRecipe.Preset(method, preset, 20);
+        var bundle = Presets.Get(preset);
+        var recipe = bundle.Recipe(method);                                     // no class count: the pipeline takes K from its dataset
         if (parseResult.GetValue(_config) is { } configPath) recipe = recipe.Overlay(configPath);
         recipe = _recipe.Apply(recipe, parseResult);
         if (parseResult.GetValue(_camSteps) is { } cs)
@@ -66,7 +66,7 @@ internal sealed class PipelineOptions
         var segModel = parseResult.GetValue(_segModel) is { } modelName ? SegmentationModels.Parse(modelName) : SegmentationModel.Segmenter;
         if (parseResult.GetValue(_segConfig) is not null && parseResult.GetValue(_segModel) is not null)
             throw new WeakSegException("--seg-model: give the network in the --seg-config file's \"model\" field instead (not both)");
-        var seg = parseResult.GetValue(_segConfig) is { } segPath ? ReadSegmentationConfig(segPath) : SegmentationConfig.FromPreset(presetName, segModel);
+        var seg = parseResult.GetValue(_segConfig) is { } segPath ? ReadSegmentationConfig(segPath) : bundle.Segmentation(segModel);
         if (parseResult.GetValue(_segSteps) is { } ss) seg = seg with { Steps = ss, WarmupSteps = Math.Min(seg.WarmupSteps, ss / 10) };
         return new WsssPipelineOptions
         {
@@ -99,7 +99,7 @@ internal sealed class PipelineOptions
 
     /// <summary>"name value, …" of every registered method's preset pseudo-label threshold, for help texts.</summary>
     internal static string PresetThresholds() => string.Join(", ", MethodRegistry.Names.Select(n =>
-        n + " " + MethodRegistry.Get(n).DefaultConfig(MethodPreset.Cpu, 20).PseudoLabelThreshold.Value.ToString(CultureInfo.InvariantCulture)));
+        n + " " + MethodRegistry.Get(n).DefaultConfig(MethodPreset.Cpu).PseudoLabelThreshold.Value.ToString(CultureInfo.InvariantCulture)));
 
     internal static IReadOnlyList<SegmentationDecoderLoss> ParseDecoders(string text)
     {

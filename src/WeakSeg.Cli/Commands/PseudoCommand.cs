@@ -2,9 +2,6 @@ using System.CommandLine;
 using System.Globalization;
 using WeakSeg.PseudoLabels;
 using WeakSeg.Refinement;
-using WeakSeg.Refinement.Affinity;
-using WeakSeg.Refinement.Par;
-using WeakSeg.Runtime;
 using WeakSeg.Cli.Options;
 
 namespace WeakSeg.Cli.Commands;
@@ -49,29 +46,13 @@ public static class PseudoCommand
             };
             var outPath = parseResult.GetValue(outDir)!;
             var part = ShardOption.Resolve(parseResult, shard);
-            IPseudoLabelRefiner? refiner = null;
-            var affinityRun = parseResult.GetValue(affinity);
-            bool useCrf = parseResult.GetValue(crf);
-            if (parseResult.GetValue(par))
+            var refiner = new PseudoLabelRefinement
             {
-                if (useCrf || affinityRun != null) throw new WeakSegException("--par refines on its own: drop --crf and --affinity");
-                var dataRoot = parseResult.GetValue(data) ?? throw new WeakSegException("--par needs the images: pass --data ROOT");
-                TorchRuntime.Initialize("cpu");
-                refiner = new ParPseudoLabelRefiner(dataRoot, ParConfig.Default, parseResult.GetValue(parDownScale));
-            }
-            else if (useCrf || affinityRun != null)
-            {
-                var dataRoot = parseResult.GetValue(data) ?? throw new WeakSegException("--crf and --affinity need the images: pass --data ROOT");
-                var presetName = parseResult.GetValue(crfPreset)!;
-                var crfConfig = useCrf ? DenseCrfConfig.FromPreset(presetName) : null;
-                if (affinityRun != null)
-                {
-                    TorchRuntime.Initialize("cpu");
-                    var (net, runConfig) = AffinityRun.Load(affinityRun);
-                    refiner = new AffinityPseudoLabelRefiner(net, dataRoot, walk.Read(parseResult, runConfig.Radius), crfConfig);
-                }
-                else refiner = new CrfPseudoLabelRefiner(dataRoot, crfConfig, presetName);
-            }
+                Par = parseResult.GetValue(par), ParDownScale = parseResult.GetValue(parDownScale),
+                Crf = parseResult.GetValue(crf), CrfPreset = parseResult.GetValue(crfPreset)!,
+                AffinityRun = parseResult.GetValue(affinity), DataRoot = parseResult.GetValue(data),
+                Walk = radius => walk.Read(parseResult, radius),
+            }.Create();
             var summary = CliProgress.Run("pseudo labels", p => PseudoLabelWriter.Run(parseResult.GetValue(cams)!, outPath, config, p, refiner, part));
             var ignoreShare = summary.TotalPixels > 0 ? (100.0 * summary.IgnorePixels / summary.TotalPixels).ToString("F1", CultureInfo.InvariantCulture) : "-";
             Console.WriteLine($"wrote {summary.Written} labels to {outPath}, skipped {summary.Skipped} existing; uncertain (255) pixels in written labels: {ignoreShare} %{ShardOption.Suffix(part)}");

@@ -1,8 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
-using WeakSeg.Data;
 using WeakSeg.Refinement;
-using WeakSeg.Runtime;
 using WeakSeg.Segmentation;
 using WeakSeg.Cli.Options;
 
@@ -34,21 +32,14 @@ public static class SegInferCommand
         {
             var part = ShardOption.Resolve(parseResult, shard);
             var crfConfig = parseResult.GetValue(crf) ? DenseCrfConfig.FromPreset(parseResult.GetValue(crfPreset)!) : null;
-            var dev = TorchRuntime.Initialize(runtime.DeviceValue(parseResult), runtime.ThreadsValue(parseResult));
-            var (model, info, weights) = SegmentationRun.Load(parseResult.GetValue(run)!, dev);
-            using var _ = model;
-            var dataset = VocDataset.Open(parseResult.GetValue(data) ?? info.DataRoot, parseResult.GetValue(split)!);
-            if (dataset.NumClasses != info.Config.NumClasses)
-                throw new WeakSegException($"{dataset.Root} has {dataset.NumClasses} foreground classes but the run was trained with {info.Config.NumClasses}");
-            var options = new SegmentationInferenceOptions
-            {
-                Scales = parseResult.GetValue(scales) is { } text ? ScalesOption.Parse(text, SegmentationConfig.MaxInferenceScale) : info.Config.InferenceScales,
-                Flip = !parseResult.GetValue(noFlip) && info.Config.InferenceFlip,
-                Overwrite = parseResult.GetValue(overwrite),
-                Refine = crfConfig is null ? null : SegmentationRefiners.DenseCrf(crfConfig),
-            };
             var outPath = parseResult.GetValue(outDir)!;
-            var summary = CliProgress.Run("seg-infer", p => SegmentationInference.Run(new SegmentationPredictor(model, dev), dataset.Samples, outPath, options, p, shard: part));
+            var (summary, weights) = CliProgress.Run("seg-infer", p => SegmentationInference.Run(new SegmentationInferRequest
+            {
+                RunDirectory = parseResult.GetValue(run)!, OutDirectory = outPath, Split = parseResult.GetValue(split)!, DataRoot = parseResult.GetValue(data),
+                Scales = parseResult.GetValue(scales) is { } text ? ScalesOption.Parse(text, SegmentationConfig.MaxInferenceScale) : null,
+                NoFlip = parseResult.GetValue(noFlip), Overwrite = parseResult.GetValue(overwrite), Crf = crfConfig,
+                Device = runtime.DeviceValue(parseResult), Threads = runtime.ThreadsValue(parseResult), Shard = part,
+            }, p));
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"wrote {summary.Written} predictions to {outPath} ({summary.ImagesPerSecond:0.0} images/s), skipped {summary.Skipped} existing; weights {weights}{ShardOption.Suffix(part)}"));
             return 0;

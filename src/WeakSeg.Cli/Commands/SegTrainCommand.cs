@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
+using WeakSeg.Pipelines;
 using WeakSeg.Segmentation;
 using WeakSeg.Cli.Options;
 using WeakSeg.Cli.Output;
@@ -41,7 +42,7 @@ public static class SegTrainCommand
         foreach (var o in new Option[] { labels, data, outDir, split, decoder, preset, model, steps, batchSize, lr, tau, clipWarmup, optimizer, lrWarmup, runtime.Seed, runtime.Device, runtime.Threads, resume, init }) cmd.Options.Add(o);
         cmd.SetAction(parseResult =>
         {
-            var config = SegmentationConfig.FromPreset(parseResult.GetValue(preset)!, SegmentationModels.Parse(parseResult.GetValue(model)!));
+            var config = Presets.Get(PresetOption.Read(parseResult, preset)).Segmentation(SegmentationModels.Parse(parseResult.GetValue(model)!));
             config = config with { Loss = parseResult.GetValue(decoder) == "naive" ? SegmentationDecoderLoss.Naive : SegmentationDecoderLoss.GradientClipping };
             if (parseResult.GetValue(steps) is { } s) config = config with { Steps = s };
             if (parseResult.GetValue(batchSize) is { } b) config = config with { BatchSize = b };

@@ -12,15 +12,15 @@ public static class TrainCommand
 {
     public static Command Create()
     {
-        var cpu = TrainRecipe.Preset(BuiltInMethods.DemoMethod, MethodPreset.Cpu, 20);
-        var paper = TrainRecipe.Preset(BuiltInMethods.DemoMethod, MethodPreset.Paper, 20);
+        var cpu = TrainRecipe.Preset(BuiltInMethods.DemoMethod, MethodPreset.Cpu);
+        var paper = TrainRecipe.Preset(BuiltInMethods.DemoMethod, MethodPreset.Paper);
         string Both(Func<TrainRecipe, object> f) => string.Create(CultureInfo.InvariantCulture, $"default: cpu {f(cpu)}, paper {f(paper)}");
 
         var method = new Option<string>("--method") { Description = $"Method: {string.Join(", ", MethodRegistry.Names)}.", Required = true };
         var data = new Option<string>("--data") { Description = "Dataset root in VOC layout.", Required = true };
         var outDir = new Option<string>("--out") { Description = "Run directory (config.json, checkpoints/, metrics.jsonl, model-final.bin).", Required = true };
         var split = new Option<string>("--split") { Description = "Training split.", DefaultValueFactory = _ => new TrainRequest { DataRoot = "", RunDirectory = "", Recipe = cpu }.Split };
-        var preset = PresetOption.Create("Starting configuration: cpu (small ViT for the 96×96 benchmark) or paper (DeiT-S 224).");
+        var preset = PresetOption.CreateListed("Starting configuration (model, trainer and augmentation of the method):");
         var config = new Option<string?>("--config") { Description = "JSON file laid over the preset: {\"model\": {...}, \"trainer\": {...}, \"augmentation\": {...}}." };
         var steps = new Option<long?>("--steps") { Description = $"Optimizer steps ({Both(r => r.Trainer.Steps)})." };
         var batch = new Option<int?>("--batch-size") { Description = $"Images per step ({Both(r => r.Trainer.BatchSize)})." };
@@ -41,7 +41,7 @@ public static class TrainCommand
         cmd.SetAction(parseResult =>
         {
             var presetValue = PresetOption.Read(parseResult, preset);
-            var recipe = TrainRecipe.Preset(parseResult.GetValue(method)!, presetValue, 20);
+            var recipe = TrainRecipe.Preset(parseResult.GetValue(method)!, presetValue);   // K comes from --data (TrainPipeline)
             if (parseResult.GetValue(config) is { } configPath) recipe = recipe.Overlay(configPath);
             recipe = recipeOptions.Apply(recipe, parseResult);
             if (parseResult.GetValue(imageSize) is { } size) recipe = recipe.WithImageSize(size);
@@ -73,7 +73,7 @@ public static class TrainCommand
                 Split = parseResult.GetValue(split)!,
                 RunDirectory = parseResult.GetValue(outDir)!,
                 Recipe = recipe,
-                Preset = parseResult.GetValue(config) is null ? MethodRegistry.PresetName(presetValue) : MethodRegistry.PresetName(presetValue) + "+config",
+                Preset = parseResult.GetValue(config) is null ? Presets.Name(presetValue) : Presets.Name(presetValue) + "+config",
                 InitWeights = parseResult.GetValue(init),
                 Resume = parseResult.GetValue(resume),
                 Workers = runtime.WorkersValue(parseResult),

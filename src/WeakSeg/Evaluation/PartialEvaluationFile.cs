@@ -31,7 +31,7 @@ public static class PartialEvaluationFile
             ["class_names"] = new JsonArray(evaluation.ClassNames.Select(n => (JsonNode?)JsonValue.Create(n)).ToArray()),
             ["num_images"] = evaluation.NumImages, ["counts"] = rows,
         };
-        AtomicFile.WriteAllText(path, json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
+        AtomicFile.WriteAllText(path, IO.WeakSegJson.Text(json) + "\n");
     }
 
     /// <summary>

@@ -39,7 +39,7 @@ public static class OutputSettings
         if (!replace && recorded is null && existingOutputs > 0)
             throw WeakSegException.ForFile(Path.GetFullPath(directory), $"holds {existingOutputs} {what} with no record of the settings they were " +
                 $"computed with ({FileName}); use a new --out, or delete them to recompute");
-        if (recorded is null || replace) AtomicFile.WriteAllText(path, settings.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
+        if (recorded is null || replace) AtomicFile.WriteAllText(path, WeakSegJson.Text(settings) + "\n");
     }
 
     /// <summary>Keys (dotted into nested objects) whose values differ.</summary>

@@ -9,7 +9,8 @@ namespace WeakSeg.Methods;
 /// </summary>
 public interface IMethodConfig
 {
-    /// <summary>Foreground classes K.</summary>
+    /// <summary>Foreground classes K. It comes from the dataset only: presets leave it 0 (unbound), a recipe takes it from the
+    /// dataset it trains on (<c>TrainRecipe.For</c>), a run's config.json records it; a configuration with 0 does not build.</summary>
     int NumClasses { get; }
 
     /// <summary>The ViT backbone actually built; null for a method on another backbone (a CNN), which then gives
@@ -29,7 +30,7 @@ public interface IMethodConfig
     /// <summary>Problems with this configuration, each naming the field; empty when valid.</summary>
     IReadOnlyList<string> Validate();
 
-    /// <summary>This configuration with another class count (the dataset decides it).</summary>
+    /// <summary>This configuration with the class count of the dataset it trains on.</summary>
     IMethodConfig WithNumClasses(int numClasses);
 
     /// <summary>This configuration with another training input size (backbone position grid and crop).</summary>
@@ -68,9 +69,8 @@ public interface IMethodConfig<TSelf> : IMethodConfig where TSelf : class, IMeth
     /// <summary>The setup sized for the built-in 96×96 benchmark on 2 CPU cores.</summary>
     static abstract TSelf Cpu { get; }
 
-    /// <summary>The preset <paramref name="preset"/> for <paramref name="numClasses"/> foreground classes.</summary>
-    static virtual TSelf Preset(MethodPreset preset, int numClasses) =>
-        (preset == MethodPreset.Cpu ? TSelf.Cpu : TSelf.Paper).WithNumClasses(numClasses);
+    /// <summary>The preset <paramref name="preset"/>, with no class count yet (the dataset gives it).</summary>
+    static virtual TSelf Preset(MethodPreset preset) => preset == MethodPreset.Cpu ? TSelf.Cpu : TSelf.Paper;
 
     new TSelf WithNumClasses(int numClasses);
 
@@ -84,13 +84,39 @@ public interface IMethodConfig<TSelf> : IMethodConfig where TSelf : class, IMeth
 /// <summary>The checks every method configuration shares.</summary>
 public static class MethodConfigChecks
 {
-    /// <summary>NumClasses ≥ 1 and the backbone's own problems (prefixed "Backbone.").</summary>
+    /// <summary>What an unbound class count (0) is called in errors: the dataset has not given it yet.</summary>
+    public const string UnboundClassCount = "NumClasses is not set: the class count comes from the dataset the model trains on";
+
+    /// <summary>NumClasses ≥ 1 (0: <see cref="UnboundClassCount"/>) and the backbone's own problems (<see cref="BackboneErrors"/>).</summary>
     public static List<string> CommonErrors(this IMethodConfig config)
     {
-        var errors = new List<string>();
-        if (config.NumClasses < 1) errors.Add($"NumClasses must be ≥ 1 (got {config.NumClasses})");
-        if (config.BackboneConfig is { } backbone) errors.AddRange(backbone.Validate().Select(e => "Backbone." + e));
+        var errors = ClassCountErrors(config.NumClasses).ToList();
+        if (config.BackboneConfig is { } backbone) errors.AddRange(BackboneErrors(backbone, config.NumClasses));
         return errors;
+    }
+
+    /// <summary>The class count's problem: <see cref="UnboundClassCount"/> for 0, a negative count named; none for K ≥ 1.</summary>
+    public static IEnumerable<string> ClassCountErrors(int numClasses)
+    {
+        if (numClasses == 0) yield return UnboundClassCount;
+        else if (numClasses < 1) yield return $"NumClasses must be ≥ 1 (got {numClasses})";
+    }
+
+    /// <summary>The backbone's problems, prefixed "Backbone."; while the class count is unbound, not its class tokens (which follow it).</summary>
+    public static IEnumerable<string> BackboneErrors(VitConfig backbone, int numClasses) => backbone.Validate()
+        .Where(e => numClasses != 0 || !e.StartsWith(nameof(VitConfig.NumClassTokens), StringComparison.Ordinal))
+        .Select(e => "Backbone." + e);
+
+    /// <summary>The problems of <paramref name="config"/> other than an unbound class count: what a preset may already be checked for.</summary>
+    public static IReadOnlyList<string> ErrorsBesidesClassCount(this IMethodConfig config) =>
+        config.Validate().Where(e => e != UnboundClassCount).ToList();
+
+    /// <summary>Throws a <see cref="WeakSegException"/> listing every problem besides an unbound class count: the check of what a preset
+    /// computes before a dataset gives K (its trainer schedule).</summary>
+    public static void EnsureValidBesidesClassCount(this IMethodConfig config)
+    {
+        var errors = config.ErrorsBesidesClassCount();
+        if (errors.Count > 0) throw new WeakSegException($"invalid {config.Title} configuration: " + string.Join("; ", errors));
     }
 
     /// <summary>Throws a <see cref="WeakSegException"/> listing every problem of <see cref="IMethodConfig.Validate"/>.</summary>

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using WeakSeg.IO;
 using WeakSeg.Models.Vit;
 
 namespace WeakSeg.Methods;
@@ -10,7 +11,7 @@ public enum MethodPreset
     /// <summary>The paper's setup: DeiT-S, patch 16, 224 input (the config records' defaults).</summary>
     Paper,
 
-    /// <summary>A small ViT sized for the built-in 96×96 synthetic benchmark on 2 CPU cores (see <see cref="MethodRegistry.CpuBackbone"/>).</summary>
+    /// <summary>A small ViT sized for the built-in 96×96 synthetic benchmark on 2 CPU cores (<see cref="VitConfig.Cpu128x4"/>, named vit-cpu-128x4).</summary>
     Cpu,
 }
 
@@ -52,8 +53,8 @@ public interface IWsssMethodFactory
     /// <summary>The method takes saliency maps (<see cref="Training.TrainBatch.Saliency"/>): <c>--saliency DIR</c> gives them.</summary>
     bool UsesSaliency => false;
 
-    /// <summary>The method config of a preset, for <paramref name="numClasses"/> foreground classes.</summary>
-    IMethodConfig DefaultConfig(MethodPreset preset, int numClasses);
+    /// <summary>The method config of a preset, with no class count yet (0: the dataset gives it; it does not build until then).</summary>
+    IMethodConfig DefaultConfig(MethodPreset preset);
 
     /// <summary>Problems with a config, each naming the field.</summary>
     IReadOnlyList<string> Validate(IMethodConfig config);
@@ -86,9 +87,9 @@ public sealed class MethodRegistration<TConfig>(string name, string description,
     TConfig Typed(IMethodConfig config) => config as TConfig
         ?? throw new WeakSegException($"method '{name}' needs a {typeof(TConfig).Name}, got {config?.GetType().Name ?? "null"}");
 
-    public IMethodConfig DefaultConfig(MethodPreset preset, int numClasses)
+    public IMethodConfig DefaultConfig(MethodPreset preset)
     {
-        var config = TConfig.Preset(preset, numClasses);
+        var config = TConfig.Preset(preset);
         return variant is null ? config : variant(config);
     }
 
@@ -103,7 +104,7 @@ public sealed class MethodRegistration<TConfig>(string name, string description,
         return errors;
     }
 
-    public JsonNode ConfigToJson(IMethodConfig config) => JsonSerializer.SerializeToNode(Typed(config), MethodJson.Options)!;
+    public JsonNode ConfigToJson(IMethodConfig config) => JsonSerializer.SerializeToNode(Typed(config), WeakSegJson.Options)!;
 
     public IMethodConfig ConfigFromJson(JsonNode node, string source)
     {
@@ -115,7 +116,7 @@ public sealed class MethodRegistration<TConfig>(string name, string description,
                         (key == PseudoLabelThresholdKey ? " (give the pseudo-label threshold with --threshold)" : ""));
         try
         {
-            return node.Deserialize<TConfig>(MethodJson.Options) ?? throw WeakSegException.ForFile(source, $"empty '{name}' model configuration");
+            return node.Deserialize<TConfig>(WeakSegJson.Options) ?? throw WeakSegException.ForFile(source, $"empty '{name}' model configuration");
         }
         catch (JsonException e)
         {
@@ -123,11 +124,11 @@ public sealed class MethodRegistration<TConfig>(string name, string description,
         }
     }
 
-    static readonly string PseudoLabelThresholdKey = MethodJson.Options.PropertyNamingPolicy!.ConvertName(nameof(IMethodConfig.PseudoLabelThreshold));
+    static readonly string PseudoLabelThresholdKey = WeakSegJson.Key(nameof(IMethodConfig.PseudoLabelThreshold));
 
     /// <summary>JSON names of <typeparamref name="TConfig"/>'s computed properties (those without a setter).</summary>
     static readonly HashSet<string> ComputedKeys = typeof(TConfig).GetProperties(System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Instance)
-        .Where(p => p.CanRead && !p.CanWrite).Select(p => MethodJson.Options.PropertyNamingPolicy!.ConvertName(p.Name)).ToHashSet(StringComparer.Ordinal);
+        .Where(p => p.CanRead && !p.CanWrite).Select(p => WeakSegJson.Key(p.Name)).ToHashSet(StringComparer.Ordinal);
 
     public IWsssMethod Create(IMethodConfig config)
     {
@@ -159,15 +160,6 @@ public static class MethodRegistry
     static readonly Dictionary<string, IWsssMethodFactory> Factories = new(StringComparer.OrdinalIgnoreCase);
 
     static MethodRegistry() => BuiltInMethods.RegisterAll();
-
-    /// <summary>
-    /// Backbone of the <c>cpu</c> preset: patch 8 on 96×96 (12×12 patches), 128 wide, 4 blocks, 4 heads, no stochastic depth.
-    /// Chosen by measuring: a batch of 32 costs ≈ 2 CPU-seconds (≈ 1 s on 2 idle cores) versus ≈ 3.5 for 192 wide × 6 deep.
-    /// </summary>
-    public static VitConfig CpuBackbone => new()
-    {
-        ImageSize = 96, PatchSize = 8, EmbedDim = 128, Depth = 4, NumHeads = 4, DropPathRate = 0.0,
-    };
 
     /// <summary>Class-to-patch layers summed by the cpu preset (the last 2 of its 4 blocks).</summary>
     public const int CpuCamLayers = 2;
@@ -210,19 +202,11 @@ public static class MethodRegistry
         throw new WeakSegException($"unknown method '{name}' (known: {string.Join(", ", Names)})");
     }
 
-    /// <summary>Builds a method from its preset config for <paramref name="numClasses"/> classes.</summary>
+    /// <summary>Builds a method from its preset config for an explicit class count <paramref name="numClasses"/> (tests and benchmarks on
+    /// random tensors; training takes K from its dataset through <c>TrainRecipe.For</c>).</summary>
     public static IWsssMethod Create(string name, MethodPreset preset, int numClasses)
     {
         var f = Get(name);
-        return f.Create(f.DefaultConfig(preset, numClasses));
+        return f.Create(f.DefaultConfig(preset).WithNumClasses(numClasses));
     }
-
-    public static MethodPreset ParsePreset(string text) => text.Trim().ToLowerInvariant() switch
-    {
-        "paper" => MethodPreset.Paper,
-        "cpu" => MethodPreset.Cpu,
-        _ => throw new WeakSegException($"unknown preset '{text}' (known: cpu, paper)"),
-    };
-
-    public static string PresetName(MethodPreset preset) => preset == MethodPreset.Cpu ? "cpu" : "paper";
 }

@@ -190,7 +190,7 @@ public static class DemoPipeline
         // ---- metrics, which read the train masks: only when every image has one ----
         var trainSet = VocDataset.Open(dataDir, Split);
         bool masks = GroundTruthMasks.Complete(trainSet);
-        var runSection = WsssPipeline.RunSection(MethodPreset.Cpu, TrainRecipe.Preset(options.Method, MethodPreset.Cpu, numClasses), options.Seed, options.Threads, "cpu");
+        var runSection = WsssPipeline.RunSection(MethodPreset.Cpu, TrainRecipe.Preset(options.Method, MethodPreset.Cpu).For(numClasses), options.Seed, options.Threads, "cpu");
         WsssPipeline.AddTrainer(runSection, mainRecipe);
         var report = new PipelineReportState(options.Method, Path.Combine(outDir, WsssPipeline.ReportFile), runSection, runner)
         {
@@ -266,7 +266,7 @@ public static class DemoPipeline
     /// <summary>The cpu preset's recipe of <paramref name="method"/> with the demo's seed, threads, steps and batch size.</summary>
     static TrainRecipe Recipe(DemoOptions options, string method, int numClasses)
     {
-        var recipe = TrainRecipe.Preset(method, MethodPreset.Cpu, numClasses);
+        var recipe = TrainRecipe.Preset(method, MethodPreset.Cpu).For(numClasses);
         var trainer = recipe.Trainer with { Seed = options.Seed, Threads = options.Threads };
         if (options.BatchSize is { } batch) trainer = trainer with { BatchSize = batch };
         if (options.Steps is { } steps) trainer = trainer with { Steps = steps, WarmupSteps = Math.Min(trainer.WarmupSteps, steps / 10) };
@@ -321,7 +321,7 @@ public static class DemoPipeline
 
     static void WriteJson(string path, JsonObject json)
     {
-        AtomicFile.WriteAllText(path, json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
+        AtomicFile.WriteAllText(path, IO.WeakSegJson.Text(json) + "\n");
     }
 
     /// <summary>Seconds as text for logs.</summary>

@@ -97,7 +97,7 @@ internal sealed class PipelineReportState(string method, string path, JsonObject
             ["complete"] = complete,
         };
         if (Rounds is not null) json["rounds"] = Rounds.DeepClone();
-        AtomicFile.WriteAllText(path, json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
+        AtomicFile.WriteAllText(path, IO.WeakSegJson.Text(json) + "\n");
     }
 
     static JsonNode? Num(double v) => EvaluationJson.NumberOrNull(v);

@@ -61,7 +61,7 @@ public sealed class StageLedger(string directory)
             ["settings"] = settings.DeepClone(),
             ["results"] = results is null ? null : WithoutNonFinite(results.DeepClone()),
         };
-        AtomicFile.WriteAllText(PathOf(stage), json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
+        AtomicFile.WriteAllText(PathOf(stage), IO.WeakSegJson.Text(json) + "\n");
     }
 
     /// <summary>The node with every NaN or infinite number replaced by null: JSON cannot hold them, and a record that cannot be written

@@ -44,7 +44,7 @@ public sealed record TrainBenchmarkSettings(string ModelName, string Method, IMe
 
     /// <summary>
     /// The configuration of <paramref name="method"/> for size preset <paramref name="model"/>: the method's paper configuration with
-    /// the preset's class count and backbone shape. cpu: input 96, patch 8, dim 192, depth 6, heads 4, 10 classes (finishes in
+    /// the preset's class count and backbone shape. cpu: <see cref="VitConfig.Cpu192x6"/> (vit-cpu-192x6: input 96, patch 8, dim 192, depth 6, heads 4), 10 classes (finishes in
     /// minutes on CPU); deit-s: DeiT-S/16 at 224 with the 20 VOC classes (the paper's model). Other backbone fields (stochastic
     /// depth, stem, position embeddings) stay the method's. A method without a ViT (a CNN) takes only the input side. A method whose paper
     /// configuration is not buildable (a trunk whose weights the user supplies) starts from its cpu preset instead.
@@ -53,26 +53,25 @@ public sealed record TrainBenchmarkSettings(string ModelName, string Method, IMe
     {
         var (classes, backbone) = model.Trim().ToLowerInvariant() switch
         {
-            "cpu" => (10, new VitConfig { ImageSize = 96, PatchSize = 8, EmbedDim = 192, Depth = 6, NumHeads = 4 }),
+            "cpu" or "vit-cpu-192x6" => (10, VitConfig.Cpu192x6),
             "deit-s" or "deit-small" => (20, VitConfig.Small with { ImageSize = 224 }),
             _ => throw new WeakSegException($"--model {model}: unknown model (expected cpu or deit-s)"),
         };
         // A method whose paper configuration cannot be built here (AuxSegNet's ResNet-38 needs the user's weights) starts from its cpu preset.
         var factory = MethodRegistry.Get(method);
-        var buildable = factory.Validate(factory.DefaultConfig(MethodPreset.Paper, classes)).Count == 0;
-        var recipe = TrainRecipe.Preset(method, buildable ? MethodPreset.Paper : MethodPreset.Cpu, classes);
+        var buildable = factory.Validate(factory.DefaultConfig(MethodPreset.Paper).WithNumClasses(classes)).Count == 0;
+        var recipe = TrainRecipe.Preset(method, buildable ? MethodPreset.Paper : MethodPreset.Cpu).For(classes);   // random tensors: an explicit K
         if (recipe.ModelConfig.BackboneConfig is null || recipe.ToJson()[TrainRecipe.ModelKey]?["backbone"] is null)
             return recipe.WithImageSize(backbone.ImageSize);                                  // a CNN method (no ViT fields): the preset's input side
-        string Key(string property) => MethodJson.Options.PropertyNamingPolicy!.ConvertName(property);
         var shape = new JsonObject
         {
-            [Key(nameof(VitConfig.ImageSize))] = backbone.ImageSize,
-            [Key(nameof(VitConfig.PatchSize))] = backbone.PatchSize,
-            [Key(nameof(VitConfig.EmbedDim))] = backbone.EmbedDim,
-            [Key(nameof(VitConfig.Depth))] = backbone.Depth,
-            [Key(nameof(VitConfig.NumHeads))] = backbone.NumHeads,
+            [IO.WeakSegJson.Key(nameof(VitConfig.ImageSize))] = backbone.ImageSize,
+            [IO.WeakSegJson.Key(nameof(VitConfig.PatchSize))] = backbone.PatchSize,
+            [IO.WeakSegJson.Key(nameof(VitConfig.EmbedDim))] = backbone.EmbedDim,
+            [IO.WeakSegJson.Key(nameof(VitConfig.Depth))] = backbone.Depth,
+            [IO.WeakSegJson.Key(nameof(VitConfig.NumHeads))] = backbone.NumHeads,
         };
-        var overlay = new JsonObject { [TrainRecipe.ModelKey] = new JsonObject { [Key("Backbone")] = shape } };
+        var overlay = new JsonObject { [TrainRecipe.ModelKey] = new JsonObject { [IO.WeakSegJson.Key("Backbone")] = shape } };
         return recipe.Overlay(overlay, $"--model {model} (method {recipe.Method})");
     }
 

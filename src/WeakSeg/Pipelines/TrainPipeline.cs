@@ -18,7 +18,7 @@ public sealed record TrainRequest
 
     public required string RunDirectory { get; init; }
 
-    /// <summary>Resolved recipe; its class count is replaced by the dataset's.</summary>
+    /// <summary>Resolved recipe; its class count comes from the dataset (<see cref="TrainRecipe.For(VocDataset)"/>).</summary>
     public required TrainRecipe Recipe { get; init; }
 
     /// <summary>Name of the preset the recipe started from (recorded in config.json).</summary>
@@ -66,7 +66,7 @@ public static class TrainPipeline
         CancellationToken cancellationToken = default)
     {
         var dataset = VocDataset.Open(request.DataRoot, request.Split);
-        var recipe = request.Recipe.WithNumClasses(dataset.NumClasses);
+        var recipe = request.Recipe.For(dataset);
         recipe.EnsureValid();
         if (request.InitWeights is { } init && !File.Exists(init)) throw WeakSegException.ForFile(init, "weights file not found");
         var config = new RunConfig(recipe, request.Preset, Path.GetFullPath(dataset.Root), dataset.Split, dataset.ClassNames.All,

@@ -46,25 +46,13 @@ public sealed record TrainRecipe(string Method, IMethodConfig ModelConfig, Train
     public int ImageSize => ModelConfig.ImageSize;
 
     /// <summary>
-    /// The preset recipe. paper: the config records' defaults (DeiT-S 224, TrainerOptions' DeiT/MCTformer recipe).
-    /// cpu: the method's cpu config (<see cref="MethodRegistry.CpuBackbone"/> on 96×96), batch 32, lr 1e-3 with 30 warm-up steps, and
-    /// RandomResizedCrop area ≥ 0.5 so that crops of the small images keep the image-level labels mostly true.
-    /// A method whose configuration brings its own schedule (<see cref="IMethodTrainerSchedule"/>, e.g. the single-stage methods'
-    /// poly warm-up AdamW) starts from that schedule in either preset (<see cref="MethodSchedule"/>).
+    /// The recipe of <paramref name="method"/> under <paramref name="preset"/>: its row of the preset table (<see cref="Presets"/>: the
+    /// method's config record preset, the preset's trainer and augmentation). It has no class count (<see cref="HasClassCount"/>): the
+    /// dataset gives it (<see cref="For(VocDataset)"/>). A method whose configuration brings its own schedule
+    /// (<see cref="IMethodTrainerSchedule"/>, e.g. the single-stage methods' poly warm-up AdamW) starts from that schedule in either preset
+    /// (<see cref="MethodSchedule"/>).
     /// </summary>
-    public static TrainRecipe Preset(string method, MethodPreset preset, int numClasses)
-    {
-        var factory = MethodRegistry.Get(method);
-        var model = factory.DefaultConfig(preset, numClasses);
-        if (preset == MethodPreset.Paper)
-            return new TrainRecipe(factory.Name, model, MethodSchedule(model, new TrainerOptions()), new AugmentationSettings());
-        var trainer = new TrainerOptions
-        {
-            Steps = CpuSteps, BatchSize = 32, BaseLr = 1e-3, MinLr = 1e-5, WarmupStartLr = 1e-6, WarmupSteps = 30,
-            CheckpointEvery = 100, LogEvery = 10,
-        };
-        return new TrainRecipe(factory.Name, model, MethodSchedule(model, trainer), new AugmentationSettings { MinAreaScale = 0.5 });
-    }
+    public static TrainRecipe Preset(string method, MethodPreset preset) => Presets.Get(preset).Recipe(method);
 
     /// <summary>
     /// The trainer options a preset starts from: the method's own schedule laid over the generic <paramref name="generic"/> when its
@@ -87,8 +75,26 @@ public sealed record TrainRecipe(string Method, IMethodConfig ModelConfig, Train
     /// </summary>
     public const long CpuSteps = 500;
 
-    /// <summary>The recipe with the dataset's class count.</summary>
-    public TrainRecipe WithNumClasses(int numClasses) => this with { ModelConfig = ModelConfig.WithNumClasses(numClasses) };
+    /// <summary>Whether the recipe has its class count (from a dataset, or a run's config.json); a preset has none and builds no model.</summary>
+    public bool HasClassCount => ModelConfig.NumClasses != 0;
+
+    /// <summary>The recipe bound to the dataset it trains on: the class count is the dataset's K (the one place a recipe gets it).</summary>
+    /// <exception cref="WeakSegException">the recipe already holds another class count (a <c>--config</c> file's or an earlier
+    /// dataset's): K comes only from the data</exception>
+    public TrainRecipe For(VocDataset dataset) => For(dataset.NumClasses, $"the dataset {dataset.Root} (split '{dataset.Split}')");
+
+    /// <summary>The recipe with an explicit class count: for a model run on random tensors (benchmarks, tests), never for training on data
+    /// (<see cref="For(VocDataset)"/>).</summary>
+    public TrainRecipe For(int numClasses) => For(numClasses, "the caller");
+
+    TrainRecipe For(int numClasses, string source)
+    {
+        if (numClasses < 1) throw new WeakSegException($"{source} has no foreground class (K = {numClasses})");
+        if (HasClassCount && ModelConfig.NumClasses != numClasses)
+            throw new WeakSegException($"model.num_classes is {ModelConfig.NumClasses} but {source} has {numClasses} foreground classes " +
+                                       "(the class count comes from the dataset: drop num_classes from the configuration)");
+        return this with { ModelConfig = ModelConfig.WithNumClasses(numClasses) };
+    }
 
     /// <summary>The recipe with another training input size (backbone and crop).</summary>
     public TrainRecipe WithImageSize(int imageSize) => this with { ModelConfig = ModelConfig.WithImageSize(imageSize) };
@@ -114,7 +120,7 @@ public sealed record TrainRecipe(string Method, IMethodConfig ModelConfig, Train
         [MethodKey] = Method,
         [ModelKey] = Factory.ConfigToJson(ModelConfig),
         [TrainerKey] = TrainerJson(Trainer),
-        [AugmentationKey] = JsonSerializer.SerializeToNode(Augmentation, PipelineJsonContext.Default.AugmentationSettings),
+        [AugmentationKey] = JsonSerializer.SerializeToNode(Augmentation, IO.WeakSegJson.TypeInfo<AugmentationSettings>()),
     };
 
     /// <summary>Parses the four sections of a recipe object (all required). Errors name <paramref name="source"/> and the field.</summary>
@@ -129,12 +135,12 @@ public sealed record TrainRecipe(string Method, IMethodConfig ModelConfig, Train
         AugmentationSettings augmentation;
         try
         {
-            trainer = json[TrainerKey]!.Deserialize(TrainingJsonContext.Default.TrainerOptions) ?? throw WeakSegException.ForFile(source, "empty 'trainer'");
+            trainer = json[TrainerKey]!.Deserialize(IO.WeakSegJson.TypeInfo<TrainerOptions>()) ?? throw WeakSegException.ForFile(source, "empty 'trainer'");
         }
         catch (JsonException e) { throw WeakSegException.ForFile(source, "bad 'trainer' section: " + e.Message); }
         try
         {
-            augmentation = json[AugmentationKey]!.Deserialize(PipelineJsonContext.Default.AugmentationSettings) ?? throw WeakSegException.ForFile(source, "empty 'augmentation'");
+            augmentation = json[AugmentationKey]!.Deserialize(IO.WeakSegJson.TypeInfo<AugmentationSettings>()) ?? throw WeakSegException.ForFile(source, "empty 'augmentation'");
         }
         catch (JsonException e) { throw WeakSegException.ForFile(source, "bad 'augmentation' section: " + e.Message); }
         return new TrainRecipe(factory.Name, model, trainer, augmentation);
@@ -174,7 +180,7 @@ public sealed record TrainRecipe(string Method, IMethodConfig ModelConfig, Train
     static TrainRecipe FollowSchedule(TrainRecipe basis, TrainRecipe result, JsonObject? trainerOverlay, string source)
     {
         if (basis.ModelConfig is not IMethodTrainerSchedule before || result.ModelConfig is not IMethodTrainerSchedule after
-            || basis.ModelConfig.Validate().Count > 0 || result.ModelConfig.Validate().Count > 0)
+            || basis.ModelConfig.ErrorsBesidesClassCount().Count > 0 || result.ModelConfig.ErrorsBesidesClassCount().Count > 0)
             return result;
         var current = TrainerJson(basis.Trainer);
         var oldSchedule = TrainerJson(before.ToTrainerOptions(basis.Trainer));
@@ -185,13 +191,13 @@ public sealed record TrainRecipe(string Method, IMethodConfig ModelConfig, Train
                 trainer[key] = value?.DeepClone();
         try
         {
-            return result with { Trainer = trainer.Deserialize(TrainingJsonContext.Default.TrainerOptions)! };
+            return result with { Trainer = trainer.Deserialize(IO.WeakSegJson.TypeInfo<TrainerOptions>())! };
         }
         catch (JsonException e) { throw WeakSegException.ForFile(source, "bad 'trainer' section: " + e.Message); }
     }
 
     static JsonObject TrainerJson(TrainerOptions options) =>
-        JsonSerializer.SerializeToNode(options, TrainingJsonContext.Default.TrainerOptions)!.AsObject();
+        JsonSerializer.SerializeToNode(options, IO.WeakSegJson.TypeInfo<TrainerOptions>())!.AsObject();
 
     /// <summary>
     /// This recipe with one field set: <c>SECTION.FIELD[.FIELD…]=VALUE</c>, e.g. <c>model.fusion=mean-sum</c> or <c>trainer.steps=200</c>
@@ -231,9 +237,3 @@ public sealed record TrainRecipe(string Method, IMethodConfig ModelConfig, Train
         }
     }
 }
-
-/// <summary>JSON of pipeline records (snake_case keys, enums as strings, unknown fields rejected).</summary>
-[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, WriteIndented = true,
-    UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow, IgnoreReadOnlyProperties = true, UseStringEnumConverter = true)]
-[JsonSerializable(typeof(AugmentationSettings))]
-internal sealed partial class PipelineJsonContext : JsonSerializerContext;

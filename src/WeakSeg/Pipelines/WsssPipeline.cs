@@ -208,7 +208,8 @@ public static class WsssPipeline
         foreach (var line in state.Skipped) reporter.Log("skipped " + line);
 
         // ---- CAM model ----
-        var recipe = options.CamRecipe.WithNumClasses(trainSet.NumClasses);
+        var recipe = options.CamRecipe.For(trainSet);
+        runSection["model"] = recipe.ToJson()[TrainRecipe.ModelKey]!.DeepClone();          // with the dataset's class count
         recipe = recipe with { Trainer = recipe.Trainer with { Seed = options.Seed, Device = options.Device, Threads = options.Threads } };
         recipe.EnsureValid();
         AddTrainer(runSection, recipe);

@@ -57,8 +57,9 @@ public static class SegmenterFlops
 /// <summary>What <see cref="SegmentationBenchmark.Run"/> measures.</summary>
 public sealed record SegmentationBenchmarkOptions
 {
-    /// <summary>Model and training settings (crop, batch size, optimizer); <see cref="SegmentationConfig.Steps"/> is replaced by <see cref="TrainSteps"/>.</summary>
-    public SegmentationConfig Config { get; init; } = SegmentationConfig.Cpu;
+    /// <summary>Model and training settings (crop, batch size, optimizer), with an explicit class count (random tensors; default: the cpu
+    /// preset with the built-in benchmark's K); <see cref="SegmentationConfig.Steps"/> is replaced by <see cref="TrainSteps"/>.</summary>
+    public SegmentationConfig Config { get; init; } = SegmentationConfig.Cpu with { NumClasses = new Data.Synthetic.SyntheticDatasetConfig().NumClasses };
     /// <summary>Training steps timed after the warm-up steps.</summary>
     public int TrainSteps { get; init; } = 20;
     public int TrainWarmupSteps { get; init; } = 3;
@@ -107,7 +108,7 @@ public sealed record SegmentationBenchmarkReport
     public double LoadAverageStart { get; init; }
     public double LoadAverageEnd { get; init; }
 
-    public string ToJson() => JsonSerializer.Serialize(this, SegmentationBenchmarkJsonContext.Default.SegmentationBenchmarkReport);
+    public string ToJson() => IO.WeakSegJson.Serialize(this);
 }
 
 /// <summary>Training and inference throughput of the retraining segmenter, relative to the machine's GEMM ceiling.</summary>
@@ -212,6 +213,3 @@ public static class SegmentationBenchmark
     }
 }
 
-[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, WriteIndented = true)]
-[JsonSerializable(typeof(SegmentationBenchmarkReport))]
-internal sealed partial class SegmentationBenchmarkJsonContext : JsonSerializerContext;

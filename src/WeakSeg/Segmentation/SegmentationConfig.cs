@@ -47,8 +47,9 @@ public enum ClipPatchRemainder
 /// </summary>
 public sealed record SegmentationConfig
 {
-    /// <summary>Foreground classes K; the decoder predicts K + 1 (background = 0). VOC: 20.</summary>
-    public int NumClasses { get; init; } = 20;
+    /// <summary>Foreground classes K; the decoder predicts K + 1 (background = 0). VOC: 20. From the dataset: presets leave it 0 and a
+    /// run takes the K of the dataset it trains on (<see cref="SegmentationRun.Train"/>).</summary>
+    public int NumClasses { get; init; }
 
     /// <summary>The network retrained: the Segmenter (default; not written to JSON, so existing configurations read and write as
     /// before) or DeepLab LargeFOV / ASPP on the ImageNet ResNet-18 (<see cref="DeepLab"/>; <see cref="Backbone"/>, the decoder and
@@ -65,6 +66,7 @@ public sealed record SegmentationConfig
 
     /// <summary>Encoder: DeiT-S (paper §4.1, "we also evaluate our gradient clipping decoder with DeiT-S"), position grid at the crop size.
     /// <see cref="VitConfig.ImageSize"/> is overridden by <see cref="CropSize"/> and <see cref="VitConfig.NumClassTokens"/> by 1.</summary>
+    [JsonConverter(typeof(SegmentationBackboneJson))]
     public VitConfig Backbone { get; init; } = VitConfig.Small;
 
     /// <summary>Training crop side: 480 (Table 6 lists S = 480 as one patch per crop; Table 10 "480×480").</summary>
@@ -214,7 +216,7 @@ public sealed record SegmentationConfig
     public SegmentationConfig CanonicalForTraining()
     {
         // every result-neutral field (ResultNeutralAttribute) at 1, the value pipeline stage records hold for them
-        var info = SegmentationJsonContext.Default.SegmentationConfig;
+        var info = IO.WeakSegJson.TypeInfo<SegmentationConfig>();
         var json = JsonSerializer.SerializeToNode(this, info)!.AsObject();
         foreach (var key in ResultNeutral.Keys(info)) json[key] = 1;
         var c = json.Deserialize(info)!;
@@ -227,7 +229,7 @@ public sealed record SegmentationConfig
     public static SegmentationConfig Paper => new();
 
     /// <summary>
-    /// CPU preset for WeakSeg's 96×96 synthetic benchmark: a small ViT (dim 192, depth 4, 3 heads, patch 8 → 12×12 tokens),
+    /// CPU preset for WeakSeg's 96×96 synthetic benchmark: a small ViT (<see cref="VitConfig.Cpu192x4"/>, vit-cpu-192x4: dim 192, depth 4, 3 heads, patch 8 → 12×12 tokens),
     /// one decoder layer, crop 96, S scaled with the crop as in the paper (S = crop/4 = 24, L = 4). These are CPU-benchmark choices,
     /// not the paper's values. Measured on `weakseg synth` defaults, ground-truth labels, seed 0, val mIoU % (train-split mIoU); the
     /// clipping decoder at τ = 0.3, whose gate stayed shut in these runs except for about 1 % of the late steps of the 1500-step run:
@@ -247,8 +249,7 @@ public sealed record SegmentationConfig
     /// </summary>
     public static SegmentationConfig Cpu => new()
     {
-        NumClasses = 10,
-        Backbone = new VitConfig { PatchSize = 8, EmbedDim = 192, Depth = 4, NumHeads = 3 },
+        Backbone = VitConfig.Cpu192x4,
         CropSize = 96,
         DecoderLayers = 1,
         DecoderDropout = 0.0,
@@ -270,32 +271,15 @@ public sealed record SegmentationConfig
         LogEvery = 10,
     };
 
-    /// <summary>
-    /// Preset <paramref name="name"/> retraining <paramref name="model"/>. For a DeepLab: its settings for the preset
-    /// (<see cref="DeepLabSettings.Paper"/> or <see cref="DeepLabSettings.Cpu"/>) and the pretrained trunk at 0.1 × the rate (DeepLab:
-    /// the new classifier at 10 × the trunk's rate); every other field is the preset's.
-    /// </summary>
-    public static SegmentationConfig FromPreset(string name, SegmentationModel model)
-    {
-        var config = FromPreset(name);
-        if (model == SegmentationModel.Segmenter) return config;
-        bool cpu = name.Trim().Equals("cpu", StringComparison.OrdinalIgnoreCase);
-        return config with { Model = model, DeepLab = cpu ? DeepLabSettings.Cpu : DeepLabSettings.Paper, EncoderLearningRateScale = 0.1 };
-    }
-
-    /// <summary>Preset by name: "paper" or "cpu".</summary>
-    public static SegmentationConfig FromPreset(string name) => name.Trim().ToLowerInvariant() switch
-    {
-        "paper" => Paper,
-        "cpu" => Cpu,
-        _ => throw new WeakSegException($"unknown segmentation preset '{name}' (expected cpu or paper)"),
-    };
+    /// <summary>The error of a configuration whose class count no dataset has given yet (a preset).</summary>
+    public const string UnboundClassCount = "NumClasses is not set: the class count comes from the dataset the segmenter trains on";
 
     /// <summary>Problems, each naming the field; empty when valid.</summary>
     public IReadOnlyList<string> Validate()
     {
         var e = new List<string>();
-        if (NumClasses < 1 || NumClasses > 254) e.Add($"NumClasses must be in 1..254 (got {NumClasses})");
+        if (NumClasses == 0) e.Add(UnboundClassCount);
+        else if (NumClasses < 1 || NumClasses > 254) e.Add($"NumClasses must be in 1..254 (got {NumClasses})");
         if (CropSize < 1) e.Add($"CropSize must be ≥ 1 (got {CropSize})");
         else if (Backbone.PatchSize >= 1 && CropSize % Backbone.PatchSize != 0) e.Add($"CropSize ({CropSize}) must be a multiple of the patch size ({Backbone.PatchSize})");
         e.AddRange(EncoderConfig.Validate().Select(x => "Backbone." + x));
@@ -341,7 +325,7 @@ public sealed record SegmentationConfig
         if (errors.Count > 0) throw new WeakSegException("invalid segmentation configuration: " + string.Join("; ", errors));
     }
 
-    public string ToJson() => JsonSerializer.Serialize(this, SegmentationJsonContext.Default.SegmentationConfig);
+    public string ToJson() => JsonSerializer.Serialize(this, IO.WeakSegJson.TypeInfo<SegmentationConfig>());
 
     /// <summary>Parses a configuration written by <see cref="ToJson"/>; errors name <paramref name="sourcePath"/>.</summary>
     public static SegmentationConfig FromJson(string json, string sourcePath = "<config>")
@@ -349,7 +333,7 @@ public sealed record SegmentationConfig
         IO.JsonFiles.Parse(json, sourcePath);                                   // a duplicate key is an error, not the last value winning
         try
         {
-            return JsonSerializer.Deserialize(json, SegmentationJsonContext.Default.SegmentationConfig)
+            return JsonSerializer.Deserialize(json, IO.WeakSegJson.TypeInfo<SegmentationConfig>())
                    ?? throw WeakSegException.ForFile(sourcePath, "empty segmentation configuration");
         }
         catch (JsonException e) { throw WeakSegException.ForFile(sourcePath, "bad segmentation configuration JSON: " + e.Message); }
@@ -395,8 +379,3 @@ public sealed record DeepLabSettings
     }
 }
 
-[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, WriteIndented = true,
-    UseStringEnumConverter = true, UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow)]
-[JsonSerializable(typeof(SegmentationConfig))]
-[JsonSerializable(typeof(SegmentationRunInfo))]
-internal sealed partial class SegmentationJsonContext : JsonSerializerContext;

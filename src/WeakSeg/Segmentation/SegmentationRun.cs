@@ -28,10 +28,10 @@ public sealed record SegmentationRunInfo : IRunConfig<SegmentationRunInfo>
     /// <summary>timm safetensors loaded into the encoder before training, if any.</summary>
     public string? InitWeights { get; init; }
 
-    public JsonObject ToJson() => JsonSerializer.SerializeToNode(this, SegmentationJsonContext.Default.SegmentationRunInfo)!.AsObject();
+    public JsonObject ToJson() => JsonSerializer.SerializeToNode(this, IO.WeakSegJson.TypeInfo<SegmentationRunInfo>())!.AsObject();
 
     public static SegmentationRunInfo FromJson(JsonObject fields, int formatVersion, string path) =>
-        fields.Deserialize(SegmentationJsonContext.Default.SegmentationRunInfo) ?? throw WeakSegException.ForFile(path, "empty run configuration");
+        fields.Deserialize(IO.WeakSegJson.TypeInfo<SegmentationRunInfo>()) ?? throw WeakSegException.ForFile(path, "empty run configuration");
 }
 
 /// <summary>One retraining job.</summary>

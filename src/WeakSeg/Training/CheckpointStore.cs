@@ -74,7 +74,7 @@ public sealed class CheckpointStore
         }
         WriteFlushed(Path.Combine(temp, RngFile), rngState);
         state = state with { Checksums = new[] { ModelFile, OptimizerFile, RngFile }.ToDictionary(f => f, f => Crc32Of(Path.Combine(temp, f))) };
-        WriteFlushed(Path.Combine(temp, StateFile), JsonSerializer.SerializeToUtf8Bytes(state, TrainingJsonContext.Default.CheckpointState));
+        WriteFlushed(Path.Combine(temp, StateFile), JsonSerializer.SerializeToUtf8Bytes(state, IO.WeakSegJson.TypeInfo<CheckpointState>()));
 
         if (System.IO.Directory.Exists(final))
         {
@@ -108,7 +108,7 @@ public sealed class CheckpointStore
         var path = checkpoint.StatePath;
         try
         {
-            return JsonSerializer.Deserialize(File.ReadAllBytes(path), TrainingJsonContext.Default.CheckpointState)
+            return JsonSerializer.Deserialize(File.ReadAllBytes(path), IO.WeakSegJson.TypeInfo<CheckpointState>())
                    ?? throw WeakSegException.ForFile(path, "empty checkpoint state");
         }
         catch (JsonException e) { throw WeakSegException.ForFile(path, "unreadable checkpoint state: " + e.Message); }

@@ -48,8 +48,6 @@ public sealed class RunDirectory
     /// <summary>The key every run configuration starts with.</summary>
     public const string FormatVersionKey = "format_version";
 
-    static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
-
     public RunDirectory(string path) => Path = System.IO.Path.GetFullPath(path);
 
     /// <summary>The run folder (absolute).</summary>
@@ -103,7 +101,7 @@ public sealed class RunDirectory
             if (key == FormatVersionKey) throw new InvalidOperationException($"{typeof(T).Name}.ToJson must not write '{FormatVersionKey}'");
             json[key] = value?.DeepClone();
         }
-        return json.ToJsonString(Indented) + "\n";
+        return IO.WeakSegJson.Text(json) + "\n";
     }
 
     /// <summary>Reads RUN/config.json (any format this build knows); a missing, malformed, foreign or newer file is an error naming it.</summary>

@@ -151,7 +151,7 @@ public sealed record TrainerOptions
     /// <paramref name="now"/> differs from these options; a resumed run must match the checkpoint in all of them.</summary>
     internal IEnumerable<(string Field, string Checkpoint, string Now)> ResultAffectingDifferences(TrainerOptions now)
     {
-        var info = TrainingJsonContext.Default.TrainerOptions;
+        var info = IO.WeakSegJson.TypeInfo<TrainerOptions>();
         var before = JsonSerializer.SerializeToNode(this, info)!.AsObject();
         var after = JsonSerializer.SerializeToNode(now, info)!.AsObject();
         static string Text(JsonNode? v) => v switch
@@ -168,16 +168,16 @@ public sealed record TrainerOptions
 
     /// <summary>The JSON keys of the fields that never change a run's numbers (<see cref="ResultNeutralAttribute"/>): checkpoint, log
     /// and garbage-collection cadence, device and threads.</summary>
-    public static IReadOnlyList<string> ResultNeutralKeys => ResultNeutral.Keys(TrainingJsonContext.Default.TrainerOptions);
+    public static IReadOnlyList<string> ResultNeutralKeys => ResultNeutral.Keys(IO.WeakSegJson.TypeInfo<TrainerOptions>());
 
-    public string ToJson() => JsonSerializer.Serialize(this, TrainingJsonContext.Default.TrainerOptions);
+    public string ToJson() => JsonSerializer.Serialize(this, IO.WeakSegJson.TypeInfo<TrainerOptions>());
 
     /// <summary>Parses options JSON (snake_case keys); unknown keys are errors that name <paramref name="sourcePath"/>.</summary>
     public static TrainerOptions FromJson(string json, string sourcePath = "<options>")
     {
         try
         {
-            return JsonSerializer.Deserialize(json, TrainingJsonContext.Default.TrainerOptions)
+            return JsonSerializer.Deserialize(json, IO.WeakSegJson.TypeInfo<TrainerOptions>())
                    ?? throw WeakSegException.ForFile(sourcePath, "empty training options");
         }
         catch (JsonException e)
@@ -209,8 +209,3 @@ public sealed record CheckpointState
     public Dictionary<string, string>? Checksums { get; init; }
 }
 
-[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, WriteIndented = true,
-    UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow)]
-[JsonSerializable(typeof(TrainerOptions))]
-[JsonSerializable(typeof(CheckpointState))]
-internal sealed partial class TrainingJsonContext : JsonSerializerContext;

@@ -37,7 +37,7 @@ public static class ComparisonReport
             }).ToArray()),
         };
         var jsonPath = Path.Combine(dir, JsonFile);
-        AtomicFile.WriteAllText(jsonPath, json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
+        AtomicFile.WriteAllText(jsonPath, IO.WeakSegJson.Text(json) + "\n");
         var htmlPath = Path.Combine(dir, HtmlFile);
         AtomicFile.WriteAllText(htmlPath, Render(dir, json, folders));
         return (jsonPath, htmlPath);

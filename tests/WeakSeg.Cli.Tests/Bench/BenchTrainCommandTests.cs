@@ -96,7 +96,7 @@ public sealed class BenchTrainCommandTests
     public void Presets_OfAnotherMethod_KeepItsOwnFieldsAndTakeTheBenchBackboneShape()
     {
         var config = TrainBenchmarkSettings.Preset("cpu", BuiltInMethods.WeakTr).ModelConfig;
-        var paper = MethodRegistry.Get(BuiltInMethods.WeakTr).DefaultConfig(MethodPreset.Paper, 10);
+        var paper = MethodRegistry.Get(BuiltInMethods.WeakTr).DefaultConfig(MethodPreset.Paper).WithNumClasses(10);
         var b = config.BackboneConfig!;
         Assert.Equal((96, 8, 192, 6, 4, 10), (b.ImageSize, b.PatchSize, b.EmbedDim, b.Depth, b.NumHeads, config.NumClasses));
         Assert.Equal(paper.BackboneConfig! with { ImageSize = 96, PatchSize = 8, EmbedDim = 192, Depth = 6, NumHeads = 4 }, b);

@@ -28,6 +28,8 @@ public class CnnPipelineCliTests
         Assert.Equal("cam-resnet18", RunConfig.Load(Path.Combine(outDir, "cam", "run")).Recipe.Method);
         var seg = SegmentationRun.ReadInfo(Path.Combine(outDir, "seg", "fused-naive")).Config;
         Assert.Equal(SegmentationModel.DeepLabLargeFov, seg.Model);
+        // the class count of both models is the dataset's (3), never a preset's placeholder
+        Assert.Equal((3, 3), (RunConfig.Load(Path.Combine(outDir, "cam", "run")).Recipe.ModelConfig.NumClasses, seg.NumClasses));
         Assert.Equal(DeepLabSettings.Cpu.LargeFovRate, seg.ResolvedDeepLab.LargeFovRate);
 
         var segConfig = dir.File("seg.json");

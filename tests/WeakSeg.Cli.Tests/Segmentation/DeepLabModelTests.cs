@@ -13,7 +13,7 @@ namespace WeakSeg.Tests.Segmentation;
 [Collection("Torch")]
 public class DeepLabModelTests
 {
-    static SegmentationConfig Tiny(SegmentationModel model, long steps) => SegmentationConfig.FromPreset("cpu", model) with
+    static SegmentationConfig Tiny(SegmentationModel model, long steps) => WeakSeg.Pipelines.Presets.Get("cpu").Segmentation(model) with
     {
         NumClasses = 3, CropSize = 32, ClipPatchSize = 8, BatchSize = 4, Steps = steps, WarmupSteps = 1, LogEvery = 1, CheckpointEvery = 2,
         LearningRate = 2e-3, Loss = SegmentationDecoderLoss.Naive, MinRescale = 1, MaxRescale = 1,
@@ -88,11 +88,11 @@ public class DeepLabModelTests
     [Fact]
     public void Segmenter_configurations_read_and_write_as_before_and_a_deeplab_names_its_model()
     {
-        var segmenter = SegmentationConfig.FromPreset("cpu", SegmentationModel.Segmenter);
+        var segmenter = WeakSeg.Pipelines.Presets.Get("cpu").Segmentation(SegmentationModel.Segmenter);
         Assert.Equal(SegmentationConfig.Cpu.ToJson(), segmenter.ToJson());
         Assert.DoesNotContain("\"model\"", segmenter.ToJson());
         Assert.DoesNotContain("deep_lab", segmenter.ToJson());
-        var deeplab = SegmentationConfig.FromPreset("paper", SegmentationModel.DeepLabAspp);
+        var deeplab = WeakSeg.Pipelines.Presets.Get("paper").Segmentation(SegmentationModel.DeepLabAspp);
         Assert.Contains("\"model\": \"deeplab-aspp\"", deeplab.ToJson());
         var back = SegmentationConfig.FromJson(deeplab.ToJson());
         Assert.Equal(SegmentationModel.DeepLabAspp, back.Model);

@@ -23,10 +23,10 @@ public class AddingAMethodTests
     /// <summary>"Patch logits": a linear classifier on every patch token; image logits = their spatial mean; map = ReLU(patch logits).</summary>
     public sealed record PatchLogitsConfig : IMethodConfig<PatchLogitsConfig>
     {
-        public int NumClasses { get; init; } = 20;
+        public int NumClasses { get; init; }
         public VitConfig Backbone { get; init; } = VitConfig.Small;
         public static PatchLogitsConfig Paper => new();
-        public static PatchLogitsConfig Cpu => new() { Backbone = MethodRegistry.CpuBackbone };
+        public static PatchLogitsConfig Cpu => new() { Backbone = VitConfig.Cpu128x4 };
         public VitConfig BackboneConfig => Backbone with { NumClassTokens = 1 };
         string IMethodConfig.Title => "patch-logits";
         public PatchLogitsConfig WithNumClasses(int numClasses) => this with { NumClasses = numClasses };
@@ -74,7 +74,7 @@ public class AddingAMethodTests
 
         using var dir = TestPaths.NewTempDir();
         var data = PipelineTestData.MakeData(dir.File("data"));
-        var recipe = TrainRecipe.Preset(PatchLogitsMethod.MethodName, MethodPreset.Cpu, PipelineTestData.Classes)
+        var recipe = TrainRecipe.Preset(PatchLogitsMethod.MethodName, MethodPreset.Cpu).For(PipelineTestData.Classes)
             .With("model.backbone={\"image_size\": 32, \"patch_size\": 8, \"embed_dim\": 16, \"depth\": 2, \"num_heads\": 2}")
             .With("trainer.steps=2").With("trainer.batch_size=4").With("trainer.warmup_steps=1").With("trainer.threads=2");
         var run = dir.File("run");

@@ -21,7 +21,7 @@ public class SingleStageMethodTests
     /// <summary>MoRe's uncertain-relation loss needs a patch grid larger than 6×6: 64 px crops for it, 32 px for ToCo.</summary>
     static int TinySize(string method) => method == MoReMethod.MethodName ? 64 : 32;
 
-    static TrainRecipe TinyRecipe(string method) => TrainRecipe.Preset(method, MethodPreset.Cpu, PipelineTestData.Classes)
+    static TrainRecipe TinyRecipe(string method) => TrainRecipe.Preset(method, MethodPreset.Cpu).For(PipelineTestData.Classes)
         .With($"model.backbone={{\"image_size\": {TinySize(method)}, \"patch_size\": 8, \"embed_dim\": 16, \"depth\": 2, \"num_heads\": 2}}")
         .With($"model.crop_size={TinySize(method)}").With("model.decoder_width=8")
         .With("model.segmentation={\"weight\": 0.1, \"start_step\": 1}")

@@ -16,7 +16,7 @@ public class LabelRoundsTests
     /// <summary>A tiny AuxSegNet (random trunk, 8-wide branches, 32 px crops, 3 steps a round) up to the maps.</summary>
     static WsssPipelineOptions TinyOptions(string data, string outDir, int rounds = 2) => PipelineTestData.TinyOptions(data, outDir) with
     {
-        CamRecipe = TrainRecipe.Preset(AuxSegNetMethod.MethodName, MethodPreset.Cpu, PipelineTestData.Classes)
+        CamRecipe = TrainRecipe.Preset(AuxSegNetMethod.MethodName, MethodPreset.Cpu).For(PipelineTestData.Classes)
             .With("model.pretrained_trunk=false").With("model.branch_width=8").With("model.crop_size=32").With("model.label_start_step=1")
             .With("trainer.steps=3").With("trainer.batch_size=4").With("trainer.checkpoint_every=1").With("trainer.log_every=1"),
         Localization = new LocalizationOptions { Scales = [1.0], Flip = false },
@@ -135,7 +135,7 @@ public class LabelRoundsTests
     static TrainRequest TinyTrain(string data, string runDir, SaliencySource? saliency) => new()
     {
         DataRoot = data, RunDirectory = runDir, Saliency = saliency, Workers = 1,
-        Recipe = TinyOptions(data, runDir).CamRecipe.WithNumClasses(PipelineTestData.Classes).With("trainer.steps=1").With("trainer.threads=1"),
+        Recipe = TinyOptions(data, runDir).CamRecipe.For(PipelineTestData.Classes).With("trainer.steps=1").With("trainer.threads=1"),
     };
 
     /// <summary>The tiny data and the estimated saliency maps of its training images in dir/sal.</summary>

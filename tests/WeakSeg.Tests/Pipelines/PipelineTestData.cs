@@ -24,7 +24,7 @@ public static class PipelineTestData
     public static VitConfig TinyBackbone => new() { ImageSize = 32, PatchSize = 8, EmbedDim = 16, Depth = 2, NumHeads = 2, DropPathRate = 0 };
 
     public static TrainRecipe TinyRecipe(string method = BuiltInMethods.MctFormerV2, long steps = 4) =>
-        TrainRecipe.Preset(method, MethodPreset.Cpu, Classes).Overlay(TinyOverlay(steps), "<test>");
+        TrainRecipe.Preset(method, MethodPreset.Cpu).For(Classes).Overlay(TinyOverlay(steps), "<test>");
 
     /// <summary>The JSON a --config file holds for the tiny recipe.</summary>
     public static JsonObject TinyOverlay(long steps = 4) => new()
@@ -58,7 +58,7 @@ public static class PipelineTestData
     {
         OutDirectory = outDir,
         DataRoot = data,
-        CamRecipe = TrainRecipe.Preset(BuiltInMethods.WeakTr, MethodPreset.Cpu, PipelineTestData.Classes).Overlay(new JsonObject
+        CamRecipe = TrainRecipe.Preset(BuiltInMethods.WeakTr, MethodPreset.Cpu).Overlay(new JsonObject          // no class count: the pipeline takes it from the data
         {
             ["model"] = new JsonObject
             {

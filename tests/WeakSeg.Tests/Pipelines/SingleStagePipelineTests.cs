@@ -21,7 +21,7 @@ namespace WeakSeg.Tests.Pipelines;
 [Collection("Torch")]
 public class SingleStagePipelineTests
 {
-    static JsonNode Json(TrainerOptions options) => JsonSerializer.SerializeToNode(options, TrainingJsonContext.Default.TrainerOptions)!;
+    static JsonNode Json(TrainerOptions options) => JsonSerializer.SerializeToNode(options, WeakSeg.IO.WeakSegJson.TypeInfo<TrainerOptions>())!;
 
     /// <summary>The generic cpu preset trainer, as the recipe has always built it.</summary>
     static TrainerOptions GenericCpu => new()
@@ -37,16 +37,16 @@ public class SingleStagePipelineTests
     [InlineData(BuiltInMethods.Cam)]
     public void A_method_without_a_schedule_keeps_the_generic_trainer_unchanged(string method)
     {
-        Assert.True(JsonNode.DeepEquals(Json(GenericCpu), Json(TrainRecipe.Preset(method, MethodPreset.Cpu, 20).Trainer)));
-        Assert.True(JsonNode.DeepEquals(Json(new TrainerOptions()), Json(TrainRecipe.Preset(method, MethodPreset.Paper, 20).Trainer)));
-        Assert.False(TrainRecipe.Preset(method, MethodPreset.Cpu, 20).HasMethodSchedule);
+        Assert.True(JsonNode.DeepEquals(Json(GenericCpu), Json(TrainRecipe.Preset(method, MethodPreset.Cpu).For(20).Trainer)));
+        Assert.True(JsonNode.DeepEquals(Json(new TrainerOptions()), Json(TrainRecipe.Preset(method, MethodPreset.Paper).For(20).Trainer)));
+        Assert.False(TrainRecipe.Preset(method, MethodPreset.Cpu).For(20).HasMethodSchedule);
         Assert.False(MethodRegistry.Get(method).HasSegmentationDecoder);
     }
 
     [Fact]
     public void A_method_with_a_schedule_starts_from_it_in_each_preset()
     {
-        var cpu = TrainRecipe.Preset(ToCoMethod.MethodName, MethodPreset.Cpu, 20);
+        var cpu = TrainRecipe.Preset(ToCoMethod.MethodName, MethodPreset.Cpu).For(20);
         Assert.True(cpu.HasMethodSchedule);
         var t = cpu.Trainer;
         Assert.Equal(1500, t.Steps);                                     // ToCoConfig.Cpu
@@ -63,15 +63,15 @@ public class SingleStagePipelineTests
         Assert.Equal(10, t.LogEvery);
         Assert.True(JsonNode.DeepEquals(Json(ToCoConfig.Cpu.WithNumClasses(20).ToTrainerOptions(GenericCpu)), Json(t)));
 
-        var paper = TrainRecipe.Preset(ToCoMethod.MethodName, MethodPreset.Paper, 20).Trainer;
+        var paper = TrainRecipe.Preset(ToCoMethod.MethodName, MethodPreset.Paper).For(20).Trainer;
         Assert.Equal(20_000, paper.Steps);
         Assert.Equal(4, paper.BatchSize);
         Assert.Equal(6e-5, paper.BaseLr);
         Assert.Equal(1500, paper.WarmupSteps);
 
         Assert.True(JsonNode.DeepEquals(Json(MoReConfig.Cpu.WithNumClasses(20).ToTrainerOptions(GenericCpu)),
-            Json(TrainRecipe.Preset(MoReMethod.MethodName, MethodPreset.Cpu, 20).Trainer)));
-        var fsr = TrainRecipe.Preset(FsrMethod.MethodName, MethodPreset.Cpu, 20).Trainer;
+            Json(TrainRecipe.Preset(MoReMethod.MethodName, MethodPreset.Cpu).For(20).Trainer)));
+        var fsr = TrainRecipe.Preset(FsrMethod.MethodName, MethodPreset.Cpu).For(20).Trainer;
         Assert.Equal(ScheduleKind.WarmupCosine, fsr.Schedule);           // FSR's own (cosine) schedule, not ToCo's
         Assert.Equal(["pos_embed", "cls_token", "mask_token"], fsr.NoWeightDecayNames);
         foreach (var name in new[] { ToCoMethod.MethodName, MoReMethod.MethodName, FsrMethod.MethodName })
@@ -81,7 +81,7 @@ public class SingleStagePipelineTests
     [Fact]
     public void User_settings_win_over_the_methods_schedule_and_model_fields_move_it()
     {
-        var preset = TrainRecipe.Preset(ToCoMethod.MethodName, MethodPreset.Cpu, 20);
+        var preset = TrainRecipe.Preset(ToCoMethod.MethodName, MethodPreset.Cpu).For(20);
         // a trainer field set by the user wins; the other schedule fields stay the method's
         var steps = preset.With("trainer.steps=7");
         Assert.Equal(7, steps.Trainer.Steps);
@@ -103,7 +103,7 @@ public class SingleStagePipelineTests
         Assert.Equal(0.5, file.Trainer.BaseLr);
         Assert.Equal(40, file.Trainer.WarmupSteps);
         // a model overlay of a method without a schedule leaves its trainer alone
-        var mct = TrainRecipe.Preset(BuiltInMethods.MctFormerV2, MethodPreset.Cpu, 20).With("model.cam_layers=2");
+        var mct = TrainRecipe.Preset(BuiltInMethods.MctFormerV2, MethodPreset.Cpu).For(20).With("model.cam_layers=2");
         Assert.True(JsonNode.DeepEquals(Json(GenericCpu), Json(mct.Trainer)));
         // an invalid model is reported by validation, naming the field, not by the schedule
         var bad = preset.With("model.steps=0");
@@ -116,7 +116,7 @@ public class SingleStagePipelineTests
         var generic = PipelineTestData.TinyOptions(data, outDir);
         return generic with
         {
-            CamRecipe = TrainRecipe.Preset(ToCoMethod.MethodName, MethodPreset.Cpu, PipelineTestData.Classes)
+            CamRecipe = TrainRecipe.Preset(ToCoMethod.MethodName, MethodPreset.Cpu).For(PipelineTestData.Classes)
                 .With("model.backbone={\"image_size\": 32, \"patch_size\": 8, \"embed_dim\": 16, \"depth\": 2, \"num_heads\": 2}")
                 .With("model.crop_size=32").With("model.decoder_width=8").With("model.segmentation={\"weight\": 0.1, \"start_step\": 1}")
                 .With("trainer.steps=3").With("trainer.warmup_steps=1").With("trainer.batch_size=4").With("trainer.checkpoint_every=2").With("trainer.log_every=1"),

@@ -35,33 +35,33 @@ public class TrainRecipeTests
     [Fact]
     public void Overlay_merges_fields_over_the_preset()
     {
-        var preset = TrainRecipe.Preset(BuiltInMethods.MctFormerV2, MethodPreset.Cpu, 5);
+        var preset = TrainRecipe.Preset(BuiltInMethods.MctFormerV2, MethodPreset.Cpu).For(5);
         var merged = preset.Overlay(new JsonObject { ["trainer"] = new JsonObject { ["steps"] = 7 }, ["model"] = new JsonObject { ["backbone"] = new JsonObject { ["depth"] = 3 } } }, "f.json");
         Assert.Equal(7, merged.Trainer.Steps);
         Assert.Equal(preset.Trainer.BatchSize, merged.Trainer.BatchSize);
         var model = Assert.IsType<MctFormerConfig>(merged.ModelConfig);
         Assert.Equal(3, model.Backbone.Depth);
-        Assert.Equal(MethodRegistry.CpuBackbone.EmbedDim, model.Backbone.EmbedDim);
+        Assert.Equal(WeakSeg.Models.Vit.VitConfig.Cpu128x4.EmbedDim, model.Backbone.EmbedDim);
         Assert.Equal(5, model.NumClasses);
     }
 
     [Fact]
     public void Set_lays_one_field_over_the_recipe_and_reads_enum_names_leniently()
     {
-        var preset = TrainRecipe.Preset(BuiltInMethods.WeakTr, MethodPreset.Cpu, 5);
+        var preset = TrainRecipe.Preset(BuiltInMethods.WeakTr, MethodPreset.Cpu).For(5);
         var set = preset.With("trainer.steps=9").With("model.backbone.depth=3").With("augmentation.mode=RandomScaleCrop").With("trainer.device=\"cpu\"");
         Assert.Equal(9, set.Trainer.Steps);
         Assert.Equal(WeakSeg.Data.CropMode.RandomScaleCrop, set.Augmentation.Mode);
         var model = Assert.IsType<WeakSeg.Methods.WeakTr.WeakTrConfig>(set.ModelConfig);
         Assert.Equal(3, model.Backbone.Depth);
-        Assert.Equal(MethodRegistry.CpuBackbone.EmbedDim, model.Backbone.EmbedDim);
+        Assert.Equal(WeakSeg.Models.Vit.VitConfig.Cpu128x4.EmbedDim, model.Backbone.EmbedDim);
         foreach (var (text, fusion) in new[] { ("mean-sum", WeakSeg.Methods.WeakTr.WeakTrFusion.MeanSum), ("fixed_random", WeakSeg.Methods.WeakTr.WeakTrFusion.FixedRandom), ("Aaf", WeakSeg.Methods.WeakTr.WeakTrFusion.Aaf) })
             Assert.Equal(fusion, ((WeakSeg.Methods.WeakTr.WeakTrConfig)preset.With("model.fusion=" + text).ModelConfig).Fusion);
         // Written back with the enum's own name, as before.
         Assert.Equal("MeanSum", preset.With("model.fusion=mean-sum").ToJson()["model"]!["fusion"]!.GetValue<string>());
 
         Assert.Contains("--set steps=3: expected SECTION.FIELD=VALUE", Assert.Throws<WeakSegException>(() => preset.With("steps=3")).Message);
-        Assert.Contains("'fusion'", Assert.Throws<WeakSegException>(() => TrainRecipe.Preset(BuiltInMethods.MctFormerV2, MethodPreset.Cpu, 5).With("model.fusion=aaf")).Message);
+        Assert.Contains("'fusion'", Assert.Throws<WeakSegException>(() => TrainRecipe.Preset(BuiltInMethods.MctFormerV2, MethodPreset.Cpu).For(5).With("model.fusion=aaf")).Message);
         Assert.Contains("not one of MeanSum, Aaf, FixedRandom", Assert.Throws<WeakSegException>(() => preset.With("model.fusion=average")).Message);
     }
 
@@ -69,7 +69,7 @@ public class TrainRecipeTests
     public void Unknown_fields_are_errors_naming_the_file_and_the_field()
     {
         using var dir = TestPaths.NewTempDir();
-        var preset = TrainRecipe.Preset(BuiltInMethods.MctFormerV2, MethodPreset.Cpu, 5);
+        var preset = TrainRecipe.Preset(BuiltInMethods.MctFormerV2, MethodPreset.Cpu).For(5);
 
         var nested = dir.File("nested.json");
         File.WriteAllText(nested, """{ "model": { "backbone": { "embed_dimm": 64 } } }""");

@@ -31,7 +31,7 @@ public class PresetThresholdTests
         var factory = MethodRegistry.Get(method);
         foreach (var preset in new[] { MethodPreset.Paper, MethodPreset.Cpu })
         {
-            var threshold = factory.DefaultConfig(preset, 20).PseudoLabelThreshold;
+            var threshold = factory.DefaultConfig(preset).WithNumClasses(20).PseudoLabelThreshold;
             Assert.Equal(value, threshold.Value);
             Assert.Contains(cited, threshold.Source);
         }
@@ -43,7 +43,7 @@ public class PresetThresholdTests
         var listed = Expected.Select(row => (string)row[0]).ToHashSet();
         // methods that WeakSeg registers (other tests register their own, whose configurations live in the test assembly)
         var builtIn = MethodRegistry.Names.Where(name =>
-            MethodRegistry.Get(name).DefaultConfig(MethodPreset.Cpu, 5).GetType().Assembly == typeof(MethodRegistry).Assembly);
+            MethodRegistry.Get(name).DefaultConfig(MethodPreset.Cpu).WithNumClasses(5).GetType().Assembly == typeof(MethodRegistry).Assembly);
         Assert.Equal([], builtIn.Where(name => !listed.Contains(name)).ToArray());
     }
 
@@ -53,7 +53,7 @@ public class PresetThresholdTests
         foreach (var name in Expected.Select(row => (string)row[0]))
         {
             var factory = MethodRegistry.Get(name);
-            var json = factory.ConfigToJson(factory.DefaultConfig(MethodPreset.Cpu, 5)).AsObject();
+            var json = factory.ConfigToJson(factory.DefaultConfig(MethodPreset.Cpu).WithNumClasses(5)).AsObject();
             Assert.False(json.ContainsKey("pseudo_label_threshold"), name);             // not in config.json, so not a training setting
             json["pseudo_label_threshold"] = 0.1;
             var e = Assert.Throws<WeakSegException>(() => factory.ConfigFromJson(json, "model.json"));
@@ -67,7 +67,7 @@ public class PresetThresholdTests
     [Fact]
     public void The_threshold_is_given_then_oracle_then_the_preset_and_only_the_oracle_consults_the_sweep()
     {
-        var weakTr = MethodRegistry.Get(BuiltInMethods.WeakTr).DefaultConfig(MethodPreset.Cpu, 3);
+        var weakTr = MethodRegistry.Get(BuiltInMethods.WeakTr).DefaultConfig(MethodPreset.Cpu).WithNumClasses(3);
         double NoSweep() => throw new InvalidOperationException("the sweep (which reads masks) was consulted");
         Assert.Equal((0.3, "given: --threshold"), WsssPipeline.ChooseThreshold(0.3, oracle: true, NoSweep, weakTr));
         var preset = WsssPipeline.ChooseThreshold(null, oracle: false, NoSweep, weakTr);

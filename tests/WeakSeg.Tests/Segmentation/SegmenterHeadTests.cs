@@ -75,7 +75,10 @@ public class SegmenterHeadTests
     [Fact]
     public void Configuration_round_trips_through_json_and_presets_are_valid()
     {
-        foreach (var c in new[] { SegmentationConfig.Paper, SegmentationConfig.Cpu, SegmentationTestData.Tiny() })
+        // presets leave the class count to the dataset
+        Assert.Equal([SegmentationConfig.UnboundClassCount], SegmentationConfig.Paper.Validate());
+        Assert.Equal([SegmentationConfig.UnboundClassCount], SegmentationConfig.Cpu.Validate());
+        foreach (var c in new[] { SegmentationConfig.Paper with { NumClasses = 20 }, SegmentationConfig.Cpu with { NumClasses = 10 }, SegmentationTestData.Tiny() })
         {
             Assert.Empty(c.Validate());
             Assert.Equal(c.ToJson(), SegmentationConfig.FromJson(c.ToJson()).ToJson());

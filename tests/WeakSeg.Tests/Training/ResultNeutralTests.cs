@@ -36,7 +36,7 @@ public class ResultNeutralTests
     [Fact]
     public void The_segmentation_canonical_form_fixes_the_declared_fields_as_before()
     {
-        Assert.Equal(["checkpoint_every", "log_every"], ResultNeutral.Keys(SegmentationJsonContext.Default.SegmentationConfig));
+        Assert.Equal(["checkpoint_every", "log_every"], ResultNeutral.Keys(WeakSeg.IO.WeakSegJson.TypeInfo<SegmentationConfig>()));
         foreach (var config in new[] { SegmentationConfig.Cpu, SegmentationConfig.Paper, SegmentationConfig.Cpu with { Loss = SegmentationDecoderLoss.Naive, ClipStartValue = 5 } })
         {
             var canonical = config.CanonicalForTraining();

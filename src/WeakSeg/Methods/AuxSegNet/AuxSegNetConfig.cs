@@ -37,8 +37,8 @@ public enum AuxSegNetOptimizer
 /// </summary>
 public sealed record AuxSegNetConfig : IMethodConfig<AuxSegNetConfig>, IMethodTrainerSchedule
 {
-    /// <summary>Foreground classes C (VOC 20); the classifier predicts C, the segmentation branch C + 1 with background first.</summary>
-    public int NumClasses { get; init; } = 20;
+    /// <summary>Foreground classes C (VOC 20), from the dataset (0 in presets); the classifier predicts C, the segmentation branch C + 1 with background first.</summary>
+    public int NumClasses { get; init; }
 
     /// <summary>The trunk. Paper: ResNet-38 (weights supplied by the user); WeakSeg builds <see cref="AuxSegNetTrunk.ResNet18"/>.</summary>
     public AuxSegNetTrunk Trunk { get; init; } = AuxSegNetTrunk.ResNet38;
@@ -127,7 +127,6 @@ public sealed record AuxSegNetConfig : IMethodConfig<AuxSegNetConfig>, IMethodTr
     /// </summary>
     public static AuxSegNetConfig Cpu => new()
     {
-        NumClasses = 10,
         Trunk = AuxSegNetTrunk.ResNet18,
         TrunkStages = 3,
         BranchWidth = 64,
@@ -143,7 +142,7 @@ public sealed record AuxSegNetConfig : IMethodConfig<AuxSegNetConfig>, IMethodTr
 
     /// <summary>The network's input grid as the generic code reads it: stride 8 cells (the "patch") on <see cref="CropSize"/> crops.
     /// Only <see cref="VitConfig.ImageSize"/> and <see cref="VitConfig.PatchSize"/> mean anything for this CNN.</summary>
-    public VitConfig BackboneConfig => MethodRegistry.CpuBackbone with { ImageSize = CropSize, PatchSize = 8 };
+    public VitConfig BackboneConfig => VitConfig.Cpu128x4 with { ImageSize = CropSize, PatchSize = 8 };
 
     public AuxSegNetConfig WithNumClasses(int numClasses) => this with { NumClasses = numClasses };
 
@@ -156,7 +155,7 @@ public sealed record AuxSegNetConfig : IMethodConfig<AuxSegNetConfig>, IMethodTr
     /// </summary>
     public TrainerOptions ToTrainerOptions(TrainerOptions? baseOptions = null)
     {
-        this.EnsureValid();
+        this.EnsureValidBesidesClassCount();   // the schedule does not depend on K
         var o = baseOptions ?? new TrainerOptions();
         bool reference = Optimizer == AuxSegNetOptimizer.Reference;
         return o with
@@ -169,8 +168,7 @@ public sealed record AuxSegNetConfig : IMethodConfig<AuxSegNetConfig>, IMethodTr
 
     public IReadOnlyList<string> Validate()
     {
-        var errors = new List<string>();
-        if (NumClasses < 1) errors.Add($"NumClasses must be ≥ 1 (got {NumClasses})");
+        var errors = MethodConfigChecks.ClassCountErrors(NumClasses).ToList();
         if (Trunk == AuxSegNetTrunk.ResNet38)
             errors.Add("Trunk ResNet38 (the paper's) needs the user's ResNet-38 weights and is not built by WeakSeg; use Trunk ResNet18 " +
                 "(the packaged ImageNet ResNet-18 dilated to stride 8, as the cpu preset does)");

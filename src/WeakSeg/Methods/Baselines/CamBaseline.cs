@@ -10,11 +10,11 @@ public sealed record CamBaselineConfig : IMethodConfig<CamBaselineConfig>
     /// <summary>DeiT-S/16 at 224, as MCTformer's paper setup.</summary>
     public static CamBaselineConfig Paper => new();
 
-    /// <summary>The small ViT of <see cref="MethodRegistry.CpuBackbone"/>.</summary>
-    public static CamBaselineConfig Cpu => new() { Backbone = MethodRegistry.CpuBackbone };
+    /// <summary>The small ViT of <see cref="VitConfig.Cpu128x4"/> (vit-cpu-128x4).</summary>
+    public static CamBaselineConfig Cpu => new() { Backbone = VitConfig.Cpu128x4 };
 
-    /// <summary>Foreground classes (PASCAL VOC: 20).</summary>
-    public int NumClasses { get; init; } = 20;
+    /// <summary>Foreground classes (VOC: 20), from the dataset (0 in presets).</summary>
+    public int NumClasses { get; init; }
 
     /// <summary>Backbone (DeiT-S, as MCTformer, so the comparison is like for like). NumClassTokens is forced to 1.</summary>
     public VitConfig Backbone { get; init; } = VitConfig.Small;

@@ -13,10 +13,10 @@ public sealed record VitClsConfig : IMethodConfig<VitClsConfig>
     /// <summary>DeiT-S/16 at 224, as MCTformer's paper setup.</summary>
     public static VitClsConfig Paper => new();
 
-    /// <summary>The small ViT of <see cref="MethodRegistry.CpuBackbone"/>, summing its last <see cref="MethodRegistry.CpuCamLayers"/> layers.</summary>
-    public static VitClsConfig Cpu => new() { Backbone = MethodRegistry.CpuBackbone, CamLayers = MethodRegistry.CpuCamLayers };
+    /// <summary>The small ViT of <see cref="VitConfig.Cpu128x4"/> (vit-cpu-128x4), summing its last <see cref="MethodRegistry.CpuCamLayers"/> layers.</summary>
+    public static VitClsConfig Cpu => new() { Backbone = VitConfig.Cpu128x4, CamLayers = MethodRegistry.CpuCamLayers };
 
-    public int NumClasses { get; init; } = 20;
+    public int NumClasses { get; init; }
 
     public VitConfig Backbone { get; init; } = VitConfig.Small;
 

@@ -18,8 +18,8 @@ public sealed record CamResNetConfig : IMethodConfig<CamResNetConfig>, ITrainFlo
     /// <summary>The built-in 96×96 benchmark: crop 96 → 12×12 maps, the same grid as the cpu ViT presets (patch 8).</summary>
     public static CamResNetConfig Cpu => new() { ImageSize = 96 };
 
-    /// <summary>Foreground classes (PASCAL VOC: 20).</summary>
-    public int NumClasses { get; init; } = 20;
+    /// <summary>Foreground classes (VOC: 20), from the dataset (0 in presets).</summary>
+    public int NumClasses { get; init; }
 
     /// <summary>Training crop side in pixels (a multiple of the output stride 8).</summary>
     public int ImageSize { get; init; } = 512;

@@ -84,8 +84,8 @@ public sealed record FsrViewOptions
 /// </summary>
 public sealed record FsrConfig : IMethodConfig<FsrConfig>, IMethodTrainerSchedule
 {
-    /// <summary>Foreground classes C (VOC 20).</summary>
-    public int NumClasses { get; init; } = 20;
+    /// <summary>Foreground classes C (VOC 20), from the dataset (0 in presets).</summary>
+    public int NumClasses { get; init; }
 
     /// <summary>ViT-B/16 without a class token in the blocks; position embedding resized bicubically; drop path 0.1.</summary>
     public VitConfig Backbone { get; init; } = VitConfig.Base with { DropPathRate = 0.1, PositionEmbeddingResize = PositionEmbeddingResize.BicubicSize };
@@ -264,12 +264,7 @@ public sealed record FsrConfig : IMethodConfig<FsrConfig>, IMethodTrainerSchedul
     /// </summary>
     public static FsrConfig Cpu => new()
     {
-        NumClasses = 10,
-        Backbone = new VitConfig
-        {
-            ImageSize = 96, PatchSize = 8, EmbedDim = 128, Depth = 4, NumHeads = 4, DropPathRate = 0.0,
-            PositionEmbeddingResize = PositionEmbeddingResize.BicubicSize,
-        },
+        Backbone = VitConfig.Cpu128x4 with { PositionEmbeddingResize = PositionEmbeddingResize.BicubicSize },
         AuxLayer = -2,
         ProjectorHiddenDim = 256,
         ProjectorBottleneckDim = 64,
@@ -310,7 +305,7 @@ public sealed record FsrConfig : IMethodConfig<FsrConfig>, IMethodTrainerSchedul
     /// </summary>
     public TrainerOptions ToTrainerOptions(TrainerOptions? baseOptions = null)
     {
-        this.EnsureValid();
+        this.EnsureValidBesidesClassCount();   // the schedule does not depend on K
         var o = baseOptions ?? new TrainerOptions();
         return o with
         {

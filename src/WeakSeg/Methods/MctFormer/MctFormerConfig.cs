@@ -16,14 +16,14 @@ public sealed record MctFormerConfig : IMethodConfig<MctFormerConfig>, ITrainFlo
     /// <summary>The paper's VOC setup: V2, DeiT-S/16 at 224, the last 3 layers' class-to-patch attention.</summary>
     public static MctFormerConfig Paper => new();
 
-    /// <summary>The small ViT of <see cref="MethodRegistry.CpuBackbone"/>, summing its last <see cref="MethodRegistry.CpuCamLayers"/> layers.</summary>
-    public static MctFormerConfig Cpu => new() { Backbone = MethodRegistry.CpuBackbone, CamLayers = MethodRegistry.CpuCamLayers };
+    /// <summary>The small ViT of <see cref="VitConfig.Cpu128x4"/> (vit-cpu-128x4), summing its last <see cref="MethodRegistry.CpuCamLayers"/> layers.</summary>
+    public static MctFormerConfig Cpu => new() { Backbone = VitConfig.Cpu128x4, CamLayers = MethodRegistry.CpuCamLayers };
 
     /// <summary>V2 (PatchCAM head, fused maps) is the paper's best model.</summary>
     public MctFormerVariant Variant { get; init; } = MctFormerVariant.V2;
 
-    /// <summary>Foreground classes = class tokens (PASCAL VOC: 20).</summary>
-    public int NumClasses { get; init; } = 20;
+    /// <summary>Foreground classes = class tokens (VOC: 20), from the dataset (0 in presets).</summary>
+    public int NumClasses { get; init; }
 
     /// <summary>Backbone shape: DeiT-S, patch 16, 224 input (spec). <see cref="VitConfig.NumClassTokens"/> is overridden by <see cref="NumClasses"/>.</summary>
     public VitConfig Backbone { get; init; } = VitConfig.Small;

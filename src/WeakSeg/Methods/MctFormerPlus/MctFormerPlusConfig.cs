@@ -31,10 +31,10 @@ public sealed record MctFormerPlusConfig : IMethodConfig<MctFormerPlusConfig>
     public static MctFormerPlusConfig Paper => new();
 
     /// <summary>
-    /// The small ViT of <see cref="MethodRegistry.CpuBackbone"/> (12×12 patches); every layer's class tokens and attention are used
+    /// The small ViT of <see cref="VitConfig.Cpu128x4"/> (vit-cpu-128x4) (12×12 patches); every layer's class tokens and attention are used
     /// as in the paper, and the GWRP decay is scaled to the smaller grid (<see cref="GwrpScaleToGrid"/>).
     /// </summary>
-    public static MctFormerPlusConfig Cpu => new() { Backbone = WithPatchResize(MethodRegistry.CpuBackbone), GwrpScaleToGrid = true };
+    public static MctFormerPlusConfig Cpu => new() { Backbone = WithPatchResize(VitConfig.Cpu128x4), GwrpScaleToGrid = true };
 
     /// <summary>
     /// <paramref name="backbone"/> with MCTformer+'s patch position-embedding resize: bicubic (align_corners false) to the target grid. The
@@ -44,8 +44,8 @@ public sealed record MctFormerPlusConfig : IMethodConfig<MctFormerPlusConfig>
     /// </summary>
     public static VitConfig WithPatchResize(VitConfig backbone) => backbone with { PositionEmbeddingResize = PositionEmbeddingResize.BicubicSize };
 
-    /// <summary>Foreground classes = class tokens (PASCAL VOC: 20).</summary>
-    public int NumClasses { get; init; } = 20;
+    /// <summary>Foreground classes = class tokens (VOC: 20), from the dataset (0 in presets).</summary>
+    public int NumClasses { get; init; }
 
     /// <summary>Backbone shape: DeiT-S, patch 16, input 448 (official run: --input-size 448). <see cref="VitConfig.NumClassTokens"/>
     /// and <see cref="VitConfig.SeparatePositionEmbeddings"/> are set by <see cref="BackboneConfig"/>.</summary>

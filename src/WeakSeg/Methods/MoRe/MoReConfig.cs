@@ -28,8 +28,8 @@ public enum MoReSegmentationLabels
 /// </summary>
 public sealed record MoReConfig : IMethodConfig<MoReConfig>, IMethodTrainerSchedule
 {
-    /// <summary>Foreground classes C = class tokens (VOC 20).</summary>
-    public int NumClasses { get; init; } = 20;
+    /// <summary>Foreground classes C = class tokens (VOC 20), from the dataset (0 in presets).</summary>
+    public int NumClasses { get; init; }
 
     /// <summary>Leading register tokens, dropped from every output (reference 4).</summary>
     public int RegisterTokens { get; init; } = 4;
@@ -171,12 +171,7 @@ public sealed record MoReConfig : IMethodConfig<MoReConfig>, IMethodTrainerSched
     /// </summary>
     public static MoReConfig Cpu => new()
     {
-        NumClasses = 10,
-        Backbone = new VitConfig
-        {
-            ImageSize = 96, PatchSize = 8, EmbedDim = 128, Depth = 4, NumHeads = 4, DropPathRate = 0.0,
-            PositionEmbeddingResize = PositionEmbeddingResize.DinoScaleFactor,
-        },
+        Backbone = VitConfig.Cpu128x4 with { PositionEmbeddingResize = PositionEmbeddingResize.DinoScaleFactor },
         AuxLayer = -2,
         DecoderWidth = 128,
         CropSize = 96,
@@ -198,7 +193,7 @@ public sealed record MoReConfig : IMethodConfig<MoReConfig>, IMethodTrainerSched
     /// <summary>Trainer options: AdamW, warm-up from 1e-6 × rate, poly from step 0 (as ToCo's PolyWarmupAdamW).</summary>
     public TrainerOptions ToTrainerOptions(TrainerOptions? baseOptions = null)
     {
-        EnsureValid();
+        this.EnsureValidBesidesClassCount();   // the schedule does not depend on K
         var o = baseOptions ?? new TrainerOptions();
         return o with
         {
@@ -211,15 +206,14 @@ public sealed record MoReConfig : IMethodConfig<MoReConfig>, IMethodTrainerSched
     /// <summary>Problems with this configuration, each naming the field and value; empty when valid.</summary>
     public IReadOnlyList<string> Validate()
     {
-        var errors = new List<string>();
-        if (NumClasses < 1) errors.Add($"NumClasses must be ≥ 1 (got {NumClasses})");
+        var errors = MethodConfigChecks.ClassCountErrors(NumClasses).ToList();
         if (RegisterTokens < 0) errors.Add($"RegisterTokens must be ≥ 0 (got {RegisterTokens})");
-        errors.AddRange(BackboneConfig.Validate().Select(e => "Backbone." + e));
+        errors.AddRange(MethodConfigChecks.BackboneErrors(BackboneConfig, NumClasses));
         if (AuxLayer < -Backbone.Depth || AuxLayer >= Backbone.Depth) errors.Add($"AuxLayer must name a block: -{Backbone.Depth}..{Backbone.Depth - 1} (got {AuxLayer})");
         if (DecoderWidth < 1) errors.Add($"DecoderWidth must be ≥ 1 (got {DecoderWidth})");
         if (DecoderDilation < 1) errors.Add($"DecoderDilation must be ≥ 1 (got {DecoderDilation})");
         if (!(GcrTopKRatio > 0 && GcrTopKRatio <= 1)) errors.Add($"GcrTopKRatio must be in (0, 1] (got {GcrTopKRatio})");
-        else if ((int)(GcrTopKRatio * NumClasses) < 1) errors.Add($"GcrTopKRatio {GcrTopKRatio} keeps no neighbour of {NumClasses} class tokens (int(ratio·C) must be ≥ 1)");
+        else if (NumClasses > 0 && (int)(GcrTopKRatio * NumClasses) < 1) errors.Add($"GcrTopKRatio {GcrTopKRatio} keeps no neighbour of {NumClasses} class tokens (int(ratio·C) must be ≥ 1)");
         foreach (var (name, high, low) in new[] { ("", HighThreshold, LowThreshold), ("EarlyConfidentThresholds ", EarlyConfidentThresholds.High, EarlyConfidentThresholds.Low),
                      ("EarlyUncertainThresholds ", EarlyUncertainThresholds.High, EarlyUncertainThresholds.Low), ("LateRelationThresholds ", LateRelationThresholds.High, LateRelationThresholds.Low) })
             if (!(low < high)) errors.Add($"{name}thresholds out of order: low ({low}) must be below high ({high})");

@@ -20,8 +20,8 @@ public sealed record LossWeight(double Weight, long StartStep = 0)
 /// </summary>
 public sealed record ToCoConfig : IMethodConfig<ToCoConfig>, IMethodTrainerSchedule
 {
-    /// <summary>Foreground classes C (VOC 20); the decoder predicts C + 1 with background first.</summary>
-    public int NumClasses { get; init; } = 20;
+    /// <summary>Foreground classes C (VOC 20), from the dataset (0 in presets); the decoder predicts C + 1 with background first.</summary>
+    public int NumClasses { get; init; }
 
     /// <summary>ViT backbone. Paper: ViT-B/16 with bicubic position-embedding resizing on every forward, no drop path.</summary>
     public VitConfig Backbone { get; init; } = VitConfig.Base with { DropPathRate = 0.0, PositionEmbeddingResize = PositionEmbeddingResize.BicubicSize };
@@ -127,12 +127,7 @@ public sealed record ToCoConfig : IMethodConfig<ToCoConfig>, IMethodTrainerSched
     /// </summary>
     public static ToCoConfig Cpu => new()
     {
-        NumClasses = 10,
-        Backbone = new VitConfig
-        {
-            ImageSize = 96, PatchSize = 8, EmbedDim = 128, Depth = 4, NumHeads = 4, DropPathRate = 0.0,
-            PositionEmbeddingResize = PositionEmbeddingResize.BicubicSize,
-        },
+        Backbone = VitConfig.Cpu128x4 with { PositionEmbeddingResize = PositionEmbeddingResize.BicubicSize },
         AuxLayer = -2,
         DecoderWidth = 128,
         CropSize = 96,
@@ -162,7 +157,7 @@ public sealed record ToCoConfig : IMethodConfig<ToCoConfig>, IMethodTrainerSched
     /// </summary>
     public TrainerOptions ToTrainerOptions(TrainerOptions? baseOptions = null)
     {
-        EnsureValid();
+        this.EnsureValidBesidesClassCount();   // the schedule does not depend on K
         var o = baseOptions ?? new TrainerOptions();
         return o with
         {
@@ -186,8 +181,7 @@ public sealed record ToCoConfig : IMethodConfig<ToCoConfig>, IMethodTrainerSched
     /// <summary>Problems with this configuration, each naming the field and value; empty when valid.</summary>
     public IReadOnlyList<string> Validate()
     {
-        var errors = new List<string>();
-        if (NumClasses < 1) errors.Add($"NumClasses must be ≥ 1 (got {NumClasses})");
+        var errors = MethodConfigChecks.ClassCountErrors(NumClasses).ToList();
         errors.AddRange(BackboneConfig.Validate().Select(e => "Backbone." + e));
         if (AuxLayer < -Backbone.Depth || AuxLayer >= Backbone.Depth)
             errors.Add($"AuxLayer must name a block: -{Backbone.Depth}..{Backbone.Depth - 1} (got {AuxLayer})");

@@ -59,14 +59,14 @@ public sealed record WeakTrConfig : IMethodConfig<WeakTrConfig>
     /// <summary>The paper's setup (appendix A.1): DeiT-S/16 at 224, AAF with an 18-wide FFN.</summary>
     public static WeakTrConfig Paper => new();
 
-    /// <summary>The small ViT of <see cref="MethodRegistry.CpuBackbone"/> with an FFN of <see cref="CpuFfnHidden"/>.</summary>
-    public static WeakTrConfig Cpu => new() { Backbone = MethodRegistry.CpuBackbone, FfnHidden = CpuFfnHidden };
+    /// <summary>The small ViT of <see cref="VitConfig.Cpu128x4"/> (vit-cpu-128x4) with an FFN of <see cref="CpuFfnHidden"/>.</summary>
+    public static WeakTrConfig Cpu => new() { Backbone = VitConfig.Cpu128x4, FfnHidden = CpuFfnHidden };
 
     /// <summary>The FFN hidden width of the cpu preset: K·H / 4, as the paper's 18 = 72 / 4 for DeiT-S (12 blocks × 6 heads).</summary>
-    public static int CpuFfnHidden => Math.Max(1, MethodRegistry.CpuBackbone.Depth * MethodRegistry.CpuBackbone.NumHeads / 4);
+    public static int CpuFfnHidden => Math.Max(1, VitConfig.Cpu128x4.Depth * VitConfig.Cpu128x4.NumHeads / 4);
 
-    /// <summary>Foreground classes = class tokens C (PASCAL VOC: 20; §3.1.1 "C learnable class tokens").</summary>
-    public int NumClasses { get; init; } = 20;
+    /// <summary>Foreground classes = class tokens C (VOC: 20, from the dataset, 0 in presets; §3.1.1 "C learnable class tokens").</summary>
+    public int NumClasses { get; init; }
 
     /// <summary>Backbone: DeiT-S/16 (appendix A.1). <see cref="VitConfig.NumClassTokens"/> is overridden by <see cref="NumClasses"/>.</summary>
     public VitConfig Backbone { get; init; } = VitConfig.Small;
@@ -154,7 +154,7 @@ public sealed record WeakTrConfig : IMethodConfig<WeakTrConfig>
     public TrainerOptions ToTrainerOptions(long batchesPerEpoch, TrainerOptions? baseOptions = null)
     {
         if (batchesPerEpoch < 1) throw new WeakSegException($"batches per epoch must be ≥ 1 (got {batchesPerEpoch})");
-        this.EnsureValid();
+        this.EnsureValidBesidesClassCount();   // the schedule does not depend on K
         var o = baseOptions ?? new TrainerOptions();
         return o with
         {

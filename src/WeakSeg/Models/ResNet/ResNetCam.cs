@@ -9,8 +9,8 @@ namespace WeakSeg.Models.ResNet;
 /// <summary>The classic CAM network on the ImageNet ResNet-18 (Zhou et al. 2016, as in PSA/IRN's ResNet baselines).</summary>
 public sealed record ResNetCamConfig
 {
-    /// <summary>Foreground classes K.</summary>
-    public int NumClasses { get; init; } = 20;
+    /// <summary>Foreground classes K (from the dataset; the method configuration passes its own).</summary>
+    public int NumClasses { get; init; }
 
     /// <summary>Start the trunk from the packaged ImageNet weights (true) or from random weights (false).</summary>
     public bool Pretrained { get; init; } = true;

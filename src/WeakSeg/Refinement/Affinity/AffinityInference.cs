@@ -10,6 +10,21 @@ namespace WeakSeg.Refinement.Affinity;
 public static class AffinityInference
 {
     /// <summary>
+    /// <c>weakseg affinity infer</c>: loads the affinity run <paramref name="runDir"/> and refines every map of <paramref name="camDir"/>
+    /// (<see cref="RefineDirectory"/>) with the walk <paramref name="walk"/> gives for the run's radius (null: the walk's defaults at it).
+    /// Returns the counts and the walk used.
+    /// </summary>
+    public static (int Written, int Skipped, RandomWalkConfig Walk) RefineWithRun(string runDir, string camDir, string dataRoot, string outDir,
+        Func<int, RandomWalkConfig>? walk = null, int threads = 0, bool overwrite = false, IProgress<ProgressUpdate>? progress = null, WorkShard? shard = null)
+    {
+        TorchRuntime.Initialize("cpu", threads);
+        var (net, config) = AffinityRun.Load(runDir);
+        var walkConfig = walk?.Invoke(config.Radius) ?? new RandomWalkConfig { Radius = config.Radius };
+        var (written, skipped) = RefineDirectory(net, camDir, dataRoot, outDir, walkConfig, overwrite, progress, shard);
+        return (written, skipped, walkConfig);
+    }
+
+    /// <summary>
     /// Refined maps of one image. The image (ImageNet-normalised at its own size) is zero-padded to a multiple of the patch size;
     /// the scores [background; maps] (background per <see cref="RandomWalkConfig.Background"/>) are zero-padded the same way and
     /// average-pooled to the feature grid; the walk v·T^(2^LogT) runs there; the result is upsampled bilinearly and cropped.

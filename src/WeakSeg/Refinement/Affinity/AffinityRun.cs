@@ -40,11 +40,11 @@ public sealed record AffinityRunConfig : IRunConfig<AffinityRunConfig>
     /// <summary>Backbone initialisation: a weights file, or null for random init.</summary>
     public string? InitWeights { get; init; }
 
-    public JsonObject ToJson() => JsonSerializer.SerializeToNode(this, AffinityJsonContext.Default.AffinityRunConfig)!.AsObject();
+    public JsonObject ToJson() => JsonSerializer.SerializeToNode(this, IO.WeakSegJson.TypeInfo<AffinityRunConfig>())!.AsObject();
 
     /// <summary>Snake_case fields; an unknown key is an error.</summary>
     public static AffinityRunConfig FromJson(JsonObject fields, int formatVersion, string path) =>
-        fields.Deserialize(AffinityJsonContext.Default.AffinityRunConfig) ?? throw WeakSegException.ForFile(path, "empty configuration");
+        fields.Deserialize(IO.WeakSegJson.TypeInfo<AffinityRunConfig>()) ?? throw WeakSegException.ForFile(path, "empty configuration");
 
     /// <summary>Format 1: <c>"format": "weakseg-affinity-1"</c> (removed here; format 2 has no such field).</summary>
     public static int? LegacyFormatVersion(JsonObject fields)
@@ -247,7 +247,3 @@ public static class AffinityRun
     }
 }
 
-[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, WriteIndented = true, IgnoreReadOnlyProperties = true,
-    UseStringEnumConverter = true, UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow)]
-[JsonSerializable(typeof(AffinityRunConfig))]
-internal sealed partial class AffinityJsonContext : JsonSerializerContext;

@@ -38,7 +38,8 @@ public sealed record DenseCrfBenchmarkReport(
     [property: JsonPropertyName("labels_changed_fraction")] double LabelsChangedFraction,
     [property: JsonPropertyName("config")] DenseCrfConfig Config)
 {
-    public string ToJson() => JsonSerializer.Serialize(this, new JsonSerializerOptions { WriteIndented = true });
+    /// <summary>The report as JSON (<see cref="IO.WeakSegJson"/>: the kernel configuration with snake_case keys, as in affinity config.json).</summary>
+    public string ToJson() => IO.WeakSegJson.Serialize(this);
 }
 
 /// <summary>End-to-end timing of <see cref="DenseCrf.Refine"/> on a deterministic synthetic image.</summary>

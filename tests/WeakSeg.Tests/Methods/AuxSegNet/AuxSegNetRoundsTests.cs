@@ -159,7 +159,7 @@ public class AuxSegNetRoundsTests
             Assert.False(MethodRegistry.Get(name).HasLabelRounds || MethodRegistry.Get(name).UsesSaliency, name);
         var fake = new MethodRegistration<CamResNetConfig>("fake-rounds", "CAM that claims rounds", new([LocalizationMapKind.Fused], LocalizationMapKind.Fused, LocalizationMapKind.Fused),
             c => new CamResNetMethod(c), labelRounds: true);
-        var e = Assert.Throws<InvalidOperationException>(() => fake.Create(CamResNetConfig.Cpu));
+        var e = Assert.Throws<InvalidOperationException>(() => fake.Create(CamResNetConfig.Cpu.WithNumClasses(3)));
         Assert.Contains("does not implement ILabelRoundsMethod", e.Message);
     }
 }

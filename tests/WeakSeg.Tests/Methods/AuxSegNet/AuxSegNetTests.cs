@@ -40,7 +40,8 @@ public class AuxSegNetTests
         Assert.Equal((0.2, 0.06, 128, 321, 7e-4, 10.0, 4, 39_675L), (paper.CamThreshold, paper.SaliencyThreshold, paper.BranchWidth, paper.CropSize,
             paper.LearningRate, paper.HeadLearningRateScale, paper.BatchSize, paper.Steps));
         Assert.Contains(paper.Validate(), e => e.StartsWith("Trunk ResNet38 (the paper's) needs the user's ResNet-38 weights"));
-        Assert.Empty(AuxSegNetConfig.Cpu.Validate());
+        Assert.Equal([MethodConfigChecks.UnboundClassCount], AuxSegNetConfig.Cpu.Validate());    // K comes from the dataset
+        Assert.Empty(AuxSegNetConfig.Cpu.WithNumClasses(3).Validate());
         var e = Assert.Throws<WeakSegException>(() => MethodRegistry.Get(AuxSegNetMethod.MethodName).Create(AuxSegNetConfig.Paper));
         Assert.Contains("ResNet-38", e.Message);
         Assert.Contains((AuxSegNetConfig.Cpu with { CrossTaskKernel = 5 }).Validate(), m => m.StartsWith("CrossTaskKernel must be 3"));

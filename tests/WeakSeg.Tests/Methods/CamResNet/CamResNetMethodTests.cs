@@ -15,7 +15,7 @@ namespace WeakSeg.Tests.Methods.CamResNet;
 [Collection("Torch")]
 public class CamResNetMethodTests
 {
-    static TrainRecipe TinyRecipe(long steps) => TrainRecipe.Preset(CamResNetMethod.MethodName, MethodPreset.Cpu, PipelineTestData.Classes)
+    static TrainRecipe TinyRecipe(long steps) => TrainRecipe.Preset(CamResNetMethod.MethodName, MethodPreset.Cpu).For(PipelineTestData.Classes)
         .With("model.image_size=32").With($"trainer.steps={steps}").With("trainer.batch_size=4").With("trainer.warmup_steps=1")
         .With("trainer.log_every=1").With("trainer.checkpoint_every=5").With("trainer.threads=2");
 
@@ -25,13 +25,13 @@ public class CamResNetMethodTests
     public void Is_registered_with_a_cpu_preset_on_the_stride_8_grid_and_no_vit()
     {
         var factory = MethodRegistry.Get("cam-resnet18");
-        var cpu = Assert.IsType<CamResNetConfig>(factory.DefaultConfig(MethodPreset.Cpu, 10));
-        var paper = Assert.IsType<CamResNetConfig>(factory.DefaultConfig(MethodPreset.Paper, 20));
+        var cpu = Assert.IsType<CamResNetConfig>(factory.DefaultConfig(MethodPreset.Cpu).WithNumClasses(10));
+        var paper = Assert.IsType<CamResNetConfig>(factory.DefaultConfig(MethodPreset.Paper).WithNumClasses(20));
         Assert.Equal((96, 8, 10, true), (cpu.ImageSize, cpu.MapStride, cpu.NumClasses, cpu.Pretrained));
         Assert.Equal((512, 8, 0.1), (paper.ImageSize, paper.MapStride, paper.TrunkLearningRateScale));
         Assert.Null(((IMethodConfig)cpu).BackboneConfig);
         Assert.Equal([LocalizationMapKind.Fused], factory.Maps.Supported);
-        var recipe = TrainRecipe.Preset(CamResNetMethod.MethodName, MethodPreset.Cpu, 10);
+        var recipe = TrainRecipe.Preset(CamResNetMethod.MethodName, MethodPreset.Cpu).For(10);
         Assert.Equal(96, recipe.ImageSize);
         // JSON round trip through the generic recipe path, and the settings the user may change.
         var json = recipe.With("model.trunk_learning_rate_scale=0.5").ToJson();

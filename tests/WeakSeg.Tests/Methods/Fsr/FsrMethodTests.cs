@@ -234,7 +234,7 @@ public class FsrMethodTests
         Assert.Contains("thresholds out of order: LowThreshold (0.8) must be below HighThreshold (0.7)", thresholds.Message);
     }
 
-    static TrainRecipe TinyRecipe(long steps) => TrainRecipe.Preset(FsrMethod.MethodName, MethodPreset.Cpu, PipelineTestData.Classes).Overlay(new JsonObject
+    static TrainRecipe TinyRecipe(long steps) => TrainRecipe.Preset(FsrMethod.MethodName, MethodPreset.Cpu).For(PipelineTestData.Classes).Overlay(new JsonObject
     {
         ["model"] = new JsonObject
         {
@@ -301,7 +301,8 @@ public class FsrMethodTests
         Assert.Equal(ScheduleKind.WarmupCosine, options.Schedule);
         Assert.Equal(6e-6, options.WarmupStartLr, 12);
         Assert.Equal(["pos_embed", "cls_token", "mask_token"], options.NoWeightDecayNames);
-        Assert.Empty(FsrConfig.Cpu.Validate());
-        Assert.Empty(paper.Validate());
+        Assert.Equal([MethodConfigChecks.UnboundClassCount], FsrConfig.Cpu.Validate());         // K comes from the dataset
+        Assert.Empty(FsrConfig.Cpu.WithNumClasses(20).Validate());
+        Assert.Empty(paper.WithNumClasses(20).Validate());
     }
 }

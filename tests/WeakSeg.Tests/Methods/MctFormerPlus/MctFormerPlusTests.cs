@@ -157,14 +157,14 @@ public class MctFormerPlusTests
         Assert.Equal(LocalizationMapKind.ClassToPatch, factory.Maps.DefaultFor(MethodPreset.Cpu));
         Assert.Equal(LocalizationMapKind.PatchCam, LocalizationMapKindNames.Parse("patch-cam"));
 
-        var paper = (MctFormerPlusConfig)factory.DefaultConfig(MethodPreset.Paper, 20);
+        var paper = (MctFormerPlusConfig)factory.DefaultConfig(MethodPreset.Paper).WithNumClasses(20);
         Assert.Equal(448, paper.Backbone.ImageSize);
         Assert.Equal(12, paper.MapLayers);
         Assert.Equal(12, paper.ContrastLayers);
         Assert.Equal(0.996, paper.EffectiveGwrpDecay);
         Assert.True(paper.BackboneConfig.SeparatePositionEmbeddings);
         Assert.Equal(PositionEmbeddingResize.BicubicSize, paper.BackboneConfig.PositionEmbeddingResize);
-        var cpu = (MctFormerPlusConfig)factory.DefaultConfig(MethodPreset.Cpu, 5);
+        var cpu = (MctFormerPlusConfig)factory.DefaultConfig(MethodPreset.Cpu).WithNumClasses(5);
         Assert.Equal(12, cpu.Backbone.GridSize);
         Assert.Equal(Math.Pow(0.996, 784.0 / 144), cpu.EffectiveGwrpDecay, 12);      // the paper's last weight on 12×12 patches
         Assert.Equal(Math.Pow(0.996, 783), Math.Pow(cpu.EffectiveGwrpDecay, 143), 2);

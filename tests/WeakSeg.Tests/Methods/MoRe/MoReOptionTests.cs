@@ -141,7 +141,7 @@ public class MoReOptionTests
     public void The_ablation_switches_are_recipe_fields()
     {
         static IMethodConfig Set(string method, params string[] assignments) =>
-            assignments.Aggregate(WeakSeg.Pipelines.TrainRecipe.Preset(method, MethodPreset.Cpu, 10), (r, a) => r.With(a)).ModelConfig;
+            assignments.Aggregate(WeakSeg.Pipelines.TrainRecipe.Preset(method, MethodPreset.Cpu).For(10), (r, a) => r.With(a)).ModelConfig;
         var more = (MoReConfig)Set(MoReMethod.MethodName, "model.use_gcr=false", "model.use_lir=false", "model.segmentation_labels=lam");
         Assert.Equal((false, false, MoReSegmentationLabels.Lam), (more.UseGcr, more.UseLir, more.SegmentationLabels));
         Assert.Equal((true, true, MoReSegmentationLabels.Cam), (MoReConfig.Paper.UseGcr, MoReConfig.Paper.UseLir, MoReConfig.Cpu.SegmentationLabels));

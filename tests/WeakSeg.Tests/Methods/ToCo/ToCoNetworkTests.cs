@@ -184,10 +184,10 @@ public class ToCoPresetTests
     [Fact]
     public void Paper_and_cpu_presets_are_valid_and_keep_the_official_values()
     {
-        ToCoConfig.Paper.EnsureValid();
-        ToCoConfig.Cpu.EnsureValid();
-        WeakSeg.Methods.MoRe.MoReConfig.Paper.EnsureValid();
-        WeakSeg.Methods.MoRe.MoReConfig.Cpu.EnsureValid();
+        ToCoConfig.Paper.WithNumClasses(20).EnsureValid();
+        ToCoConfig.Cpu.WithNumClasses(10).EnsureValid();
+        WeakSeg.Methods.MoRe.MoReConfig.Paper.WithNumClasses(20).EnsureValid();
+        WeakSeg.Methods.MoRe.MoReConfig.Cpu.WithNumClasses(10).EnsureValid();
         var p = ToCoConfig.Paper;
         Assert.Equal((0.7, 0.25, 0.5), (p.HighThreshold, p.LowThreshold, p.BackgroundThreshold));
         Assert.Equal(new[] { 1.0, 0.5, 1.5 }, p.CamScales);
@@ -197,7 +197,7 @@ public class ToCoPresetTests
         Assert.Equal(new LossWeight(0.1, 2001), p.Segmentation);
         Assert.Equal(0.0, p.Segmentation.At(2000));
         Assert.Equal(0.1, p.Segmentation.At(2001));
-        var m = WeakSeg.Methods.MoRe.MoReConfig.Paper;
+        var m = WeakSeg.Methods.MoRe.MoReConfig.Paper.WithNumClasses(20);
         Assert.Equal((0.3, 0.2, 0.1, 0.12), (m.PatchContrast.Weight, m.ConfidentRelation.Weight, m.UncertainRelation.Weight, m.Segmentation.Weight));
         Assert.Equal(24, m.BackboneConfig.NumClassTokens);
         var e = Assert.Throws<WeakSegException>(() => (m with { LateRelationThresholds = (0.3, 0.35) }).EnsureValid());

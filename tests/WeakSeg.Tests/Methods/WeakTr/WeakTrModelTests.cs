@@ -254,7 +254,7 @@ public class WeakTrModelTests
     [Fact]
     public void Config_defaults_schedule_and_parsing()
     {
-        var config = new WeakTrConfig();
+        var config = new WeakTrConfig { NumClasses = 20 };
         Assert.Equal(5e-5, config.LearningRate, 12);                    // 0.0004 × 64 / 512
         Assert.Equal(72, config.NumAttentionHeads);                       // DeiT-S: 12 × 6
         Assert.Equal(18, config.FfnHidden);

@@ -142,7 +142,7 @@ public class HybridBackboneTests
     public void Every_class_token_method_runs_on_the_hybrid_stem_from_its_json_config(string name)
     {
         var factory = MethodRegistry.Get(name);
-        var json = factory.ConfigToJson(factory.DefaultConfig(MethodPreset.Cpu, 3));
+        var json = factory.ConfigToJson(factory.DefaultConfig(MethodPreset.Cpu).WithNumClasses(3));
         json["backbone"]!["stem"] = "resnet18-s8";
         var config = factory.ConfigFromJson(json, "test");
         Assert.Equal(VitStem.ResNet18Stride8, config.BackboneConfig!.Stem);

@@ -1,15 +1,19 @@
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 using System.Text.Json.Serialization.Metadata;
 
-namespace WeakSeg.Methods;
+namespace WeakSeg.IO;
 
 /// <summary>
-/// JSON of every method configuration record: snake_case keys, enums as their names, computed properties not written, unknown
-/// fields rejected. Enum names are read ignoring case, '-' and '_' (<c>"MeanSum"</c>, <c>"mean-sum"</c> and <c>"mean_sum"</c> are
-/// one value; a member's JsonStringEnumMemberName is its written name), so that <c>--set model.fusion=mean-sum</c> works. Any record works without registering it here.
+/// The one JSON contract of WeakSeg's records: every configuration (method configs, trainer options, augmentation, segmentation and
+/// affinity runs), checkpoint state and report record is written and read with <see cref="Options"/>, and every JSON tree
+/// (stage records, reports, config.json) is written with it. snake_case keys, indented, enums as their names, computed
+/// (get-only) properties not written, unknown fields rejected. Enum names are read ignoring case, '-' and '_' (<c>"MeanSum"</c>,
+/// <c>"mean-sum"</c> and <c>"mean_sum"</c> are one value; a member's JsonStringEnumMemberName is its written name), so that
+/// <c>--set model.fusion=mean-sum</c> works. Any record works without registering it here (no source-generated context to extend).
 /// </summary>
-public static class MethodJson
+public static class WeakSegJson
 {
     public static JsonSerializerOptions Options { get; } = new()
     {
@@ -20,6 +24,21 @@ public static class MethodJson
         Converters = { new LenientEnumConverterFactory() },
         TypeInfoResolver = new DefaultJsonTypeInfoResolver(),
     };
+
+    /// <summary>The contract of <typeparamref name="T"/> under <see cref="Options"/>.</summary>
+    public static JsonTypeInfo<T> TypeInfo<T>() => (JsonTypeInfo<T>)Options.GetTypeInfo(typeof(T));
+
+    /// <summary>The JSON key of the C# property <paramref name="propertyName"/>.</summary>
+    public static string Key(string propertyName) => Options.PropertyNamingPolicy!.ConvertName(propertyName);
+
+    /// <summary><paramref name="value"/> as indented JSON text.</summary>
+    public static string Serialize<T>(T value) => JsonSerializer.Serialize(value, TypeInfo<T>());
+
+    /// <summary><paramref name="value"/> as a JSON tree.</summary>
+    public static JsonObject ToObject<T>(T value) => JsonSerializer.SerializeToNode(value, TypeInfo<T>())!.AsObject();
+
+    /// <summary>The JSON tree <paramref name="node"/> as indented text (a file's content before its final newline).</summary>
+    public static string Text(JsonNode node) => node.ToJsonString(Options);
 
     sealed class LenientEnumConverterFactory : JsonConverterFactory
     {

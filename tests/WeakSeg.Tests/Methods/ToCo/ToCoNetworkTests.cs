@@ -24,6 +24,7 @@ public class ToCoNetworkTests
         DecoderWidth = 16,
         CropSize = 32,
         CamScales = [1.0, 0.5, 1.5],
+        UseCtc = false,                  // the paper's class-token contrast has its own tests (ToCoClassContrastTests)
     };
 
     [Fact]

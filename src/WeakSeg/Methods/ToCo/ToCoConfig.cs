@@ -101,7 +101,7 @@ public sealed record ToCoConfig : IMethodConfig<ToCoConfig>, IMethodTrainerSched
     /// <summary>Local crops per image (paper ncrops − 2 = 8).</summary>
     public int LocalCropCount { get; init; } = 8;
 
-    /// <summary>Side of a local crop (paper local_crop_size 96).</summary>
+    /// <summary>Side of a local crop for <see cref="CropSize"/> crops (paper local_crop_size 96); other input sides scale it (<see cref="LocalCropSizeFor"/>).</summary>
     public int LocalCropSize { get; init; } = 96;
 
     /// <summary>A local crop is negative (flag 0) when its mean region level (0/1/2) is ≤ this (paper 0.2).</summary>
@@ -163,8 +163,25 @@ public sealed record ToCoConfig : IMethodConfig<ToCoConfig>, IMethodTrainerSched
     /// <summary>This configuration for <paramref name="numClasses"/> foreground classes (the dataset decides it).</summary>
     public ToCoConfig WithNumClasses(int numClasses) => this with { NumClasses = numClasses };
 
-    /// <summary>This configuration with training crops of <paramref name="imageSize"/> (the backbone's position grid follows).</summary>
-    public ToCoConfig WithImageSize(int imageSize) => this with { CropSize = imageSize, Backbone = Backbone with { ImageSize = imageSize } };
+    /// <summary>
+    /// This configuration with training crops of <paramref name="imageSize"/> (the backbone's position grid follows, and the local
+    /// crops keep their share of the crop: <see cref="LocalCropSizeFor"/>).
+    /// </summary>
+    public ToCoConfig WithImageSize(int imageSize) =>
+        this with { CropSize = imageSize, Backbone = Backbone with { ImageSize = imageSize }, LocalCropSize = LocalCropSizeFor(imageSize) };
+
+    /// <summary>
+    /// The local-crop side for training images of side <paramref name="imageSide"/>: <see cref="LocalCropSize"/> at
+    /// <see cref="CropSize"/>; otherwise the same share of the side (paper 96 of 448), rounded down to a multiple of the patch size
+    /// and at least one patch.
+    /// </summary>
+    public int LocalCropSizeFor(long imageSide)
+    {
+        if (imageSide == CropSize || CropSize <= 0) return LocalCropSize;
+        int patch = Math.Max(1, Backbone.PatchSize);
+        long scaled = LocalCropSize * imageSide / CropSize / patch * patch;
+        return (int)Math.Max(patch, scaled);
+    }
 
     public static ToCoConfig Paper => new();
 

@@ -101,7 +101,7 @@ public static class ToCoTraining
     /// The local crops of the class-token contrast: a <see cref="ToCoConfig.LocalView"/> copy of <paramref name="images"/> (not flipped
     /// when <see cref="ToCoConfig.LocalViewFlipsIndependently"/> is off), cut by <see cref="LocalCrops.Crop"/> where the region map of
     /// <paramref name="auxCam"/> [B, C, H, W] (thresholds <see cref="ToCoConfig.LowThreshold"/>, <see cref="ToCoConfig.HighThreshold"/>)
-    /// allows.
+    /// allows; the crop side is <see cref="ToCoConfig.LocalCropSizeFor"/> the images' shorter side.
     /// </summary>
     public static LocalCropSet ClassContrastLocalCrops(ToCoConfig config, Tensor images, Tensor auxCam, Tensor labels, Random random)
     {
@@ -109,7 +109,8 @@ public static class ToCoTraining
         var localOptions = config.LocalViewFlipsIndependently ? config.LocalView : config.LocalView with { HorizontalFlipProbability = 0.0 };
         var localSource = RandomViews.View(images, random, localOptions);
         var region = LocalCrops.RegionOfInterest(auxCam, labels, config.LowThreshold, config.HighThreshold);
-        var crops = LocalCrops.Crop(localSource, region, config.LocalCropCount, config.LocalCropSize, config.NegativeCropMeanRegion, random);
+        int size = config.LocalCropSizeFor(Math.Min(images.shape[2], images.shape[3]));
+        var crops = LocalCrops.Crop(localSource, region, config.LocalCropCount, size, config.NegativeCropMeanRegion, random);
         return crops.MoveToOuterDisposeScope();
     }
 

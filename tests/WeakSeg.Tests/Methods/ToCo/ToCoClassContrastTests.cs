@@ -188,15 +188,6 @@ public class ToCoClassContrastTests
     static Dictionary<string, float[]> Snapshot(nn.Module module) =>
         module.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.to_type(ScalarType.Float32).data<float>().ToArray());
 
-    static TrainBatch RandomBatch(int classes, long seed)
-    {
-        using var generator = new torch.Generator((ulong)seed);
-        var images = torch.randn(new long[] { 4, 3, 32, 32 }, generator: generator);
-        var labels = torch.zeros(4, classes);
-        for (int i = 0; i < 4; i++) { labels[i, i % classes] = 1f; labels[i, (i + 1) % classes] = i % 2 == 0 ? 1f : 0f; }
-        return new TrainBatch(images, labels);
-    }
-
     [Fact]
     public void The_ctc_part_appears_with_use_ctc_and_the_teacher_head_takes_one_ema_step_before_it()
     {
@@ -206,7 +197,7 @@ public class ToCoClassContrastTests
         using var network = new ToCoNetwork(config);
         var trainable = new ToCoTrainable(network);
         network.train();
-        var batch = RandomBatch(3, 1);
+        var batch = ToCoNetworkTests.RandomBatch(3, 1);
 
         var head = network.Projector!;
         var teacherHead = network.TeacherProjector!;
@@ -252,7 +243,7 @@ public class ToCoClassContrastTests
         var config = TinyCtcConfig() with { GlobalView = identity, LocalView = identity };
         using var network = new ToCoNetwork(config);
         network.eval();
-        var batch = RandomBatch(3, 5);
+        var batch = ToCoNetworkTests.RandomBatch(3, 5);
         var (_, auxCam) = ToCoMaps.MultiScaleCam(network, batch.Images, config.CamScales);
         using var noGrad = torch.no_grad();
         var classToken = network.ClassToken(batch.Images);
@@ -285,6 +276,15 @@ public class ToCoClassContrastTests
         Assert.False(ToCoConfig.Cpu.UseCtc);
         (ToCoConfig.Cpu with { UseCtc = true }).EnsureValid();
 
+        // Other input sides keep the local crops' share of the crop (96 of 448), in whole patches.
+        Assert.Equal(96, p.LocalCropSizeFor(448));
+        Assert.Equal(16, p.LocalCropSizeFor(96));                                           // 96·96/448 = 20.6 → one 16-px patch
+        Assert.Equal(16, (p with { Backbone = p.Backbone with { PatchSize = 8 } }).LocalCropSizeFor(96));
+        var small = p.WithImageSize(224);
+        Assert.Equal((224, 48), (small.CropSize, small.LocalCropSize));
+        small.EnsureValid();
+        Assert.Equal(8, (ToCoConfig.Cpu with { UseCtc = true }).WithImageSize(32).LocalCropSize);
+
         var big = Assert.Throws<WeakSegException>(() => (TinyCtcConfig() with { LocalCropSize = 32 }).EnsureValid());
         Assert.Contains("LocalCropSize must be at least the patch size 8 and below CropSize 32 (got 32)", big.Message);
         var many = Assert.Throws<WeakSegException>(() => (TinyCtcConfig() with { LocalCropSize = 30, LocalCropCount = 5 }).EnsureValid());
@@ -311,15 +311,8 @@ public class ToCoClassContrastTests
     {
         using var dir = TestPaths.NewTempDir();
         var data = PipelineTestData.MakeData(dir.File("data"));
-        var (full, second) = TrainedRuns.UninterruptedAndResumed(dir, data, TinyRecipe(steps: 4), stopAfter: 2);
-        Assert.True(double.IsFinite(full.Result.LastLoss));
-        Assert.Equal(full.Result.LastLoss, second.Result.LastLoss);
-
-        var a = TrainedRuns.Weights(dir.File("full"));
-        var b = TrainedRuns.Weights(dir.File("split"));
-        Assert.Equal(a.Keys.Order(), b.Keys.Order());
+        var a = TrainedRuns.AssertResumeIsExact(dir, data, TinyRecipe(steps: 4), stopAfter: 2);
         Assert.Contains("proj_head_t.mlp.0.weight", a.Keys);
-        foreach (var (key, values) in a) Assert.True(values.SequenceEqual(b[key]), $"weights '{key}' differ after resume");
         // The teacher head moved with the student head but is not the student head.
         Assert.False(a["proj_head_t.mlp.0.weight"].SequenceEqual(a["proj_head.mlp.0.weight"]));
     }

@@ -62,7 +62,7 @@ public class ToCoNetworkTests
         TensorAssert.Close(io.ToTorch("cam_aux"), camAux, 1e-4, "cam_aux");
     }
 
-    static TrainBatch RandomBatch(int classes, long seed)
+    internal static TrainBatch RandomBatch(int classes, long seed)
     {
         using var generator = new torch.Generator((ulong)seed);
         var images = torch.randn(new long[] { 4, 3, 32, 32 }, generator: generator);

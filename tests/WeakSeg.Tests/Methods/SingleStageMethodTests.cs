@@ -91,7 +91,7 @@ public class SingleStageMethodTests
         foreach (long step in new long[] { 0, 1 })
         {
             var door = ((IWsssMethod)method).ComputeLoss(new TrainBatch(images, labels), new TrainStepContext(step, 2, 1e-3, new Random(0)));
-            var direct = ToCoTraining.Loss(method.Network, par, images, labels, step);
+            var direct = ToCoTraining.Loss(method.Network, par, images, labels, step, new Random(0));
             Assert.Equal(direct.Total.item<float>(), door.Total.item<float>(), 1e-5f);
             Assert.Equal(direct.Parts.Select(p => p.Name), door.Parts.Select(p => p.Name));
             Assert.Equal(step == 0 ? 3 : 5, door.Parts.Count);         // cls, cls_aux, ptc (+ seg, seg_skipped from step 1)

@@ -34,6 +34,22 @@ public static class TrainedRuns
         return (full, resumed);
     }
 
+    /// <summary>
+    /// <see cref="UninterruptedAndResumed"/>, then asserts that both runs end with the same finite loss and bit-identical weights
+    /// (every state-dict entry, EMA teachers and buffers included). Returns the uninterrupted run's weights.
+    /// </summary>
+    public static Dictionary<string, float[]> AssertResumeIsExact(TempDir dir, string data, TrainRecipe recipe, long stopAfter)
+    {
+        var (full, resumed) = UninterruptedAndResumed(dir, data, recipe, stopAfter);
+        Assert.True(double.IsFinite(full.Result.LastLoss));
+        Assert.Equal(full.Result.LastLoss, resumed.Result.LastLoss);
+        var a = Weights(dir.File("full"));
+        var b = Weights(dir.File("split"));
+        Assert.Equal(a.Keys.Order(), b.Keys.Order());
+        foreach (var (key, values) in a) Assert.True(values.SequenceEqual(b[key]), $"weights '{key}' differ after resume");
+        return a;
+    }
+
     sealed class CancelAt(long step, CancellationTokenSource source) : IProgress<ProgressUpdate>
     {
         public void Report(ProgressUpdate value) { if (value.Done == step) source.Cancel(); }

@@ -28,52 +28,6 @@ public enum CertainTokenPooling
     Gmp,
 }
 
-/// <summary>The two-view augmentation of FSR (transforms.py MultiviewTransform, global crops), applied to each batch crop.</summary>
-public sealed record FsrViewOptions
-{
-    /// <summary>RandomResizedCrop area range (0.32, 1.0).</summary>
-    public double MinAreaScale { get; init; } = 0.32;
-
-    /// <inheritdoc cref="MinAreaScale"/>
-    public double MaxAreaScale { get; init; } = 1.0;
-
-    /// <summary>RandomResizedCrop aspect-ratio range (3/4, 4/3), log-uniform.</summary>
-    public double MinAspectRatio { get; init; } = 3.0 / 4.0;
-
-    /// <inheritdoc cref="MinAspectRatio"/>
-    public double MaxAspectRatio { get; init; } = 4.0 / 3.0;
-
-    /// <summary>Horizontal flip probability (0.5).</summary>
-    public double HorizontalFlipProbability { get; init; } = 0.5;
-
-    /// <summary>Probability that colour jitter is applied to a view (0.5).</summary>
-    public double ColorJitterProbability { get; init; } = 0.5;
-
-    /// <summary>Brightness strength (0.4): factor uniform in [1 − s, 1 + s].</summary>
-    public double Brightness { get; init; } = 0.4;
-
-    /// <summary>Contrast strength (0.4).</summary>
-    public double Contrast { get; init; } = 0.4;
-
-    /// <summary>Saturation strength (0.2).</summary>
-    public double Saturation { get; init; } = 0.2;
-
-    /// <summary>Problems, each naming the field; empty when valid.</summary>
-    public IReadOnlyList<string> Validate()
-    {
-        var errors = new List<string>();
-        if (!(MinAreaScale > 0 && MinAreaScale <= MaxAreaScale && MaxAreaScale <= 1))
-            errors.Add($"Views.MinAreaScale/MaxAreaScale must satisfy 0 < min ≤ max ≤ 1 (got {MinAreaScale}, {MaxAreaScale})");
-        if (!(MinAspectRatio > 0 && MinAspectRatio <= MaxAspectRatio) || double.IsInfinity(MaxAspectRatio))
-            errors.Add($"Views.MinAspectRatio/MaxAspectRatio must satisfy 0 < min ≤ max (got {MinAspectRatio}, {MaxAspectRatio})");
-        foreach (var (name, p) in new[] { ("HorizontalFlipProbability", HorizontalFlipProbability), ("ColorJitterProbability", ColorJitterProbability) })
-            if (!(p >= 0 && p <= 1)) errors.Add($"Views.{name} must be in [0, 1] (got {p})");
-        foreach (var (name, v) in new[] { ("Brightness", Brightness), ("Contrast", Contrast), ("Saturation", Saturation) })
-            if (!(v >= 0 && v <= 1)) errors.Add($"Views.{name} must be in [0, 1] (got {v})");
-        return errors;
-    }
-}
-
 /// <summary>
 /// FSR (He et al., AAAI 2024, "Progressive Feature Self-Reinforcement") on the ToCo base. <see cref="Paper"/> holds the official
 /// VOC values (Jessie459/feature-self-reinforcement train_voc.py: ViT-B/16, 448 crops, 2 views, 20k iterations of 8 images);
@@ -166,7 +120,7 @@ public sealed record FsrConfig : IMethodConfig<FsrConfig>, IMethodTrainerSchedul
     public int ParDownScale { get; init; } = 2;
 
     /// <summary>Two-view augmentation.</summary>
-    public FsrViewOptions Views { get; init; } = new();
+    public RandomViewOptions Views { get; init; } = new();
 
     /// <summary>Classifier loss (1.0).</summary>
     public LossWeight Classification { get; init; } = new(1.0);
@@ -333,7 +287,7 @@ public sealed record FsrConfig : IMethodConfig<FsrConfig>, IMethodTrainerSchedul
         if (CamScales.Count == 0 || CamScales.Any(s => !(s > 0) || double.IsInfinity(s))) errors.Add($"CamScales must be positive numbers (got [{string.Join(", ", CamScales)}])");
         errors.AddRange(Par.Validate().Select(e => "Par." + e));
         if (ParDownScale < 1) errors.Add($"ParDownScale must be ≥ 1 (got {ParDownScale})");
-        errors.AddRange(Views.Validate());
+        errors.AddRange(Views.Validate("Views"));
         foreach (var (name, w) in new[] { ("Classification", Classification), ("AuxClassification", AuxClassification), ("PatchContrast", PatchContrast), ("Segmentation", Segmentation), ("CertainDistillation", CertainDistillation), ("UncertainDistillation", UncertainDistillation) })
         {
             if (!(w.Weight >= 0) || double.IsInfinity(w.Weight)) errors.Add($"{name} weight must be a finite number ≥ 0 (got {w.Weight})");

@@ -1,6 +1,7 @@
 using TorchSharp;
 using TorchSharp.Modules;
 using WeakSeg.Methods.ToCo;
+using WeakSeg.Models;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
 

@@ -18,7 +18,7 @@ public static class FsrTraining
     /// <summary>
     /// Total loss at 0-based step <paramref name="step"/> (each weight 0 before its start step; the term is then not computed):
     ///   w_cls·MLSM(cls) + w_aux·MLSM(cls_aux) + w_ptc·PTC + w_seg·SEG + w_c·cer.FSR + w_u·unc.FSR.
-    /// Two views are made from the batch (<see cref="FsrViews"/>). View 2 is masked (<see cref="FsrMasking"/>: random before
+    /// Two views are made from the batch (<see cref="RandomViews"/>). View 2 is masked (<see cref="FsrMasking"/>: random before
     /// <see cref="FsrConfig.RandomMaskingSteps"/>, then <see cref="FsrConfig.MaskStrategy"/>) from the student's aux CAM of view 2;
     /// view 1 is never masked. The student sees [view 1; masked view 2], the teacher (no grad) both views unmasked. Classifiers, PTC
     /// (aux CAM of view 1) and SEG (PAR-refined CAM of view 1) act on view 1 only, as ToCo. After the distillation terms the two
@@ -33,7 +33,7 @@ public static class FsrTraining
         if (classLabels.dim() != 2 || classLabels.shape[0] != images.shape[0] || classLabels.shape[1] != config.NumClasses)
             throw new WeakSegException($"labels must be [{images.shape[0]}, {config.NumClasses}] (batch × classes); got [{string.Join(", ", classLabels.shape)}]");
         var labels = classLabels.to_type(ScalarType.Float32);
-        var (view1, view2) = FsrViews.Make(images, random, config.Views);
+        var (view1, view2) = RandomViews.Make(images, random, config.Views);
         long b = images.shape[0];
         var (gridHeight, gridWidth) = student.Encoder.GridFor(view2.shape[2], view2.shape[3]);
 

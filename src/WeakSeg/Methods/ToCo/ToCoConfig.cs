@@ -15,8 +15,7 @@ public sealed record LossWeight(double Weight, long StartStep = 0)
 /// ToCo (Ru et al., CVPR 2023) model, label and loss settings. <see cref="Paper"/> holds the official VOC values
 /// (scripts/dist_train_voc_seg_neg.py: ViT-B/16, 448 crops, batch 4, 20k iterations); <see cref="Cpu"/> is a small
 /// from-scratch setting for the built-in benchmark on two cores.
-/// Not part of the loss here: class-token contrast (its loss is <see cref="ToCoLoss.ClassTokenContrast"/>; its crops and
-/// EMA projection head are not built) and the dense-CRF energy regulariser (weight 0.05, needs a bilateral filter).
+/// Not part of the loss here: the dense-CRF energy regulariser (weight 0.05, needs a bilateral filter).
 /// </summary>
 public sealed record ToCoConfig : IMethodConfig<ToCoConfig>, IMethodTrainerSchedule
 {
@@ -71,6 +70,56 @@ public sealed record ToCoConfig : IMethodConfig<ToCoConfig>, IMethodTrainerSched
     /// <summary>Segmentation on PAR-refined labels (paper 0.1 after iteration 2000, i.e. from 0-based step 2001).</summary>
     public LossWeight Segmentation { get; init; } = new(0.1, 2001);
 
+    /// <summary>
+    /// Class-token contrast (CTC, <see cref="ToCoTraining.ClassContrastTerm"/>): a DINO projection head on the class tokens of two
+    /// global views and <see cref="LocalCropCount"/> local crops, contrasted with an EMA teacher head. Paper on (the official
+    /// script always computes it); off builds no projection heads.
+    /// </summary>
+    public bool UseCtc { get; init; } = true;
+
+    /// <summary>CTC loss weight (paper w_ctc 0.5 from iteration 0).</summary>
+    public LossWeight ClassContrast { get; init; } = new(0.5);
+
+    /// <summary>CTC temperature τ (paper 0.5 on VOC; the COCO script hard-codes 1.0).</summary>
+    public double ClassContrastTemperature { get; init; } = 0.5;
+
+    /// <summary>Whether the CTC loss keeps the reference's for/else extra term (reference: yes).</summary>
+    public CtcLossVariant ClassContrastVariant { get; init; } = CtcLossVariant.Reference;
+
+    /// <summary>EMA momentum of the teacher projection head, updated before every CTC forward (paper 0.9, constant).</summary>
+    public double ProjectorTeacherMomentum { get; init; } = 0.9;
+
+    /// <summary>Projection head: hidden width (paper 2048).</summary>
+    public int ProjectorHiddenDim { get; init; } = 2048;
+
+    /// <summary>Projection head: bottleneck width before the L2 normalisation (paper 256).</summary>
+    public int ProjectorBottleneckDim { get; init; } = 256;
+
+    /// <summary>Projection head: output width of the weight-normalised last layer (paper 1024).</summary>
+    public int ProjectorOutDim { get; init; } = 1024;
+
+    /// <summary>Local crops per image (paper ncrops − 2 = 8).</summary>
+    public int LocalCropCount { get; init; } = 8;
+
+    /// <summary>Side of a local crop for <see cref="CropSize"/> crops (paper local_crop_size 96); other input sides scale it (<see cref="LocalCropSizeFor"/>).</summary>
+    public int LocalCropSize { get; init; } = 96;
+
+    /// <summary>A local crop is negative (flag 0) when its mean region level (0/1/2) is ≤ this (paper 0.2).</summary>
+    public double NegativeCropMeanRegion { get; init; } = 0.2;
+
+    /// <summary>The second global view (paper global_view2: RandomResizedCrop scale 0.4–1, flip 0.5, colour jitter p 0.8).</summary>
+    public RandomViewOptions GlobalView { get; init; } = new() { MinAreaScale = 0.4, ColorJitterProbability = 0.8 };
+
+    /// <summary>The image the local crops are cut from (paper local_view: the training crop with flip 0.5 and colour jitter p 0.8, no resize).</summary>
+    public RandomViewOptions LocalView { get; init; } = new() { MinAreaScale = 1.0, MinAspectRatio = 1.0, MaxAspectRatio = 1.0, ColorJitterProbability = 0.8 };
+
+    /// <summary>
+    /// Reference quirk (true): the local-crop source is flipped independently of the training image the region map comes from, so
+    /// half the time the crops are placed on the mirror image of the region map. False: the source is never flipped, so each crop
+    /// covers the region it was placed for.
+    /// </summary>
+    public bool LocalViewFlipsIndependently { get; init; } = true;
+
     /// <summary>How the segmentation loss reduces its background and foreground halves (reference: ToCo's means).</summary>
     public SegmentationLossReduction SegmentationReduction { get; init; } = SegmentationLossReduction.Reference;
 
@@ -114,14 +163,32 @@ public sealed record ToCoConfig : IMethodConfig<ToCoConfig>, IMethodTrainerSched
     /// <summary>This configuration for <paramref name="numClasses"/> foreground classes (the dataset decides it).</summary>
     public ToCoConfig WithNumClasses(int numClasses) => this with { NumClasses = numClasses };
 
-    /// <summary>This configuration with training crops of <paramref name="imageSize"/> (the backbone's position grid follows).</summary>
-    public ToCoConfig WithImageSize(int imageSize) => this with { CropSize = imageSize, Backbone = Backbone with { ImageSize = imageSize } };
+    /// <summary>
+    /// This configuration with training crops of <paramref name="imageSize"/> (the backbone's position grid follows, and the local
+    /// crops keep their share of the crop: <see cref="LocalCropSizeFor"/>).
+    /// </summary>
+    public ToCoConfig WithImageSize(int imageSize) =>
+        this with { CropSize = imageSize, Backbone = Backbone with { ImageSize = imageSize }, LocalCropSize = LocalCropSizeFor(imageSize) };
+
+    /// <summary>
+    /// The local-crop side for training images of side <paramref name="imageSide"/>: <see cref="LocalCropSize"/> at
+    /// <see cref="CropSize"/>; otherwise the same share of the side (paper 96 of 448), rounded down to a multiple of the patch size
+    /// and at least one patch.
+    /// </summary>
+    public int LocalCropSizeFor(long imageSide)
+    {
+        if (imageSide == CropSize || CropSize <= 0) return LocalCropSize;
+        int patch = Math.Max(1, Backbone.PatchSize);
+        long scaled = LocalCropSize * imageSide / CropSize / patch * patch;
+        return (int)Math.Max(patch, scaled);
+    }
 
     public static ToCoConfig Paper => new();
 
     /// <summary>
     /// Two-core setting: a 4-block ViT (D 128, patch 8, 96 crops) from scratch, aux layer −2 (¾ depth), a 128-wide decoder,
-    /// single-scale (+ flip) training CAM, 1500 steps of 8 images with the stage thresholds scaled like the step count
+    /// single-scale (+ flip) training CAM, class-token contrast off (with <c>model.use_ctc=true</c>: 8 local crops of 24 px, a
+    /// 256-wide projection head), 1500 steps of 8 images with the stage thresholds scaled like the step count
     /// (segmentation from step 150, warm-up 100), a higher rate for a randomly initialised encoder, and the masked
     /// segmentation reduction (MoRe's count + 1e-6) so small crops without background never stop a run.
     /// </summary>
@@ -134,6 +201,11 @@ public sealed record ToCoConfig : IMethodConfig<ToCoConfig>, IMethodTrainerSched
         CamScales = [1.0],
         Segmentation = new LossWeight(0.1, 150),
         SegmentationReduction = SegmentationLossReduction.CountEpsilon,
+        UseCtc = false,
+        ProjectorHiddenDim = 256,
+        ProjectorBottleneckDim = 64,
+        ProjectorOutDim = 256,
+        LocalCropSize = 24,
         LearningRate = 2e-4,
         WarmupSteps = 100,
         Steps = 1500,
@@ -193,7 +265,8 @@ public sealed record ToCoConfig : IMethodConfig<ToCoConfig>, IMethodTrainerSched
             errors.Add($"CamScales must be positive numbers (got [{string.Join(", ", CamScales)}])");
         errors.AddRange(Par.Validate().Select(e => "Par." + e));
         if (ParDownScale < 1) errors.Add($"ParDownScale must be ≥ 1 (got {ParDownScale})");
-        foreach (var (name, w) in new[] { ("Classification", Classification), ("AuxClassification", AuxClassification), ("PatchContrast", PatchContrast), ("Segmentation", Segmentation) })
+        if (UseCtc) errors.AddRange(ClassContrastErrors());
+        foreach (var (name, w) in new[] { ("Classification", Classification), ("AuxClassification", AuxClassification), ("PatchContrast", PatchContrast), ("Segmentation", Segmentation), ("ClassContrast", ClassContrast) })
         {
             if (!(w.Weight >= 0) || double.IsInfinity(w.Weight)) errors.Add($"{name} weight must be a finite number ≥ 0 (got {w.Weight})");
             if (w.StartStep < 0) errors.Add($"{name} start step must be ≥ 0 (got {w.StartStep})");
@@ -207,6 +280,24 @@ public sealed record ToCoConfig : IMethodConfig<ToCoConfig>, IMethodTrainerSched
         if (Steps < 1) errors.Add($"Steps must be ≥ 1 (got {Steps})");
         if (BatchSize < 1) errors.Add($"BatchSize must be ≥ 1 (got {BatchSize})");
         return errors;
+    }
+
+    IEnumerable<string> ClassContrastErrors()
+    {
+        if (!(ClassContrastTemperature > 0) || double.IsInfinity(ClassContrastTemperature))
+            yield return $"ClassContrastTemperature must be a positive number (got {ClassContrastTemperature})";
+        if (!(ProjectorTeacherMomentum >= 0 && ProjectorTeacherMomentum <= 1)) yield return $"ProjectorTeacherMomentum must be in [0, 1] (got {ProjectorTeacherMomentum})";
+        foreach (var (name, v) in new[] { ("ProjectorHiddenDim", ProjectorHiddenDim), ("ProjectorBottleneckDim", ProjectorBottleneckDim), ("ProjectorOutDim", ProjectorOutDim), ("LocalCropCount", LocalCropCount) })
+            if (v < 1) yield return $"{name} must be ≥ 1 (got {v})";
+        int margin = LocalCropSize / 2;
+        long interior = Math.Max(0, CropSize - 2L * margin);
+        if (LocalCropSize < Backbone.PatchSize || LocalCropSize >= CropSize)
+            yield return $"LocalCropSize must be at least the patch size {Backbone.PatchSize} and below CropSize {CropSize} (got {LocalCropSize})";
+        else if (interior * interior < LocalCropCount)
+            yield return $"LocalCropCount {LocalCropCount} exceeds the {interior * interior} pixels a {LocalCropSize}-pixel crop can be centred on in a {CropSize} crop";
+        if (!(NegativeCropMeanRegion >= 0 && NegativeCropMeanRegion <= 2)) yield return $"NegativeCropMeanRegion must be in [0, 2] (got {NegativeCropMeanRegion})";
+        foreach (var e in GlobalView.Validate(nameof(GlobalView))) yield return e;
+        foreach (var e in LocalView.Validate(nameof(LocalView))) yield return e;
     }
 
     /// <summary>Throws a <see cref="WeakSegException"/> listing every problem.</summary>

@@ -8,7 +8,7 @@ namespace WeakSeg.Methods.ToCo;
 
 /// <summary>
 /// ToCo as an <see cref="IWsssMethod"/>: loss <see cref="ToCoTraining.Loss"/> (the step index picks the loss weights, the images
-/// feed PAR), heads at <see cref="ToCoConfig.HeadLearningRateScale"/>× the rate. Map: the final classifier's CAM
+/// feed PAR, the step's generator draws the class-token contrast's views and crops), heads at <see cref="ToCoConfig.HeadLearningRateScale"/>× the rate. Map: the final classifier's CAM
 /// (<see cref="LocalizationMapKind.Fused"/>, the method's map; ToCo has no affinity refinement or class-to-patch attention).
 /// <see cref="Localize"/> follows ToCo's own protocol, <see cref="ToCoMaps.MultiScaleCam(ToCoNetwork, Tensor, IReadOnlyList{double})"/>:
 /// max of a view and its flip, summed over scales, min-max per class.
@@ -23,7 +23,7 @@ public sealed class ToCoMethod(ToCoConfig config) : WsssMethodBase<ToCoConfig, T
     public ToCoNetwork Network => TypedModel;
 
     public override LossTerms ComputeLoss(TrainBatch batch, TrainStepContext context) =>
-        ToCoTraining.Loss(TypedModel, _par, batch.Images, batch.Labels, context.Step);
+        ToCoTraining.Loss(TypedModel, _par, batch.Images, batch.Labels, context.Step, context.Random);
 
     public override double LearningRateScale(string parameterName) =>
         TypedModel.IsHeadParameter(parameterName) ? MethodConfig.HeadLearningRateScale : base.LearningRateScale(parameterName);

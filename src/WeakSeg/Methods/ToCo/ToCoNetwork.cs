@@ -1,5 +1,6 @@
 using TorchSharp;
 using TorchSharp.Modules;
+using WeakSeg.Models;
 using WeakSeg.Models.Vit;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
@@ -66,6 +67,8 @@ public sealed record ToCoOutput(Tensor ClassLogits, Tensor AuxLogits, Tensor Seg
 /// global max pooling of the final tokens and of the tokens leaving block <see cref="ToCoConfig.AuxLayer"/>, and the LargeFOV
 /// <c>decoder</c> on the final tokens. Keys follow the reference state_dict (encoder.*, classifier.weight, aux_classifier.weight,
 /// decoder.conv6/7/8.weight). C = foreground classes; the decoder predicts C + 1 (background first).
+/// With <see cref="ToCoConfig.UseCtc"/> it also holds the class-token contrast heads: <c>proj_head</c> (trained) and its EMA copy
+/// <c>proj_head_t</c> (no gradient, starts as a copy), both <see cref="DinoProjector"/>s, so checkpoints keep the teacher head.
 /// </summary>
 public sealed class ToCoNetwork : Module<Tensor, ToCoOutput>
 {
@@ -73,6 +76,8 @@ public sealed class ToCoNetwork : Module<Tensor, ToCoOutput>
     readonly Conv2d classifier;
     readonly Conv2d aux_classifier;
     readonly LargeFovHead decoder;
+    readonly DinoProjector? proj_head;
+    readonly DinoProjector? proj_head_t;
 
     public ToCoNetwork(ToCoConfig config) : base("ToCo")
     {
@@ -83,7 +88,17 @@ public sealed class ToCoNetwork : Module<Tensor, ToCoOutput>
         classifier = Conv2d(d, config.NumClasses, kernel_size: 1, bias: false);
         aux_classifier = Conv2d(d, config.NumClasses, kernel_size: 1, bias: false);
         decoder = new LargeFovHead(d, config.NumClasses + 1, config.DecoderWidth, config.DecoderDilation);
+        if (config.UseCtc)
+        {
+            proj_head = new DinoProjector(d, config.ProjectorOutDim, config.ProjectorHiddenDim, config.ProjectorBottleneckDim);
+            proj_head_t = new DinoProjector(d, config.ProjectorOutDim, config.ProjectorHiddenDim, config.ProjectorBottleneckDim);
+        }
         RegisterComponents();
+        if (proj_head_t is not null)
+        {
+            foreach (var p in proj_head_t.parameters()) p.requires_grad = false;
+            CopyProjectorToTeacher();
+        }
     }
 
     public ToCoConfig Config { get; }
@@ -125,6 +140,40 @@ public sealed class ToCoNetwork : Module<Tensor, ToCoOutput>
         var cam = functional.conv2d(fmap, classifier.weight!).detach();
         var auxCam = functional.conv2d(auxMap, aux_classifier.weight!).detach();
         return (cam.MoveToOuterDisposeScope(), auxCam.MoveToOuterDisposeScope());
+    }
+
+    /// <summary>The class-token contrast's projection head (student), or null without <see cref="ToCoConfig.UseCtc"/>.</summary>
+    public DinoProjector? Projector => proj_head;
+
+    /// <summary>The EMA teacher of <see cref="Projector"/>, or null without <see cref="ToCoConfig.UseCtc"/>.</summary>
+    public DinoProjector? TeacherProjector => proj_head_t;
+
+    /// <summary>Sets every teacher-head parameter to the student head's (construction).</summary>
+    void CopyProjectorToTeacher()
+    {
+        using var noGrad = torch.no_grad();
+        foreach (var (s, t) in proj_head!.parameters().Zip(proj_head_t!.parameters())) t.copy_(s);
+    }
+
+    /// <summary>
+    /// One EMA step of the teacher head (_EMA_update_encoder_teacher, constant momentum): θ_t ← m·θ_t + (1 − m)·θ_s over every
+    /// projection-head parameter, m = <see cref="ToCoConfig.ProjectorTeacherMomentum"/>. Only the head is EMA'd; the encoder is shared.
+    /// </summary>
+    public void UpdateTeacherProjector()
+    {
+        if (proj_head is null || proj_head_t is null) throw new WeakSegException("this ToCo network was built without class-token contrast (model.use_ctc=false)");
+        using var noGrad = torch.no_grad();
+        double m = Config.ProjectorTeacherMomentum;
+        using var keep = m.ToScalar();
+        using var take = (1.0 - m).ToScalar();
+        foreach (var (s, t) in proj_head.parameters().Zip(proj_head_t.parameters())) t.mul_(keep).add_(s.detach(), take);
+    }
+
+    /// <summary>The class token after the final norm, [B, D], of images [B, 3, H, W] (any size the patch grid allows).</summary>
+    public Tensor ClassToken(Tensor images)
+    {
+        using var scope = torch.NewDisposeScope();
+        return encoder.ForwardFeatures(images).ClassTokens.select(1, 0).MoveToOuterDisposeScope();
     }
 
     /// <summary>The segmentation head alone: features [B, D, h, w] → logits [B, C+1, h, w].</summary>

@@ -9,18 +9,22 @@ namespace WeakSeg.Methods.ToCo;
 /// <summary>The ToCo training loss of one step (scripts/dist_train_voc_seg_neg.py: train), as one function.</summary>
 public static class ToCoTraining
 {
+    /// <summary><see cref="StepTimings"/> section of the class-token contrast (views, local crops, extra encoder passes, heads, loss).</summary>
+    public const string ClassContrastSection = "class-token contrast";
+
     /// <summary>
     /// Total loss for a batch at 0-based step <paramref name="step"/>:
-    ///   w_cls·MLSM(cls) + w_aux·MLSM(cls_aux) + w_ptc·PTC + w_seg·SEG, each weight 0 before its start step (then the term is
-    ///   not computed at all).
+    ///   w_cls·MLSM(cls) + w_aux·MLSM(cls_aux) + w_ptc·PTC + w_ctc·CTC + w_seg·SEG, each weight 0 before its start step (then the
+    ///   term is not computed at all); CTC only with <see cref="ToCoConfig.UseCtc"/> (<see cref="ClassContrastTerm"/>, drawing its
+    ///   views and crops from <paramref name="random"/>, the step's generator).
     /// CAM and aux CAM come from <see cref="ToCoMaps.MultiScaleCam"/> (no grad). PTC: the aux CAM is resized to the token grid,
     /// turned into two-threshold labels and <see cref="ToCoPseudoLabels.LabelToAffinityMask"/>; the loss acts on the final
     /// tokens. SEG: the CAM restricted to the image's classes is refined by PAR with two background levels
     /// (<see cref="ToCoPseudoLabels.RefineCamsWithBackground"/> on the denormalised images) and the decoder logits, upsampled
-    /// to the crop, are scored with the balanced cross entropy. Parts: cls, cls_aux, ptc, seg, seg_skipped.
+    /// to the crop, are scored with the balanced cross entropy. Parts: cls, cls_aux, ptc, ctc, seg, seg_skipped.
     /// images [B, 3, H, W] normalised with the ImageNet statistics, classLabels [B, C] multi-hot.
     /// </summary>
-    public static LossTerms Loss(ToCoNetwork network, PixelAdaptiveRefinement par, Tensor images, Tensor classLabels, long step)
+    public static LossTerms Loss(ToCoNetwork network, PixelAdaptiveRefinement par, Tensor images, Tensor classLabels, long step, Random random)
     {
         var config = network.Config;
         if (classLabels.dim() != 2 || classLabels.shape[0] != images.shape[0] || classLabels.shape[1] != config.NumClasses)
@@ -38,6 +42,9 @@ public static class ToCoTraining
 
         double wPtc = config.PatchContrast.At(step);
         if (wPtc > 0) loss.Add("ptc", wPtc, PatchContrastTerm(output.FeatureMap, auxCam, labels, config.TokenLabelOptions));
+
+        double wCtc = config.UseCtc ? config.ClassContrast.At(step) : 0.0;
+        if (wCtc > 0) loss.Add("ctc", wCtc, ClassContrastTerm(network, images, auxCam, labels, output.ClassToken, random));
 
         double wSeg = config.Segmentation.At(step);
         if (wSeg > 0)
@@ -58,6 +65,53 @@ public static class ToCoTraining
         var (_, tokenLabel) = ToCoPseudoLabels.CamToLabel(tokenCam, labels, labelOptions);
         var affinity = ToCoPseudoLabels.LabelToAffinityMask(tokenLabel);
         return ToCoLoss.MaskedPatchContrast(featureMap, affinity);
+    }
+
+    /// <summary>
+    /// CTC term (dist_train_voc_seg_neg.py with model_seg_neg.py forward_proj and losses.py CTCLoss_neg). Views: v0 = the training
+    /// images (their class tokens <paramref name="classToken"/> come from the step's main forward, which equals the reference's
+    /// separate pass), v1 = <see cref="ToCoConfig.GlobalView"/> of them, and <see cref="ToCoConfig.LocalCropCount"/> local crops per
+    /// image cut from a <see cref="ToCoConfig.LocalView"/> copy (<see cref="LocalCrops"/>: placed on the region map of
+    /// <paramref name="auxCam"/> [B, C, H, W], flagged negative where the crop is mostly background). Then the teacher head takes
+    /// one EMA step (before its forward, as the reference), sees the detached class tokens of v0 and v1, and the student head the
+    /// class tokens of v0, v1 and the crops; <see cref="ToCoLoss.ClassTokenContrast"/> scores them. Draws come from
+    /// <paramref name="random"/> in a fixed order (v1, the local source, the crop centres), so a resumed run repeats them.
+    /// </summary>
+    public static Tensor ClassContrastTerm(ToCoNetwork network, Tensor images, Tensor auxCam, Tensor labels, Tensor classToken, Random random)
+    {
+        var config = network.Config;
+        if (network.Projector is null || network.TeacherProjector is null)
+            throw new WeakSegException("this ToCo network was built without class-token contrast (model.use_ctc=false)");
+        using var timing = StepTimings.Section(ClassContrastSection);
+        using var scope = torch.NewDisposeScope();
+        var globalView = RandomViews.View(images, random, config.GlobalView);
+        var crops = ClassContrastLocalCrops(config, images, auxCam, labels, random);
+
+        network.UpdateTeacherProjector();
+        var globalTokens = torch.cat(new[] { classToken, network.ClassToken(globalView) }, 0);                  // [2B, D], view-major
+        Tensor teacher;
+        using (torch.no_grad()) teacher = network.TeacherProjector.call(globalTokens.detach());                  // [2B, K]
+        var localTokens = network.ClassToken(crops.Crops);                                                      // [n·B, D]
+        var student = network.Projector.call(torch.cat(new[] { globalTokens, localTokens }, 0));                // [(n + 2)·B, K]
+        return ToCoLoss.ClassTokenContrast(student, teacher, crops.Flags, config.ClassContrastTemperature, config.ClassContrastVariant)
+            .MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// The local crops of the class-token contrast: a <see cref="ToCoConfig.LocalView"/> copy of <paramref name="images"/> (not flipped
+    /// when <see cref="ToCoConfig.LocalViewFlipsIndependently"/> is off), cut by <see cref="LocalCrops.Crop"/> where the region map of
+    /// <paramref name="auxCam"/> [B, C, H, W] (thresholds <see cref="ToCoConfig.LowThreshold"/>, <see cref="ToCoConfig.HighThreshold"/>)
+    /// allows; the crop side is <see cref="ToCoConfig.LocalCropSizeFor"/> the images' shorter side.
+    /// </summary>
+    public static LocalCropSet ClassContrastLocalCrops(ToCoConfig config, Tensor images, Tensor auxCam, Tensor labels, Random random)
+    {
+        using var scope = torch.NewDisposeScope();
+        var localOptions = config.LocalViewFlipsIndependently ? config.LocalView : config.LocalView with { HorizontalFlipProbability = 0.0 };
+        var localSource = RandomViews.View(images, random, localOptions);
+        var region = LocalCrops.RegionOfInterest(auxCam, labels, config.LowThreshold, config.HighThreshold);
+        int size = config.LocalCropSizeFor(Math.Min(images.shape[2], images.shape[3]));
+        var crops = LocalCrops.Crop(localSource, region, config.LocalCropCount, size, config.NegativeCropMeanRegion, random);
+        return crops.MoveToOuterDisposeScope();
     }
 
     /// <summary>
@@ -103,7 +157,7 @@ public sealed class ToCoTrainable(ToCoNetwork network) : ITrainable
     public ToCoNetwork Network => network;
 
     public LossTerms ComputeLoss(TrainBatch batch, TrainStepContext context) =>
-        ToCoTraining.Loss(network, _par, batch.Images, batch.Labels, context.Step);
+        ToCoTraining.Loss(network, _par, batch.Images, batch.Labels, context.Step, context.Random);
 
     public double LearningRateScale(string parameterName) =>
         network.IsHeadParameter(parameterName) ? network.Config.HeadLearningRateScale : 1.0;

@@ -1,6 +1,7 @@
 using TorchSharp;
 using WeakSeg.Interop;
 using WeakSeg.Methods.Fsr;
+using WeakSeg.Models;
 using WeakSeg.Models.Vit;
 using WeakSeg.Models.Weights;
 using WeakSeg.Tests.Support;

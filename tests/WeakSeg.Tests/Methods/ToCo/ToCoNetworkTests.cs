@@ -24,6 +24,7 @@ public class ToCoNetworkTests
         DecoderWidth = 16,
         CropSize = 32,
         CamScales = [1.0, 0.5, 1.5],
+        UseCtc = false,                  // the paper's class-token contrast has its own tests (ToCoClassContrastTests)
     };
 
     [Fact]
@@ -61,7 +62,7 @@ public class ToCoNetworkTests
         TensorAssert.Close(io.ToTorch("cam_aux"), camAux, 1e-4, "cam_aux");
     }
 
-    static TrainBatch RandomBatch(int classes, long seed)
+    internal static TrainBatch RandomBatch(int classes, long seed)
     {
         using var generator = new torch.Generator((ulong)seed);
         var images = torch.randn(new long[] { 4, 3, 32, 32 }, generator: generator);

@@ -1,10 +1,9 @@
 using TorchSharp;
 using TorchSharp.Modules;
-using WeakSeg.Models;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
 
-namespace WeakSeg.Methods.Fsr;
+namespace WeakSeg.Models;
 
 /// <summary>
 /// A weight-normalised linear layer without bias (torch.nn.utils.weight_norm, dim 0): W = g · v / ‖v‖ per output row. Keys
@@ -39,7 +38,7 @@ public sealed class WeightNormLinear : Module<Tensor, Tensor>
 }
 
 /// <summary>
-/// The DINO projector (models/projector.py DINOHead, 3 layers): mlp = Linear(D, hidden), GELU, Linear(hidden, hidden), GELU,
+/// The DINO projector, 3 layers (FSR models/projector.py DINOHead; ToCo model/model_seg_neg.py CTCHead, the same module): mlp = Linear(D, hidden), GELU, Linear(hidden, hidden), GELU,
 /// Linear(hidden, bottleneck) (truncated normal 0.02, zero biases), L2 normalisation (eps 1e-12), then the weight-normalised
 /// <c>last_layer</c> (bottleneck → K, no bias, g fixed to 1). Keys mlp.0/2/4.*, last_layer.weight_g, last_layer.weight_v.
 /// Applied to every token: [..., D] → [..., K].

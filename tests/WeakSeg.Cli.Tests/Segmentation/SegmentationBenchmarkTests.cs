@@ -48,18 +48,8 @@ public class SegmentationBenchmarkTests
     [Fact]
     public void Bench_seg_cli_writes_the_json_file()
     {
-        using var dir = TestPaths.NewTempDir();
-        var path = dir.File("seg.json");
-        var (previousOut, previousErr) = (Console.Out, Console.Error);
-        var (o, e) = (new StringWriter(), new StringWriter());
-        Console.SetOut(o);
-        Console.SetError(e);
-        int code;
-        try { code = WeakSeg.Cli.Program.Run(["bench", "seg", "--steps", "1", "--warmup", "0", "--images", "1", "--batch-size", "1", "--gemm-size", "64", "--threads", "2", "--json", path]); }
-        finally { Console.SetOut(previousOut); Console.SetError(previousErr); }
-        Assert.True(code == 0, e.ToString());
-        Assert.Contains("| training images/s |", o.ToString());
-        var json = JsonDocument.Parse(File.ReadAllText(path)).RootElement;
+        var (output, json) = RunBenchSeg();
+        Assert.Contains("| training images/s |", output);
         Assert.Equal("cpu", json.GetProperty("model").GetString());
         Assert.Equal("segmenter", json.GetProperty("network").GetString());
         Assert.Equal(96, json.GetProperty("crop_size").GetInt32());
@@ -111,6 +101,17 @@ public class SegmentationBenchmarkTests
     [Fact]
     public void Bench_seg_times_the_deeplab_named_by_seg_model_and_says_so()
     {
+        var (output, json) = RunBenchSeg("--seg-model", "deeplab-aspp");
+        Assert.StartsWith("deeplab-aspp (cpu preset): crop 96", output.Split('\n').First(l => l.Contains("preset")));
+        Assert.Equal("deeplab-aspp", json.GetProperty("network").GetString());
+        Assert.Equal("cpu", json.GetProperty("model").GetString());
+        var config = SegmentationConfig.FromPreset("cpu", SegmentationModel.DeepLabAspp);
+        Assert.Equal(3 * DeepLabFlops.Forward(config, 96, 96), json.GetProperty("train_flops_per_image").GetDouble());
+        Assert.Equal(2 * DeepLabFlops.Forward(config, 96, 96), json.GetProperty("infer_flops_per_image").GetDouble());
+    }
+    /// <summary>`weakseg bench seg` at 1 step, 1 image, batch 1 with <paramref name="extra"/> options: (stdout, the --json file).</summary>
+    static (string Output, JsonElement Json) RunBenchSeg(params string[] extra)
+    {
         using var dir = TestPaths.NewTempDir();
         var path = dir.File("seg.json");
         var (previousOut, previousErr) = (Console.Out, Console.Error);
@@ -118,15 +119,9 @@ public class SegmentationBenchmarkTests
         Console.SetOut(o);
         Console.SetError(e);
         int code;
-        try { code = WeakSeg.Cli.Program.Run(["bench", "seg", "--seg-model", "deeplab-aspp", "--steps", "1", "--warmup", "0", "--images", "1", "--batch-size", "1", "--gemm-size", "64", "--threads", "2", "--json", path]); }
+        try { code = WeakSeg.Cli.Program.Run(["bench", "seg", .. extra, "--steps", "1", "--warmup", "0", "--images", "1", "--batch-size", "1", "--gemm-size", "64", "--threads", "2", "--json", path]); }
         finally { Console.SetOut(previousOut); Console.SetError(previousErr); }
         Assert.True(code == 0, e.ToString());
-        Assert.StartsWith("deeplab-aspp (cpu preset): crop 96", o.ToString().Split('\n').First(l => l.Contains("preset")));
-        var json = JsonDocument.Parse(File.ReadAllText(path)).RootElement;
-        Assert.Equal("deeplab-aspp", json.GetProperty("network").GetString());
-        Assert.Equal("cpu", json.GetProperty("model").GetString());
-        var config = SegmentationConfig.FromPreset("cpu", SegmentationModel.DeepLabAspp);
-        Assert.Equal(3 * DeepLabFlops.Forward(config, 96, 96), json.GetProperty("train_flops_per_image").GetDouble());
-        Assert.Equal(2 * DeepLabFlops.Forward(config, 96, 96), json.GetProperty("infer_flops_per_image").GetDouble());
+        return (o.ToString(), JsonDocument.Parse(File.ReadAllText(path)).RootElement.Clone());
     }
 }

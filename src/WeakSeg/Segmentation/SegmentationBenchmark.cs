@@ -4,6 +4,7 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using TorchSharp;
 using WeakSeg.Data;
+using WeakSeg.Models.ResNet;
 using WeakSeg.Runtime;
 using WeakSeg.Training;
 using WeakSeg.Training.Bench;
@@ -35,8 +36,51 @@ public static class SegmenterFlops
         var dims = new VitDims(height, width, enc.PatchSize, enc.EmbedDim, enc.Depth, enc.MlpRatio, 1, enc.InChannels);
         return VitFlops.Forward(dims, Decoder(config, height, width));
     }
+}
 
-    /// <summary>Training FLOPs per crop ≈ 3 × forward (see <see cref="VitFlops.TrainStep"/>).</summary>
+/// <summary>
+/// Convolution FLOP count of a <see cref="DeepLabModel"/> (1 multiply-add = 2 FLOPs; BatchNorm, ReLU, dropout, biases, the ASPP sum and
+/// the bilinear upsampling left out). The trunk is <see cref="ResNetFlops.Forward"/> of <see cref="DeepLabModel.Trunk"/> (layers 3 and 4
+/// dilated); its output is the ⌈H/8⌉×⌈W/8⌉ grid (conv1, max-pool and layer2 each halve a side rounding up). Every head conv keeps the
+/// grid (padding = dilation) and is counted over all k² taps, the zero-padded ones included, as the convolution computes them.
+/// </summary>
+public static class DeepLabFlops
+{
+    /// <summary>
+    /// Head forward FLOPs on a g_h×g_w grid (512 trunk channels, K + 1 classes): LargeFOV 2·g·(9·512·W + W·W + W·(K+1)) for fc6, fc7, fc8
+    /// (W = <see cref="DeepLabSettings.HeadChannels"/>); ASPP 2·g·9·512·(K+1) per rate.
+    /// </summary>
+    public static double Head(SegmentationConfig config, int gridHeight, int gridWidth)
+    {
+        double cells = (double)gridHeight * gridWidth, inChannels = DeepLabModel.Trunk.OutputChannels, classes = config.NumClasses + 1;
+        var settings = config.ResolvedDeepLab;
+        return config.Model switch
+        {
+            SegmentationModel.DeepLabLargeFov => 2 * cells * (9 * inChannels * settings.HeadChannels
+                                                             + (double)settings.HeadChannels * settings.HeadChannels + settings.HeadChannels * classes),
+            SegmentationModel.DeepLabAspp => settings.AsppRates.Length * 2 * cells * 9 * inChannels * classes,
+            _ => throw new WeakSegException($"DeepLabFlops needs a DeepLab model; got {SegmentationModels.Name(config.Model)}"),
+        };
+    }
+
+    /// <summary>Dilated trunk + <see cref="Head"/> forward FLOPs for one h×w input.</summary>
+    public static double Forward(SegmentationConfig config, int height, int width) =>
+        ResNetFlops.Forward(DeepLabModel.Trunk, height, width) + Head(config, (height + 7) / 8, (width + 7) / 8);
+}
+
+/// <summary>FLOP count of whichever network <see cref="SegmentationConfig.Model"/> names, per training crop and per predicted image.</summary>
+public static class SegmentationFlops
+{
+    /// <summary>Forward FLOPs of one h×w input: <see cref="SegmenterFlops.Forward"/> or <see cref="DeepLabFlops.Forward"/>.</summary>
+    public static double Forward(SegmentationConfig config, int height, int width) => config.Model == SegmentationModel.Segmenter
+        ? SegmenterFlops.Forward(config, height, width)
+        : DeepLabFlops.Forward(config, height, width);
+
+    /// <summary>
+    /// Training FLOPs per crop ≈ 3 × forward (forward, gradients of activations, gradients of weights; see <see cref="VitFlops.TrainStep"/>).
+    /// A DeepLab's trunk trains too (at a lower rate; only its BatchNorm statistics are frozen, which costs nothing), so it counts 3 × as
+    /// well; the input gradient of the first conv, which libtorch skips, is included (under 1 % of the cpu DeepLab's count).
+    /// </summary>
     public static double TrainPerImage(SegmentationConfig config) => 3 * Forward(config, config.CropSize, config.CropSize);
 
     /// <summary>Inference FLOPs for one H×W image: Σ over scales of (1 or 2 with flip) × sliding windows × forward(crop).</summary>
@@ -80,12 +124,15 @@ public sealed record SegmentationBenchmarkOptions
 /// <summary>Figures of <c>weakseg bench seg</c> (JSON keys in snake_case).</summary>
 public sealed record SegmentationBenchmarkReport
 {
+    /// <summary>The preset (or caller's) name of the settings.</summary>
     public string Model { get; init; } = "";
+    /// <summary>The timed network: segmenter, deeplab-largefov or deeplab-aspp.</summary>
+    public string Network { get; init; } = "";
     public int CropSize { get; init; }
     public int BatchSize { get; init; }
     public int TrainSteps { get; init; }
     public int Threads { get; init; }
-    /// <summary>Training images/s over the timed steps (the shared Trainer: forward, clipping loss, backward, SGD step).</summary>
+    /// <summary>Training images/s over the timed steps (the shared Trainer: forward, the config's loss, backward, optimizer step).</summary>
     public double TrainImagesPerS { get; init; }
     /// <summary>Predicted images/s (crop-size images, <see cref="InferScales"/>, flip as set; no CRF).</summary>
     public double InferImagesPerS { get; init; }
@@ -111,7 +158,7 @@ public sealed record SegmentationBenchmarkReport
     public string ToJson() => IO.WeakSegJson.Serialize(this);
 }
 
-/// <summary>Training and inference throughput of the retraining segmenter, relative to the machine's GEMM ceiling.</summary>
+/// <summary>Training and inference throughput of a retraining network (Segmenter or DeepLab), relative to the machine's GEMM ceiling.</summary>
 public static class SegmentationBenchmark
 {
     public static SegmentationBenchmarkReport Run(SegmentationBenchmarkOptions options, string modelName = "custom", IProgress<ProgressUpdate>? progress = null)
@@ -124,14 +171,12 @@ public static class SegmentationBenchmark
         int total = options.TrainWarmupSteps + options.TrainSteps;
         var config = options.Config with { Steps = total, CheckpointEvery = total, LogEvery = total };
         config.EnsureValid();
-        if (config.Model != SegmentationModel.Segmenter)
-            throw new WeakSegException($"bench seg counts the Segmenter's FLOPs; model {SegmentationModels.Name(config.Model)} is not supported");
         long units = total + options.InferWarmupImages + options.InferImages, done = 0;
         progress?.Report(new ProgressUpdate(0, units, "GEMM ceiling"));
         var gemm = GemmCeiling.Measure(options.GemmSize, warmup: 2, repeats: options.GemmRepeats);
 
         TorchRuntime.Seed(options.Seed);
-        using var model = new SegmenterModel(config);
+        using var model = SegmentationNetwork.Create(config);
         var runDir = Path.Combine(Path.GetTempPath(), "weakseg-bench-seg-" + Guid.NewGuid().ToString("N"));
         double? warmEnd = null, lastEnd = null;
         try
@@ -162,13 +207,13 @@ public static class SegmentationBenchmark
         for (int i = 0; i < options.InferImages; i++) { predictor.Predict(image, inferOptions); progress?.Report(new ProgressUpdate(++done, units, "inference")); }
         double inferRate = options.InferImages / Math.Max(1e-9, clock.Elapsed.TotalSeconds);
 
-        double trainFlops = SegmenterFlops.TrainPerImage(config);
-        double inferFlops = SegmenterFlops.InferPerImage(config, config.CropSize, config.CropSize, options.InferScales, options.InferFlip);
+        double trainFlops = SegmentationFlops.TrainPerImage(config);
+        double inferFlops = SegmentationFlops.InferPerImage(config, config.CropSize, config.CropSize, options.InferScales, options.InferFlip);
         var train = TrainThroughput.Compute(trainRate, trainFlops, gemm.Gflops);
         var infer = TrainThroughput.Compute(inferRate, inferFlops, gemm.Gflops);
         return new SegmentationBenchmarkReport
         {
-            Model = modelName, CropSize = config.CropSize, BatchSize = config.BatchSize, TrainSteps = options.TrainSteps, Threads = torch.get_num_threads(),
+            Model = modelName, Network = SegmentationModels.Name(config.Model), CropSize = config.CropSize, BatchSize = config.BatchSize, TrainSteps = options.TrainSteps, Threads = torch.get_num_threads(),
             TrainImagesPerS = trainRate, InferImagesPerS = inferRate, InferScales = options.InferScales.ToArray(), InferFlip = options.InferFlip,
             TrainFlopsPerImage = trainFlops, InferFlopsPerImage = inferFlops, TrainGflops = train.AchievedGflops, InferGflops = infer.AchievedGflops,
             GemmGflops = gemm.Gflops, GemmRatio = train.FractionOfGemm, InferGemmRatio = infer.FractionOfGemm,

@@ -1,5 +1,7 @@
 using System.Text.Json;
 using WeakSeg.Segmentation;
+using WeakSeg.Methods;
+using WeakSeg.Pipelines;
 using WeakSeg.Tests.Support;
 
 namespace WeakSeg.Tests.Segmentation;
@@ -16,10 +18,10 @@ public class SegmentationBenchmarkTests
         var tiny = SegmentationTestData.Tiny();
         Assert.Equal(620_544, SegmenterFlops.Decoder(tiny, 32, 32));
         Assert.Equal(1_271_936, SegmenterFlops.Forward(tiny, 32, 32));
-        Assert.Equal(3 * 1_271_936, SegmenterFlops.TrainPerImage(tiny));
+        Assert.Equal(3 * 1_271_936, SegmentationFlops.TrainPerImage(tiny));
         // inference: flip doubles; at scale 2 a 64×64 image needs Starts(64, 32, 21) = {0, 21, 32} → 3×3 windows
-        Assert.Equal(2 * 1_271_936, SegmenterFlops.InferPerImage(tiny, 32, 32, [1.0], flip: true));
-        Assert.Equal(1_271_936 * (1 + 9), SegmenterFlops.InferPerImage(tiny, 32, 32, [1.0, 2.0], flip: false));
+        Assert.Equal(2 * 1_271_936, SegmentationFlops.InferPerImage(tiny, 32, 32, [1.0], flip: true));
+        Assert.Equal(1_271_936 * (1 + 9), SegmentationFlops.InferPerImage(tiny, 32, 32, [1.0, 2.0], flip: false));
     }
 
     [Fact]
@@ -48,6 +50,70 @@ public class SegmentationBenchmarkTests
     [Fact]
     public void Bench_seg_cli_writes_the_json_file()
     {
+        var (output, json) = RunBenchSeg();
+        Assert.Contains("| training images/s |", output);
+        Assert.Equal("cpu", json.GetProperty("model").GetString());
+        Assert.Equal("segmenter", json.GetProperty("network").GetString());
+        Assert.Equal(96, json.GetProperty("crop_size").GetInt32());
+        Assert.Equal(3 * SegmenterFlops.Forward(SegmentationConfig.Cpu with { NumClasses = 10 }, 96, 96), json.GetProperty("train_flops_per_image").GetDouble());
+    }
+    /// <summary>A 32×32 input: conv1 → 16², max-pool → 8², layer2 → 4², layers 3 and 4 dilated at 4²; K + 1 = 4 classes.</summary>
+    static SegmentationConfig DeepLabTiny(SegmentationModel model) => SegmentationTestData.Tiny() with
+    {
+        Model = model, DeepLab = new DeepLabSettings { HeadChannels = 16, LargeFovRate = 2, AsppRates = [1, 2], Pretrained = false },
+    };
+
+    [Fact]
+    public void DeepLab_flops_match_a_hand_count_at_32_pixels_for_both_heads()
+    {
+        // trunk (packaged layout 2-2-2-3, 2·H'·W'·k²·Cin·Cout per conv):
+        //   conv1 7×7 3→64 at 16²: 4 816 896
+        //   layer1 at 8²: 4 × (3×3 64→64) = 4 × 4 718 592 = 18 874 368
+        //   layer2 at 4²: 64→128 2 359 296 + 128→128 4 718 592 + downsample 1×1 262 144 + block 1: 2 × 4 718 592 → 16 777 216
+        //   layer3 at 4² (dilation 2, stride 1): 128→256 9 437 184 + 256→256 18 874 368 + downsample 1 048 576 + 2 × 18 874 368 → 67 108 864
+        //   layer4 at 4² (dilation 4, 3 blocks): 256→512 37 748 736 + 512→512 75 497 472 + downsample 4 194 304 + 4 × 75 497 472 → 419 430 400
+        //   total 527 007 744
+        // LargeFOV (W 16): fc6 2·16·9·512·16 = 2 359 296, fc7 2·16·16·16 = 8 192, fc8 2·16·16·4 = 2 048 → 2 369 536
+        // ASPP (2 rates): 2 × 2·16·9·512·4 = 1 179 648
+        var largeFov = DeepLabTiny(SegmentationModel.DeepLabLargeFov);
+        var aspp = DeepLabTiny(SegmentationModel.DeepLabAspp);
+        Assert.Equal(527_007_744, WeakSeg.Models.ResNet.ResNetFlops.Forward(DeepLabModel.Trunk, 32, 32));
+        Assert.Equal(2_369_536, DeepLabFlops.Head(largeFov, 4, 4));
+        Assert.Equal(1_179_648, DeepLabFlops.Head(aspp, 4, 4));
+        Assert.Equal(529_377_280, SegmentationFlops.Forward(largeFov, 32, 32));
+        Assert.Equal(528_187_392, SegmentationFlops.Forward(aspp, 32, 32));
+        Assert.Equal(3 * 529_377_280.0, SegmentationFlops.TrainPerImage(largeFov));
+        Assert.Equal(2 * 528_187_392.0, SegmentationFlops.InferPerImage(aspp, 32, 32, [1.0], flip: true));
+        Assert.Throws<WeakSegException>(() => DeepLabFlops.Head(SegmentationTestData.Tiny(), 4, 4));
+    }
+
+    [Theory]
+    [InlineData(32, 4)]
+    [InlineData(36, 5)]
+    [InlineData(41, 6)]
+    public void DeepLab_logit_grid_is_the_ceiling_of_a_side_over_8_as_the_count_assumes(int side, int grid)
+    {
+        using var model = new DeepLabModel(DeepLabTiny(SegmentationModel.DeepLabAspp));
+        using var images = TorchSharp.torch.zeros(1, 3, side, side);
+        using var logits = model.StrideEightLogits(images);
+        Assert.Equal(new long[] { 1, 4, grid, grid }, logits.shape);
+        Assert.Equal(grid, (side + 7) / 8);
+    }
+
+    [Fact]
+    public void Bench_seg_times_the_deeplab_named_by_seg_model_and_says_so()
+    {
+        var (output, json) = RunBenchSeg("--seg-model", "deeplab-aspp");
+        Assert.StartsWith("deeplab-aspp (cpu preset): crop 96", output.Split('\n').First(l => l.Contains("preset")));
+        Assert.Equal("deeplab-aspp", json.GetProperty("network").GetString());
+        Assert.Equal("cpu", json.GetProperty("model").GetString());
+        var config = Presets.Get(MethodPreset.Cpu).Segmentation(SegmentationModel.DeepLabAspp) with { NumClasses = 10 };
+        Assert.Equal(3 * DeepLabFlops.Forward(config, 96, 96), json.GetProperty("train_flops_per_image").GetDouble());
+        Assert.Equal(2 * DeepLabFlops.Forward(config, 96, 96), json.GetProperty("infer_flops_per_image").GetDouble());
+    }
+    /// <summary>`weakseg bench seg` at 1 step, 1 image, batch 1 with <paramref name="extra"/> options: (stdout, the --json file).</summary>
+    static (string Output, JsonElement Json) RunBenchSeg(params string[] extra)
+    {
         using var dir = TestPaths.NewTempDir();
         var path = dir.File("seg.json");
         var (previousOut, previousErr) = (Console.Out, Console.Error);
@@ -55,13 +121,9 @@ public class SegmentationBenchmarkTests
         Console.SetOut(o);
         Console.SetError(e);
         int code;
-        try { code = WeakSeg.Cli.Program.Run(["bench", "seg", "--steps", "1", "--warmup", "0", "--images", "1", "--batch-size", "1", "--gemm-size", "64", "--threads", "2", "--json", path]); }
+        try { code = WeakSeg.Cli.Program.Run(["bench", "seg", .. extra, "--steps", "1", "--warmup", "0", "--images", "1", "--batch-size", "1", "--gemm-size", "64", "--threads", "2", "--json", path]); }
         finally { Console.SetOut(previousOut); Console.SetError(previousErr); }
         Assert.True(code == 0, e.ToString());
-        Assert.Contains("| training images/s |", o.ToString());
-        var json = JsonDocument.Parse(File.ReadAllText(path)).RootElement;
-        Assert.Equal("cpu", json.GetProperty("model").GetString());
-        Assert.Equal(96, json.GetProperty("crop_size").GetInt32());
-        Assert.Equal(3 * SegmenterFlops.Forward(SegmentationConfig.Cpu with { NumClasses = 10 }, 96, 96), json.GetProperty("train_flops_per_image").GetDouble());
+        return (o.ToString(), JsonDocument.Parse(File.ReadAllText(path)).RootElement.Clone());
     }
 }

@@ -294,7 +294,7 @@ public class ToCoClassContrastTests
         (TinyCtcConfig() with { UseCtc = false, LocalCropSize = 32 }).EnsureValid();        // CTC settings are not checked when it is off
     }
 
-    static TrainRecipe TinyRecipe(long steps) => TrainRecipe.Preset(ToCoMethod.MethodName, MethodPreset.Cpu, PipelineTestData.Classes).Overlay(new JsonObject
+    static TrainRecipe TinyRecipe(long steps) => TrainRecipe.Preset(ToCoMethod.MethodName, MethodPreset.Cpu).For(PipelineTestData.Classes).Overlay(new JsonObject
     {
         ["model"] = new JsonObject
         {

@@ -264,7 +264,7 @@ public class ToCoClassContrastTests
     [Fact]
     public void Presets_keep_the_official_ctc_values_and_bad_crop_settings_are_named()
     {
-        var p = ToCoConfig.Paper;
+        var p = ToCoConfig.Paper with { NumClasses = 20 };                          // a bound preset (the dataset gives K)
         Assert.True(p.UseCtc);
         Assert.Equal(new LossWeight(0.5), p.ClassContrast);
         Assert.Equal((0.5, 0.9), (p.ClassContrastTemperature, p.ProjectorTeacherMomentum));
@@ -274,7 +274,7 @@ public class ToCoClassContrastTests
         Assert.Equal(CtcLossVariant.Reference, p.ClassContrastVariant);
         Assert.True(p.LocalViewFlipsIndependently);
         Assert.False(ToCoConfig.Cpu.UseCtc);
-        (ToCoConfig.Cpu with { UseCtc = true }).EnsureValid();
+        (ToCoConfig.Cpu with { UseCtc = true, NumClasses = 20 }).EnsureValid();
 
         // Other input sides keep the local crops' share of the crop (96 of 448), in whole patches.
         Assert.Equal(96, p.LocalCropSizeFor(448));

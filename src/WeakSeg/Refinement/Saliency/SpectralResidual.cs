@@ -11,13 +11,14 @@ namespace WeakSeg.Refinement.Saliency;
 /// <item>2-D DFT (double); amplitude and phase as OpenCV's <c>cartToPolar</c> gives them for double input: in single
 /// precision, the phase from OpenCV's polynomial arctangent;</item>
 /// <item>log(1 + amplitude) minus its 3×3 mean (border mirrored without repeating the edge, OpenCV's <c>BORDER_REFLECT_101</c>);
-/// exp of that residual as the new amplitude, back to real/imaginary parts with the original phase through OpenCV's
-/// table-based sine/cosine (single precision);</item>
+/// exp of that residual as the new amplitude, back to real/imaginary parts with the original phase (double);</item>
 /// <item>unscaled inverse DFT; magnitude (single precision); 5×5 Gaussian blur with σ = 8 (reflect-101); squared;
 /// divided by its maximum; to single precision;</item>
-/// <item>bilinear resize back to the image size (OpenCV's float <c>INTER_LINEAR</c>: half-pixel centres, float weights).</item>
+/// <item>bilinear resize back to the image size (OpenCV's <c>resize</c> of the float map: half-pixel centres, edge
+/// clamping).</item>
 /// </list>
-/// Plain managed code, deterministic, no native library.
+/// The arctangent matters: with an exact one the maps move by up to 4·10⁻⁵. Plain managed code, deterministic, no native
+/// library.
 /// </summary>
 public static class SpectralResidual
 {
@@ -154,9 +155,10 @@ public static class SpectralResidual
     }
 
     /// <summary>
-    /// OpenCV's bilinear resize of a float image (<c>INTER_LINEAR</c>): source coordinate (d + ½)·src/dst − ½ in single
-    /// precision, weights 1 − f and f in single precision; a column position outside the image is clamped to the edge column
-    /// with weight 1; a row position keeps its weights and reads the edge row twice.
+    /// Bilinear resize of a float image as OpenCV 4.13's <c>resize</c> (<c>INTER_LINEAR</c>) does it, to float rounding: source
+    /// coordinate (d + ½)·src/dst − ½; a column position outside the image is clamped to the edge column; a row position
+    /// outside reads the edge row for both taps. Weights and sums in double, rounded to single precision once (OpenCV's
+    /// results agree within one unit in the last place).
     /// </summary>
     public static float[] ResizeFloatsLinear(float[] src, int srcHeight, int srcWidth, int dstHeight, int dstWidth)
     {
@@ -252,7 +254,7 @@ public static class SpectralResidual
         }
     }
 
-    // ---- OpenCV's single-precision polar conversions -------------------------------------------------------------------
+    // ---- Polar conversions as OpenCV does them -------------------------------------------------------------------
 
     static readonly float AtanP1 = (float)(0.9997878412794807f * (float)(180 / Math.PI));
     static readonly float AtanP3 = (float)(-0.3258083974640975f * (float)(180 / Math.PI));
@@ -263,8 +265,8 @@ public static class SpectralResidual
     static readonly float AtanGuard = (float)2.220446049250313e-16;
 
     /// <summary>Magnitude and angle (radians, in [0, 2π)) of x + iy as OpenCV's <c>cartToPolar</c> gives them for double input:
-    /// both in single precision, the angle from a degree-7 odd polynomial in min(|x|,|y|)/max(|x|,|y|) (error about 10⁻⁴°),
-    /// evaluated with fused multiply-adds.</summary>
+    /// both in single precision, the angle from a degree-7 odd polynomial in min(|x|,|y|)/max(|x|,|y|) (error up to
+    /// 1.6·10⁻⁴ rad), evaluated with fused multiply-adds (bit-identical to OpenCV 4.13 on x64).</summary>
     public static (double Magnitude, double Angle) ToPolar(double x, double y)
     {
         float xf = (float)x, yf = (float)y;

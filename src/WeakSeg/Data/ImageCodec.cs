@@ -72,6 +72,24 @@ public static class ImageCodec
         AtomicFile.WriteAllBytes(path, bytes);
     }
 
+    /// <summary>Writes one 8-bit channel (row-major, <paramref name="width"/>·<paramref name="height"/> bytes) as a greyscale PNG,
+    /// atomically.</summary>
+    public static void SaveGreyPng(string path, byte[] grey, int width, int height)
+    {
+        if (grey.Length != (long)width * height) throw new ArgumentException($"expected {width}×{height} bytes, got {grey.Length}");
+        var info = new SKImageInfo(width, height, SKColorType.Gray8, SKAlphaType.Opaque);
+        using var bitmap = new SKBitmap(info);
+        unsafe
+        {
+            byte* dst = (byte*)bitmap.GetPixels();
+            for (int y = 0; y < height; y++)
+                grey.AsSpan(y * width, width).CopyTo(new Span<byte>(dst + (long)y * bitmap.RowBytes, width));
+        }
+        using var image = SKImage.FromBitmap(bitmap);
+        using var encoded = image.Encode(SKEncodedImageFormat.Png, 100);
+        AtomicFile.WriteAllBytes(path, encoded.AsSpan());
+    }
+
     public static byte[] Encode(RgbImage image, SKEncodedImageFormat format, int quality = 95)
     {
         var info = new SKImageInfo(image.Width, image.Height, SKColorType.Rgba8888, SKAlphaType.Opaque);

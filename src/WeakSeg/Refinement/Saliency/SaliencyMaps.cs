@@ -1,6 +1,6 @@
-using OpenCvSharp;
-using OpenCvSharp.Saliency;
 using TorchSharp;
+using WeakSeg.Data;
+using WeakSeg.IO;
 using WeakSeg.Models.ResNet;
 using static TorchSharp.torch;
 
@@ -9,9 +9,10 @@ namespace WeakSeg.Refinement.Saliency;
 /// <summary>
 /// Saliency maps for the methods that take saliency (AuxSegNet+). Such papers use an off-the-shelf saliency model (DSS); WeakSeg reads maps from a folder
 /// (<c>NAME.png</c>, one 8-bit channel, 0–255, the image's size) or, without one, estimates them with the spectral-residual method
-/// (X. Hou and L. Zhang, "Saliency Detection: A Spectral Residual Approach", CVPR 2007; OpenCV contrib's
-/// <c>StaticSaliencySpectralResidual</c>: the log-amplitude spectrum of a 64×64 grey image minus its local average, back to the
-/// image domain with the original phase, squared, blurred), unsupervised and without learned weights. Values are in [0, 1].
+/// (X. Hou and L. Zhang, "Saliency Detection: A Spectral Residual Approach", CVPR 2007: the log-amplitude spectrum of a 64×64
+/// grey image minus its local average, back to the image domain with the original phase, squared, blurred), unsupervised and
+/// without learned weights. The estimator is WeakSeg's own managed code (<see cref="SpectralResidual"/>), which reproduces
+/// OpenCV contrib's <c>StaticSaliencySpectralResidual</c>. Values are in [0, 1].
 /// </summary>
 public static class SaliencyMaps
 {
@@ -19,19 +20,8 @@ public static class SaliencyMaps
     public static float[] Estimate(byte[] rgb, int height, int width)
     {
         if (rgb.Length != height * width * 3) throw new WeakSegException($"saliency: expected {height}×{width}×3 bytes, got {rgb.Length}");
-        using var image = Mat.FromPixelData(height, width, MatType.CV_8UC3, rgb);
-        using var bgr = new Mat();
-        Cv2.CvtColor(image, bgr, ColorConversionCodes.RGB2BGR);
-        using var estimator = StaticSaliencySpectralResidual.Create();
-        using var map = new Mat();
-        if (!estimator.ComputeSaliency(bgr, map)) throw new WeakSegException("saliency: the spectral-residual estimator failed");
-        using var resized = new Mat();
-        if (map.Rows != height || map.Cols != width) Cv2.Resize(map, resized, new OpenCvSharp.Size(width, height), 0, 0, InterpolationFlags.Linear);
-        else map.CopyTo(resized);
-        using var asFloat = new Mat();
-        resized.ConvertTo(asFloat, MatType.CV_32F);
-        asFloat.GetArray(out float[] data);
-        return MinMaxNormalise(data);
+        if (height <= 0 || width <= 0) throw new WeakSegException($"saliency: image size {width}×{height} has no pixels");
+        return MinMaxNormalise(SpectralResidual.Compute(rgb, height, width));
     }
 
     /// <summary>(x − min) / (max − min), non-finite values as 0, clamped to [0, 1]; a flat map gives zeros.</summary>
@@ -74,28 +64,32 @@ public static class SaliencyMaps
     public static string PathOf(string directory, string name) => Path.Combine(directory, name + ".png");
 
     /// <summary>
-    /// Reads <c>DIRECTORY/NAME.png</c> (0–255) as [H, W] in [0, 1]. A missing file, an unreadable one or one whose size is not
+    /// Reads <c>DIRECTORY/NAME.png</c> (0–255) as [H, W] in [0, 1]; a colour image is converted to grey (0.299 R + 0.587 G +
+    /// 0.114 B, so equal channels keep their value). A missing file, an unreadable one or one whose size is not
     /// <paramref name="height"/>×<paramref name="width"/> is a <see cref="WeakSegException"/> naming the file.
     /// </summary>
     public static float[] Read(string directory, string name, int height, int width)
     {
         var path = PathOf(directory, name);
         if (!File.Exists(path)) throw WeakSegException.ForFile(path, $"saliency map of image '{name}' not found (give one NAME.png per image, 0–255, or pass --saliency-missing compute to estimate the missing ones)");
-        using var map = Cv2.ImRead(path, ImreadModes.Grayscale);
-        if (map.Empty()) throw WeakSegException.ForFile(path, "saliency map is not a readable image");
-        if (map.Rows != height || map.Cols != width)
-            throw WeakSegException.ForFile(path, $"saliency map is {map.Cols}×{map.Rows}, but image '{name}' is {width}×{height}");
-        map.GetArray(out byte[] data);
-        return data.Select(v => v / 255f).ToArray();
+        var bytes = InputFiles.ReadAllBytes(path, "saliency map");
+        RgbImage map;
+        try { map = ImageCodec.Decode(bytes, path); }
+        catch (WeakSegException e)      // the decoder's message names the file: keep only its reason
+        {
+            var reason = e.Message.StartsWith(path + ": ", StringComparison.Ordinal) ? e.Message[(path.Length + 2)..] : e.Message;
+            throw new WeakSegException($"{path}: saliency map is not a readable image ({reason})", e);
+        }
+        if (map.Height != height || map.Width != width)
+            throw WeakSegException.ForFile(path, $"saliency map is {map.Width}×{map.Height}, but image '{name}' is {width}×{height}");
+        return SpectralResidual.Grey(map.Pixels).Select(v => v / 255f).ToArray();
     }
 
-    /// <summary>Writes a map [H·W] in [0, 1] as an 8-bit grey PNG (rounded to 0–255).</summary>
+    /// <summary>Writes a map [H·W] in [0, 1] as an 8-bit grey PNG (rounded to 0–255), atomically.</summary>
     public static void Write(string path, float[] map, int height, int width)
     {
         var bytes = map.Select(v => (byte)Math.Clamp(Math.Round(v * 255.0), 0, 255)).ToArray();
-        using var mat = Mat.FromPixelData(height, width, MatType.CV_8UC1, bytes);
-        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
-        if (!Cv2.ImWrite(path, mat)) throw WeakSegException.ForFile(path, "could not write the saliency map");
+        ImageCodec.SaveGreyPng(path, bytes, width, height);
     }
 
     /// <summary>Folder of a dataset root where <c>weakseg synth --saliency</c> writes estimated maps (<c>DATA/Saliency/NAME.png</c>).</summary>

@@ -35,8 +35,11 @@ public sealed record LabelRoundsContext
     public CancellationToken CancellationToken { get; init; }
 }
 
-/// <summary>The last round's run (the pipeline's maps, pseudo labels and segmenter use it) and the per-round list.</summary>
-public sealed record LabelRoundsResult(string RunDirectory, IStageSettings TrainSettings, JsonArray Rounds);
+/// <summary>The last round's run (the pipeline's maps and segmenter use it), the per-round list, and the last round's labels (the
+/// method's own pseudo labels: <see cref="LabelsDirectory"/> made with <see cref="LabelsSettings"/>, scored <see cref="PseudoMeanIou"/>) and
+/// the val mIoU of the method's own segmentation after the last round (<see cref="ValMeanIou"/>); these four are null when no round ran.</summary>
+public sealed record LabelRoundsResult(string RunDirectory, IStageSettings TrainSettings, JsonArray Rounds, string? LabelsDirectory = null,
+    RoundLabelsSettings? LabelsSettings = null, double? PseudoMeanIou = null, double? ValMeanIou = null);
 
 /// <summary>
 /// Label-updating rounds (<c>weakseg pipeline --rounds N</c>) of a method with that capability (<see cref="ILabelRoundsMethod"/>,
@@ -63,14 +66,17 @@ public static class LabelRounds
     /// <summary>Folder of round <paramref name="round"/>'s outputs.</summary>
     public static string RoundDirectory(string outDir, int round) => Path.Combine(outDir, "rounds", round.ToString(System.Globalization.CultureInfo.InvariantCulture));
 
-    /// <summary>Runs the rounds after the first one's training; with one round, returns the first round unchanged and an empty list.</summary>
+    /// <summary>Evaluates and labels every round after the first one's training, and trains rounds 2..N in between. For a method without
+    /// label-updating rounds (one round only), returns the first round unchanged and an empty list.</summary>
     public static LabelRoundsResult Run(LabelRoundsContext c, int rounds, SaliencySource? saliency)
     {
         var runDir = c.FirstRunDirectory;
         var trainSettings = c.FirstTrainSettings;
         var list = new JsonArray();
-        if (rounds <= 1) return new LabelRoundsResult(runDir, trainSettings, list);
+        if (!c.Recipe.Factory.HasLabelRounds) return new LabelRoundsResult(runDir, trainSettings, list);
         var baseSaliency = (saliency ?? SaliencySource.Estimated).Checked();
+        RoundEvalResults? lastEval = null;
+        RoundLabelsResults? lastLabels = null;
         for (int round = 1; round <= rounds; round++)
         {
             var dir = RoundDirectory(c.OutDirectory, round);
@@ -85,8 +91,8 @@ public static class LabelRounds
                     _ => Train(c, r, previousRun, nextRun, previousDir)));
                 (runDir, trainSettings) = (nextRun, nextSettings);
             }
-            var evaluated = Evaluate(c, round, runDir, trainSettings, dir);
-            var labelled = MakeLabels(c, round, runDir, trainSettings, dir, baseSaliency);
+            var evaluated = lastEval = Evaluate(c, round, runDir, trainSettings, dir);
+            var labelled = lastLabels = MakeLabels(c, round, runDir, trainSettings, dir, baseSaliency);
             list.Add(new JsonObject
             {
                 ["round"] = round, ["cam_miou"] = StageJson.Number(evaluated.CamMeanIou), ["pseudo_miou"] = StageJson.Number(labelled.MeanIou),
@@ -94,7 +100,8 @@ public static class LabelRounds
             });
             c.RoundsChanged?.Invoke(list);
         }
-        return new LabelRoundsResult(runDir, trainSettings, list);
+        return new LabelRoundsResult(runDir, trainSettings, list, Path.Combine(RoundDirectory(c.OutDirectory, rounds), "labels"),
+            new RoundLabelsSettings(rounds, trainSettings, baseSaliency.Describe()), lastLabels?.MeanIou, lastEval?.ValMeanIou);
     }
 
     /// <summary>Round <paramref name="round"/>'s training: the recipe from the previous round's weights, on its labels and saliency.</summary>

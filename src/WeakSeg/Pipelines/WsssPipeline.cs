@@ -234,19 +234,23 @@ public static class WsssPipeline
         var localization = options.Localization with { MapKind = mapKind };
         localization.EnsureValid();
 
-        // ---- label-updating rounds (--rounds N): the last round's run feeds the stages below ----
-        if (options.Rounds > 1)
+        // ---- label-updating rounds (--rounds N): the last round's run feeds the stages below. A method that makes its own labels
+        // (AuxSegNet+'s fusion of CAM and saliency) runs its round stages with one round too: they give its pseudo labels and its
+        // own segmentation's val mIoU ----
+        LabelRoundsResult? roundsResult = null;
+        if (options.Rounds > 1 || (recipe.Factory.HasLabelRounds && options.StopAfter != PipelineEnd.Cam))
         {
             runSection["rounds"] = options.Rounds;
-            var (lastRun, lastSettings, _) = LabelRounds.Run(new LabelRoundsContext
+            roundsResult = LabelRounds.Run(new LabelRoundsContext
             {
                 OutDirectory = outDir, DataRoot = dataRoot, TrainSet = trainSet, ValSet = valSet, TrainMasks = trainMasks, ValMasks = valMasks,
                 Recipe = recipe, FirstRunDirectory = camRunDir, FirstTrainSettings = camTrainSettings, Localization = localization,
                 Thresholds = options.Thresholds, Options = options, Stages = runner, Reporter = reporter,
                 RoundsChanged = list => { state.Rounds = list; state.Write(); }, CancellationToken = cancellationToken,
             }, options.Rounds, options.Saliency);
-            (camRunDir, camTrainSettings) = (lastRun, lastSettings);
+            (camRunDir, camTrainSettings) = (roundsResult.RunDirectory, roundsResult.TrainSettings);
         }
+        bool methodLabels = roundsResult?.LabelsDirectory is not null;
 
         // ---- maps and their sweep ----
         var map = LocalizationMapKindNames.Name(mapKind);                 // map-dependent stages and folders carry the map's name, so maps can share a folder
@@ -269,18 +273,34 @@ public static class WsssPipeline
         state.Write();
         if (options.StopAfter == PipelineEnd.Cam) return Finish();
 
-        // ---- pseudo labels ----
-        var pseudoDir = Path.Combine(outDir, "pseudo-" + map);
-        var pseudoSettings = new PseudoSettings(maps.Settings, state.Threshold, state.ThresholdSource.Split(':')[0],
-            options.OracleThreshold && options.PseudoThreshold is null ? sweep.Settings : null);
-        state.PseudoMeanIou = runner.Run(new PseudoStage(pseudoSettings, mapsDir, pseudoDir, dataRoot, options.TrainSplit, trainMasks,
-            Path.Combine(outDir, $"eval-pseudo-{map}.json"))).MeanIou;
+        // ---- pseudo labels: the maps at the threshold, or a label-rounds method's own labels of its last round ----
+        string pseudoDir;
+        IStageSettings pseudoSettings;
+        if (methodLabels)
+        {
+            (pseudoDir, pseudoSettings) = (roundsResult!.LabelsDirectory!, roundsResult.LabelsSettings!);
+            state.PseudoMeanIou = roundsResult.PseudoMeanIou;
+        }
+        else
+        {
+            pseudoDir = Path.Combine(outDir, "pseudo-" + map);
+            pseudoSettings = new PseudoSettings(maps.Settings, state.Threshold, state.ThresholdSource.Split(':')[0],
+                options.OracleThreshold && options.PseudoThreshold is null ? sweep.Settings : null);
+            state.PseudoMeanIou = runner.Run(new PseudoStage((PseudoSettings)pseudoSettings, mapsDir, pseudoDir, dataRoot, options.TrainSplit, trainMasks,
+                Path.Combine(outDir, $"eval-pseudo-{map}.json"))).MeanIou;
+        }
         state.Write();
         if (options.StopAfter == PipelineEnd.Pseudo) return Finish();
 
-        // ---- a single-stage method's own decoder on the val split ----
-        bool ownDecoder = recipe.Factory.HasSegmentationDecoder;
-        if (ownDecoder)
+        // ---- a single-stage method's own decoder on the val split (a label-rounds method's: scored in its last round's eval) ----
+        bool ownDecoder = recipe.Factory.HasSegmentationDecoder || roundsResult?.ValMeanIou is not null;
+        if (roundsResult?.ValMeanIou is { } roundVal)
+        {
+            state.ValByDecoder[MethodDecoderName] = roundVal;
+            state.ValMeanIou = roundVal;
+            state.Write();
+        }
+        else if (ownDecoder)
         {
             var decoderDir = Path.Combine(outDir, "decoder");
             var decoded = runner.Run(new DecoderPredictionStage(new DecoderSettings(camTrainSettings, options.ValSplit, options.DecoderScales, Flip: true, options.Crf),
@@ -315,7 +335,7 @@ public static class WsssPipeline
         return Finish();
 
         // Trains (or resumes) a segmenter on labelsDir (null = ground truth), predicts the val split and scores it.
-        double? Segment(string stage, string runDir, SegmentationConfig config, string? labelsDir, PseudoSettings? pseudo, DataSettings? groundTruth)
+        double? Segment(string stage, string runDir, SegmentationConfig config, string? labelsDir, IStageSettings? pseudo, DataSettings? groundTruth)
         {
             var train = new SegTrainStage(stage + "-train",
                 new SegTrainSettings(pseudo, groundTruth, options.TrainSplit, options.Seed, config with { NumClasses = trainSet.NumClasses }),

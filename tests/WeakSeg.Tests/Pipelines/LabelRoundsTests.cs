@@ -100,6 +100,34 @@ public class LabelRoundsTests
     }
 
     [Fact]
+    public void One_round_of_a_label_making_method_gives_its_own_labels_and_segmentation_and_a_retrained_segmenter_learns_from_them()
+    {
+        using var dir = TestPaths.NewTempDir();
+        var data = PipelineTestData.MakeData(dir.File("data"));
+        var outDir = dir.File("out");
+        var options = TinyOptions(data, outDir, rounds: 1) with { StopAfter = PipelineEnd.Segmentation, UpperBound = false };
+        var report = WsssPipeline.Run(options);
+        // the method's labels (fusion of its CAM and saliency) are the pseudo labels: no thresholded-map stage, no retraining
+        Assert.Equal(["cam-train", "round-1-eval", "round-1-labels", "maps-refined", "cam-eval-refined"], report.Stages.Select(s => s.Name));
+        var json = JsonNode.Parse(File.ReadAllText(report.ReportPath))!;
+        var round = json["rounds"]![0]!;
+        Assert.Equal(round["pseudo_miou"]!.GetValue<double>(), report.PseudoMeanIou!.Value, 12);
+        Assert.Equal(round["val_miou"]!.GetValue<double>(), report.ValMeanIou!.Value, 12);
+        Assert.Equal([WsssPipeline.MethodDecoderName], report.ValMeanIouByDecoder.Keys);
+        // pseudo_miou scores exactly the round's label files
+        var scored = WeakSeg.Evaluation.SegmentationEvaluator.EvaluateDirectory(Path.Combine(LabelRounds.RoundDirectory(outDir, 1), "labels"), data, "train", null, null);
+        Assert.Equal(scored.Metrics.MeanIou, report.PseudoMeanIou!.Value, 12);
+
+        // --retrain-segmenter trains the generic segmenter on those labels; its stage record names them as its labels
+        var retrained = WsssPipeline.Run(options with { RetrainSegmenter = true });
+        Assert.Contains(retrained.Stages, s => s.Name == "seg-refined-gradclip-train" && !s.Reused);
+        var record = JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, "stages", "seg-refined-gradclip-train.json")))!;
+        Assert.Equal(1, record["settings"]!["labels"]!["round_labels"]!["round"]!.GetValue<int>());
+        Assert.Equal(report.ValMeanIou, retrained.ValMeanIouByDecoder[WsssPipeline.MethodDecoderName]);
+        Assert.True(retrained.ValMeanIouByDecoder.ContainsKey("gradclip"));
+    }
+
+    [Fact]
     public void A_round_without_any_mask_on_disk_still_updates_the_labels()
     {
         using var dir = TestPaths.NewTempDir();

@@ -78,11 +78,16 @@ public sealed record DecoderSettings(IStageSettings CamTrain, string Split, IRea
 
 /// <summary>A segmenter's training: its labels (the pseudo labels' settings, or the data's for the ground-truth upper bound), split,
 /// seed and configuration (with the dataset's class count, without its result-neutral fields).</summary>
-public sealed record SegTrainSettings(PseudoSettings? Pseudo, DataSettings? GroundTruth, string Split, long Seed, SegmentationConfig Config) : IStageSettings
+public sealed record SegTrainSettings(IStageSettings? Pseudo, DataSettings? GroundTruth, string Split, long Seed, SegmentationConfig Config) : IStageSettings
 {
     public JsonObject ToJson() => new()
     {
-        ["labels"] = Pseudo is { } pseudo ? new JsonObject { ["pseudo"] = pseudo.ToJson() } : new JsonObject { ["data"] = GroundTruth!.ToJson() },
+        ["labels"] = Pseudo switch
+        {
+            RoundLabelsSettings round => new JsonObject { ["round_labels"] = round.ToJson() },      // a label-rounds method's own labels
+            { } pseudo => new JsonObject { ["pseudo"] = pseudo.ToJson() },
+            null => new JsonObject { ["data"] = GroundTruth!.ToJson() },
+        },
         ["split"] = Split, ["seed"] = Seed,
         ["config"] = JsonNode.Parse(Config.CanonicalForTraining().ToJson())!.AsObject(),
     };

@@ -30,6 +30,12 @@ public static class VersionCommand
             Console.WriteLine($"libtorch {torch.__version__} (threads {torch.get_num_threads()}, cuda {(torch.cuda.is_available() ? "yes" : "no")})");
             Console.WriteLine($"cpu vendor {mkl.CpuVendor}");
             Console.WriteLine($"mkl vendor override {StateWord(mkl.State)}: {mkl.Detail}");
+            Console.WriteLine("nnpack " + NnpackSwitch.State switch
+            {
+                NnpackState.Available => "available (left on)",
+                NnpackState.UnavailableTurnedOff => "not supported on this CPU: turned off (libtorch no longer warns on every convolution)",
+                _ => "not probed (this libtorch does not export the NNPACK switch)",
+            });
             if (MklVendorOverride.MklCpuDispatchLevel() is int level)
                 Console.WriteLine($"mkl dispatch level {level} (0 = MKL's generic path)");
             if (n > 0)

@@ -53,6 +53,7 @@ public static class TorchRuntime
             {
                 using var t = torch.zeros(1);   // no MKL call: the kernel choice is still open here
                 if (MklVendorOverride.Status.State == MklVendorOverrideState.NotLoaded) MklVendorOverride.ApplyNow();
+                NnpackSwitch.Apply();            // no NNPACK warning on every convolution where NNPACK cannot run
                 _loaded = true;
             }
             catch (Exception e) when (e is not WeakSegException)

@@ -60,17 +60,25 @@ public static class AuxSegNetLabels
     /// one-iteration saliency CRF, <see cref="Refinement.Saliency.SaliencyCrf"/>; null = not smoothed), fused by <see cref="Fuse"/>.
     /// previous: the previous round's outputs on the images; saliency [B, H, W] the off-the-shelf (or estimated) maps; imageLabels [B, K].
     /// → (labels [B, H, W] int64, new saliency [B, H, W]: the next round's saliency target).
+    /// Ablations: a model trained without the cross-task affinity has no affinity to propagate with, so its normalised CAM is used as it
+    /// is (resized), as its refined map is; <paramref name="predictedSaliency"/> false (a model trained without the saliency task, whose
+    /// saliency branch learned nothing) keeps <paramref name="saliency"/> alone instead of averaging it with the branch's prediction.
     /// </summary>
     public static (Tensor Labels, Tensor Saliency) Update(AuxSegNetOutput previous, Tensor saliency, Tensor imageLabels, double camThreshold = 0.2,
-        double saliencyThreshold = 0.06, Func<Tensor, Tensor>? smoothSaliency = null)
+        double saliencyThreshold = 0.06, Func<Tensor, Tensor>? smoothSaliency = null, bool predictedSaliency = true)
     {
-        if (previous.CrossTaskAffinity is null) throw new WeakSegException("label update: the previous round was trained without the cross-task affinity");
         using var scope = torch.NewDisposeScope();
         var (h, w) = (saliency.shape[^2], saliency.shape[^1]);
-        var cam = RefineCam(previous.Cam, previous.CrossTaskAffinity, h, w);
-        var predicted = torch.nn.functional.interpolate(previous.RefinedSaliency, [h, w], mode: InterpolationMode.Bilinear, align_corners: false)
-            .sigmoid().squeeze(1);
-        var newSaliency = predicted.add(saliency).mul(0.5);
+        var cam = previous.CrossTaskAffinity is { } affinity
+            ? RefineCam(previous.Cam, affinity, h, w)
+            : torch.nn.functional.interpolate(NormalizeCam(previous.Cam), [h, w], mode: InterpolationMode.Bilinear, align_corners: false);
+        var newSaliency = saliency.clone();
+        if (predictedSaliency)
+        {
+            var predicted = torch.nn.functional.interpolate(previous.RefinedSaliency, [h, w], mode: InterpolationMode.Bilinear, align_corners: false)
+                .sigmoid().squeeze(1);
+            newSaliency = predicted.add(saliency).mul(0.5);
+        }
         if (smoothSaliency is not null) newSaliency = smoothSaliency(newSaliency);
         var labels = Fuse(cam, newSaliency, imageLabels, camThreshold, saliencyThreshold);
         return (labels.MoveToOuterDisposeScope(), newSaliency.MoveToOuterDisposeScope());

@@ -69,7 +69,7 @@ public sealed class AuxSegNetMethod(AuxSegNetConfig config)
         }
         using var output = TypedModel.Forward(image);
         var (labels, newSaliency) = AuxSegNetLabels.Update(output, saliency.to_type(ScalarType.Float32), imageLabels.to_type(ScalarType.Float32),
-            MethodConfig.CamThreshold, MethodConfig.SaliencyThreshold, smooth);
+            MethodConfig.CamThreshold, MethodConfig.SaliencyThreshold, smooth, predictedSaliency: MethodConfig.SaliencyAuxiliary);
         var bytes = labels.to_type(ScalarType.Byte).cpu().data<byte>().ToArray();
         return (bytes, newSaliency.cpu().to_type(ScalarType.Float32).data<float>().ToArray());
     }

@@ -83,6 +83,34 @@ public class AuxSegNetRoundsTests
     }
 
     [Fact]
+    public void Ablated_models_update_labels_from_the_plain_cam_and_the_given_saliency()
+    {
+        using var scope = torch.NewDisposeScope();
+        torch.manual_seed(6);
+        var image = torch.randn(1, 3, 24, 40).clamp(-2, 2);
+        var imageLabels = torch.tensor(new float[] { 1, 0, 1 }).reshape(1, 3);
+        var saliency = torch.rand(1, 24, 40);
+        // segmentation only: no cross-task affinity (its refined map is the normalised CAM) and no trained saliency branch
+        using var segOnly = Create(Small with { SaliencyAuxiliary = false, CrossTaskAffinity = false, UnaryAffinity = false, SaliencyCrf = false });
+        segOnly.Model.eval();
+        var (labels, updated) = segOnly.NextRoundLabels(image, imageLabels, saliency);
+        using var output = segOnly.Network.Forward(image);
+        Assert.Null(output.CrossTaskAffinity);
+        Assert.Equal(saliency.data<float>().ToArray(), updated);                              // the given map, not averaged with the branch
+        var cam = torch.nn.functional.interpolate(AuxSegNetLabels.NormalizeCam(output.Cam), [24, 40], mode: InterpolationMode.Bilinear, align_corners: false);
+        var expected = AuxSegNetLabels.Fuse(cam, saliency, imageLabels);
+        Assert.Equal(expected.to_type(ScalarType.Byte).data<byte>().ToArray(), labels);
+        // with the saliency task but no cross-task affinity: the saliency is the average with the branch's prediction again
+        using var plusSal = Create(Small with { CrossTaskAffinity = false, UnaryAffinity = false, SaliencyCrf = false });
+        plusSal.Model.eval();
+        var (_, averaged) = plusSal.NextRoundLabels(image, imageLabels, saliency);
+        using var salOutput = plusSal.Network.Forward(image);
+        var want = torch.nn.functional.interpolate(salOutput.RefinedSaliency, [24, 40], mode: InterpolationMode.Bilinear, align_corners: false)
+            .sigmoid().squeeze(1).add(saliency).mul(0.5);
+        Assert.Equal(want.data<float>().ToArray(), averaged);
+    }
+
+    [Fact]
     public void Saliency_crf_unary_is_the_dss_energy_and_one_iteration_smooths_towards_the_neighbours()
     {
         var unary = SaliencyCrf.Unary([0.3f, 1f]);

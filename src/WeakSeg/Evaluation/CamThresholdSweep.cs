@@ -146,7 +146,22 @@ public static class CamThresholdSweep
     /// the VOC-layout dataset at <paramref name="dataRoot"/>, in parallel over images. Errors name the files involved.
     /// </summary>
     public static CamSweepResult Evaluate(string camDir, string dataRoot, string split, CamSweepOptions? options = null,
-                                          IProgress<ProgressUpdate>? progress = null)
+                                          IProgress<ProgressUpdate>? progress = null) =>
+        Scan(camDir, dataRoot, split, options, withArtifactRate: false, progress).Sweep;
+
+    /// <summary>
+    /// <see cref="Evaluate"/> and the maps' artifact rate (<see cref="MapArtifactRate"/>) from one reading of every map and mask. The
+    /// artifact rate sums the images' shares in split order, whatever the parallelism, so it is the same number on every run.
+    /// </summary>
+    public static (CamSweepResult Sweep, ArtifactRateResult Artifacts) EvaluateWithArtifactRate(string camDir, string dataRoot, string split,
+        CamSweepOptions? options = null, IProgress<ProgressUpdate>? progress = null)
+    {
+        var (sweep, artifacts) = Scan(camDir, dataRoot, split, options, withArtifactRate: true, progress);
+        return (sweep, artifacts!);
+    }
+
+    static (CamSweepResult Sweep, ArtifactRateResult? Artifacts) Scan(string camDir, string dataRoot, string split, CamSweepOptions? options,
+        bool withArtifactRate, IProgress<ProgressUpdate>? progress)
     {
         options ??= new CamSweepOptions();
         if (options.Thresholds.Count == 0) throw new WeakSegException("no background threshold to sweep");
@@ -159,6 +174,7 @@ public static class CamThresholdSweep
         if (missing != null)
             throw WeakSegException.ForFile(CamMapFile.MapPath(camDir, missing), $"map file not found for image '{missing}' of split '{split}'");
         var matrices = NewMatrices(T, K);
+        var shares = withArtifactRate ? new (int Class, double Share)[names.Count][] : null;   // per image, summed in split order at the end
         long done = 0;
         var progressGate = new object();
         progress?.Report(new ProgressUpdate(0, names.Count));
@@ -170,12 +186,13 @@ public static class CamThresholdSweep
                 var (maps, gt, gtPath) = ReadImage(layout, camDir, name, K);
                 try { CountInto(maps, gt.Labels, options.Thresholds, K, hist); }
                 catch (WeakSegException e) { throw new WeakSegException($"{gtPath} vs {CamMapFile.MapPath(camDir, name)}: {e.Message}"); }
+                if (shares is not null) shares[i] = MapArtifactRate.ImageShares(maps, gt.Labels).ToArray();
                 long d = Interlocked.Increment(ref done);
                 if (progress != null) lock (progressGate) progress.Report(new ProgressUpdate(d, names.Count));
                 return hist;
             },
             hist => { for (int j = 0; j < T; j++) matrices[j].AddCounts(hist[j]); });
-        return Finish(options, matrices, classNames, names.Count);
+        return (Finish(options, matrices, classNames, names.Count), shares is null ? null : MapArtifactRate.FromShares(shares, K));
     }
 
     /// <summary>One image's maps and ground-truth mask (and the mask's path), of the same size; errors name the files.</summary>

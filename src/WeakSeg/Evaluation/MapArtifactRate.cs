@@ -1,6 +1,3 @@
-using WeakSeg.Runtime;
-using WeakSeg.Data;
-
 namespace WeakSeg.Evaluation;
 
 /// <summary>
@@ -41,37 +38,16 @@ public static class MapArtifactRate
     }
 
     /// <summary>The rate of in-memory (maps, ground truth) pairs for <paramref name="numClasses"/> classes (background included).</summary>
-    public static ArtifactRateResult Run(IEnumerable<(CamMaps Maps, byte[] GroundTruth)> images, int numClasses)
+    public static ArtifactRateResult Run(IEnumerable<(CamMaps Maps, byte[] GroundTruth)> images, int numClasses) =>
+        FromShares(images.Select(image => ImageShares(image.Maps, image.GroundTruth)), numClasses);
+
+    /// <summary>The rate of per-image shares (<see cref="ImageShares"/>), summed in the order given. The maps of a folder are scored
+    /// together with their threshold sweep, in one reading: <see cref="CamThresholdSweep.EvaluateWithArtifactRate"/>.</summary>
+    public static ArtifactRateResult FromShares(IEnumerable<IEnumerable<(int Class, double Share)>> images, int numClasses)
     {
         var acc = new Accumulator(numClasses);
-        foreach (var (maps, gt) in images) acc.Add(ImageShares(maps, gt));
+        foreach (var shares in images) acc.Add(shares);
         return acc.Result();
-    }
-
-    /// <summary>
-    /// The rate of the maps in <paramref name="camDir"/> (<see cref="CamMapFile"/> format) against the masks of <paramref name="split"/>
-    /// of the VOC-layout dataset at <paramref name="dataRoot"/>. Errors name the files involved.
-    /// </summary>
-    public static ArtifactRateResult Evaluate(string camDir, string dataRoot, string split, int maxParallelism = 0)
-    {
-        if (!Directory.Exists(camDir)) throw WeakSegException.ForFile(camDir, "map directory not found");
-        var layout = new VocLayout(dataRoot);
-        int k = ClassNames.ForRoot(layout.Root).All.Count;
-        var names = layout.ReadSplit(split);
-        var total = new Accumulator(k);
-        ParallelImages.For(names.Count, maxParallelism > 0 ? maxParallelism : Environment.ProcessorCount,
-            () => new Accumulator(k),
-            (i, acc) =>
-            {
-                var name = names[i];
-                if (!CamMapFile.Exists(camDir, name))
-                    throw WeakSegException.ForFile(CamMapFile.MapPath(camDir, name), $"map file not found for image '{name}' of split '{split}'");
-                var (maps, gt, _) = CamThresholdSweep.ReadImage(layout, camDir, name, k);
-                acc.Add(ImageShares(maps, gt.Labels));
-                return acc;
-            },
-            acc => { lock (total) total.Merge(acc); });
-        return total.Result();
     }
 
     sealed class Accumulator(int numClasses)
@@ -86,15 +62,6 @@ public static class MapArtifactRate
                 if (c < 1 || c >= numClasses) throw new WeakSegException($"map class {c} is outside the foreground classes 1..{numClasses - 1}");
                 _sum[c] += share;
                 _count[c]++;
-            }
-        }
-
-        public void Merge(Accumulator other)
-        {
-            for (int c = 0; c < numClasses; c++)
-            {
-                _sum[c] += other._sum[c];
-                _count[c] += other._count[c];
             }
         }
 

@@ -56,6 +56,14 @@ public sealed record SegmentationConfig
     [JsonIgnore]
     public string? ClassCountSource { get; init; }
 
+    /// <summary>The configuration with <paramref name="steps"/> optimizer steps and a warm-up of at most a tenth of them
+    /// (<see cref="Training.TrainerOptions.ShortenedWarmup"/>; <c>pipeline --seg-steps</c>).</summary>
+    public SegmentationConfig WithSteps(long steps) => this with { Steps = steps, WarmupSteps = Training.TrainerOptions.ShortenedWarmup(WarmupSteps, steps) };
+
+    /// <summary>The configuration with peak learning rate <paramref name="rate"/>; the floor of the poly decay is lowered to it when it was
+    /// higher (<c>seg-train --lr</c>).</summary>
+    public SegmentationConfig WithLearningRate(double rate) => this with { LearningRate = rate, MinLearningRate = Math.Min(MinLearningRate, rate) };
+
     /// <summary>The configuration bound to the dataset it trains on: K is the dataset's (the rule of <see cref="Data.DatasetClassCount.Bind"/>,
     /// shared with the CAM recipe).</summary>
     /// <exception cref="WeakSegException">the configuration holds another class count (a <c>--seg-config</c> file written for VOC):

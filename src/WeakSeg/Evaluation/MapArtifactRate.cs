@@ -37,20 +37,17 @@ public static class MapArtifactRate
         }
     }
 
-    /// <summary>The rate of in-memory (maps, ground truth) pairs for <paramref name="numClasses"/> classes (background included).</summary>
-    public static ArtifactRateResult Run(IEnumerable<(CamMaps Maps, byte[] GroundTruth)> images, int numClasses) =>
-        FromShares(images.Select(image => ImageShares(image.Maps, image.GroundTruth)), numClasses);
-
-    /// <summary>The rate of per-image shares (<see cref="ImageShares"/>), summed in the order given. The maps of a folder are scored
-    /// together with their threshold sweep, in one reading: <see cref="CamThresholdSweep.EvaluateWithArtifactRate"/>.</summary>
-    public static ArtifactRateResult FromShares(IEnumerable<IEnumerable<(int Class, double Share)>> images, int numClasses)
+    /// <summary>The rate of in-memory (maps, ground truth) pairs for <paramref name="numClasses"/> classes (background included). The
+    /// maps of a folder on disk are scored with their threshold sweep, in one reading: <see cref="CamThresholdSweep.EvaluateWithArtifactRate"/>.</summary>
+    public static ArtifactRateResult Run(IEnumerable<(CamMaps Maps, byte[] GroundTruth)> images, int numClasses)
     {
         var acc = new Accumulator(numClasses);
-        foreach (var shares in images) acc.Add(shares);
+        foreach (var (maps, gt) in images) acc.Add(ImageShares(maps, gt));
         return acc.Result();
     }
 
-    sealed class Accumulator(int numClasses)
+    /// <summary>Sums of the shares per class (one per worker of a parallel reading, merged at the end).</summary>
+    internal sealed class Accumulator(int numClasses)
     {
         readonly double[] _sum = new double[numClasses];
         readonly long[] _count = new long[numClasses];
@@ -62,6 +59,15 @@ public static class MapArtifactRate
                 if (c < 1 || c >= numClasses) throw new WeakSegException($"map class {c} is outside the foreground classes 1..{numClasses - 1}");
                 _sum[c] += share;
                 _count[c]++;
+            }
+        }
+
+        public void Merge(Accumulator other)
+        {
+            for (int c = 0; c < numClasses; c++)
+            {
+                _sum[c] += other._sum[c];
+                _count[c] += other._count[c];
             }
         }
 

@@ -41,7 +41,7 @@ public class CamEvaluationTests
         var sweep = CamThresholdSweep.Evaluate(maps, data, "train", sweepOptions);
         Assert.Equal(sweep.Metrics.Select(m => m.MeanIou), result.Sweep.Metrics.Select(m => m.MeanIou));
         var (_, artifacts) = CamThresholdSweep.EvaluateWithArtifactRate(maps, data, "train", sweepOptions with { MaxParallelism = 1 });
-        Assert.Equal(artifacts.Rate, result.Artifacts.Rate);
+        Assert.Equal(artifacts.Rate, result.Artifacts.Rate, 12);                               // workers add their sums in any order
         Assert.True(result.Artifacts.Pairs > 0);
 
         var written = JsonFiles.ReadObject(json);

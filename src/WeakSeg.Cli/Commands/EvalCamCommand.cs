@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Spectre.Console;
 using WeakSeg.Evaluation;
+using WeakSeg.Pipelines;
 using WeakSeg.Refinement;
 using WeakSeg.Cli.Options;
 using WeakSeg.Cli.Output;
@@ -8,7 +9,8 @@ using WeakSeg.Cli.Output;
 namespace WeakSeg.Cli.Commands;
 
 /// <summary>`weakseg eval-cam`: the CAM background-threshold sweep (MCTformer/WeakTr map evaluation) and the maps' artifact rate
-/// (<see cref="MapArtifactRate"/>), both reading the pixel labels.</summary>
+/// (<see cref="MapArtifactRate"/>), both reading the pixel labels, and the CRF / random-walk comparison: parses the options, runs
+/// <see cref="CamEvaluation.Run"/> (the pipeline's cam-eval stage runs the same) and prints its tables.</summary>
 public static class EvalCamCommand
 {
     public static Command Create()
@@ -36,14 +38,23 @@ public static class EvalCamCommand
         cmd.SetAction(parseResult =>
         {
             var console = CliConsole.Stdout();
-            var options = defaults with
-            {
-                Thresholds = CamThresholdSweep.ParseThresholds(parseResult.GetValue(thresholds)!),
-                MeanRule = MeanIouOption.Read(parseResult, meanOver),
-            };
             var splitName = parseResult.GetValue(split)!;
-            var result = CliProgress.Run("sweeping thresholds", p =>
-                CamThresholdSweep.Evaluate(parseResult.GetValue(cams)!, parseResult.GetValue(data)!, splitName, options, p));
+            var request = new CamEvaluationRequest
+            {
+                MapsDirectory = parseResult.GetValue(cams)!,
+                DataRoot = parseResult.GetValue(data)!,
+                Split = splitName,
+                Sweep = defaults with
+                {
+                    Thresholds = CamThresholdSweep.ParseThresholds(parseResult.GetValue(thresholds)!),
+                    MeanRule = MeanIouOption.Read(parseResult, meanOver),
+                },
+                EvaluationPath = parseResult.GetValue(json),
+                Crf = parseResult.GetValue(compareCrf) ? DenseCrfConfig.FromPreset(parseResult.GetValue(crfPreset)!) : null,
+                RandomWalkMaps = parseResult.GetValue(rwCams),
+            };
+            var evaluation = CamEvaluation.Run(request, new CliStageReporter());
+            var result = evaluation.Sweep;
             var table = new Table().Title(Markup.Escape($"{splitName}: {result.NumImages} images"));
             table.AddColumn(new TableColumn("threshold").RightAligned());
             table.AddColumn(new TableColumn("mIoU %").RightAligned());
@@ -59,38 +70,19 @@ public static class EvalCamCommand
             console.Write(table);
             console.Write(CliConsole.PerClassTable(result.Best, result.ClassNames, $"per class at threshold {EvaluationJson.FormatThreshold(result.BestThreshold)}"));
             console.MarkupLine($"best mIoU [bold green]{CliConsole.Pct(result.BestMeanIou)}[/] at threshold [bold green]{EvaluationJson.FormatThreshold(result.BestThreshold)}[/]");
-            var artifacts = CliProgress.Run("artifact rate (reads pixel labels)", _ => MapArtifactRate.Evaluate(parseResult.GetValue(cams)!, parseResult.GetValue(data)!, splitName, options.MaxParallelism));
+            var artifacts = evaluation.Artifacts;
             console.MarkupLine($"artifact rate (reads pixel labels): [bold]{CliConsole.Pct(artifacts.Rate)}[/] % of the present classes' map mass on ground-truth background ({artifacts.Pairs} image-class pairs)");
-            var rwDir = parseResult.GetValue(rwCams);
-            bool withCrf = parseResult.GetValue(compareCrf);
-            if (withCrf || rwDir != null)
+            if (evaluation.Comparison.Count > 0)
             {
-                var crfConfig = DenseCrfConfig.FromPreset(parseResult.GetValue(crfPreset)!);
-                var rows = new List<(string Variant, double Threshold, double MeanIou)> { ("maps", result.BestThreshold, result.BestMeanIou) };
-                SegmentationMetrics WithCrf(string dir, double t) => CliProgress.Run($"dense CRF at threshold {EvaluationJson.FormatThreshold(t)}", p =>
-                    CrfMapEvaluation.Evaluate(dir, parseResult.GetValue(data)!, splitName, new CrfMapOptions { Threshold = (float)t, Crf = crfConfig }, options.MeanRule, 0, p));
-                if (withCrf) rows.Add(("maps + CRF", result.BestThreshold, WithCrf(parseResult.GetValue(cams)!, result.BestThreshold).MeanIou));
-                if (rwDir != null)
-                {
-                    var rw = CliProgress.Run("sweeping random-walk maps", p => CamThresholdSweep.Evaluate(rwDir, parseResult.GetValue(data)!, splitName, options, p));
-                    rows.Add(("random walk", rw.BestThreshold, rw.BestMeanIou));
-                    if (withCrf) rows.Add(("random walk + CRF", rw.BestThreshold, WithCrf(rwDir, rw.BestThreshold).MeanIou));
-                }
                 var comparison = new Table().Title(Markup.Escape($"refinement comparison ({splitName}, each at its best raw threshold)"));
                 comparison.AddColumn("variant");
                 comparison.AddColumn(new TableColumn("threshold").RightAligned());
                 comparison.AddColumn(new TableColumn("mIoU %").RightAligned());
-                foreach (var (variant, t, miou) in rows) comparison.AddRow(Markup.Escape(variant), EvaluationJson.FormatThreshold(t), CliConsole.Pct(miou));
+                foreach (var row in evaluation.Comparison)
+                    comparison.AddRow(Markup.Escape(row.Variant), EvaluationJson.FormatThreshold(row.Threshold), CliConsole.Pct(row.MeanIou));
                 console.Write(comparison);
             }
-            var jsonPath = parseResult.GetValue(json);
-            if (jsonPath != null)
-            {
-                EvaluationJson.Write(jsonPath, result, splitName, artifacts);
-                var plotPath = Path.ChangeExtension(jsonPath, ".png");
-                WeakSeg.Visualization.TrainingPlots.SaveThresholdSweep(result, plotPath);
-                Console.WriteLine($"wrote {jsonPath} and the sweep plot {plotPath}");
-            }
+            if (request.EvaluationPath is { } jsonPath) Console.WriteLine($"wrote {jsonPath} and the sweep plot {evaluation.PlotPath}");
             return 0;
         });
         return cmd;

@@ -62,12 +62,12 @@ internal sealed class PipelineOptions
         if (parseResult.GetValue(_config) is { } configPath) recipe = recipe.Overlay(configPath);
         recipe = _recipe.Apply(recipe, parseResult);
         if (parseResult.GetValue(_camSteps) is { } cs)
-            recipe = recipe with { Trainer = recipe.Trainer with { Steps = cs, WarmupSteps = Math.Min(recipe.Trainer.WarmupSteps, cs / 10) } };
+            recipe = recipe with { Trainer = recipe.Trainer.WithSteps(cs) };
         var segModel = parseResult.GetValue(_segModel) is { } modelName ? SegmentationModels.Parse(modelName) : SegmentationModel.Segmenter;
         if (parseResult.GetValue(_segConfig) is not null && parseResult.GetValue(_segModel) is not null)
             throw new WeakSegException("--seg-model: give the network in the --seg-config file's \"model\" field instead (not both)");
         var seg = parseResult.GetValue(_segConfig) is { } segPath ? ReadSegmentationConfig(segPath) : bundle.Segmentation(segModel);
-        if (parseResult.GetValue(_segSteps) is { } ss) seg = seg with { Steps = ss, WarmupSteps = Math.Min(seg.WarmupSteps, ss / 10) };
+        if (parseResult.GetValue(_segSteps) is { } ss) seg = seg.WithSteps(ss);
         return new WsssPipelineOptions
         {
             OutDirectory = outDirectory,

@@ -46,7 +46,7 @@ public static class SegTrainCommand
             config = config with { Loss = parseResult.GetValue(decoder) == "naive" ? SegmentationDecoderLoss.Naive : SegmentationDecoderLoss.GradientClipping };
             if (parseResult.GetValue(steps) is { } s) config = config with { Steps = s };
             if (parseResult.GetValue(batchSize) is { } b) config = config with { BatchSize = b };
-            if (parseResult.GetValue(lr) is { } rate) config = config with { LearningRate = rate, MinLearningRate = Math.Min(config.MinLearningRate, rate) };
+            if (parseResult.GetValue(lr) is { } rate) config = config.WithLearningRate(rate);
             if (parseResult.GetValue(optimizer) is { } opt)
                 config = config with { Optimizer = opt == "adamw" ? WeakSeg.Training.OptimizerKind.AdamW : WeakSeg.Training.OptimizerKind.Sgd };
             if (parseResult.GetValue(lrWarmup) is { } lw) config = config with { WarmupSteps = lw };

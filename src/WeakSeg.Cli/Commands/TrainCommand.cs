@@ -60,10 +60,10 @@ public static class TrainCommand
             // Steps shorter than the warm-up, from --steps or from --config, get the same treatment, unless the warm-up was chosen too.
             bool warmupChosen = parseResult.GetValue(warmup) is not null
                 || (parseResult.GetValue(config) is { } chosenIn && WeakSeg.IO.JsonFiles.ReadObject(chosenIn)[TrainRecipe.TrainerKey]?["warmup_steps"] is not null);
-            if (!warmupChosen && t.WarmupSteps > t.Steps && t.Steps >= 1)
+            if (!warmupChosen && t.WithWarmupWithinSteps() is var fitted && fitted != t)
             {
                 var source = parseResult.GetValue(steps) is not null ? "--steps" : "steps from --config";
-                t = t with { WarmupSteps = t.Steps / 10 };
+                t = fitted;
                 Console.WriteLine($"{source} {t.Steps} is shorter than the preset's warm-up; warm-up set to {t.WarmupSteps} steps (pass --warmup to choose)");
             }
             recipe = recipe with { Trainer = t };

@@ -40,24 +40,14 @@ public static class VersionCommand
                 Console.WriteLine($"mkl dispatch level {level} (0 = MKL's generic path)");
             if (n > 0)
             {
-                const int warmup = 1, repeats = 5;
-                var cpuBefore = ProcessCpuSeconds();
-                var m = GemmCeiling.Measure(n, warmup, repeats);
-                double cpu = ProcessCpuSeconds() - cpuBefore;
-                // per CPU-second: what the kernels do with the time they get, even when other processes share the cores
-                double perCpuSecond = (warmup + repeats) * GemmCeiling.MatmulFlops(n, n, n) / Math.Max(1e-9, cpu) / 1e9;
+                const int repeats = 5;
+                var (m, perCpuSecond) = GemmCeiling.MeasureWithCpuTime(n, warmup: 1, repeats);
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"gemm {n}³ float32 {m.Gflops:F1} GFLOP/s on {m.Threads} threads (median of {repeats}), {perCpuSecond:F1} GFLOP per CPU-second"));
             }
             return 0;
         });
         return cmd;
-    }
-
-    static double ProcessCpuSeconds()
-    {
-        using var process = System.Diagnostics.Process.GetCurrentProcess();
-        return process.TotalProcessorTime.TotalSeconds;
     }
 
     /// <summary>One word per state, stable for scripts: active, off, not-needed, not-applicable, unavailable, failed.</summary>

@@ -146,7 +146,23 @@ public static class CamThresholdSweep
     /// the VOC-layout dataset at <paramref name="dataRoot"/>, in parallel over images. Errors name the files involved.
     /// </summary>
     public static CamSweepResult Evaluate(string camDir, string dataRoot, string split, CamSweepOptions? options = null,
-                                          IProgress<ProgressUpdate>? progress = null)
+                                          IProgress<ProgressUpdate>? progress = null) =>
+        Scan(camDir, dataRoot, split, options, withArtifactRate: false, progress).Sweep;
+
+    /// <summary>
+    /// <see cref="Evaluate"/> and the maps' artifact rate (<see cref="MapArtifactRate"/>) from one reading of every map and mask. As
+    /// before the two were read together, each worker sums the shares of its images and the workers' sums are added at the end (so the
+    /// last digit of a rate may depend on how the images were split over the workers, as it did).
+    /// </summary>
+    public static (CamSweepResult Sweep, ArtifactRateResult Artifacts) EvaluateWithArtifactRate(string camDir, string dataRoot, string split,
+        CamSweepOptions? options = null, IProgress<ProgressUpdate>? progress = null)
+    {
+        var (sweep, artifacts) = Scan(camDir, dataRoot, split, options, withArtifactRate: true, progress);
+        return (sweep, artifacts!);
+    }
+
+    static (CamSweepResult Sweep, ArtifactRateResult? Artifacts) Scan(string camDir, string dataRoot, string split, CamSweepOptions? options,
+        bool withArtifactRate, IProgress<ProgressUpdate>? progress)
     {
         options ??= new CamSweepOptions();
         if (options.Thresholds.Count == 0) throw new WeakSegException("no background threshold to sweep");
@@ -159,23 +175,29 @@ public static class CamThresholdSweep
         if (missing != null)
             throw WeakSegException.ForFile(CamMapFile.MapPath(camDir, missing), $"map file not found for image '{missing}' of split '{split}'");
         var matrices = NewMatrices(T, K);
+        var artifacts = withArtifactRate ? new MapArtifactRate.Accumulator(K) : null;
         long done = 0;
         var progressGate = new object();
         progress?.Report(new ProgressUpdate(0, names.Count));
         ParallelImages.For(names.Count, options.MaxParallelism,
-            () => NewHistograms(T, K),
-            (i, hist) =>
+            () => (Histograms: NewHistograms(T, K), Artifacts: withArtifactRate ? new MapArtifactRate.Accumulator(K) : null),
+            (i, local) =>
             {
                 var name = names[i];
                 var (maps, gt, gtPath) = ReadImage(layout, camDir, name, K);
-                try { CountInto(maps, gt.Labels, options.Thresholds, K, hist); }
+                try { CountInto(maps, gt.Labels, options.Thresholds, K, local.Histograms); }
                 catch (WeakSegException e) { throw new WeakSegException($"{gtPath} vs {CamMapFile.MapPath(camDir, name)}: {e.Message}"); }
+                local.Artifacts?.Add(MapArtifactRate.ImageShares(maps, gt.Labels));
                 long d = Interlocked.Increment(ref done);
                 if (progress != null) lock (progressGate) progress.Report(new ProgressUpdate(d, names.Count));
-                return hist;
+                return local;
             },
-            hist => { for (int j = 0; j < T; j++) matrices[j].AddCounts(hist[j]); });
-        return Finish(options, matrices, classNames, names.Count);
+            local =>
+            {
+                for (int j = 0; j < T; j++) matrices[j].AddCounts(local.Histograms[j]);
+                if (local.Artifacts is not null) lock (artifacts!) artifacts.Merge(local.Artifacts);
+            });
+        return (Finish(options, matrices, classNames, names.Count), artifacts?.Result());
     }
 
     /// <summary>One image's maps and ground-truth mask (and the mask's path), of the same size; errors name the files.</summary>

@@ -1,6 +1,3 @@
-using WeakSeg.Runtime;
-using WeakSeg.Data;
-
 namespace WeakSeg.Evaluation;
 
 /// <summary>
@@ -40,7 +37,8 @@ public static class MapArtifactRate
         }
     }
 
-    /// <summary>The rate of in-memory (maps, ground truth) pairs for <paramref name="numClasses"/> classes (background included).</summary>
+    /// <summary>The rate of in-memory (maps, ground truth) pairs for <paramref name="numClasses"/> classes (background included). The
+    /// maps of a folder on disk are scored with their threshold sweep, in one reading: <see cref="CamThresholdSweep.EvaluateWithArtifactRate"/>.</summary>
     public static ArtifactRateResult Run(IEnumerable<(CamMaps Maps, byte[] GroundTruth)> images, int numClasses)
     {
         var acc = new Accumulator(numClasses);
@@ -48,33 +46,8 @@ public static class MapArtifactRate
         return acc.Result();
     }
 
-    /// <summary>
-    /// The rate of the maps in <paramref name="camDir"/> (<see cref="CamMapFile"/> format) against the masks of <paramref name="split"/>
-    /// of the VOC-layout dataset at <paramref name="dataRoot"/>. Errors name the files involved.
-    /// </summary>
-    public static ArtifactRateResult Evaluate(string camDir, string dataRoot, string split, int maxParallelism = 0)
-    {
-        if (!Directory.Exists(camDir)) throw WeakSegException.ForFile(camDir, "map directory not found");
-        var layout = new VocLayout(dataRoot);
-        int k = ClassNames.ForRoot(layout.Root).All.Count;
-        var names = layout.ReadSplit(split);
-        var total = new Accumulator(k);
-        ParallelImages.For(names.Count, maxParallelism > 0 ? maxParallelism : Environment.ProcessorCount,
-            () => new Accumulator(k),
-            (i, acc) =>
-            {
-                var name = names[i];
-                if (!CamMapFile.Exists(camDir, name))
-                    throw WeakSegException.ForFile(CamMapFile.MapPath(camDir, name), $"map file not found for image '{name}' of split '{split}'");
-                var (maps, gt, _) = CamThresholdSweep.ReadImage(layout, camDir, name, k);
-                acc.Add(ImageShares(maps, gt.Labels));
-                return acc;
-            },
-            acc => { lock (total) total.Merge(acc); });
-        return total.Result();
-    }
-
-    sealed class Accumulator(int numClasses)
+    /// <summary>Sums of the shares per class (one per worker of a parallel reading, merged at the end).</summary>
+    internal sealed class Accumulator(int numClasses)
     {
         readonly double[] _sum = new double[numClasses];
         readonly long[] _count = new long[numClasses];

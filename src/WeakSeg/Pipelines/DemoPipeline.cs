@@ -145,7 +145,7 @@ public static class DemoPipeline
         }, stageCompleted is null ? null : name => stageCompleted(StageKey(name)));
         var (dataDir, dataSettings) = WsssPipeline.OpenData(given is null ? null : Path.TrimEndingDirectorySeparator(given.Root), outDir, options.Data, runner);
         if (given is not null) reporter.Log($"data: {dataDir}, split '{Split}' ({given.Samples.Count} images, {given.NumClasses} classes)");
-        int numClasses = given?.NumClasses ?? options.Data.NumClasses;
+        var imageLabels = VocDataset.Open(dataDir, Split);                                // the split the models train on: K of every recipe
 
         // ---- the weak path: image labels → model → maps → pseudo labels; no mask is opened ----
         var methods = options.Compare ? new[] { options.Method }.Concat(options.CompareMethods.Where(m => m != options.Method)).ToList() : [options.Method];
@@ -154,7 +154,7 @@ public static class DemoPipeline
         foreach (var method in methods)
         {
             bool main = method == options.Method;
-            var recipe = Recipe(options, method, numClasses);
+            var recipe = Recipe(options, method, imageLabels);
             mainRecipe ??= recipe;
             var runDir = RunDirectory(outDir, method);
             var train = new CamTrainStage(main ? CamTrainStage.DefaultName : CamTrainStage.DefaultName + "-" + method,
@@ -188,9 +188,9 @@ public static class DemoPipeline
         runner.Run(new PseudoStage(pseudoSettings, mainMaps.Request.OutDirectory, pseudoDir, dataDir, Split, Score: false, EvaluationPath: ""));
 
         // ---- metrics, which read the train masks: only when every image has one ----
-        var trainSet = VocDataset.Open(dataDir, Split);
+        var trainSet = VocDataset.Open(dataDir, Split);                                   // again: the masks are on disk from here on
         bool masks = GroundTruthMasks.Complete(trainSet);
-        var runSection = WsssPipeline.RunSection(MethodPreset.Cpu, TrainRecipe.Preset(options.Method, MethodPreset.Cpu).For(numClasses), options.Seed, options.Threads, "cpu");
+        var runSection = WsssPipeline.RunSection(MethodPreset.Cpu, TrainRecipe.Preset(options.Method, MethodPreset.Cpu).For(trainSet), options.Seed, options.Threads, "cpu");
         WsssPipeline.AddTrainer(runSection, mainRecipe);
         var report = new PipelineReportState(options.Method, Path.Combine(outDir, WsssPipeline.ReportFile), runSection, runner)
         {
@@ -264,12 +264,12 @@ public static class DemoPipeline
     }
 
     /// <summary>The cpu preset's recipe of <paramref name="method"/> with the demo's seed, threads, steps and batch size.</summary>
-    static TrainRecipe Recipe(DemoOptions options, string method, int numClasses)
+    static TrainRecipe Recipe(DemoOptions options, string method, VocDataset trainSet)
     {
-        var recipe = TrainRecipe.Preset(method, MethodPreset.Cpu).For(numClasses);
+        var recipe = TrainRecipe.Preset(method, MethodPreset.Cpu).For(trainSet);
         var trainer = recipe.Trainer with { Seed = options.Seed, Threads = options.Threads };
         if (options.BatchSize is { } batch) trainer = trainer with { BatchSize = batch };
-        if (options.Steps is { } steps) trainer = trainer with { Steps = steps, WarmupSteps = Math.Min(trainer.WarmupSteps, steps / 10) };
+        if (options.Steps is { } steps) trainer = trainer.WithSteps(steps);
         return recipe with { Trainer = trainer };
     }
 

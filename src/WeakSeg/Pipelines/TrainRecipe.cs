@@ -38,6 +38,7 @@ public sealed record AugmentationSettings
 public sealed record TrainRecipe(string Method, IMethodConfig ModelConfig, TrainerOptions Trainer, AugmentationSettings Augmentation)
 {
     public const string MethodKey = "method", ModelKey = "model", TrainerKey = "trainer", AugmentationKey = "augmentation";
+    const string NumClassesKey = "num_classes";
     static readonly string[] RecipeKeys = [MethodKey, ModelKey, TrainerKey, AugmentationKey];
 
     public IWsssMethodFactory Factory => MethodRegistry.Get(Method);
@@ -78,10 +79,18 @@ public sealed record TrainRecipe(string Method, IMethodConfig ModelConfig, Train
     /// <summary>Whether the recipe has its class count (from a dataset, or a run's config.json); a preset has none and builds no model.</summary>
     public bool HasClassCount => ModelConfig.NumClasses != 0;
 
-    /// <summary>The recipe bound to the dataset it trains on: the class count is the dataset's K (the one place a recipe gets it).</summary>
+    /// <summary>
+    /// Where the model's class count came from, for the error of <see cref="For(VocDataset)"/>: the file or <c>--set</c> assignment
+    /// that named <c>model.num_classes</c>, the run's config.json, or the dataset the recipe was bound to; null while it has none.
+    /// Never written to JSON.
+    /// </summary>
+    public string? ClassCountSource { get; init; }
+
+    /// <summary>The recipe bound to the dataset it trains on: the class count is the dataset's K (the one place a recipe gets it;
+    /// the rule is <see cref="DatasetClassCount.Bind"/>, shared with the segmenter's configuration).</summary>
     /// <exception cref="WeakSegException">the recipe already holds another class count (a <c>--config</c> file's or an earlier
-    /// dataset's): K comes only from the data</exception>
-    public TrainRecipe For(VocDataset dataset) => For(dataset.NumClasses, $"the dataset {dataset.Root} (split '{dataset.Split}')");
+    /// dataset's): K comes only from the data; the line names the source of that count (<see cref="ClassCountSource"/>)</exception>
+    public TrainRecipe For(VocDataset dataset) => For(dataset.NumClasses, DatasetClassCount.Describe(dataset));
 
     /// <summary>The recipe with an explicit class count: for a model run on random tensors (benchmarks, tests), never for training on data
     /// (<see cref="For(VocDataset)"/>).</summary>
@@ -89,11 +98,8 @@ public sealed record TrainRecipe(string Method, IMethodConfig ModelConfig, Train
 
     TrainRecipe For(int numClasses, string source)
     {
-        if (numClasses < 1) throw new WeakSegException($"{source} has no foreground class (K = {numClasses})");
-        if (HasClassCount && ModelConfig.NumClasses != numClasses)
-            throw new WeakSegException($"model.num_classes is {ModelConfig.NumClasses} but {source} has {numClasses} foreground classes " +
-                                       "(the class count comes from the dataset: drop num_classes from the configuration)");
-        return this with { ModelConfig = ModelConfig.WithNumClasses(numClasses) };
+        int k = DatasetClassCount.Bind(ModelConfig.NumClasses, ModelKey + ".num_classes", ClassCountSource, numClasses, source);
+        return this with { ModelConfig = ModelConfig.WithNumClasses(k), ClassCountSource = HasClassCount ? ClassCountSource : source };
     }
 
     /// <summary>The recipe with another training input size (backbone and crop).</summary>
@@ -143,7 +149,7 @@ public sealed record TrainRecipe(string Method, IMethodConfig ModelConfig, Train
             augmentation = json[AugmentationKey]!.Deserialize(IO.WeakSegJson.TypeInfo<AugmentationSettings>()) ?? throw WeakSegException.ForFile(source, "empty 'augmentation'");
         }
         catch (JsonException e) { throw WeakSegException.ForFile(source, "bad 'augmentation' section: " + e.Message); }
-        return new TrainRecipe(factory.Name, model, trainer, augmentation);
+        return new TrainRecipe(factory.Name, model, trainer, augmentation) { ClassCountSource = model.NumClasses != 0 ? source : null };
     }
 
     /// <summary>
@@ -167,7 +173,10 @@ public sealed record TrainRecipe(string Method, IMethodConfig ModelConfig, Train
             throw WeakSegException.ForFile(source, $"method is '{m.GetValue<string>()}' but the run trains '{Method}' (drop the field or pass --method {m.GetValue<string>()})");
         var merged = basis.ToJson();
         Merge(merged, overlay);
-        var result = FromJson(merged, source);
+        var result = FromJson(merged, source) with
+        {
+            ClassCountSource = (overlay[ModelKey] as JsonObject)?[NumClassesKey] is not null ? source : basis.ClassCountSource,   // who set the count
+        };
         return overlay[ModelKey] is null ? result : FollowSchedule(basis, result, overlay[TrainerKey] as JsonObject, source);
     }
 

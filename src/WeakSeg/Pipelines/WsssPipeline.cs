@@ -212,9 +212,10 @@ public static class WsssPipeline
         runSection["model"] = recipe.ToJson()[TrainRecipe.ModelKey]!.DeepClone();          // with the dataset's class count
         recipe = recipe with { Trainer = recipe.Trainer with { Seed = options.Seed, Device = options.Device, Threads = options.Threads } };
         recipe.EnsureValid();
+        var segmentation = options.Segmentation.For(trainSet);                          // refused here, before any stage, if it names another K
         AddTrainer(runSection, recipe);
         // Checked before any stage is recorded, so that fixing the option does not meet a half-begun stage with the old settings.
-        var segmentationBatch = options.StopAfter == PipelineEnd.Segmentation ? options.Segmentation.BatchSize : 0;
+        var segmentationBatch = options.StopAfter == PipelineEnd.Segmentation ? segmentation.BatchSize : 0;
         foreach (var (what, batch) in new[] { ("CAM training (trainer.batch_size)", recipe.Trainer.BatchSize), ("segmenter (batch_size)", segmentationBatch) })
             if (batch > trainSet.Samples.Count)
                 throw WeakSegException.ForFile(Path.Combine(dataRoot, "ImageSets", "Segmentation", options.TrainSplit + ".txt"),
@@ -317,7 +318,7 @@ public static class WsssPipeline
         foreach (var decoder in (options.RetrainSegmenter ?? !ownDecoder) ? options.Decoders.Distinct() : [])
         {
             var name = DecoderName(decoder);
-            var miou = Segment($"seg-{map}-{name}", Path.Combine(outDir, "seg", $"{map}-{name}"), options.Segmentation with { Loss = decoder }, pseudoDir,
+            var miou = Segment($"seg-{map}-{name}", Path.Combine(outDir, "seg", $"{map}-{name}"), segmentation with { Loss = decoder }, pseudoDir,
                 pseudoSettings, null);
             if (miou is { } scored)
             {
@@ -329,7 +330,7 @@ public static class WsssPipeline
         if (options.UpperBound && trainMasks)
         {
             state.UpperBoundMeanIou = Segment("upper-bound", Path.Combine(outDir, "seg", "upper-bound"),
-                options.Segmentation with { Loss = SegmentationDecoderLoss.Naive }, null, null, dataSettings);
+                segmentation with { Loss = SegmentationDecoderLoss.Naive }, null, null, dataSettings);
             state.Write();
         }
         return Finish();
@@ -338,7 +339,7 @@ public static class WsssPipeline
         double? Segment(string stage, string runDir, SegmentationConfig config, string? labelsDir, IStageSettings? pseudo, DataSettings? groundTruth)
         {
             var train = new SegTrainStage(stage + "-train",
-                new SegTrainSettings(pseudo, groundTruth, options.TrainSplit, options.Seed, config with { NumClasses = trainSet.NumClasses }),
+                new SegTrainSettings(pseudo, groundTruth, options.TrainSplit, options.Seed, config),
                 new SegmentationTrainRequest
                 {
                     DataRoot = dataRoot, Split = options.TrainSplit, LabelsDirectory = labelsDir, RunDirectory = runDir, Config = config, Seed = options.Seed,

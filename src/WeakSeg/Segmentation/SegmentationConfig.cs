@@ -48,8 +48,32 @@ public enum ClipPatchRemainder
 public sealed record SegmentationConfig
 {
     /// <summary>Foreground classes K; the decoder predicts K + 1 (background = 0). VOC: 20. From the dataset: presets leave it 0 and a
-    /// run takes the K of the dataset it trains on (<see cref="SegmentationRun.Train"/>).</summary>
+    /// run takes the K of the dataset it trains on (<see cref="For"/>, <see cref="SegmentationRun.Train"/>).</summary>
     public int NumClasses { get; init; }
+
+    /// <summary>Where <see cref="NumClasses"/> came from, for the error of <see cref="For"/>: the configuration file that named
+    /// <c>num_classes</c> (<see cref="FromJson"/>) or the dataset the configuration was bound to; null while it has none. Never written.</summary>
+    [JsonIgnore]
+    public string? ClassCountSource { get; init; }
+
+    /// <summary>The configuration with <paramref name="steps"/> optimizer steps and a warm-up of at most a tenth of them
+    /// (<see cref="Training.TrainerOptions.ShortenedWarmup"/>; <c>pipeline --seg-steps</c>).</summary>
+    public SegmentationConfig WithSteps(long steps) => this with { Steps = steps, WarmupSteps = Training.TrainerOptions.ShortenedWarmup(WarmupSteps, steps) };
+
+    /// <summary>The configuration with peak learning rate <paramref name="rate"/>; the floor of the poly decay is lowered to it when it was
+    /// higher (<c>seg-train --lr</c>).</summary>
+    public SegmentationConfig WithLearningRate(double rate) => this with { LearningRate = rate, MinLearningRate = Math.Min(MinLearningRate, rate) };
+
+    /// <summary>The configuration bound to the dataset it trains on: K is the dataset's (the rule of <see cref="Data.DatasetClassCount.Bind"/>,
+    /// shared with the CAM recipe).</summary>
+    /// <exception cref="WeakSegException">the configuration holds another class count (a <c>--seg-config</c> file written for VOC):
+    /// one line naming the file and both counts</exception>
+    public SegmentationConfig For(Data.VocDataset dataset)
+    {
+        var source = Data.DatasetClassCount.Describe(dataset);
+        int k = Data.DatasetClassCount.Bind(NumClasses, "num_classes", ClassCountSource, dataset.NumClasses, source);
+        return this with { NumClasses = k, ClassCountSource = NumClasses != 0 ? ClassCountSource : source };
+    }
 
     /// <summary>The network retrained: the Segmenter (default; not written to JSON, so existing configurations read and write as
     /// before) or DeepLab LargeFOV / ASPP on the ImageNet ResNet-18 (<see cref="DeepLab"/>; <see cref="Backbone"/>, the decoder and
@@ -333,8 +357,9 @@ public sealed record SegmentationConfig
         IO.JsonFiles.Parse(json, sourcePath);                                   // a duplicate key is an error, not the last value winning
         try
         {
-            return JsonSerializer.Deserialize(json, IO.WeakSegJson.TypeInfo<SegmentationConfig>())
-                   ?? throw WeakSegException.ForFile(sourcePath, "empty segmentation configuration");
+            var config = JsonSerializer.Deserialize(json, IO.WeakSegJson.TypeInfo<SegmentationConfig>())
+                         ?? throw WeakSegException.ForFile(sourcePath, "empty segmentation configuration");
+            return config.NumClasses != 0 ? config with { ClassCountSource = sourcePath } : config;
         }
         catch (JsonException e) { throw WeakSegException.ForFile(sourcePath, "bad segmentation configuration JSON: " + e.Message); }
     }

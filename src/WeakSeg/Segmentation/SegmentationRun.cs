@@ -43,7 +43,7 @@ public sealed record SegmentationTrainRequest
     /// <summary>Directory of pseudo labels NAME.png, or null to train on the dataset's ground-truth masks (full-supervision upper bound).</summary>
     public string? LabelsDirectory { get; init; }
     public required string RunDirectory { get; init; }
-    /// <summary><see cref="SegmentationConfig.NumClasses"/> is replaced by the dataset's K.</summary>
+    /// <summary>The segmenter; its class count is the dataset's K (<see cref="SegmentationConfig.For"/>: one that names another K is refused).</summary>
     public SegmentationConfig Config { get; init; } = SegmentationConfig.Cpu;
     public long Seed { get; init; }
     public string Device { get; init; } = "cpu";
@@ -103,7 +103,7 @@ public static class SegmentationRun
         CancellationToken cancellationToken = default, Action<StepReport>? stepCompleted = null, Action<string>? log = null)
     {
         var dataset = VocDataset.Open(request.DataRoot, request.Split);
-        var config = request.Config with { NumClasses = dataset.NumClasses };
+        var config = request.Config.For(dataset);
         config.EnsureValid();
         var samples = TrainingSamples(dataset, request.LabelsDirectory);
         var info = new SegmentationRunInfo

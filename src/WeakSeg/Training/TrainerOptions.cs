@@ -112,6 +112,18 @@ public sealed record TrainerOptions
     /// <summary>Intra-op threads for libtorch; 0 leaves the current setting.</summary>
     [ResultNeutral] public int Threads { get; init; }
 
+    /// <summary>The warm-up of a run shortened to <paramref name="steps"/>: at most a tenth of them (<see cref="WithSteps"/>, and the
+    /// segmenter's <c>SegmentationConfig.WithSteps</c>).</summary>
+    public static long ShortenedWarmup(long warmupSteps, long steps) => Math.Min(warmupSteps, steps / 10);
+
+    /// <summary>The options with <paramref name="steps"/> optimizer steps and a warm-up of at most a tenth of them (<c>pipeline
+    /// --cam-steps</c>, <c>demo --steps</c>).</summary>
+    public TrainerOptions WithSteps(long steps) => this with { Steps = steps, WarmupSteps = ShortenedWarmup(WarmupSteps, steps) };
+
+    /// <summary>The options with a warm-up no longer than the run: a warm-up of more than <see cref="Steps"/> steps becomes a tenth of
+    /// them (<c>train --steps</c> shorter than the preset's warm-up); otherwise these options.</summary>
+    public TrainerOptions WithWarmupWithinSteps() => WarmupSteps > Steps && Steps >= 1 ? this with { WarmupSteps = Steps / 10 } : this;
+
     /// <summary>Errors that name the offending field; empty when valid.</summary>
     public IReadOnlyList<string> Validate()
     {

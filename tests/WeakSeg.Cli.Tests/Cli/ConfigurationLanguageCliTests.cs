@@ -30,6 +30,32 @@ public class ConfigurationLanguageCliTests
         Assert.False(Directory.Exists(dir.File("other")) && File.Exists(Path.Combine(dir.File("other"), "config.json")));
     }
 
+    [Fact]
+    public void Config_files_naming_another_class_count_are_refused_in_one_line_naming_the_file()
+    {
+        using var dir = TestPaths.NewTempDir();
+        var data = PipelineTestData.MakeData(dir.File("data"));
+        var segConfig = JsonNode.Parse(PipelineTestData.TinySegmentationConfigJson(steps: 1))!.AsObject();
+        segConfig["num_classes"] = 20;
+        var segPath = dir.File("seg-voc.json");
+        File.WriteAllText(segPath, segConfig.ToJsonString());
+        var pipeline = SegmentationRunTests.RunCli(["pipeline", "--method", "mctformer-v2", "--data", data, "--out", dir.File("pipe"), "--seg-config", segPath,
+            "--threads", "2", "--workers", "1"]);
+        Assert.NotEqual(0, pipeline.Code);
+        var line = Assert.Single(pipeline.Err.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+        Assert.Contains(segPath + ": num_classes is 20 but the dataset", line);
+        Assert.Contains("has 3 foreground classes", line);
+        Assert.False(File.Exists(Path.Combine(dir.File("pipe"), "stages", "cam-train.json")));
+
+        var camPath = dir.File("cam-voc.json");
+        File.WriteAllText(camPath, """{ "model": { "num_classes": 20 } }""");
+        var train = SegmentationRunTests.RunCli(["train", "--method", "mctformer-v2", "--data", data, "--out", dir.File("run"), "--config", camPath,
+            "--steps", "1", "--threads", "2", "--workers", "1"]);
+        Assert.NotEqual(0, train.Code);
+        Assert.Contains(camPath + ": model.num_classes is 20 but the dataset", train.Err);
+        Assert.Contains("has 3 foreground classes", train.Err);
+    }
+
     [Theory]
     [InlineData("train")]
     [InlineData("pipeline")]

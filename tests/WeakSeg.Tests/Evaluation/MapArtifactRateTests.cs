@@ -41,9 +41,46 @@ public class MapArtifactRateTests
         EvalTestData.WriteDataset(root, "train", ("a", EvalTestData.Mask(3, 2, Gt)));
         File.WriteAllLines(Path.Combine(root, "classes.txt"), ["background", "one", "two", "three"]);
         CamMapFile.Write(cams, "a", Maps.Maps, Maps.Classes, 2, 3);
-        var r = MapArtifactRate.Evaluate(cams, root, "train", maxParallelism: 1);
+        var (sweep, r) = CamThresholdSweep.EvaluateWithArtifactRate(cams, root, "train", new CamSweepOptions { MaxParallelism = 1 });
         Assert.Equal(2, r.Pairs);
         Assert.Equal((0.7 / 2.2 + 0.4 / 1.4) / 2, r.Rate, 6);
+        Assert.Equal(1, sweep.NumImages);
+    }
+
+    [Fact]
+    public void One_reading_gives_the_sweep_and_the_rate_of_separate_passes()
+    {
+        using var tmp = TestPaths.NewTempDir();
+        var root = tmp.File("voc");
+        var cams = tmp.File("cams");
+        var random = new Random(7);
+        var images = new List<(CamMaps Maps, byte[] Gt)>();
+        for (int i = 0; i < 12; i++)
+        {
+            var gt = Enumerable.Range(0, 6).Select(_ => (byte)(random.Next(5) switch { 4 => 255, var c => c })).ToArray();
+            var classes = new[] { 1 + i % 3 };
+            var planes = Enumerable.Range(0, 6).Select(_ => (float)random.NextDouble()).ToArray();
+            images.Add((new CamMaps("i" + i, planes, classes, 2, 3), gt));
+        }
+        EvalTestData.WriteDataset(root, "train", images.Select(x => (x.Maps.Name, EvalTestData.Mask(3, 2, x.Gt))).ToArray());
+        File.WriteAllLines(Path.Combine(root, "classes.txt"), ["background", "one", "two", "three"]);
+        foreach (var (maps, _) in images) CamMapFile.Write(cams, maps.Name, maps.Maps, maps.Classes, 2, 3);
+
+        var thresholds = new[] { 0.1, 0.3, 0.5, 0.7 };
+        var expectedRate = MapArtifactRate.Run(images.Select(x => (x.Maps, x.Gt)), 4);           // in memory, in split order
+        var expectedSweep = CamThresholdSweep.Evaluate(cams, root, "train", new CamSweepOptions { Thresholds = thresholds, MaxParallelism = 1 });
+        foreach (var parallelism in new[] { 1, 2, 4 })
+        {
+            var (sweep, rate) = CamThresholdSweep.EvaluateWithArtifactRate(cams, root, "train",
+                new CamSweepOptions { Thresholds = thresholds, MaxParallelism = parallelism });
+            // One worker sums in split order, as the in-memory rate: the same number. Several workers add their sums at the end.
+            if (parallelism == 1) Assert.Equal(expectedRate.Rate, rate.Rate);
+            else Assert.Equal(expectedRate.Rate, rate.Rate, 12);
+            for (int c = 1; c < 4; c++) Assert.Equal(expectedRate.ByClass[c], rate.ByClass[c], 12);
+            Assert.Equal(expectedRate.Pairs, rate.Pairs);
+            Assert.Equal(expectedSweep.Metrics.Select(m => m.MeanIou), sweep.Metrics.Select(m => m.MeanIou));   // integer counts: exact
+            Assert.Equal(expectedSweep.BestThreshold, sweep.BestThreshold);
+        }
     }
 
     [Fact]

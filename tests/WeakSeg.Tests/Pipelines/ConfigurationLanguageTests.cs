@@ -56,6 +56,80 @@ public class ConfigurationLanguageTests
         Assert.Throws<WeakSegException>(() => { _ = bound.For(0); });
     }
 
+    [Fact]
+    public void A_cam_config_file_with_another_class_count_is_refused_naming_the_file_and_both_counts()
+    {
+        using var dir = TestPaths.NewTempDir();
+        var dataset = WeakSeg.Data.VocDataset.Open(PipelineTestData.MakeData(dir.File("data")), "train");
+        string File(string name, string json) { var path = dir.File(name); System.IO.File.WriteAllText(path, json); return path; }
+        var preset = TrainRecipe.Preset(BuiltInMethods.MctFormerV2, MethodPreset.Cpu);
+
+        var voc = File("voc.json", """{ "model": { "num_classes": 20 } }""");
+        var later = preset.Overlay(voc).With("trainer.steps=3");                 // a later flag does not hide where the count came from
+        var e = Assert.Throws<WeakSegException>(() => { _ = later.For(dataset); });
+        Assert.StartsWith(voc + ": model.num_classes is 20 but the dataset " + dataset.Root + " (split 'train') has 3 foreground classes", e.Message);
+        Assert.EndsWith("(" + WeakSeg.Data.DatasetClassCount.Advice + ")", e.Message);
+        Assert.DoesNotContain('\n', e.Message);
+
+        Assert.Equal(3, preset.Overlay(File("same.json", """{ "model": { "num_classes": 3 } }""")).For(dataset).ModelConfig.NumClasses);
+        var without = preset.Overlay(File("without.json", """{ "trainer": { "steps": 2 } }""")).For(dataset);
+        Assert.Equal(3, without.ModelConfig.NumClasses);
+        Assert.Equal(2, without.Trainer.Steps);
+        // The count of a --set assignment is named the same way.
+        var set = Assert.Throws<WeakSegException>(() => { _ = preset.With("model.num_classes=5").For(dataset); });
+        Assert.StartsWith("--set model.num_classes=5: model.num_classes is 5", set.Message);
+    }
+
+    [Fact]
+    public void A_segmentation_config_file_with_another_class_count_is_refused_naming_the_file_and_both_counts()
+    {
+        using var dir = TestPaths.NewTempDir();
+        var data = PipelineTestData.MakeData(dir.File("data"));
+        var dataset = WeakSeg.Data.VocDataset.Open(data, "train");
+        SegmentationConfig Read(string name, int? numClasses)
+        {
+            var json = JsonNode.Parse(PipelineTestData.TinySegmentationConfigJson(steps: 1))!.AsObject();
+            if (numClasses is { } k) json["num_classes"] = k; else json.Remove("num_classes");
+            var path = dir.File(name);
+            File.WriteAllText(path, json.ToJsonString());
+            return SegmentationConfig.FromJson(File.ReadAllText(path), path);
+        }
+
+        var voc = Read("voc-seg.json", 20);
+        var e = Assert.Throws<WeakSegException>(() => { _ = (voc with { Steps = 2 }).For(dataset); });
+        Assert.Equal(dir.File("voc-seg.json") + ": num_classes is 20 but the dataset " + dataset.Root + " (split 'train') has 3 foreground classes (" +
+                     WeakSeg.Data.DatasetClassCount.Advice + ")", e.Message);
+        Assert.Equal(3, Read("same-seg.json", 3).For(dataset).NumClasses);
+        Assert.Equal(3, Read("without-seg.json", null).For(dataset).NumClasses);
+        Assert.Equal(3, SegmentationConfig.Cpu.For(dataset).NumClasses);
+
+        // The run refuses it too, before it writes anything (it used to overwrite the count).
+        var run = dir.File("seg-run");
+        var refused = Assert.Throws<WeakSegException>(() => SegmentationRun.Train(new SegmentationTrainRequest
+        {
+            DataRoot = data, Split = "train", RunDirectory = run, Config = voc, Threads = 2, LoaderWorkers = 1,
+        }));
+        Assert.StartsWith(dir.File("voc-seg.json") + ": num_classes is 20", refused.Message);
+        Assert.False(File.Exists(Path.Combine(run, "config.json")));
+        // The source of the count is never written (config.json and stage records compare the JSON).
+        Assert.DoesNotContain("source", voc.ToJson());
+    }
+
+    [Fact]
+    public void The_pipeline_refuses_a_segmenter_file_with_another_class_count_before_training_anything()
+    {
+        using var dir = TestPaths.NewTempDir();
+        var data = PipelineTestData.MakeData(dir.File("data"));
+        var path = dir.File("seg.json");
+        File.WriteAllText(path, (SegmentationConfig.Cpu with { NumClasses = 20 }).ToJson());
+        var options = PipelineTestData.TinyOptions(data, dir.File("out")) with { Segmentation = SegmentationConfig.FromJson(File.ReadAllText(path), path) };
+        var e = Assert.Throws<WeakSegException>(() => WsssPipeline.Run(options));
+        Assert.StartsWith(path + ": num_classes is 20 but the dataset", e.Message);
+        Assert.Contains("has 3 foreground classes", e.Message);
+        Assert.False(File.Exists(Path.Combine(dir.File("out"), "stages", "cam-train.json")));
+        Assert.False(Directory.Exists(Path.Combine(dir.File("out"), "cam", "run")));
+    }
+
     [Theory]
     [InlineData(BuiltInMethods.MctFormerV2)]
     [InlineData(CamResNetMethod.MethodName)]

@@ -66,13 +66,14 @@ public sealed record SweepStage(string StageName, SweepSettings Settings, string
 
     public override SweepResults Run(StageContext context)
     {
-        var sweep = context.Reporter.Run("sweep thresholds", p => CamThresholdSweep.Evaluate(MapsDirectory, DataRoot, Split,
-            new CamSweepOptions { Thresholds = Settings.Thresholds }, p));
+        var evaluation = CamEvaluation.Run(new CamEvaluationRequest
+        {
+            MapsDirectory = MapsDirectory, DataRoot = DataRoot, Split = Split, Sweep = new CamSweepOptions { Thresholds = Settings.Thresholds },
+            EvaluationPath = EvaluationPath,
+        }, context.Reporter);
+        var sweep = evaluation.Sweep;
         Details = sweep;
-        var artifacts = context.Reporter.Run("artifact rate", _ => MapArtifactRate.Evaluate(MapsDirectory, DataRoot, Split));
-        EvaluationJson.Write(EvaluationPath, sweep, Split, artifacts);
-        Visualization.TrainingPlots.SaveThresholdSweep(sweep, Path.ChangeExtension(EvaluationPath, ".png"));
-        return new SweepResults(sweep.BestMeanIou, sweep.BestThreshold, EvaluationJson.MeanIouByThreshold(sweep), artifacts.Rate);
+        return new SweepResults(sweep.BestMeanIou, sweep.BestThreshold, EvaluationJson.MeanIouByThreshold(sweep), evaluation.Artifacts.Rate);
     }
 }
 

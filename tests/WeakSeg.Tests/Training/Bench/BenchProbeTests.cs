@@ -95,4 +95,16 @@ public class GemmCeilingTests
             torch.set_num_threads(before);
         }
     }
+
+    [Fact]
+    public void Gflops_per_cpu_second_by_hand()
+    {
+        // 6 matmuls of 100³ (2e6 FLOP each) in 0.5 CPU seconds: 1.2e7 / 0.5 / 1e9 = 0.024 GFLOP per CPU-second
+        Assert.Equal(0.024, GemmCeiling.GflopsPerCpuSecond(100, 6, 0.5), 15);
+        Assert.Equal(6 * 2e6 / 1e-9 / 1e9, GemmCeiling.GflopsPerCpuSecond(100, 6, 0));     // no CPU time measured: 1 ns, not a division by 0
+        var m = GemmCeiling.MeasureWithCpuTime(n: 64, warmup: 1, repeats: 3);
+        Assert.Equal(64, m.Wall.N);
+        Assert.True(double.IsFinite(m.GflopsPerCpuSecond) && m.GflopsPerCpuSecond > 0);
+    }
 }
+

@@ -98,12 +98,15 @@ public static class SaliencyMaps
     /// <summary>Estimates the map of every sample (<see cref="Estimate"/>) and writes it to <paramref name="directory"/>/NAME.png → the count.</summary>
     public static int WriteEstimated(IReadOnlyList<WeakSeg.Data.VocSample> samples, string directory, IProgress<ProgressUpdate>? progress = null)
     {
-        for (int i = 0; i < samples.Count; i++)
+        // every map is written again (the images may have changed since), one image per core: the estimator is plain managed code
+        new Runtime.ImageDirectoryJob
+        {
+            Names = samples.Select(s => s.Name).ToList(), IsDone = _ => false, Overwrite = true, MaxParallelism = Environment.ProcessorCount,
+        }.Run(i =>
         {
             var image = WeakSeg.Data.ImageCodec.Load(samples[i].ImagePath);
             Write(PathOf(directory, samples[i].Name), Estimate(image.Pixels, image.Height, image.Width), image.Height, image.Width);
-            progress?.Report(new ProgressUpdate(i + 1, samples.Count));
-        }
+        }, progress);
         return samples.Count;
     }
 

@@ -6,6 +6,7 @@
 #   bash bench/ablations/auxsegnet.sh [OUT]          # OUT defaults to runs/ablations/auxsegnet
 #   SMOKE=1 bash bench/ablations/auxsegnet.sh OUT    # a few steps of every path (rounds 2) to check that it runs, not a measurement
 #   ROWS="seg-only plus-sal" bash bench/ablations/auxsegnet.sh OUT   # some rows only (e.g. two scripts in parallel, THREADS=1 each)
+#   STEPS=1500 bash bench/ablations/auxsegnet.sh OUT                 # another training length per round (--cam-steps)
 #
 # Every configuration trains on the same generated data and the same saliency maps (estimated once by `synth --saliency`, written
 # to DATA/Saliency). THREADS (default 1) sets libtorch's threads; a pipeline folder is resumable (run the script again after an
@@ -32,6 +33,7 @@ else
   SHORT=()
   ROUNDS=3
 fi
+[[ -n "${STEPS:-}" ]] && SHORT+=(--cam-steps "$STEPS")     # STEPS=1500: every round trains that many steps instead of the preset's
 [[ -f "$DATA/.synth-done" ]] || { "$CLI" synth --out "$DATA" --saliency "${SYNTH[@]}"; touch "$DATA/.synth-done"; }
 
 run() {  # NAME, then pipeline options

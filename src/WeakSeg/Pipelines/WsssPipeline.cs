@@ -285,9 +285,10 @@ public static class WsssPipeline
         else
         {
             pseudoDir = Path.Combine(outDir, "pseudo-" + map);
-            pseudoSettings = new PseudoSettings(maps.Settings, state.Threshold, state.ThresholdSource.Split(':')[0],
+            var thresholded = new PseudoSettings(maps.Settings, state.Threshold, state.ThresholdSource.Split(':')[0],
                 options.OracleThreshold && options.PseudoThreshold is null ? sweep.Settings : null);
-            state.PseudoMeanIou = runner.Run(new PseudoStage((PseudoSettings)pseudoSettings, mapsDir, pseudoDir, dataRoot, options.TrainSplit, trainMasks,
+            pseudoSettings = thresholded;
+            state.PseudoMeanIou = runner.Run(new PseudoStage(thresholded, mapsDir, pseudoDir, dataRoot, options.TrainSplit, trainMasks,
                 Path.Combine(outDir, $"eval-pseudo-{map}.json"))).MeanIou;
         }
         state.Write();

@@ -36,6 +36,8 @@ public static class VersionCommand
                 NnpackState.UnavailableTurnedOff => "not supported on this CPU: turned off (libtorch no longer warns on every convolution)",
                 _ => "not probed (this libtorch does not export the NNPACK switch)",
             });
+            var onednn = OneDnnConvolutionCheck.Status;
+            Console.WriteLine($"onednn convolution {OneDnnWord(onednn.State)}: {onednn.Detail}");
             if (MklVendorOverride.MklCpuDispatchLevel() is int level)
                 Console.WriteLine($"mkl dispatch level {level} (0 = MKL's generic path)");
             if (n > 0)
@@ -49,6 +51,17 @@ public static class VersionCommand
         });
         return cmd;
     }
+
+    /// <summary>One word per oneDNN check state, stable for scripts: correct, turned-off, wrong-kept, off, unavailable.</summary>
+    public static string OneDnnWord(OneDnnConvolutionState state) => state switch
+    {
+        OneDnnConvolutionState.Correct => "correct",
+        OneDnnConvolutionState.WrongTurnedOff => "turned-off",
+        OneDnnConvolutionState.WrongKeptByEnvironment => "wrong-kept",
+        OneDnnConvolutionState.TurnedOffByEnvironment => "off",
+        OneDnnConvolutionState.NotExported => "unavailable",
+        _ => "not-checked",
+    };
 
     /// <summary>One word per state, stable for scripts: active, off, not-needed, not-applicable, unavailable, failed.</summary>
     public static string StateWord(MklVendorOverrideState state) => state switch

@@ -48,12 +48,14 @@ public static class TorchRuntime
         {
             if (_loaded) return;
             MklVendorOverride.IsEnabledByEnvironment();   // a bad WEAKSEG_MKL_VENDOR_OVERRIDE value is one error line
+            OneDnnConvolutionCheck.Mode();                // a bad WEAKSEG_ONEDNN_CONV value too
             if (!MklVendorOverride.Install()) MklVendorOverride.ApplyNow();
             try
             {
                 using var t = torch.zeros(1);   // no MKL call: the kernel choice is still open here
                 if (MklVendorOverride.Status.State == MklVendorOverrideState.NotLoaded) MklVendorOverride.ApplyNow();
                 NnpackSwitch.Apply();            // no NNPACK warning on every convolution where NNPACK cannot run
+                OneDnnConvolutionCheck.Apply();  // oneDNN's convolution off where it computes wrong values
                 _loaded = true;
             }
             catch (Exception e) when (e is not WeakSegException)

@@ -1,6 +1,3 @@
-using System.Runtime.InteropServices;
-using TorchSharp;
-
 namespace WeakSeg.Runtime;
 
 /// <summary>What <see cref="NnpackSwitch"/> found and did.</summary>
@@ -27,27 +24,19 @@ public enum NnpackState
 public static class NnpackSwitch
 {
     const string AvailableSymbol = "_ZN2at6native17_nnpack_availableEv";                 // bool at::native::_nnpack_available()
-    const string GlobalContextSymbol = "_ZN2at13globalContextEv";                        // at::Context& at::globalContext()
-    const string SetEnabledSymbol = "_ZN2at7Context20setUserEnabledNNPACKEb";            // void at::Context::setUserEnabledNNPACK(bool)
-    const string EnabledSymbol = "_ZNK2at7Context17userEnabledNNPACKEv";                 // bool at::Context::userEnabledNNPACK() const
     const string LogLevelSymbol = "FLAGS_caffe2_log_level";                              // c10's minimum level of logged messages
     const int ErrorLevel = 2;
 
     static readonly object Gate = new();
 
+    /// <summary>bool at::Context::userEnabledNNPACK() const / void at::Context::setUserEnabledNNPACK(bool).</summary>
+    static readonly LibTorchContextFlag UserFlag = new("_ZNK2at7Context17userEnabledNNPACKEv", "_ZN2at7Context20setUserEnabledNNPACKEb");
+
     /// <summary>The outcome of the probe (<see cref="NnpackState.NotProbed"/> before libtorch loads).</summary>
     public static NnpackState State { get; private set; } = NnpackState.NotProbed;
 
     /// <summary>Whether libtorch would try NNPACK now (its user flag); null when the flag cannot be read.</summary>
-    public static unsafe bool? UserEnabled
-    {
-        get
-        {
-            if (!TryExports(out var e)) return null;
-            var context = ((delegate* unmanaged<IntPtr>)e.GlobalContext)();
-            return ((delegate* unmanaged<IntPtr, byte>)e.Enabled)(context) != 0;
-        }
-    }
+    public static bool? UserEnabled => UserFlag.Value;
 
     /// <summary>Probes once, after libtorch has loaded (<see cref="TorchRuntime.EnsureLoaded"/> calls it).</summary>
     internal static unsafe void Apply()
@@ -55,41 +44,25 @@ public static class NnpackSwitch
         lock (Gate)
         {
             if (State != NnpackState.NotProbed) return;
-            if (!TryExports(out var e))
+            if (!LibTorchContextFlag.TryExport(AvailableSymbol, out var availableFunction) ||
+                !LibTorchContextFlag.TryExport(LogLevelSymbol, out var logLevel) || !UserFlag.IsExported)
             {
                 State = NnpackState.NotExported;
                 return;
             }
-            var level = (int*)e.LogLevel;
+            var level = (int*)logLevel;
             int previous = *level;
             bool available;
             *level = Math.Max(previous, ErrorLevel);                                      // the probe's own warning is not news
-            try { available = ((delegate* unmanaged<byte>)e.Available)() != 0; }
+            try { available = ((delegate* unmanaged<byte>)availableFunction)() != 0; }
             finally { *level = previous; }
             if (available)
             {
                 State = NnpackState.Available;
                 return;
             }
-            var context = ((delegate* unmanaged<IntPtr>)e.GlobalContext)();
-            ((delegate* unmanaged<IntPtr, int, void>)e.SetEnabled)(context, 0);
+            UserFlag.TrySet(false);
             State = NnpackState.UnavailableTurnedOff;
         }
-    }
-
-    readonly record struct Exports(IntPtr Available, IntPtr GlobalContext, IntPtr SetEnabled, IntPtr Enabled, IntPtr LogLevel);
-
-    static bool TryExports(out Exports exports)
-    {
-        exports = default;
-        // the handle of TorchSharp's native library; symbol lookup through it also searches libtorch and c10, which it links
-        if (!NativeLibrary.TryLoad("LibTorchSharp", typeof(torch).Assembly, null, out var handle)) return false;
-        if (!NativeLibrary.TryGetExport(handle, AvailableSymbol, out var available) ||
-            !NativeLibrary.TryGetExport(handle, GlobalContextSymbol, out var context) ||
-            !NativeLibrary.TryGetExport(handle, SetEnabledSymbol, out var set) ||
-            !NativeLibrary.TryGetExport(handle, EnabledSymbol, out var enabled) ||
-            !NativeLibrary.TryGetExport(handle, LogLevelSymbol, out var level)) return false;
-        exports = new Exports(available, context, set, enabled, level);
-        return true;
     }
 }

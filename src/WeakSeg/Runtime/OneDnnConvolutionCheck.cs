@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using TorchSharp;
 
 namespace WeakSeg.Runtime;
@@ -45,9 +44,9 @@ public sealed record OneDnnConvolutionStatus(OneDnnConvolutionState State, doubl
 public static class OneDnnConvolutionCheck
 {
     public const string EnvironmentVariable = "WEAKSEG_ONEDNN_CONV";
-    const string GlobalContextSymbol = "_ZN2at13globalContextEv";                // at::Context& at::globalContext()
-    const string SetEnabledSymbol = "_ZN2at7Context20setUserEnabledMkldnnEb";    // void at::Context::setUserEnabledMkldnn(bool)
-    const string EnabledSymbol = "_ZNK2at7Context17userEnabledMkldnnEv";         // bool at::Context::userEnabledMkldnn() const
+
+    /// <summary>bool at::Context::userEnabledMkldnn() const / void at::Context::setUserEnabledMkldnn(bool).</summary>
+    static readonly LibTorchContextFlag UserFlag = new("_ZNK2at7Context17userEnabledMkldnnEv", "_ZN2at7Context20setUserEnabledMkldnnEb");
 
     /// <summary>Largest relative error the probe accepts; float32 rounding on this probe is ~1e-7.</summary>
     public const double Tolerance = 1e-4;
@@ -75,15 +74,7 @@ public static class OneDnnConvolutionCheck
     }
 
     /// <summary>libtorch's user flag for oneDNN (null where the switch is not exported).</summary>
-    public static unsafe bool? UserEnabled
-    {
-        get
-        {
-            if (!TryExports(out var e)) return null;
-            var context = ((delegate* unmanaged<IntPtr>)e.GlobalContext)();
-            return ((delegate* unmanaged<IntPtr, byte>)e.Enabled)(context) != 0;
-        }
-    }
+    public static bool? UserEnabled => UserFlag.Value;
 
     /// <summary>Runs once, from <see cref="TorchRuntime.EnsureLoaded"/> after libtorch has loaded.</summary>
     internal static void Apply()
@@ -92,14 +83,14 @@ public static class OneDnnConvolutionCheck
         {
             if (_status.State != OneDnnConvolutionState.NotChecked) return;
             var mode = Mode();
-            if (!TryExports(out var exports))
+            if (!UserFlag.IsExported)
             {
                 _status = new(OneDnnConvolutionState.NotExported, double.NaN, "this libtorch does not export the oneDNN switch");
                 return;
             }
             if (mode == "off")
             {
-                SetEnabled(exports, false);
+                UserFlag.TrySet(false);
                 _status = new(OneDnnConvolutionState.TurnedOffByEnvironment, double.NaN, $"turned off by {EnvironmentVariable}=off");
                 return;
             }
@@ -115,10 +106,9 @@ public static class OneDnnConvolutionCheck
                     $"WRONG on this CPU (relative error {error:g2}) but kept by {EnvironmentVariable}=on");
                 return;
             }
-            SetEnabled(exports, false);
-            double after = ProbeError();
+            UserFlag.TrySet(false);
             _status = new(OneDnnConvolutionState.WrongTurnedOff, error,
-                $"wrong on this CPU (relative error {error:g2} on a 24-channel 3×3 probe): turned off, libtorch's own convolution gives {after:g2}");
+                $"wrong on this CPU (relative error {error:g2} on a 24-channel 3×3 probe): turned off, libtorch's own convolution is used");
         }
     }
 
@@ -151,25 +141,5 @@ public static class OneDnnConvolutionCheck
         var r = reference.to(torch.float64);
         double scale = Math.Max(r.abs().max().item<double>(), 1e-12);
         return a.to(torch.float64).sub(r).abs().max().item<double>() / scale;
-    }
-
-    static unsafe void SetEnabled(Exports e, bool enabled)
-    {
-        var context = ((delegate* unmanaged<IntPtr>)e.GlobalContext)();
-        ((delegate* unmanaged<IntPtr, byte, void>)e.SetEnabled)(context, enabled ? (byte)1 : (byte)0);
-    }
-
-    readonly record struct Exports(IntPtr GlobalContext, IntPtr SetEnabled, IntPtr Enabled);
-
-    static bool TryExports(out Exports exports)
-    {
-        exports = default;
-        // symbol lookup through TorchSharp's native library also searches libtorch, which it links
-        if (!NativeLibrary.TryLoad("LibTorchSharp", typeof(torch).Assembly, null, out var handle)) return false;
-        if (!NativeLibrary.TryGetExport(handle, GlobalContextSymbol, out var context) ||
-            !NativeLibrary.TryGetExport(handle, SetEnabledSymbol, out var set) ||
-            !NativeLibrary.TryGetExport(handle, EnabledSymbol, out var enabled)) return false;
-        exports = new Exports(context, set, enabled);
-        return true;
     }
 }

@@ -7,9 +7,11 @@
 #   OUT=/tmp/abl ROWS="more more-lam-labels" bash bench/ablations/single_stage.sh
 #   BACKBONE=patch bash bench/ablations/single_stage.sh   # the cpu ViT from scratch instead of the pretrained hybrid
 #
-# MoRe rows (issue: ToCo; ToCo + GCR; ToCo + LIR; MoRe) run on the MoRe code path: "more-base" is MoRe's network (C class
+# MoRe rows (ToCo; ToCo + GCR; ToCo + LIR; MoRe) run on the MoRe code path: "more-base" is MoRe's network (C class
 # tokens, uniqueness loss) with GCR and LIR (CRE + URE) off, "+gcr" / "+lir" switch one of them on. The ToCo row proper is
-# `--method toco` (one class token, no uniqueness loss). Every MoRe row is scored twice: the CAM maps (fused) and the LAM maps
+# `--method toco` (one class token, no uniqueness loss). Diagnostic rows (not in the default ROWS) move the MoRe base towards ToCo
+# one preset difference at a time: ToCo's loss weights; then no uniqueness loss; then no register tokens and ToCo's
+# position-embedding resize (C class tokens remain). Every MoRe row is scored twice: the CAM maps (fused) and the LAM maps
 # (`--map lam`, the same training and decoder reused from the run's stage ledger); report.json is the last map's, so the first
 # one is kept as report-fused.json.
 #
@@ -42,14 +44,22 @@ with_lam() {   # ROW [--set …]: the fused (CAM) run, then the LAM maps of the 
   pipeline "$row" more "$@" --map lam
 }
 
+MORE_BASE="--set model.use_gcr=false --set model.use_lir=false"
+TOCO_WEIGHTS="--set model.patch_contrast.weight=0.2 --set model.segmentation.weight=0.1"
+
 run_row() {
   case "$1" in
     toco)              pipeline toco toco ;;
-    more-base)         with_lam more-base --set model.use_gcr=false --set model.use_lir=false ;;
+    more-base)         with_lam more-base $MORE_BASE ;;
     more-gcr)          with_lam more-gcr --set model.use_lir=false ;;
     more-lir)          with_lam more-lir --set model.use_gcr=false ;;
     more)              with_lam more ;;
     more-lam-labels)   with_lam more-lam-labels --set model.segmentation_labels=lam ;;
+    # diagnostics of the gap between the MoRe network (GCR and LIR off) and ToCo, one preset difference at a time
+    more-base-toco-weights)  pipeline more-base-toco-weights more $MORE_BASE $TOCO_WEIGHTS ;;
+    more-base-no-uniqueness) pipeline more-base-no-uniqueness more $MORE_BASE $TOCO_WEIGHTS --set model.uniqueness.weight=0 ;;
+    more-base-as-toco)       pipeline more-base-as-toco more $MORE_BASE $TOCO_WEIGHTS --set model.uniqueness.weight=0 \
+                               --set model.register_tokens=0 --set model.backbone.position_embedding_resize=BicubicSize ;;
     fsr-base)          pipeline fsr-base fsr --set model.use_certain_distillation=false --set model.use_uncertain_distillation=false ;;
     fsr-unc-random)    pipeline fsr-unc-random fsr --set model.use_certain_distillation=false --set model.mask_strategy=random ;;
     fsr-unc-uncertain) pipeline fsr-unc-uncertain fsr --set model.use_certain_distillation=false ;;

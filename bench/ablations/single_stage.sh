@@ -11,7 +11,8 @@
 # tokens, uniqueness loss) with GCR and LIR (CRE + URE) off, "+gcr" / "+lir" switch one of them on. The ToCo row proper is
 # `--method toco` (one class token, no uniqueness loss). Diagnostic rows (not in the default ROWS) move the MoRe base towards ToCo
 # one preset difference at a time: ToCo's loss weights; then no uniqueness loss; then no register tokens and ToCo's
-# position-embedding resize (C class tokens remain). Every MoRe row is scored twice: the CAM maps (fused) and the LAM maps
+# position-embedding resize (C class tokens remain); then GCR + LIR back on that register-free base ("more-as-toco", and
+# "more-as-toco-detected" with URE reading the detected token). Every MoRe row is scored twice: the CAM maps (fused) and the LAM maps
 # (`--map lam`, the same training and decoder reused from the run's stage ledger); report.json is the last map's, so the first
 # one is kept as report-fused.json.
 #
@@ -46,6 +47,8 @@ with_lam() {   # ROW [--set …]: the fused (CAM) run, then the LAM maps of the 
 
 MORE_BASE="--set model.use_gcr=false --set model.use_lir=false"
 TOCO_WEIGHTS="--set model.patch_contrast.weight=0.2 --set model.segmentation.weight=0.1"
+NO_UNIQUENESS="$TOCO_WEIGHTS --set model.uniqueness.weight=0"
+AS_TOCO="$NO_UNIQUENESS --set model.register_tokens=0 --set model.backbone.position_embedding_resize=BicubicSize"
 
 run_row() {
   case "$1" in
@@ -57,9 +60,11 @@ run_row() {
     more-lam-labels)   with_lam more-lam-labels --set model.segmentation_labels=lam ;;
     # diagnostics of the gap between the MoRe network (GCR and LIR off) and ToCo, one preset difference at a time
     more-base-toco-weights)  pipeline more-base-toco-weights more $MORE_BASE $TOCO_WEIGHTS ;;
-    more-base-no-uniqueness) pipeline more-base-no-uniqueness more $MORE_BASE $TOCO_WEIGHTS --set model.uniqueness.weight=0 ;;
-    more-base-as-toco)       pipeline more-base-as-toco more $MORE_BASE $TOCO_WEIGHTS --set model.uniqueness.weight=0 \
-                               --set model.register_tokens=0 --set model.backbone.position_embedding_resize=BicubicSize ;;
+    more-base-no-uniqueness) pipeline more-base-no-uniqueness more $MORE_BASE $NO_UNIQUENESS ;;
+    more-base-as-toco)       pipeline more-base-as-toco more $MORE_BASE $AS_TOCO ;;
+    # MoRe's GCR + LIR on that register-free base, with URE's official read and with the corrected one
+    more-as-toco)            with_lam more-as-toco $AS_TOCO ;;
+    more-as-toco-detected)   with_lam more-as-toco-detected $AS_TOCO --set model.uncertain_token_position=Detected ;;
     fsr-base)          pipeline fsr-base fsr --set model.use_certain_distillation=false --set model.use_uncertain_distillation=false ;;
     fsr-unc-random)    pipeline fsr-unc-random fsr --set model.use_certain_distillation=false --set model.mask_strategy=random ;;
     fsr-unc-uncertain) pipeline fsr-unc-uncertain fsr --set model.use_certain_distillation=false ;;

@@ -12,7 +12,7 @@
 # `--method toco` (one class token, no uniqueness loss). Diagnostic rows (not in the default ROWS) move the MoRe base towards ToCo
 # one preset difference at a time: ToCo's loss weights; then no uniqueness loss; then no register tokens and ToCo's
 # position-embedding resize (C class tokens remain); then GCR + LIR back on that register-free base ("more-as-toco", and
-# "more-as-toco-detected" with URE reading the detected token). Every MoRe row is scored twice: the CAM maps (fused) and the LAM maps
+# "more-as-toco-detected" with URE reading the detected token; "more-as-toco-gcr|cre|ure" one module at a time). Every MoRe row is scored twice: the CAM maps (fused) and the LAM maps
 # (`--map lam`, the same training and decoder reused from the run's stage ledger); report.json is the last map's, so the first
 # one is kept as report-fused.json.
 #
@@ -65,6 +65,10 @@ run_row() {
     # MoRe's GCR + LIR on that register-free base, with URE's official read and with the corrected one
     more-as-toco)            with_lam more-as-toco $AS_TOCO ;;
     more-as-toco-detected)   with_lam more-as-toco-detected $AS_TOCO --set model.uncertain_token_position=Detected ;;
+    # one MoRe module at a time on the register-free base: GCR alone; LIR with CRE only; LIR with URE only
+    more-as-toco-gcr)        with_lam more-as-toco-gcr $AS_TOCO --set model.use_lir=false ;;
+    more-as-toco-cre)        with_lam more-as-toco-cre $AS_TOCO --set model.use_gcr=false --set model.uncertain_relation.weight=0 ;;
+    more-as-toco-ure)        with_lam more-as-toco-ure $AS_TOCO --set model.use_gcr=false --set model.confident_relation.weight=0 ;;
     fsr-base)          pipeline fsr-base fsr --set model.use_certain_distillation=false --set model.use_uncertain_distillation=false ;;
     fsr-unc-random)    pipeline fsr-unc-random fsr --set model.use_certain_distillation=false --set model.mask_strategy=random ;;
     fsr-unc-uncertain) pipeline fsr-unc-uncertain fsr --set model.use_certain_distillation=false ;;

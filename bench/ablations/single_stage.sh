@@ -12,7 +12,8 @@
 # `--method toco` (one class token, no uniqueness loss). Diagnostic rows (not in the default ROWS) move the MoRe base towards ToCo
 # one preset difference at a time: ToCo's loss weights; then no uniqueness loss; then no register tokens and ToCo's
 # position-embedding resize (C class tokens remain); then GCR + LIR back on that register-free base ("more-as-toco", and
-# "more-as-toco-detected" with URE reading the detected token; "more-as-toco-gcr|cre|ure" one module at a time). Every MoRe row is scored twice: the CAM maps (fused) and the LAM maps
+# "more-as-toco-detected" with URE reading the detected token; "more-as-toco-gcr|cre|ure" one module at a time;
+# "more-as-toco-cre-late" and "more-cre-late" start CRE at step 750 instead of 0). Every MoRe row is scored twice: the CAM maps (fused) and the LAM maps
 # (`--map lam`, the same training and decoder reused from the run's stage ledger); report.json is the last map's, so the first
 # one is kept as report-fused.json.
 #
@@ -49,6 +50,7 @@ MORE_BASE="--set model.use_gcr=false --set model.use_lir=false"
 TOCO_WEIGHTS="--set model.patch_contrast.weight=0.2 --set model.segmentation.weight=0.1"
 NO_UNIQUENESS="$TOCO_WEIGHTS --set model.uniqueness.weight=0"
 AS_TOCO="$NO_UNIQUENESS --set model.register_tokens=0 --set model.backbone.position_embedding_resize=BicubicSize"
+CRE_LATE="--set model.confident_relation.start_step=750"
 
 run_row() {
   case "$1" in
@@ -69,6 +71,9 @@ run_row() {
     more-as-toco-gcr)        with_lam more-as-toco-gcr $AS_TOCO --set model.use_lir=false ;;
     more-as-toco-cre)        with_lam more-as-toco-cre $AS_TOCO --set model.use_gcr=false --set model.uncertain_relation.weight=0 ;;
     more-as-toco-ure)        with_lam more-as-toco-ure $AS_TOCO --set model.use_gcr=false --set model.confident_relation.weight=0 ;;
+    # CRE switched on only at the step where the relation masks move to the final CAM (cpu preset: 750) instead of step 0
+    more-as-toco-cre-late)   with_lam more-as-toco-cre-late $AS_TOCO --set model.use_gcr=false --set model.uncertain_relation.weight=0 $CRE_LATE ;;
+    more-cre-late)           with_lam more-cre-late $CRE_LATE ;;
     fsr-base)          pipeline fsr-base fsr --set model.use_certain_distillation=false --set model.use_uncertain_distillation=false ;;
     fsr-unc-random)    pipeline fsr-unc-random fsr --set model.use_certain_distillation=false --set model.mask_strategy=random ;;
     fsr-unc-uncertain) pipeline fsr-unc-uncertain fsr --set model.use_certain_distillation=false ;;

@@ -13,9 +13,9 @@
 # one preset difference at a time: ToCo's loss weights; then no uniqueness loss; then no register tokens and ToCo's
 # position-embedding resize (C class tokens remain); then GCR + LIR back on that register-free base ("more-as-toco", and
 # "more-as-toco-detected" with URE reading the detected token; "more-as-toco-gcr|cre|ure" one module at a time;
-# "more-as-toco-cre-late" and "more-cre-late" start CRE at step 750 instead of 0). Every MoRe row is scored twice: the CAM maps (fused) and the LAM maps
-# (`--map lam`, the same training and decoder reused from the run's stage ledger); report.json is the last map's, so the first
-# one is kept as report-fused.json.
+# "more-as-toco-cre-late" and "more-cre-late" start CRE at step 750 instead of 0). Every MoRe row is scored twice: the CAM
+# maps (fused) and the LAM maps (`--map lam`, the same training and decoder reused from the run's stage ledger); report.json is
+# the last map's, so the first one is kept as report-fused.json.
 #
 # FSR rows: base (unc.FSR and cer.FSR off: one view, no mask, no teacher); + unc.FSR with random / uncertainty masking; + cer.FSR
 # with GAP / GMP / the aggregator; both (the method).
@@ -50,7 +50,10 @@ MORE_BASE="--set model.use_gcr=false --set model.use_lir=false"
 TOCO_WEIGHTS="--set model.patch_contrast.weight=0.2 --set model.segmentation.weight=0.1"
 NO_UNIQUENESS="$TOCO_WEIGHTS --set model.uniqueness.weight=0"
 AS_TOCO="$NO_UNIQUENESS --set model.register_tokens=0 --set model.backbone.position_embedding_resize=BicubicSize"
+CRE_ONLY="--set model.use_gcr=false --set model.uncertain_relation.weight=0"
 CRE_LATE="--set model.confident_relation.start_step=750"
+NO_CER="--set model.use_certain_distillation=false"
+NO_UNC="--set model.use_uncertain_distillation=false"
 
 run_row() {
   case "$1" in
@@ -69,17 +72,17 @@ run_row() {
     more-as-toco-detected)   with_lam more-as-toco-detected $AS_TOCO --set model.uncertain_token_position=Detected ;;
     # one MoRe module at a time on the register-free base: GCR alone; LIR with CRE only; LIR with URE only
     more-as-toco-gcr)        with_lam more-as-toco-gcr $AS_TOCO --set model.use_lir=false ;;
-    more-as-toco-cre)        with_lam more-as-toco-cre $AS_TOCO --set model.use_gcr=false --set model.uncertain_relation.weight=0 ;;
+    more-as-toco-cre)        with_lam more-as-toco-cre $AS_TOCO $CRE_ONLY ;;
     more-as-toco-ure)        with_lam more-as-toco-ure $AS_TOCO --set model.use_gcr=false --set model.confident_relation.weight=0 ;;
     # CRE switched on only at the step where the relation masks move to the final CAM (cpu preset: 750) instead of step 0
-    more-as-toco-cre-late)   with_lam more-as-toco-cre-late $AS_TOCO --set model.use_gcr=false --set model.uncertain_relation.weight=0 $CRE_LATE ;;
+    more-as-toco-cre-late)   with_lam more-as-toco-cre-late $AS_TOCO $CRE_ONLY $CRE_LATE ;;
     more-cre-late)           with_lam more-cre-late $CRE_LATE ;;
-    fsr-base)          pipeline fsr-base fsr --set model.use_certain_distillation=false --set model.use_uncertain_distillation=false ;;
-    fsr-unc-random)    pipeline fsr-unc-random fsr --set model.use_certain_distillation=false --set model.mask_strategy=random ;;
-    fsr-unc-uncertain) pipeline fsr-unc-uncertain fsr --set model.use_certain_distillation=false ;;
-    fsr-cer-gap)       pipeline fsr-cer-gap fsr --set model.use_uncertain_distillation=false --set model.certain_token_pooling=gap ;;
-    fsr-cer-gmp)       pipeline fsr-cer-gmp fsr --set model.use_uncertain_distillation=false --set model.certain_token_pooling=gmp ;;
-    fsr-cer-aggregator) pipeline fsr-cer-aggregator fsr --set model.use_uncertain_distillation=false ;;
+    fsr-base)          pipeline fsr-base fsr $NO_CER $NO_UNC ;;
+    fsr-unc-random)    pipeline fsr-unc-random fsr $NO_CER --set model.mask_strategy=random ;;
+    fsr-unc-uncertain) pipeline fsr-unc-uncertain fsr $NO_CER ;;
+    fsr-cer-gap)       pipeline fsr-cer-gap fsr $NO_UNC --set model.certain_token_pooling=gap ;;
+    fsr-cer-gmp)       pipeline fsr-cer-gmp fsr $NO_UNC --set model.certain_token_pooling=gmp ;;
+    fsr-cer-aggregator) pipeline fsr-cer-aggregator fsr $NO_UNC ;;
     fsr)               pipeline fsr fsr ;;
     *) echo "unknown row '$1'" >&2; exit 2 ;;
   esac

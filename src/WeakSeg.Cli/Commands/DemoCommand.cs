@@ -8,7 +8,7 @@ using WeakSeg.Cli.Output;
 
 namespace WeakSeg.Cli.Commands;
 
-/// <summary>`weakseg demo`: the whole MCTformer pipeline on the built-in benchmark or a VOC-layout folder (and, with --compare, the baselines).</summary>
+/// <summary>`weakseg demo`: the whole MCTformer+ pipeline on the built-in benchmark or a VOC-layout folder (and, with --compare, the baselines).</summary>
 public static class DemoCommand
 {
     public static Command Create()
@@ -16,7 +16,7 @@ public static class DemoCommand
         var defaults = new DemoOptions();
         var outDir = new Option<string>("--out") { Description = "Output folder (data/, runs/, cams/, pseudo/, overlays/, metrics.json, report.html).", DefaultValueFactory = _ => defaults.OutDirectory };
         var data = new Option<string?>("--data") { Description = $"Dataset root in VOC layout to run on instead of the built-in benchmark (split '{DemoPipeline.Split}'; image labels from labels.txt, else from the masks). Without a mask for every image, the metrics that read masks are skipped and listed." };
-        var compare = new Option<bool>("--compare") { Description = "Also train MCTformer-V1, vit-cls and cam; table of CAM mIoU with and without patch-affinity refinement." };
+        var compare = new Option<bool>("--compare") { Description = "Also train MCTformer-V1, MCTformer-V2, vit-cls and cam; table of CAM mIoU with and without patch-affinity refinement." };
         var runtime = new RuntimeOptions(RuntimePart.Seed | RuntimePart.Threads, "every training stage",
             RuntimeOptions.Defaults with { Seed = defaults.Seed, Threads = defaults.Threads });
         var scales = ScalesOption.Create("Comma-separated inference scales.", defaults.Localization.Scales);
@@ -30,7 +30,7 @@ public static class DemoCommand
         var overlays = new Option<int>("--overlays") { Hidden = true, DefaultValueFactory = _ => defaults.Overlays };
         var batchSize = new Option<int?>("--batch-size") { Hidden = true };
 
-        var cmd = new Command("demo", "End-to-end demo on the built-in benchmark (or --data DIR): synth → train MCTformer-V2 (cpu preset) → maps → pseudo labels (the method's preset threshold, no mask read) → metrics from the masks (threshold sweep, mIoU).");
+        var cmd = new Command("demo", "End-to-end demo on the built-in benchmark (or --data DIR): synth → train MCTformer+ (cpu preset: ViT on the ImageNet ResNet-18 stem) → maps → pseudo labels (the method's preset threshold, no mask read) → metrics from the masks (threshold sweep, mIoU).");
         foreach (var o in new Option[] { outDir, data, compare, runtime.Seed, runtime.Threads, scales, threshold, oracleThreshold, trainImages, valImages, imageSize, steps, overlays, batchSize }) cmd.Options.Add(o);
         cmd.SetAction(parseResult =>
         {

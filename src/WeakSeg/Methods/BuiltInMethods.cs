@@ -19,11 +19,12 @@ namespace WeakSeg.Methods;
 public static class BuiltInMethods
 {
     public const string MctFormerV1 = MctFormerMethod.V1Name, MctFormerV2 = MctFormerMethod.V2Name, VitCls = VitClsMethod.MethodName,
-        Cam = CamMethod.MethodName, WeakTr = WeakTrMethod.MethodName,
+        MctFormerPlus = MctFormerPlusMethod.MethodName, Cam = CamMethod.MethodName, WeakTr = WeakTrMethod.MethodName,
         ToCo = ToCoMethod.MethodName, MoRe = MoReMethod.MethodName;
 
-    /// <summary>The method <c>weakseg demo</c> trains.</summary>
-    public const string DemoMethod = MctFormerV2;
+    /// <summary>The method <c>weakseg demo</c> trains: MCTformer+ (the journal version of MCTformer-V2) on its cpu preset, the best
+    /// class-token method on the built-in benchmark (fused map on the frozen ImageNet ResNet-18 stem).</summary>
+    public const string DemoMethod = MctFormerPlus;
 
     /// <summary>The method <c>weakseg pipeline</c> trains unless told otherwise.</summary>
     public const string PipelineMethod = WeakTr;
@@ -47,7 +48,7 @@ public static class BuiltInMethods
     {
         MethodRegistry.Register<MctFormerConfig>(MctFormerV1, "MCTformer-V1: one class token per class; maps = class-to-patch attention, refined by patch affinity.", AllMaps, c => new MctFormerMethod(c), c => c with { Variant = MctFormerVariant.V1 });
         MethodRegistry.Register<MctFormerConfig>(MctFormerV2, "MCTformer-V2: V1 plus a PatchCAM head; maps = class-to-patch ⊙ PatchCAM, refined by patch affinity.", AllMaps, c => new MctFormerMethod(c), c => c with { Variant = MctFormerVariant.V2 });
-        MethodRegistry.Register<MctFormerPlusConfig>(MctFormerPlusMethod.MethodName, "MCTformer+: class/patch position embeddings, GWRP PatchCAM logits, contrastive class-token loss; maps = √(mean class-to-patch ⊙ PatchCAM), refined by patch affinity.", new([Refined, Fused, ClassToPatch, PatchCam], PaperDefault: Refined, CpuDefault: ClassToPatch), c => new MctFormerPlusMethod(c));
+        MethodRegistry.Register<MctFormerPlusConfig>(MctFormerPlus, "MCTformer+: class/patch position embeddings, GWRP PatchCAM logits, contrastive class-token loss; maps = √(mean class-to-patch ⊙ PatchCAM), refined by patch affinity.", new([Refined, Fused, ClassToPatch, PatchCam], PaperDefault: Refined, CpuDefault: Fused), c => new MctFormerPlusMethod(c));
         MethodRegistry.Register<VitClsConfig>(VitCls, "ViT classifier with one class token; map = class-agnostic class-token attention (baseline).", AllMaps, c => new VitClsMethod(c));
         MethodRegistry.Register<CamBaselineConfig>(Cam, "ViT + global average pooling + linear classifier; map = CAM (baseline).", new([Refined, Fused], PaperDefault: Refined, CpuDefault: Refined), c => new CamMethod(c));
         MethodRegistry.Register<CamResNetConfig>(CamResNetMethod.MethodName, "CAM on the ImageNet ResNet-18 (packaged weights): dilated stride-8 trunk + 1×1 classifier + GAP; map = CAM (baseline).", CamOnly, c => new CamResNetMethod(c));

@@ -18,7 +18,7 @@ public enum MethodPreset
 /// <summary>A method's maps as data: the kinds it produces and the one each preset uses by default.</summary>
 /// <param name="Supported">Kinds the method's <see cref="IWsssMethod.PatchGridMaps"/> accepts.</param>
 /// <param name="PaperDefault">Default of the paper preset (the paper's final map).</param>
-/// <param name="CpuDefault">Default of the cpu preset (the best map of a ViT trained from scratch on the built-in benchmark).</param>
+/// <param name="CpuDefault">Default of the cpu preset (the best map of the method's cpu network on the built-in benchmark).</param>
 public sealed record MethodMaps(IReadOnlyList<LocalizationMapKind> Supported, LocalizationMapKind PaperDefault, LocalizationMapKind CpuDefault)
 {
     public LocalizationMapKind DefaultFor(MethodPreset preset) => preset == MethodPreset.Cpu ? CpuDefault : PaperDefault;

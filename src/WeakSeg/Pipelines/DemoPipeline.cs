@@ -58,7 +58,7 @@ public sealed record DemoOptions
     /// <summary>Overlay panels written for the first N train images.</summary>
     public int Overlays { get; init; } = 8;
 
-    /// <summary>Also train vit-cls, cam and MCTformer-V1 and compare CAM mIoU with and without affinity refinement.</summary>
+    /// <summary>Also train the methods of <see cref="CompareMethods"/> (MCTformer-V1, MCTformer-V2, vit-cls, cam) and compare CAM mIoU with and without affinity refinement.</summary>
     public bool Compare { get; init; }
 
     /// <summary>Methods of the comparison.</summary>
@@ -109,12 +109,13 @@ public static class DemoPipeline
     public const string PseudoEvalStagePrefix = "pseudo-eval-", OverlaysStageName = "overlays";
 
     /// <summary>
-    /// Scales 1, 0.5, 1.5 with flips, class-to-patch maps. The paper's final MCTformer-V2 map is the affinity-refined fused map,
-    /// but for the cpu preset trained from scratch on the built-in benchmark (no ImageNet weights) the plain class-to-patch
-    /// attention is much better: measured on one trained demo run, class-to-patch 31.0 % CAM mIoU (threshold 0.30) versus
-    /// refined 12.8 % (threshold 0.60, the edge of the sweep); fused 11.1 % at scale 1. `weakseg cam --map` chooses any of them.
+    /// Scales 1, 0.5, 1.5 with flips, the cpu preset's map of <see cref="BuiltInMethods.DemoMethod"/> (MCTformer+: the fused map
+    /// √(class-to-patch ⊙ PatchCAM) on the frozen ImageNet ResNet-18 stem). The paper's final map is the affinity-refined one, but on the
+    /// built-in benchmark the refinement lowers every map (README "From scratch vs the pretrained stem"): fused 62.1 % CAM mIoU, PatchCAM
+    /// 62.0 %, class-to-patch 43.5 %, refined 10.3 % (seed 0, one thread). `weakseg cam --map` chooses any of them. A demo of another
+    /// method (<see cref="DemoOptions.Method"/>) sets its map here too.
     /// </summary>
-    public static LocalizationOptions DefaultLocalization => new() { MapKind = LocalizationMapKind.ClassToPatch };
+    public static LocalizationOptions DefaultLocalization => new() { MapKind = MethodRegistry.Get(BuiltInMethods.DemoMethod).Maps.CpuDefault };
 
     public static string DataDirectory(string outDir) => Path.Combine(outDir, "data");
     public static string PseudoDirectory(string outDir) => Path.Combine(outDir, "pseudo");

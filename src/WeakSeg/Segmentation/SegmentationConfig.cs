@@ -253,10 +253,13 @@ public sealed record SegmentationConfig
     public static SegmentationConfig Paper => new();
 
     /// <summary>
-    /// CPU preset for WeakSeg's 96×96 synthetic benchmark: a small ViT (<see cref="VitConfig.Cpu192x4"/>, vit-cpu-192x4: dim 192, depth 4, 3 heads, patch 8 → 12×12 tokens),
-    /// one decoder layer, crop 96, S scaled with the crop as in the paper (S = crop/4 = 24, L = 4). These are CPU-benchmark choices,
-    /// not the paper's values. Measured on `weakseg synth` defaults, ground-truth labels, seed 0, val mIoU % (train-split mIoU); the
-    /// clipping decoder at τ = 0.3, whose gate stayed shut in these runs except for about 1 % of the late steps of the 1500-step run:
+    /// CPU preset for WeakSeg's 96×96 synthetic benchmark: a small ViT (<see cref="VitConfig.Cpu192x4"/>, vit-cpu-192x4: dim 192, depth 4, 3 heads,
+    /// 12×12 tokens) whose tokens come from the packaged ImageNet ResNet-18 up to stride 8 (frozen, 1×1 projection), one decoder layer,
+    /// crop 96, S scaled with the crop as in the paper (S = crop/4 = 24, L = 4). These are CPU-benchmark choices, not the paper's values.
+    /// The stem is the measured choice: trained on ground truth (seed 0, 1500 steps) the segmenter reaches 81.1 % val mIoU on it against
+    /// 32.3 % on a patch stem trained from scratch, and on WeakTr's pseudo labels 33.9 % against 13.4 %. The items below were measured
+    /// on the patch stem, on `weakseg synth` defaults, ground-truth labels, seed 0, val mIoU % (train-split mIoU); the clipping decoder
+    /// at τ = 0.3, whose gate stayed shut in these runs except for about 1 % of the late steps of the 1500-step run:
     /// <list type="bullet">
     /// <item>The encoder trains from scratch, so AdamW with 20 warm-up steps and poly decay replaces the paper's SGD 1e-4 (meant for a
     ///   pretrained encoder).</item>
@@ -273,7 +276,7 @@ public sealed record SegmentationConfig
     /// </summary>
     public static SegmentationConfig Cpu => new()
     {
-        Backbone = VitConfig.Cpu192x4,
+        Backbone = VitConfig.Cpu192x4 with { Stem = VitStem.ResNet18Stride8 },
         CropSize = 96,
         DecoderLayers = 1,
         DecoderDropout = 0.0,

@@ -99,18 +99,18 @@ public class PipelineCliTests
         var evalCam = JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, "eval-cam.json")))!;
         Assert.Equal(evalCam["best_miou"]!.GetValue<double>(), metrics["cam_miou"]!.GetValue<double>());
         Assert.Equal(evalCam["best_threshold"]!.GetValue<double>(), metrics["cam_best_threshold"]!.GetValue<double>());
-        Assert.Equal(0.39, metrics["threshold"]!.GetValue<double>());                      // the pseudo labels': MCTformer's preset value
+        Assert.Equal(0.5, metrics["threshold"]!.GetValue<double>());                       // the pseudo labels': MCTformer+'s preset value
         Assert.StartsWith("preset: ", metrics["threshold_source"]!.GetValue<string>());
         var stages = metrics["stage_seconds"]!.AsObject();
         foreach (var stage in new[] { "synth", "train", "cam", "sweep", "pseudo", "eval", "overlays" }) Assert.True(stages.ContainsKey(stage), stage);
         Assert.True(metrics["seconds"]!.GetValue<double>() >= stages.Sum(kv => kv.Value!.GetValue<double>()) - 1e-6);
         Assert.Equal(2, Directory.GetFiles(Path.Combine(outDir, "overlays"), "*.png").Length);
-        var runConfig = RunConfig.Load(DemoPipeline.RunDirectory(outDir, BuiltInMethods.MctFormerV2));
+        var runConfig = RunConfig.Load(DemoPipeline.RunDirectory(outDir, BuiltInMethods.DemoMethod));
         Assert.Equal(2, runConfig.Recipe.Trainer.Steps);
         Assert.Equal(4, runConfig.Recipe.Trainer.BatchSize);
 
         // Second run: every stage is reused from the ledger (same files, same numbers).
-        var weights = Path.Combine(DemoPipeline.RunDirectory(outDir, BuiltInMethods.MctFormerV2), "model-final.bin");
+        var weights = Path.Combine(DemoPipeline.RunDirectory(outDir, BuiltInMethods.DemoMethod), "model-final.bin");
         var stamp = File.GetLastWriteTimeUtc(weights);
         var second = Cli(args);
         Assert.True(second.Code == 0, second.Err);

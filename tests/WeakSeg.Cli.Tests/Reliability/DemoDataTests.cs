@@ -46,10 +46,10 @@ public class DemoDataTests
         var reference = DemoPipeline.Run(Tiny(dir.File("ref"), withMasks));
         Assert.False(Directory.Exists(DemoPipeline.DataDirectory(dir.File("ref"))));
         Assert.Empty(reference.SkippedMetrics);
-        var refCams = DemoPipeline.CamDirectory(dir.File("ref"), BuiltInMethods.DemoMethod, LocalizationMapKind.ClassToPatch);
+        var refCams = DemoPipeline.CamDirectory(dir.File("ref"), BuiltInMethods.DemoMethod, LocalizationMapKind.Fused);
         var sweep = CamThresholdSweep.Evaluate(refCams, withMasks, "train");
         Assert.Equal(sweep.BestMeanIou, reference.CamMeanIou);
-        Assert.Equal(CamThresholdSweep.Evaluate(refCams, withMasks, "train", new CamSweepOptions { Thresholds = [0.39] }).BestMeanIou,
+        Assert.Equal(CamThresholdSweep.Evaluate(refCams, withMasks, "train", new CamSweepOptions { Thresholds = [0.5] }).BestMeanIou,
             reference.PseudoMeanIou!.Value, 6);
         var refJson = JsonNode.Parse(File.ReadAllText(reference.MetricsPath))!;
         Assert.Equal(Path.GetFullPath(withMasks), refJson["data"]!.GetValue<string>());
@@ -64,7 +64,7 @@ public class DemoDataTests
         Assert.Null(result.CamMeanIou);
         Assert.Null(result.PseudoMeanIou);
         Assert.Null(result.Sweep);
-        Assert.Equal(0.39, result.Threshold);                                                // MCTformer's preset value
+        Assert.Equal(0.5, result.Threshold);                                                 // MCTformer+'s preset value
         var skipped = Assert.Single(result.SkippedMetrics);
         Assert.StartsWith(SkippedLine, skipped);
         Assert.False(File.Exists(Path.Combine(outDir, "eval-cam.json")));
@@ -75,7 +75,7 @@ public class DemoDataTests
         foreach (var key in new[] { "cam_miou", "cam_best_threshold", "pseudo_miou", "per_class_iou", "miou_by_threshold" })
             Assert.True(json.AsObject().ContainsKey(key) && json[key] is null, key);
         Assert.Equal(8, json["num_images"]!.GetValue<int>());
-        Assert.Equal(0.39, json["threshold"]!.GetValue<double>());
+        Assert.Equal(0.5, json["threshold"]!.GetValue<double>());
         Assert.Equal(Path.GetFullPath(labelsOnly), json["data"]!.GetValue<string>());
 
         // The pseudo labels are byte for byte those of the folder with masks: the masks never entered them.
@@ -87,7 +87,7 @@ public class DemoDataTests
 
         // Overlays without the ground-truth tile: exactly the panel of image, maps and pseudo label.
         var dataset = VocDataset.Open(labelsOnly, "train");
-        var cams = DemoPipeline.CamDirectory(outDir, BuiltInMethods.DemoMethod, LocalizationMapKind.ClassToPatch);
+        var cams = DemoPipeline.CamDirectory(outDir, BuiltInMethods.DemoMethod, LocalizationMapKind.Fused);
         for (int i = 0; i < 2; i++)
         {
             var name = dataset.Samples[i].Name;
@@ -125,7 +125,7 @@ public class DemoDataTests
         Assert.True(scored.Code == 0, scored.Err);
         var metrics = JsonNode.Parse(File.ReadAllText(Path.Combine(dir.File("scored"), DemoPipeline.MetricsFile)))!;
         var camMiou = metrics["cam_miou"]!.GetValue<double>();
-        var cams = DemoPipeline.CamDirectory(dir.File("scored"), BuiltInMethods.DemoMethod, LocalizationMapKind.ClassToPatch);
+        var cams = DemoPipeline.CamDirectory(dir.File("scored"), BuiltInMethods.DemoMethod, LocalizationMapKind.Fused);
         Assert.Equal(CamThresholdSweep.Evaluate(cams, withMasks, "train").BestMeanIou, camMiou);
         Assert.Contains(FormattableString.Invariant($"CAM mIoU (best threshold) {100 * camMiou:F1} %"), scored.Out);
         Assert.DoesNotContain("skipped cam_miou", scored.Out);
@@ -135,7 +135,7 @@ public class DemoDataTests
         Assert.True(weak.Code == 0, weak.Err);
         Assert.Contains("skipped " + SkippedLine, weak.Out);
         Assert.Contains("no metric (they read the train masks)", weak.Out);
-        Assert.Contains($"pseudo labels at threshold 0.39 (preset: ", weak.Out);
+        Assert.Contains($"pseudo labels at threshold 0.50 (preset: ", weak.Out);
         Assert.Equal(8, Directory.GetFiles(DemoPipeline.PseudoDirectory(dir.File("weak")), "*.png").Length);
         Assert.True(File.Exists(Path.Combine(dir.File("weak"), RunReport.FileName)));
     }

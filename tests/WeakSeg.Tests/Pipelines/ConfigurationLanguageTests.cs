@@ -199,6 +199,26 @@ public class ConfigurationLanguageTests
         }
     }
 
+    /// <summary>The cpu row's stem is the measured choice per network (README "From scratch vs the pretrained stem"): the frozen ImageNet
+    /// ResNet-18 where its maps (or segmentation) were better, the patch stem elsewhere; the paper row is always DeiT's patch stem.</summary>
+    [Fact]
+    public void The_cpu_row_uses_the_pretrained_stem_where_it_measured_better_and_the_paper_row_never()
+    {
+        string? Stem(string method, MethodPreset preset)
+        {
+            var factory = MethodRegistry.Get(method);
+            return factory.ConfigToJson(factory.DefaultConfig(preset))["backbone"]?["stem"]?.GetValue<string>();
+        }
+        string[] onResNet18 = [WeakSeg.Methods.MctFormerPlus.MctFormerPlusMethod.MethodName, BuiltInMethods.VitCls];
+        string[] onPatches = [BuiltInMethods.MctFormerV1, BuiltInMethods.MctFormerV2, BuiltInMethods.WeakTr, BuiltInMethods.Cam, BuiltInMethods.ToCo, BuiltInMethods.MoRe];
+        foreach (var method in onResNet18) Assert.Equal("resnet18-s8", Stem(method, MethodPreset.Cpu));
+        foreach (var method in onPatches) Assert.Equal("patch", Stem(method, MethodPreset.Cpu));
+        foreach (var method in onResNet18.Concat(onPatches)) Assert.Equal("patch", Stem(method, MethodPreset.Paper));
+        Assert.Equal(VitStem.ResNet18Stride8, Presets.Get(MethodPreset.Cpu).Segmenter.Backbone.Stem);
+        Assert.True(Presets.Get(MethodPreset.Cpu).Segmenter.Backbone.FreezeStem);
+        Assert.Equal(VitStem.Patch, Presets.Get(MethodPreset.Paper).Segmenter.Backbone.Stem);
+    }
+
     /// <summary>AuxSegNet's paper row needs the user's ResNet-38 weights: its schedule (and so its recipe) is refused, naming them.</summary>
     static bool PaperNeedsUserWeights(string method, MethodPreset preset)
     {
@@ -268,7 +288,9 @@ public class ConfigurationLanguageTests
     public void The_three_small_cpu_vits_have_one_name_each()
     {
         Assert.Equal(MctFormerConfig.Cpu.Backbone, VitConfig.FromPreset("vit-cpu-128x4"));
-        Assert.Equal(SegmentationConfig.Cpu.Backbone, VitConfig.FromPreset("vit-cpu-192x4"));
+        // a name is a shape; the stem (patch or the ImageNet ResNet-18) is chosen separately
+        Assert.Equal(SegmentationConfig.Cpu.Backbone with { Stem = VitStem.Patch }, VitConfig.FromPreset("vit-cpu-192x4"));
+        Assert.Equal(VitConfig.Cpu128x4 with { Stem = VitStem.ResNet18Stride8 }, VitConfig.Cpu128x4OnResNet18);
         Assert.Equal(TrainBenchmarkSettings.Preset("cpu").ModelConfig.BackboneConfig! with { NumClassTokens = 1 },
             VitConfig.FromPreset("vit-cpu-192x6") with { NumClassTokens = 1 });
         var shapes = new[] { "vit-cpu-128x4", "vit-cpu-192x4", "vit-cpu-192x6" }.Select(VitConfig.FromPreset)

@@ -32,8 +32,8 @@ public class DemoRecipeTests
         Assert.Equal(demo.CamMeanIou!.Value, demoReport["cam_miou"]!.GetValue<double>());
         Assert.Equal(demo.PseudoMeanIou!.Value, demoReport["pseudo_miou"]!.GetValue<double>());
         Assert.Equal(demo.Threshold, demoReport["threshold"]!.GetValue<double>());
-        Assert.Equal("class-to-patch", demoReport["map"]!.GetValue<string>());
-        Assert.Equal(["data", "cam-train", "maps-class-to-patch", "pseudo-class-to-patch", "cam-eval-class-to-patch", "pseudo-eval-class-to-patch", "overlays"],
+        Assert.Equal("fused", demoReport["map"]!.GetValue<string>());
+        Assert.Equal(["data", "cam-train", "maps-fused", "pseudo-fused", "cam-eval-fused", "pseudo-eval-fused", "overlays"],
             demoReport["stage_seconds"]!.AsObject().Select(kv => kv.Key));
         Assert.Empty(demoReport["reused_stages"]!.AsArray());
 

@@ -13,8 +13,10 @@ public sealed record VitClsConfig : IMethodConfig<VitClsConfig>
     /// <summary>DeiT-S/16 at 224, as MCTformer's paper setup.</summary>
     public static VitClsConfig Paper => new();
 
-    /// <summary>The small ViT of <see cref="VitConfig.Cpu128x4"/> (vit-cpu-128x4), summing its last <see cref="MethodRegistry.CpuCamLayers"/> layers.</summary>
-    public static VitClsConfig Cpu => new() { Backbone = VitConfig.Cpu128x4, CamLayers = MethodRegistry.CpuCamLayers };
+    /// <summary>The small ViT on the frozen ImageNet ResNet-18 stem (<see cref="VitConfig.Cpu128x4OnResNet18"/>), summing its last
+    /// <see cref="MethodRegistry.CpuCamLayers"/> layers. The stem is the measured choice: 37.4 % CAM mIoU on the built-in benchmark against
+    /// 30.2 % on the patch stem (seed 0, 500 steps).</summary>
+    public static VitClsConfig Cpu => new() { Backbone = VitConfig.Cpu128x4OnResNet18, CamLayers = MethodRegistry.CpuCamLayers };
 
     public int NumClasses { get; init; }
 

@@ -70,8 +70,8 @@ public class MctFormerPlusEndToEndTests
         Assert.True(run.Code == 0, run.Err);
         var report = JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, "report.json")))!;
         Assert.Equal("mctformer-plus", report["method"]!.GetValue<string>());
-        Assert.Equal("class-to-patch", report["map"]!.GetValue<string>());                      // the cpu preset's default map
+        Assert.Equal("fused", report["map"]!.GetValue<string>());                               // the cpu preset's default map
         Assert.NotNull(report["val_miou"]);
-        Assert.True(Directory.GetFiles(Path.Combine(outDir, "pseudo-class-to-patch"), "*.png").Length == 8);
+        Assert.True(Directory.GetFiles(Path.Combine(outDir, "pseudo-fused"), "*.png").Length == 8);
     }
 }

@@ -154,7 +154,7 @@ public class MctFormerPlusTests
         var factory = MethodRegistry.Get(MctFormerPlusMethod.MethodName);
         Assert.Equal([LocalizationMapKind.Refined, LocalizationMapKind.Fused, LocalizationMapKind.ClassToPatch, LocalizationMapKind.PatchCam], factory.Maps.Supported);
         Assert.Equal(LocalizationMapKind.Refined, factory.Maps.DefaultFor(MethodPreset.Paper));
-        Assert.Equal(LocalizationMapKind.ClassToPatch, factory.Maps.DefaultFor(MethodPreset.Cpu));
+        Assert.Equal(LocalizationMapKind.Fused, factory.Maps.DefaultFor(MethodPreset.Cpu));
         Assert.Equal(LocalizationMapKind.PatchCam, LocalizationMapKindNames.Parse("patch-cam"));
 
         var paper = (MctFormerPlusConfig)factory.DefaultConfig(MethodPreset.Paper).WithNumClasses(20);
@@ -166,6 +166,8 @@ public class MctFormerPlusTests
         Assert.Equal(PositionEmbeddingResize.BicubicSize, paper.BackboneConfig.PositionEmbeddingResize);
         var cpu = (MctFormerPlusConfig)factory.DefaultConfig(MethodPreset.Cpu).WithNumClasses(5);
         Assert.Equal(12, cpu.Backbone.GridSize);
+        Assert.Equal(VitStem.ResNet18Stride8, cpu.Backbone.Stem);                    // the frozen ImageNet ResNet-18 stem
+        Assert.True(cpu.Backbone.FreezeStem);
         Assert.Equal(Math.Pow(0.996, 784.0 / 144), cpu.EffectiveGwrpDecay, 12);      // the paper's last weight on 12×12 patches
         Assert.Equal(Math.Pow(0.996, 783), Math.Pow(cpu.EffectiveGwrpDecay, 143), 2);
 

@@ -22,6 +22,7 @@ public static class CommandCatalog
         yield return AffinityCommand.Create();
         yield return TrainCommand.Create();
         yield return CamCommand.Create();
+        yield return InspectAffinityCommand.Create();
         yield return DemoCommand.Create();
         yield return PipelineCommand.Create();
         yield return CompareCommand.Create();

@@ -14,7 +14,8 @@ public static class TrainCommand
     {
         var cpu = TrainRecipe.Preset(BuiltInMethods.DemoMethod, MethodPreset.Cpu);
         var paper = TrainRecipe.Preset(BuiltInMethods.DemoMethod, MethodPreset.Paper);
-        string Both(Func<TrainRecipe, object> f) => string.Create(CultureInfo.InvariantCulture, $"default: cpu {f(cpu)}, paper {f(paper)}");
+        string Both(Func<TrainRecipe, object> f) =>
+            string.Create(CultureInfo.InvariantCulture, $"default: the method's preset, e.g. {BuiltInMethods.DemoMethod}: cpu {f(cpu)}, paper {f(paper)}");
 
         var method = new Option<string>("--method") { Description = $"Method: {string.Join(", ", MethodRegistry.Names)}.", Required = true };
         var data = new Option<string>("--data") { Description = "Dataset root in VOC layout.", Required = true };

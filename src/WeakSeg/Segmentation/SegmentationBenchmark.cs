@@ -5,6 +5,7 @@ using System.Text.Json.Serialization;
 using TorchSharp;
 using WeakSeg.Data;
 using WeakSeg.Models.ResNet;
+using WeakSeg.Models.Vit;
 using WeakSeg.Runtime;
 using WeakSeg.Training;
 using WeakSeg.Training.Bench;
@@ -29,13 +30,28 @@ public static class SegmenterFlops
         return 2 * n * enc.EmbedDim * d + config.DecoderLayers * VitFlops.Block(dims) + 2 * n * d * d + 2.0 * c * d * d + 2 * n * c * d;
     }
 
-    /// <summary>Encoder (<see cref="VitFlops.Forward"/>, one class token) + <see cref="Decoder"/> forward FLOPs for one h×w input.</summary>
+    /// <summary>Encoder (<see cref="VitFlops.Forward"/>, one class token; with a hybrid stem the p×p patch convolution replaced by the
+    /// ResNet-18 trunk up to the stem's stride and the 1×1 projection) + <see cref="Decoder"/> forward FLOPs for one h×w input.</summary>
     public static double Forward(SegmentationConfig config, int height, int width)
     {
         var enc = config.EncoderConfig;
-        var dims = new VitDims(height, width, enc.PatchSize, enc.EmbedDim, enc.Depth, enc.MlpRatio, 1, enc.InChannels);
-        return VitFlops.Forward(dims, Decoder(config, height, width));
+        var dims = Dims(enc, height, width);
+        double stem = 0;
+        if (VitStems.ResNetStages(enc.Stem) is var stages and > 0)
+            stem = -VitFlops.PatchEmbed(dims) + 2.0 * dims.Patches * ResNetConfig.StageChannels(stages) * enc.EmbedDim + Trunk(config, height, width);
+        return VitFlops.Forward(dims, Decoder(config, height, width)) + stem;
     }
+
+    /// <summary>Forward FLOPs of a hybrid stem's ResNet-18 trunk (up to its stride) for one h×w input; 0 for the patch stem. A frozen trunk
+    /// runs without gradients, so training counts it once instead of 3 × (<see cref="SegmentationFlops.TrainPerImage"/>).</summary>
+    public static double Trunk(SegmentationConfig config, int height, int width)
+    {
+        int stages = VitStems.ResNetStages(config.EncoderConfig.Stem);
+        return stages == 0 ? 0 : ResNetFlops.Forward(ResNetConfig.PackagedResNet18 with { Stages = stages }, height, width);
+    }
+
+    static VitDims Dims(VitConfig enc, int height, int width) =>
+        new(height, width, enc.PatchSize, enc.EmbedDim, enc.Depth, enc.MlpRatio, 1, enc.InChannels);
 }
 
 /// <summary>
@@ -79,9 +95,15 @@ public static class SegmentationFlops
     /// <summary>
     /// Training FLOPs per crop ≈ 3 × forward (forward, gradients of activations, gradients of weights; see <see cref="VitFlops.TrainStep"/>).
     /// A DeepLab's trunk trains too (at a lower rate; only its BatchNorm statistics are frozen, which costs nothing), so it counts 3 × as
-    /// well; the input gradient of the first conv, which libtorch skips, is included (under 1 % of the cpu DeepLab's count).
+    /// well; the input gradient of the first conv, which libtorch skips, is included (under 1 % of the cpu DeepLab's count). A Segmenter's
+    /// frozen ResNet-18 stem gets no gradients: its trunk counts once (<see cref="SegmenterFlops.Trunk"/>).
     /// </summary>
-    public static double TrainPerImage(SegmentationConfig config) => 3 * Forward(config, config.CropSize, config.CropSize);
+    public static double TrainPerImage(SegmentationConfig config)
+    {
+        double forward = Forward(config, config.CropSize, config.CropSize);
+        bool frozenTrunk = config.Model == SegmentationModel.Segmenter && config.EncoderConfig.FreezeStem;
+        return 3 * forward - (frozenTrunk ? 2 * SegmenterFlops.Trunk(config, config.CropSize, config.CropSize) : 0);
+    }
 
     /// <summary>Inference FLOPs for one H×W image: Σ over scales of (1 or 2 with flip) × sliding windows × forward(crop).</summary>
     public static double InferPerImage(SegmentationConfig config, int height, int width, IReadOnlyList<double> scales, bool flip)

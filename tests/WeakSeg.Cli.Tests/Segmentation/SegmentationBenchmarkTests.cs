@@ -25,6 +25,23 @@ public class SegmentationBenchmarkTests
     }
 
     [Fact]
+    public void A_hybrid_stem_replaces_the_patch_convolution_by_the_trunk_and_projection_and_a_frozen_trunk_counts_once_in_training()
+    {
+        // The tiny model on the ResNet-18 stem to stride 8 at 32²: − patch 196 608 + projection 2·16·128·32 = 131 072 + the trunk
+        // (conv1 7×7 3→64 at 16²: 4 816 896; layer1 at 8²: 18 874 368; layer2 at 4²: 16 777 216 → 40 468 480) = 41 674 880.
+        var hybrid = SegmentationTestData.Tiny() with
+        {
+            Backbone = SegmentationTestData.Tiny().Backbone with { Stem = WeakSeg.Models.Vit.VitStem.ResNet18Stride8 },
+        };
+        Assert.Equal(40_468_480, SegmenterFlops.Trunk(hybrid, 32, 32));
+        Assert.Equal(41_674_880, SegmenterFlops.Forward(hybrid, 32, 32));
+        Assert.Equal(3 * (41_674_880.0 - 40_468_480) + 40_468_480, SegmentationFlops.TrainPerImage(hybrid));     // frozen: one trunk forward
+        var tuned = hybrid with { Backbone = hybrid.Backbone with { FreezeStem = false } };
+        Assert.Equal(3 * 41_674_880.0, SegmentationFlops.TrainPerImage(tuned));
+        Assert.Equal(0, SegmenterFlops.Trunk(SegmentationTestData.Tiny(), 32, 32));
+    }
+
+    [Fact]
     public void Tiny_benchmark_reports_consistent_figures_and_json_keys()
     {
         var r = SegmentationBenchmark.Run(new SegmentationBenchmarkOptions
@@ -55,7 +72,8 @@ public class SegmentationBenchmarkTests
         Assert.Equal("cpu", json.GetProperty("model").GetString());
         Assert.Equal("segmenter", json.GetProperty("network").GetString());
         Assert.Equal(96, json.GetProperty("crop_size").GetInt32());
-        Assert.Equal(3 * SegmenterFlops.Forward(SegmentationConfig.Cpu with { NumClasses = 10 }, 96, 96), json.GetProperty("train_flops_per_image").GetDouble());
+        var cpu = SegmentationConfig.Cpu with { NumClasses = 10 };                          // on the frozen ResNet-18 stem
+        Assert.Equal(3 * SegmenterFlops.Forward(cpu, 96, 96) - 2 * SegmenterFlops.Trunk(cpu, 96, 96), json.GetProperty("train_flops_per_image").GetDouble());
     }
     /// <summary>A 32×32 input: conv1 → 16², max-pool → 8², layer2 → 4², layers 3 and 4 dilated at 4²; K + 1 = 4 classes.</summary>
     static SegmentationConfig DeepLabTiny(SegmentationModel model) => SegmentationTestData.Tiny() with

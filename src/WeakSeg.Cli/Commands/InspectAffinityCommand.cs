@@ -38,7 +38,6 @@ public static class InspectAffinityCommand
                 Device = runtime.DeviceValue(parseResult),
                 Threads = runtime.ThreadsValue(parseResult),
             };
-            if (request.Images < 0) throw new WeakSegException($"--images must be 0 (all) or positive (got {request.Images})");
             var s = CliProgress.Run("attention", p => PatchAffinityInspection.Run(request, p));
             var inv = CultureInfo.InvariantCulture;
             string F(double v) => double.IsNaN(v) ? "-" : v.ToString("0.000", inv);

@@ -50,9 +50,7 @@ public static class CamPipeline
         using var method = TrainPipeline.LoadTrained(request.RunDirectory, out var config, request.Weights);
         config.Recipe.Factory.Maps.Require(request.Localization.MapKind, method.Name);
         method.Model.to(device);
-        var dataset = VocDataset.Open(request.DataRoot ?? config.DataRoot, request.Split);
-        if (dataset.NumClasses != config.NumClasses)
-            throw WeakSegException.ForFile(dataset.Root, $"has {dataset.NumClasses} classes but the run was trained with {config.NumClasses} ({new Training.RunDirectory(request.RunDirectory).ConfigPath})");
+        var dataset = TrainPipeline.OpenDataset(request.RunDirectory, config, request.DataRoot, request.Split);
         // Every image still to map must fit at the largest scale: checked from the headers before the output folder is made, so a
         // refusal leaves nothing behind (and comes before any map, not after hours of them).
         foreach (var sample in dataset.Samples)

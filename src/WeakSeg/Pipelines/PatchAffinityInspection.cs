@@ -19,7 +19,7 @@ public sealed record PatchAffinityRequest
 
     public string Split { get; init; } = "train";
 
-    /// <summary>The first N images of the split; 0 = all.</summary>
+    /// <summary>The first N images of the split; 0 = all (negative: refused).</summary>
     public int Images { get; init; } = 100;
 
     public string Device { get; init; } = "cpu";
@@ -35,15 +35,14 @@ public static class PatchAffinityInspection
 {
     public static PatchAffinityStatistics Run(PatchAffinityRequest request, IProgress<ProgressUpdate>? progress = null, CancellationToken cancellationToken = default)
     {
+        if (request.Images < 0) throw new WeakSegException($"the number of images must be 0 (all) or positive (got {request.Images})");
         var device = TorchRuntime.Initialize(request.Device, request.Threads);
         using var method = TrainPipeline.LoadTrained(request.RunDirectory, out var config);
         var vit = method.Model as VisionTransformer ?? method.Model.modules().OfType<VisionTransformer>().FirstOrDefault()
             ?? throw WeakSegException.ForFile(request.RunDirectory, $"method '{method.Name}' has no class-token ViT whose patch attention could be inspected");
         method.Model.to(device);
         method.Model.eval();
-        var dataset = VocDataset.Open(request.DataRoot ?? config.DataRoot, request.Split);
-        if (dataset.NumClasses != config.NumClasses)
-            throw WeakSegException.ForFile(dataset.Root, $"has {dataset.NumClasses} classes but the run was trained with {config.NumClasses}");
+        var dataset = TrainPipeline.OpenDataset(request.RunDirectory, config, request.DataRoot, request.Split);
         int count = request.Images <= 0 ? dataset.Samples.Count : Math.Min(request.Images, dataset.Samples.Count);
         var transform = new EvalTransform();
         var accumulator = new PatchAffinityAccumulator();

@@ -120,6 +120,16 @@ public static class TrainPipeline
         return new TrainOutcome(result, config, import);
     }
 
+    /// <summary>The split a trained run maps or inspects: <paramref name="dataRoot"/> (null: the run's training data); a dataset with
+    /// another class count than the run's is one line naming both and the run's config.json.</summary>
+    public static VocDataset OpenDataset(string runDirectory, RunConfig config, string? dataRoot, string split)
+    {
+        var dataset = VocDataset.Open(dataRoot ?? config.DataRoot, split);
+        if (dataset.NumClasses != config.NumClasses)
+            throw WeakSegException.ForFile(dataset.Root, $"has {dataset.NumClasses} classes but the run was trained with {config.NumClasses} ({new RunDirectory(runDirectory).ConfigPath})");
+        return dataset;
+    }
+
     /// <summary>Builds the run's method and loads its weights (model-final.bin or the latest checkpoint).</summary>
     public static IWsssMethod LoadTrained(string runDirectory, out RunConfig config, string? weightsPath = null)
     {

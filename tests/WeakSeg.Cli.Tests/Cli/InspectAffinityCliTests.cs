@@ -14,8 +14,7 @@ public class InspectAffinityCliTests
     public void Measures_a_trained_run_and_refuses_a_dataset_without_masks_in_one_line()
     {
         using var dir = TestPaths.NewTempDir();
-        var data = dir.File("data");
-        Assert.Equal(0, Cli("synth", "--out", data, "--train", "6", "--val", "2", "--size", "32", "--classes", "3", "--threads", "2").Code);
+        var data = PipelineTestData.MakeData(dir.File("data"), train: 6);
         var config = dir.File("tiny.json");
         File.WriteAllText(config, PipelineTestData.TinyOverlay(steps: 2).ToJsonString());
         var run = dir.File("run");
